@@ -1,0 +1,1 @@
+"""Places and their storage: database, models, local PostGIS, registry, Persian text."""

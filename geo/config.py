@@ -1,0 +1,56 @@
+"""Settings from the environment, with the embedded defaults of a local checkout."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from geo.errors import ConfigError
+
+__all__ = ["Settings", "project_root", "settings"]
+
+DEFAULT_PG_PORT = 54329
+
+
+def project_root() -> Path:
+    """The checkout this package runs from, or the working directory when installed."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service and the command line need to know.
+
+    Attributes:
+        home: the project's state folder (local cluster, generated sample data).
+        database_url: an external PostGIS; ``None`` means the local cluster.
+        pg_port: loopback port of the local cluster.
+    """
+
+    home: Path
+    database_url: str | None
+    pg_port: int
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.home / "pg"
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.home / "sample"
+
+
+def settings(env: dict[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: the process environment)."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("TAGSIM_HOME") or project_root() / ".tagsim").resolve()
+    port_text = env.get("TAGSIM_PG_PORT", str(DEFAULT_PG_PORT))
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"TAGSIM_PG_PORT must be a port number, not {port_text!r}") from None
+    if not 1024 <= port <= 65535:
+        raise ConfigError(f"TAGSIM_PG_PORT must be between 1024 and 65535, not {port}")
+    return Settings(home=home, database_url=env.get("TAGSIM_DATABASE_URL") or None, pg_port=port)

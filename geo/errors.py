@@ -1,0 +1,76 @@
+"""Typed errors of the geo layer, each with a stable machine code.
+
+`api/` maps them to HTTP problem responses in one place; the command line prints
+``code: message``. Codes never change once released: clients match on them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClusterError",
+    "ConfigError",
+    "DatabaseUnreachable",
+    "GeoError",
+    "NotFound",
+    "PostGISMissing",
+    "PortInUse",
+    "ValidationError",
+]
+
+
+class GeoError(Exception):
+    """Base of every error raised by `geo`."""
+
+    code = "geo_error"
+    http_status = 500
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(GeoError):
+    """The configuration (environment, files) cannot be used."""
+
+    code = "config_error"
+
+
+class ClusterError(GeoError):
+    """The project's own PostgreSQL cluster could not be created, started or stopped."""
+
+    code = "cluster_error"
+
+
+class PortInUse(ClusterError):
+    """The cluster's loopback port is taken by another program."""
+
+    code = "port_in_use"
+
+
+class PostGISMissing(ClusterError):
+    """PostgreSQL or PostGIS is not installed and cannot be installed from here."""
+
+    code = "postgis_missing"
+    http_status = 503
+
+
+class DatabaseUnreachable(GeoError):
+    """The database URL does not answer, or answers without PostGIS."""
+
+    code = "database_unreachable"
+    http_status = 503
+
+
+class NotFound(GeoError):
+    """A thing asked for by code or id does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ValidationError(GeoError):
+    """Input was rejected; nothing was stored."""
+
+    code = "invalid_input"
+    http_status = 422

@@ -1,0 +1,31 @@
+"""Tables of tagsim (DESIGN.md section 7). Import from here."""
+
+from geo.models.access import ApiKey, AuditEntry, Policy, Principal
+from geo.models.base import Base
+from geo.models.changes import Change
+from geo.models.crosswalk import CrosswalkDecision, CrosswalkLink, CrosswalkRun
+from geo.models.jobs import JobProgress
+from geo.models.parcels import GuidePlan, Parcel, Plate, Upload
+from geo.models.registry import LEVELS, Agency, Division, DivisionEvent, Edition
+
+__all__ = [
+    "LEVELS",
+    "Agency",
+    "ApiKey",
+    "AuditEntry",
+    "Base",
+    "Change",
+    "CrosswalkDecision",
+    "CrosswalkLink",
+    "CrosswalkRun",
+    "Division",
+    "DivisionEvent",
+    "Edition",
+    "GuidePlan",
+    "JobProgress",
+    "Parcel",
+    "Plate",
+    "Policy",
+    "Principal",
+    "Upload",
+]

@@ -1,0 +1,53 @@
+"""The change log, written in the same transaction as the data it describes.
+
+``txid`` records the writing transaction (``pg_current_xact_id()``) so that a
+reader can hold back changes of transactions still in flight: sequence numbers
+alone can commit out of order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
+
+from geo.models.base import Base, now_column, sql_in
+
+ENTITY_KINDS = ("parcel", "guide_plan", "plate", "division", "crosswalk")
+OPERATIONS = ("insert", "update", "delete")
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id type."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+class Change(Base):
+    """One change to one entity, in commit order by (txid visibility, id)."""
+
+    __tablename__ = "change"
+    __table_args__ = (
+        CheckConstraint(f"entity_kind IN ({sql_in(ENTITY_KINDS)})", name="entity_kind"),
+        CheckConstraint(f"operation IN ({sql_in(OPERATIONS)})", name="operation"),
+        Index("ix_change_entity", "entity_kind", "entity_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    txid: Mapped[int] = mapped_column(
+        Xid8(), nullable=False, server_default=text("pg_current_xact_id()")
+    )
+    entity_kind: Mapped[str] = mapped_column(Text, nullable=False)
+    entity_id: Mapped[str] = mapped_column(Text, nullable=False)
+    operation: Mapped[str] = mapped_column(Text, nullable=False)
+    occurred_at: Mapped[datetime] = now_column()
+    cause: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
