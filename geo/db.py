@@ -24,7 +24,7 @@ def normalize_url(url: str) -> str:
     """Make any PostgreSQL URL use the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

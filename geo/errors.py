@@ -12,8 +12,8 @@ __all__ = [
     "DatabaseUnreachable",
     "GeoError",
     "NotFound",
-    "PostGISMissing",
     "PortInUse",
+    "PostGISMissing",
     "ValidationError",
 ]
 

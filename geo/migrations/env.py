@@ -18,9 +18,9 @@ _FOREIGN_PREFIXES = ("procrastinate_", "spatial_ref_sys", "layer", "topology")
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     if type_ == "table" and name and name.startswith(_FOREIGN_PREFIXES):
         return False
-    if type_ in {"index", "column"} and getattr(obj, "table", None) is not None:
-        if obj.table.name.startswith(_FOREIGN_PREFIXES):
-            return False
+    table = getattr(obj, "table", None) if type_ in {"index", "column"} else None
+    if table is not None and table.name.startswith(_FOREIGN_PREFIXES):
+        return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 

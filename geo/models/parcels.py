@@ -27,7 +27,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from geo.models.base import Base, now_column, sql_in
 
 UPLOAD_STATUSES = (
-    "received", "validating", "validated", "invalid", "publishing", "published", "failed",
+    "received",
+    "validating",
+    "validated",
+    "invalid",
+    "publishing",
+    "published",
+    "failed",
 )
 _CURRENT = text("valid_to IS NULL")
 
@@ -73,7 +79,9 @@ class GuidePlan(Base):
     __table_args__ = (
         Index("ix_guide_plan_zone", "zone", postgresql_using="gist"),
         Index(
-            "ix_guide_plan_village_current", "village_agency", "village_code",
+            "ix_guide_plan_village_current",
+            "village_agency",
+            "village_code",
             postgresql_where=_CURRENT,
         ),
     )
@@ -99,7 +107,9 @@ class Parcel(Base):
     __table_args__ = (
         Index("ix_parcel_geom", "geom", postgresql_using="gist"),
         Index(
-            "ix_parcel_village_current", "village_agency", "village_code",
+            "ix_parcel_village_current",
+            "village_agency",
+            "village_code",
             postgresql_where=_CURRENT,
         ),
         Index("ix_parcel_valid", "valid_from", "valid_to"),
@@ -129,7 +139,10 @@ class Plate(Base):
     __table_args__ = (
         Index("ix_plate_geom", "geom", postgresql_using="gist"),
         Index(
-            "ix_plate_number_current", "registration_unit", "main_plate", "sub_plate",
+            "ix_plate_number_current",
+            "registration_unit",
+            "main_plate",
+            "sub_plate",
             postgresql_where=_CURRENT,
         ),
     )

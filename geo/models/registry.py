@@ -26,7 +26,6 @@ LEVELS = ("province", "county", "district", "rural", "city", "village")
 EVENT_KINDS = ("create", "abolish", "rename", "recode", "move", "split", "merge")
 
 
-
 class Agency(Base):
     """An agency that codes divisions: moi, sci, hf, and others an admin adds."""
 
@@ -105,6 +104,8 @@ class DivisionEvent(Base):
         ForeignKey("edition.id", ondelete="CASCADE"), nullable=False, index=True
     )
     kind: Mapped[str] = mapped_column(Text, nullable=False)
-    codes_before: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
+    codes_before: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default="{}"
+    )
     codes_after: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")

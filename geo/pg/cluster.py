@@ -141,7 +141,14 @@ class LocalCluster:
                 pwd.getpwnam(name)
             except KeyError:
                 subprocess.run(
-                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                    [
+                        "useradd",
+                        "--system",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        name,
+                    ],
                     check=True,
                 )
         return name
@@ -212,13 +219,20 @@ class LocalCluster:
             done = self._run(
                 [
                     str(self._bindir / "initdb"),  # type: ignore[operator]
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
-                    "--pwfile", str(pwfile),
-                    "--auth-local", "scram-sha-256",
-                    "--auth-host", "scram-sha-256",
-                    "-E", "UTF8",
-                    "--locale", "C.UTF-8",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth-local",
+                    "scram-sha-256",
+                    "--auth-host",
+                    "scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale",
+                    "C.UTF-8",
                 ]
             )
         finally:
@@ -267,19 +281,22 @@ class LocalCluster:
             )
         self._pg_ctl(
             "start",
-            "-D", str(self.data_dir),
-            "-l", str(self.log_file),
-            "-w", "-t", "60",
-            "-o", f"-p {self.port}",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port}",
         )
 
     def _password(self) -> str:
         try:
             return self.password_file.read_text().strip()
         except FileNotFoundError:
-            raise ClusterError(
-                f"no cluster at {self.root}: run `tagsim db up` first"
-            ) from None
+            raise ClusterError(f"no cluster at {self.root}: run `tagsim db up` first") from None
 
     def _ensure_database(self, name: str) -> None:
         import psycopg

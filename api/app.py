@@ -1,0 +1,33 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from api import errors, health
+from api.database import init_app as init_database
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; ``test_config`` overrides settings (e.g. ``DATABASE_URL``).
+
+    Without ``DATABASE_URL`` the URL comes from the environment
+    (``TAGSIM_DATABASE_URL``) or the project's own cluster.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(
+        DATABASE_URL=None,
+        MAX_CONTENT_LENGTH=512 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.from_prefixed_env("TAGSIM_FLASK")
+    if test_config:
+        app.config.update(test_config)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Persian stays readable
+
+    init_database(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    return app

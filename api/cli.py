@@ -1,0 +1,182 @@
+"""The `tagsim` command line: the same domain functions the HTTP layer calls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from geo.config import settings
+from geo.db import check_database, database_url, local_cluster, safe_url
+from geo.errors import GeoError
+
+
+def _reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a GeoError as ``tagsim: error [code]: message`` and exit 1, no traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GeoError as exc:
+            click.echo(f"tagsim: error [{exc.code}]: {exc.message}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _ready_url() -> str:
+    """The database URL, started (local cluster) and checked for PostGIS."""
+    url = database_url(start=True)
+    check_database(url)
+    return url
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tagsim")
+def main() -> None:
+    """tagsim: Iran's divisions, the MOI/SCI/HF crosswalk, parcel maps and coverage."""
+
+
+# -- db -------------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """The database: the project's own PostGIS cluster, or TAGSIM_DATABASE_URL."""
+
+
+@db.command("up")
+@_reports_errors
+def db_up() -> None:
+    """Create (first time) and start the local PostGIS cluster; safe to run twice."""
+    cfg = settings()
+    if cfg.database_url:
+        url = database_url(cfg)
+        facts = check_database(url)
+        click.echo(f"using external database {safe_url(url)}: PostGIS {facts['postgis_version']}")
+        return
+    cluster = local_cluster(cfg)
+    cluster.up()
+    status = cluster.status()
+    click.echo(f"PostGIS running on 127.0.0.1:{status.port}")
+    click.echo(f"data {status.data_dir}; log {status.log_file}")
+
+
+@db.command("down")
+@_reports_errors
+def db_down() -> None:
+    """Stop the local cluster (its data stays)."""
+    stopped = local_cluster().down()
+    click.echo("stopped" if stopped else "was not running")
+
+
+@db.command("status")
+@_reports_errors
+def db_status() -> None:
+    """Say whether the cluster exists and runs, and where."""
+    cfg = settings()
+    if cfg.database_url:
+        click.echo(f"external database: {safe_url(database_url(cfg))}")
+        return
+    st = local_cluster(cfg).status()
+    state = "running" if st.running else ("stopped" if st.initialized else "not created")
+    click.echo(f"{state}; port {st.port or cfg.pg_port}; data {st.data_dir}; log {st.log_file}")
+    sys.exit(0 if st.running else 3)
+
+
+@db.command("url")
+@_reports_errors
+def db_url() -> None:
+    """Print the database URL (with its password: for scripts and psql)."""
+    click.echo(database_url())
+
+
+@db.command("migrate")
+@click.option("--revision", default="head", show_default=True)
+@_reports_errors
+def db_migrate(revision: str) -> None:
+    """Bring the schema up to REVISION (starts the local cluster if needed)."""
+    from geo import migrate
+
+    url = _ready_url()
+    migrate.upgrade(url, revision)
+    click.echo(f"schema at {migrate.current_revision(url)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@_reports_errors
+def db_downgrade(revision: str) -> None:
+    """Take the schema down to REVISION (`base` removes every table of ours)."""
+    from geo import migrate
+
+    url = _ready_url()
+    migrate.downgrade(url, revision)
+    click.echo(f"schema at {migrate.current_revision(url)}")
+
+
+# -- service ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@_reports_errors
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API with gunicorn."""
+    from api.serve import serve as run_gunicorn
+
+    _ready_url()
+    run_gunicorn(host, port, workers)
+
+
+@main.command()
+@click.option("--concurrency", default=1, show_default=True, type=int)
+@_reports_errors
+def worker(concurrency: int) -> None:
+    """Run background jobs (uploads, crosswalk builds) until stopped."""
+    from geo.jobs import run_worker
+
+    run_worker(_ready_url(), concurrency=concurrency)
+
+
+@main.command()
+@click.option("--regenerate", is_flag=True, help="generate the sample files anew")
+@_reports_errors
+def demo(regenerate: bool) -> None:
+    """Load the sample data (real MOI and SCI lists, generated HF lists and parcels)."""
+    from data.sample import ensure_sample_files
+    from geo.sample import load_sample
+
+    cfg = settings()
+    folder = ensure_sample_files(cfg.sample_dir, force=regenerate, echo=click.echo)
+    summary = load_sample(_ready_url(), folder, echo=click.echo)
+    click.echo(summary)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.pass_context
+@_reports_errors
+def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Everything a newcomer needs: database up, migrated, sample loaded, worker, API."""
+    ctx.invoke(db_up)
+    ctx.invoke(db_migrate, revision="head")
+    ctx.invoke(demo, regenerate=False)
+    child = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=os.environ.copy())
+    click.echo(f"worker started (pid {child.pid}); serving on http://{host}:{port}")
+    try:
+        ctx.invoke(serve, host=host, port=port, workers=workers)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""One database connection per request, on ``g``, closed at teardown (Flask tutorial style)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from sqlalchemy import Connection
+
+from geo.db import database_url, engine
+
+
+def url() -> str:
+    """The database URL of the running app, resolved once."""
+    resolved = current_app.config.get("DATABASE_URL")
+    if not resolved:
+        resolved = current_app.config["DATABASE_URL"] = database_url()
+    return resolved
+
+
+def get_conn() -> Connection:
+    """The request's connection (opened on first use)."""
+    if "conn" not in g:
+        g.conn = engine(url()).connect()
+    return g.conn
+
+
+def close_conn(_exc: BaseException | None = None) -> None:
+    conn = g.pop("conn", None)
+    if conn is not None:
+        conn.close()
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(close_conn)

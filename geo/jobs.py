@@ -1,0 +1,127 @@
+"""Long work as jobs: procrastinate's PostgreSQL queue, with progress in `job_progress`.
+
+Tasks are registered on :data:`tasks` (a procrastinate blueprint) by the modules that
+own the work; :func:`job_app` builds the app the web process defers with and the
+worker runs. Progress is written by the task through :func:`report_progress`, in its
+own short transaction so a reader sees it while the job runs.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+import procrastinate
+from sqlalchemy import text
+
+from geo.db import engine, normalize_url
+from geo.errors import NotFound
+
+__all__ = [
+    "enqueue",
+    "job_app",
+    "job_state",
+    "report_progress",
+    "run_worker",
+    "tasks",
+    "worker_database_url",
+]
+
+QUEUE = "tagsim"
+tasks = procrastinate.Blueprint()
+_worker_url: str | None = None  # set by run_worker: tasks reach the database through it
+
+
+def worker_database_url() -> str:
+    """The database URL of the worker running the current task (never stored in jobs)."""
+    if _worker_url is None:
+        raise RuntimeError("worker_database_url() is for tasks run by run_worker()")
+    return _worker_url
+
+
+def _conninfo(url: str) -> str:
+    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
+
+
+@lru_cache(maxsize=8)
+def job_app(url: str) -> procrastinate.App:
+    """The procrastinate app over the database at ``url``, with every tagsim task.
+
+    One per process and URL: a blueprint's tasks bind to the app they are added to.
+    """
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=_conninfo(url)))
+    app.add_tasks_from(tasks, namespace="tagsim")
+    return app
+
+
+def enqueue(url: str, task: str, *, kind: str | None = None, **kwargs: Any) -> int:
+    """Queue ``task`` (a name such as ``tagsim:selftest``) and return its job id."""
+    app = job_app(url)
+    with app.open():
+        job_id = app.configure_task(task, queue=QUEUE).defer(**kwargs)
+    with engine(url).begin() as conn:
+        conn.execute(
+            text("INSERT INTO job_progress (job_id, kind) VALUES (:id, :kind)"),
+            {"id": job_id, "kind": kind or task},
+        )
+    return job_id
+
+
+def report_progress(
+    url: str, job_id: int, done: int, total: int | None = None, message: str | None = None
+) -> None:
+    """Record how far job ``job_id`` has come (committed at once)."""
+    with engine(url).begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE job_progress SET done = :done, total = coalesce(:total, total),"
+                " message = coalesce(:message, message), updated_at = now()"
+                " WHERE job_id = :id"
+            ),
+            {"id": job_id, "done": done, "total": total, "message": message},
+        )
+
+
+def job_state(url: str, job_id: int) -> dict[str, Any]:
+    """Status (todo, doing, succeeded, failed, …) and progress of one job."""
+    with engine(url).connect() as conn:
+        row = (
+            conn.execute(
+                text(
+                    "SELECT j.id, j.task_name, j.status::text AS status, j.attempts,"
+                    " p.kind, p.done, p.total, p.message, p.result, p.updated_at"
+                    " FROM procrastinate_jobs j LEFT JOIN job_progress p ON p.job_id = j.id"
+                    " WHERE j.id = :id"
+                ),
+                {"id": job_id},
+            )
+            .mappings()
+            .one_or_none()
+        )
+    if row is None:
+        raise NotFound(f"no job {job_id}", job_id=job_id)
+    state = dict(row)
+    total = state.get("total")
+    state["fraction"] = (state["done"] / total) if total else None
+    return state
+
+
+def run_worker(url: str, *, wait: bool = True, concurrency: int = 1) -> None:
+    """Run jobs until stopped (``wait=False``: until the queue is empty)."""
+    global _worker_url
+    _worker_url = url
+    job_app(url).run_worker(
+        queues=[QUEUE], wait=wait, concurrency=concurrency, install_signal_handlers=wait
+    )
+
+
+@tasks.task(name="selftest", pass_context=True)
+def selftest(context: procrastinate.JobContext, steps: int = 3) -> None:
+    """A job that only reports progress: proves the queue and the worker end to end."""
+    url = worker_database_url()
+    job_id = context.job.id
+    assert job_id is not None
+    for step in range(1, steps + 1):
+        time.sleep(0.01)
+        report_progress(url, job_id, step, steps, f"step {step} of {steps}")
