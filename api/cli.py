@@ -149,8 +149,7 @@ def worker(concurrency: int) -> None:
 @_reports_errors
 def demo(regenerate: bool) -> None:
     """Load the sample data (real MOI and SCI lists, generated HF lists and parcels)."""
-    from data.sample import ensure_sample_files
-    from geo.sample import load_sample
+    from data.sample import ensure_sample_files, load_sample
 
     cfg = settings()
     folder = ensure_sample_files(cfg.sample_dir, force=regenerate, echo=click.echo)

@@ -24,9 +24,11 @@ class GeoError(Exception):
     code = "geo_error"
     http_status = 500
 
-    def __init__(self, message: str, **details: object) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **details: object) -> None:
         super().__init__(message)
         self.message = message
+        if code:
+            self.code = code
         self.details = details
 
 

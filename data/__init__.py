@@ -1,0 +1,1 @@
+"""Sample data and the generator of realistic synthetic data (with ground truth)."""
