@@ -11,10 +11,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from geo.config import Settings, settings
-from geo.errors import DatabaseUnreachable, PostGISMissing
+from geo.errors import ConfigError, DatabaseUnreachable, PostGISMissing
 from geo.pg.cluster import LocalCluster
 
 __all__ = ["check_database", "database_url", "engine", "local_cluster", "normalize_url", "safe_url"]
@@ -67,22 +68,28 @@ def check_database(url: str, *, create_postgis: bool = True) -> dict[str, Any]:
         DatabaseUnreachable: no answer, wrong credentials, no such database.
         PostGISMissing: the server answers but has no PostGIS and it cannot be created.
     """
-    probe = create_engine(normalize_url(url), connect_args={"connect_timeout": 5}, poolclass=None)
+    try:
+        probe = create_engine(
+            normalize_url(url), connect_args={"connect_timeout": 5}, poolclass=NullPool
+        )
+    except ArgumentError:
+        raise ConfigError(f"not a database URL: {url!r}") from None
     try:
         with probe.connect() as conn:
             server = conn.execute(text("SHOW server_version")).scalar_one()
             has_postgis = conn.execute(
                 text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")
             ).scalar_one_or_none()
-            if has_postgis is None and create_postgis:
+            if has_postgis is None:
                 available = conn.execute(
                     text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
                 ).scalar_one_or_none()
-                if available is None:
+                if available is None or not create_postgis:
                     raise PostGISMissing(
-                        f"the database at {safe_url(url)} has no PostGIS available; install "
-                        "PostGIS 3 on that server or unset TAGSIM_DATABASE_URL to use the "
-                        "project's own cluster"
+                        f"the database at {safe_url(url)} has no PostGIS"
+                        + ("" if available is None else " extension (CREATE EXTENSION postgis)")
+                        + "; install PostGIS 3 on that server or unset TAGSIM_DATABASE_URL to"
+                        " use the project's own cluster"
                     )
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
                 conn.commit()

@@ -117,11 +117,13 @@ def run_worker(url: str, *, wait: bool = True, concurrency: int = 1) -> None:
 
 
 @tasks.task(name="selftest", pass_context=True)
-def selftest(context: procrastinate.JobContext, steps: int = 3) -> None:
-    """A job that only reports progress: proves the queue and the worker end to end."""
+def selftest(context: procrastinate.JobContext, steps: int = 3, fail_at: int | None = None) -> None:
+    """A job that only reports progress (and fails at step ``fail_at`` if given)."""
     url = worker_database_url()
     job_id = context.job.id
     assert job_id is not None
     for step in range(1, steps + 1):
+        if step == fail_at:
+            raise RuntimeError(f"selftest failed at step {step}, as asked")
         time.sleep(0.01)
         report_progress(url, job_id, step, steps, f"step {step} of {steps}")

@@ -3,17 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from geoalchemy2 import alembic_helpers
 
 from geo.db import engine, normalize_url
+from geo.models import Base
 
-__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = [
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "include_object",
+    "schema_drift",
+    "upgrade",
+]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Tables that belong to extensions or to procrastinate, not to our models.
+_FOREIGN_PREFIXES = ("procrastinate_", "spatial_ref_sys", "layer", "topology", "alembic_version")
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Autogenerate's filter: our tables only, geometry columns as GeoAlchemy2 sees them."""
+    if type_ == "table" and name and name.startswith(_FOREIGN_PREFIXES):
+        return False
+    table = getattr(obj, "table", None) if type_ in {"index", "column"} else None
+    if table is not None and table.name.startswith(_FOREIGN_PREFIXES):
+        return False
+    return bool(alembic_helpers.include_object(obj, name, type_, reflected, compare_to))
+
+
+def schema_drift(url: str) -> list[Any]:
+    """Differences between the models and the database at ``url`` (empty: in step)."""
+    with engine(url).connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": include_object, "compare_type": True}
+        )
+        return list(compare_metadata(ctx, Base.metadata))
 
 
 def alembic_config(url: str) -> Config:

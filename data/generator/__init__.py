@@ -152,7 +152,7 @@ def generate(
                 sz.defect_rate,
                 sz.zone_radius,
             )  # type: ignore[arg-type]
-            write_village(vm, out / "parcels", prng, Path(tmp))
+            write_village(vm, out / "parcels", i, Path(tmp))
             maps.append(vm)
             if i % 200 == 0:
                 echo(f"  {i} of {len(mapped)} villages")

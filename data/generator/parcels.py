@@ -17,14 +17,15 @@ import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 import shapely.affinity
+from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
-from shapely.ops import transform as shp_transform
 
 from geo.crs import ed77_utm_epsg, transformer, utm_epsg
 
@@ -67,6 +68,11 @@ class VillageMap:
     encoding: str = "UTF-8"
     file: str = ""
     defects: list[str] = field(default_factory=list)
+
+
+def _reproject(geom: Any, t: Transformer, dx: float = 0.0, dy: float = 0.0) -> Any:
+    """``geom`` through transformer ``t``, after shifting it by (dx, dy)."""
+    return shapely.transform(geom, lambda x, y: t.transform(x + dx, y + dy), interleaved=False)
 
 
 def _zone(rng: random.Random, radius: float) -> Polygon:
@@ -152,9 +158,7 @@ def make_village(
     back = transformer(epsg, 4326)
 
     def to_lonlat(g: Polygon) -> Polygon:
-        return shp_transform(
-            lambda x, y, z=None: back.transform(np.asarray(x) + x0, np.asarray(y) + y0), g
-        )
+        return _reproject(g, back, x0, y0)
 
     frame = gpd.GeoDataFrame(
         {
@@ -180,33 +184,35 @@ def _zip_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def write_village(vm: VillageMap, folder: Path, rng: random.Random, tmp: Path) -> None:
-    """Write the village's file as HF would send it; record CRS, .prj and encoding."""
+def write_village(vm: VillageMap, folder: Path, index: int, tmp: Path) -> None:
+    """Write the village's file as HF would send it; record CRS, .prj and encoding.
+
+    The ``index``-th map gets its traits in a fixed rotation, so even a handful of maps
+    shows each: every 5th in ED50(ED77) / UTM, every 7th a GeoPackage, every 6th without
+    ``.prj``, every 3rd shapefile with Windows-1256 text and no ``.cpg``.
+    """
     lon = vm.zone.centroid.x
-    roll = rng.random()
-    vm.epsg = ed77_utm_epsg(lon) if roll < 0.2 else utm_epsg(lon)
+    vm.epsg = ed77_utm_epsg(lon) if index % 5 == 1 else utm_epsg(lon)
     parcels = vm.parcels.to_crs(vm.epsg) if vm.epsg else vm.parcels
     if vm.epsg in {2058, 2059, 2060, 2061}:
         parcels = vm.parcels.copy()
         t = transformer(4326, vm.epsg)
-        parcels.geometry = [
-            shp_transform(lambda x, y, z=None: t.transform(x, y), g) for g in vm.parcels.geometry
-        ]
+        parcels.geometry = [_reproject(g, t) for g in vm.parcels.geometry]
         parcels = parcels.set_crs(vm.epsg, allow_override=True)
-        zone = shp_transform(lambda x, y, z=None: t.transform(x, y), vm.zone)
+        zone = _reproject(vm.zone, t)
     else:
         zone = gpd.GeoSeries([vm.zone], crs=4326).to_crs(vm.epsg).iloc[0]
     zone_frame = gpd.GeoDataFrame(
         {"CODE_HF": [vm.hf_code], "NAME": [vm.name]}, geometry=[zone], crs=vm.epsg
     )
-    if rng.random() < 0.15:
+    if index % 7 == 6:
         path = folder / f"{vm.hf_code}.gpkg"
         parcels.to_file(path, layer="parcels", driver="GPKG")
         zone_frame.to_file(path, layer="zone", driver="GPKG")
         vm.file, vm.encoding = path.name, "UTF-8"
         return
-    vm.has_prj = rng.random() >= 0.15
-    vm.encoding = "UTF-8" if rng.random() < 0.7 else "CP1256"
+    vm.has_prj = index % 6 != 2
+    vm.encoding = "CP1256" if index % 3 == 0 else "UTF-8"
     if vm.encoding == "CP1256":  # Windows-1256 has no Persian ye: old software writes Arabic ي
         for frame in (parcels, zone_frame):
             for col in frame.columns.drop("geometry"):

@@ -6,22 +6,11 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
+from geo.migrate import include_object
 from geo.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-# Tables that belong to extensions or to procrastinate, not to our models.
-_FOREIGN_PREFIXES = ("procrastinate_", "spatial_ref_sys", "layer", "topology")
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    if type_ == "table" and name and name.startswith(_FOREIGN_PREFIXES):
-        return False
-    table = getattr(obj, "table", None) if type_ in {"index", "column"} else None
-    if table is not None and table.name.startswith(_FOREIGN_PREFIXES):
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def run_migrations_online() -> None:

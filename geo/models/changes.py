@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -28,6 +29,9 @@ class Xid8(UserDefinedType[int]):
 
     def get_col_spec(self, **kw: Any) -> str:
         return "xid8"
+
+
+ischema_names["xid8"] = Xid8  # so reflection (and migration checks) know the type
 
 
 class Change(Base):

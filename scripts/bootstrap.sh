@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Make .venv hold tagsim and its dependencies; safe to run again (does nothing if current).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null 2>&1; then
+  echo "tagsim: python3 (3.11 or newer) is needed: apt-get install python3 python3-venv" >&2
+  exit 1
+fi
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "tagsim: Python 3.11 or newer is needed; $PY is $("$PY" -V 2>&1)" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "tagsim: installing python3-venv with apt-get ..." >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2 \
+        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2; }
+      "$PY" -m venv .venv
+    else
+      echo "tagsim: cannot create a virtualenv: apt-get install python3-venv" >&2
+      exit 1
+    fi
+  fi
+fi
+stamp=.venv/.tagsim-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "tagsim: installing Python dependencies into .venv ..." >&2
+  .venv/bin/python -m pip install -q --upgrade pip >&2
+  .venv/bin/python -m pip install -q -e '.[dev]' >&2
+  touch "$stamp"
+fi

@@ -1,0 +1,89 @@
+"""Fixtures: a throwaway database on a real PostGIS, migrated to head.
+
+The server is ``TAGSIM_TEST_DATABASE_URL``'s (any database on it: a fresh one is
+created beside it) or, by default, the project's own local cluster, started if needed.
+Each test session gets its own database, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+
+from geo import migrate
+from geo.db import database_url, engine, normalize_url
+
+
+def _server_url() -> str:
+    explicit = os.environ.get("TAGSIM_TEST_DATABASE_URL")
+    return normalize_url(explicit) if explicit else database_url(start=True)
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def create_database(server_url: str, prefix: str = "tagsim_test") -> str:
+    """Create an empty database with PostGIS beside ``server_url``; return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = make_url(server_url).set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    return url
+
+
+def drop_database(url: str) -> None:
+    engine(url).dispose()
+    name = make_url(url).database
+    admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """A URL on the PostGIS server the tests use (its database is not touched)."""
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def db_url(server_url: str) -> Iterator[str]:
+    """A throwaway database migrated to head, for the whole session."""
+    url = create_database(server_url)
+    migrate.upgrade(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def empty_db_url(server_url: str) -> Iterator[str]:
+    """A fresh database with PostGIS and nothing else, dropped after the test."""
+    url = create_database(server_url, "tagsim_empty")
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[Connection]:
+    """A connection in a transaction that is always rolled back."""
+    with engine(db_url).connect() as connection:
+        trans = connection.begin()
+        try:
+            yield connection
+        finally:
+            trans.rollback()
+
+
+@pytest.fixture(scope="session")
+def project_dir() -> Path:
+    return Path(__file__).resolve().parents[1]

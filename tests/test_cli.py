@@ -1,0 +1,45 @@
+"""The `tagsim` command line: help, database commands, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from api.cli import main
+
+
+def test_help_lists_the_commands() -> None:
+    out = CliRunner().invoke(main, ["--help"]).output
+    for command in ("db", "serve", "worker", "demo", "run"):
+        assert command in out
+    db_help = CliRunner().invoke(main, ["db", "--help"]).output
+    for command in ("up", "down", "status", "url", "migrate"):
+        assert command in db_help
+
+
+def test_db_status_and_url_for_the_local_cluster() -> None:
+    result = CliRunner().invoke(main, ["db", "status"])
+    assert result.exit_code == 0 and result.output.startswith("running")
+    assert CliRunner().invoke(main, ["db", "url"]).output.startswith("postgresql+psycopg://")
+
+
+def test_unreachable_external_database_is_a_one_line_error() -> None:
+    env = {"TAGSIM_DATABASE_URL": "postgresql://u:p@127.0.0.1:1/db"}
+    result = CliRunner().invoke(main, ["db", "up"], env=env)
+    assert result.exit_code == 1
+    assert "tagsim: error [database_unreachable]: cannot reach the database" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_port_setting_is_reported() -> None:
+    result = CliRunner().invoke(main, ["db", "status"], env={"TAGSIM_PG_PORT": "eighty"})
+    assert result.exit_code == 1 and "[config_error]" in result.output
+
+
+def test_installed_entry_point_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "--version"], capture_output=True, text=True, check=True
+    )
+    assert "version" in done.stdout

@@ -1,0 +1,76 @@
+"""Database checks, migrations up and down, and the schema's own guarantees."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from geo import migrate
+from geo.db import check_database, engine
+from geo.errors import ConfigError, DatabaseUnreachable, PostGISMissing
+
+
+def test_unreachable_url_is_a_clear_error() -> None:
+    with pytest.raises(DatabaseUnreachable, match=r"cannot reach the database at .*127.0.0.1:1"):
+        check_database("postgresql://someone:secret@127.0.0.1:1/nothing")
+
+
+def test_password_never_appears_in_the_error() -> None:
+    with pytest.raises(DatabaseUnreachable) as info:
+        check_database("postgresql://someone:s3cr3t@127.0.0.1:1/nothing")
+    assert "s3cr3t" not in info.value.message
+
+
+def test_garbage_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        check_database("not a url")
+
+
+def test_database_without_postgis_is_reported(empty_db_url: str) -> None:
+    with engine(empty_db_url).begin() as c:
+        c.execute(text("DROP EXTENSION postgis"))
+    with pytest.raises(PostGISMissing, match="has no PostGIS"):
+        check_database(empty_db_url, create_postgis=False)
+    facts = check_database(empty_db_url)  # allowed to create it
+    assert facts["postgis_version"].startswith("3.")
+
+
+def test_migrations_up_down_up(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    assert migrate.current_revision(empty_db_url) == migrate.head_revision()
+    tables = set(inspect(engine(empty_db_url)).get_table_names())
+    assert {"division", "parcel", "change", "audit", "procrastinate_jobs"} <= tables
+    migrate.downgrade(empty_db_url, "base")
+    engine(empty_db_url).dispose()
+    left = set(inspect(engine(empty_db_url)).get_table_names()) - {
+        "spatial_ref_sys",
+        "alembic_version",
+    }
+    assert left == set()
+    migrate.upgrade(empty_db_url)
+    assert migrate.current_revision(empty_db_url) == migrate.head_revision()
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    assert migrate.schema_drift(db_url) == []
+
+
+def test_drift_would_be_seen(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    with engine(empty_db_url).begin() as c:
+        c.execute(text("ALTER TABLE parcel DROP COLUMN land_use"))
+    assert any("land_use" in str(d) for d in migrate.schema_drift(empty_db_url))
+
+
+def test_audit_trail_is_append_only(conn: Connection) -> None:
+    conn.execute(
+        text("INSERT INTO audit (service, endpoint, method, status) VALUES ('x', '/x', 'GET', 200)")
+    )
+    with pytest.raises(DBAPIError, match="append-only"):
+        conn.execute(text("UPDATE audit SET status = 500"))
+
+
+def test_agencies_are_seeded(conn: Connection) -> None:
+    codes = set(conn.execute(text("SELECT code FROM agency")).scalars())
+    assert {"moi", "sci", "hf", "registration"} <= codes
