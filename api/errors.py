@@ -37,7 +37,11 @@ def problem(
 
 
 def _from_geo(exc: GeoError) -> Response:
-    details = {k: v for k, v in exc.details.items() if isinstance(v, str | int | float | bool)}
+    details = {
+        k: v
+        for k, v in exc.details.items()
+        if isinstance(v, str | int | float | bool | list | dict)
+    }
     title = (type(exc).__doc__ or exc.code).strip().splitlines()[0]
     return problem(exc.http_status, exc.code, title, exc.message, **details)
 

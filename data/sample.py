@@ -23,14 +23,17 @@ from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import text
 
 from data.generator import generate
+from geo.dates import parse_date
 from geo.db import engine
 from geo.registry import import_edition
+from geo.registry.boundaries import attach_boundaries
 
 __all__ = ["SAMPLE_SEED", "ensure_sample_files", "load_sample"]
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_SEED = 1401
 Echo = Callable[[str], Any]
+PUBLISHED = {"moi": "1401-08-25", "sci": "1399-05-01", "hf": "1402-01-01"}
 
 
 def _fingerprint() -> str:
@@ -131,9 +134,24 @@ def _load_maps(url: str, folder: Path) -> tuple[int, int, int]:
 
 def load_sample(url: str, folder: Path, *, echo: Echo = print) -> str:
     """Load the sample into the database at ``url``; running it again changes nothing."""
+    boundaries = next((HERE / "sample").glob("osm_boundaries_*.geojson")).read_bytes()
     for agency, label, path in _lists(folder):
-        result = import_edition(url, agency, label, path.read_bytes(), source_name=path.name)
+        result = import_edition(
+            url,
+            agency,
+            label,
+            path.read_bytes(),
+            source_name=path.name,
+            published_on=parse_date(PUBLISHED[agency]),
+        )
         echo(result.summary())
+        if result.created and agency in {"moi", "sci"}:
+            with engine(url).begin() as conn:
+                found = attach_boundaries(conn, result.edition_id, boundaries)
+            echo(
+                f"  boundaries (OpenStreetMap): {found.matched} attached, "
+                f"{len(found.unmatched)} without a unit"
+            )
     with engine(url).connect() as conn:
         loaded = conn.execute(
             text("SELECT count(*) FROM parcel WHERE attrs->>'loaded_by' = 'demo'")

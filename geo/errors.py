@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "DatabaseUnreachable",
     "GeoError",
+    "InvalidParameter",
     "NotFound",
     "PortInUse",
     "PostGISMissing",
@@ -69,6 +70,13 @@ class NotFound(GeoError):
 
     code = "not_found"
     http_status = 404
+
+
+class InvalidParameter(GeoError):
+    """A request's parameter is malformed (``field`` names it)."""
+
+    code = "invalid_parameter"
+    http_status = 400
 
 
 class ValidationError(GeoError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["ascii_digits", "is_code", "match_key", "normalize_code"]
+__all__ = ["ascii_digits", "is_code", "loose_key", "match_key", "normalize_code"]
 
 _DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")}
 _DIGITS.update({ord(c): str(i) for i, c in enumerate("٠١٢٣٤٥٦٧٨٩")})
@@ -38,6 +38,24 @@ _LETTERS = str.maketrans(
 # Diacritics (harakat, superscript alef), tatweel, joiners, marks and all white space.
 _DROP = re.compile("[\u064b-\u065f\u0670\u0640\u200c\u200d\u200e\u200f\u00ad\\s]+")
 _CODE = re.compile(r"^[0-9]+$")
+_CODE_SEPARATORS = re.compile(r"[\s\-_/.‌]+")
+
+# Variant knowledge (DESIGN.md section 4), applied word by word before folding.
+_SYNONYMS = {
+    "علیا": "بالا",
+    "اعلی": "بالا",
+    "عليا": "بالا",
+    "بالا": "بالا",
+    "سفلی": "پایین",
+    "سفلا": "پایین",
+    "پائین": "پایین",
+    "پایین": "پایین",
+    "سفلي": "پایین",
+    "وسطی": "میانی",
+    "میانی": "میانی",
+    "وسطي": "میانی",
+}
+_PREFIXES = ("ده", "قلعه", "کلاته", "چشمه")
 
 
 def ascii_digits(text: str) -> str:
@@ -58,9 +76,38 @@ def match_key(name: str) -> str:
     return ascii_digits(text)
 
 
+def loose_key(name: str) -> str:
+    """A looser key for finding candidates (never for deciding alone).
+
+    On top of :func:`match_key`: علیا/اعلی/بالا, سفلی/سفلا/پایین/پائین and وسطی/میانی are
+    one word; the connector «و» and a leading ده/قلعه/کلاته/چشمه are dropped; final ء is
+    dropped; گ is ک; and «لا» is written «ال», so a lam-alef reversed by PDF extraction
+    (گیالنغرب for گیلانغرب) meets its original.
+
+    Example:
+        >>> loose_key("گیالنغرب") == loose_key("گیلان غرب")
+        True
+        >>> loose_key("حسین آباد علیا") == loose_key("حسین‌آباد بالا")
+        True
+    """
+    text = unicodedata.normalize("NFKC", name).translate(_LETTERS)
+    words = [w for w in re.split(r"[\s\u200c]+", text) if w]
+    words = [_SYNONYMS.get(w, w) for w in words if w != "و"]
+    if len(words) > 1 and words[0] in _PREFIXES:
+        words = words[1:]
+    key = match_key("".join(words))
+    key = key.rstrip("ء").replace("گ", "ک").replace("لا", "ال")
+    return key
+
+
 def normalize_code(code: str) -> str:
-    """Strip and make ASCII a code typed by a person; separators are not removed."""
-    return ascii_digits(code.strip())
+    """A code typed by a person, made ASCII, without spaces, dashes, dots or slashes.
+
+    Example:
+        >>> normalize_code(" ۲۳-۰۱ ۰۳ ")
+        '230103'
+    """
+    return _CODE_SEPARATORS.sub("", ascii_digits(code.strip()))
 
 
 def is_code(text: str) -> bool:

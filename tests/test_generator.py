@@ -15,7 +15,7 @@ import pytest
 from data.generator import generate
 from data.generator.variants import COMMON, PDF_ONLY
 from geo.persian import match_key
-from geo.registry.formats import decode, read_rows
+from geo.registry.formats import read_rows
 
 TEXT_FILES = [
     "lists/moi_divisions_1400-06-01.csv",
@@ -61,7 +61,7 @@ def test_lists_are_in_their_real_layouts(small: Path) -> None:
         ("sci_geography_1399.csv", "sci"),
         ("hf_villages_1402.csv", "generic"),
     ]:
-        found, rows = read_rows(decode((small / "lists" / name).read_bytes()))
+        found, rows = read_rows((small / "lists" / name).read_bytes())
         assert found == fmt
         assert rows and all(r.code.isdigit() and r.name for r in rows)
     header = (
@@ -84,7 +84,7 @@ def test_counts_and_every_kind_of_change_are_present(small: Path) -> None:
 
 
 def test_homonym_villages_share_a_county(small: Path) -> None:
-    _, rows = read_rows(decode((small / "lists" / "sci_geography_1399.csv").read_bytes()))
+    _, rows = read_rows((small / "lists" / "sci_geography_1399.csv").read_bytes())
     per_county = Counter((r.code[:4], match_key(r.name)) for r in rows if r.level == "village")
     assert max(per_county.values()) >= 3
 
@@ -97,7 +97,7 @@ def test_ground_truth_agrees_with_the_lists(small: Path) -> None:
         ("hf", "hf_villages_1402.csv", "generic"),
     ]:
         codes[agency] = {
-            r.code: r for r in read_rows(decode((small / "lists" / name).read_bytes()), fmt)[1]
+            r.code: r for r in read_rows((small / "lists" / name).read_bytes(), fmt)[1]
         }
     truth = _rows(small / "truth" / "crosswalk.csv")
     for row in truth:

@@ -42,7 +42,7 @@ from data.generator.agencies import (
     write_sci,
     write_truth,
 )
-from data.generator.evolve import Rates, evolve
+from data.generator.evolve import Event, Rates, evolve
 from data.generator.parcels import make_plates, make_village, write_village
 from data.generator.sizes import SIZES, Size, size
 from data.generator.truth import World, place, read_sci_layout
@@ -119,6 +119,7 @@ def generate(
     coder = MoiCoder(_real_moi_province_codes())
     lists = out / "lists"
     moi_old = write_moi(lists / EDITIONS["moi_old"][2], world0, coder, moi_spelling)
+    events += _recodes(world0, world1, events, coder, rng)
     moi_new = write_moi(lists / EDITIONS["moi"][2], world1, coder, moi_spelling)
     sci = write_sci(lists / EDITIONS["sci"][2], world0, random.Random(seed + 3))
     hf_ids = choose_hf(world1, rng, sz.hf_share)
@@ -127,7 +128,8 @@ def generate(
     relations = write_truth(
         out / "truth" / "crosswalk.csv", world0, world1, events, moi_new, sci, hf, variants
     )
-    write_events(out / "truth" / "moi_events.csv", events, moi_old, moi_new)
+    levels = {u.uid: u.level for w in (world0, world1) for u in w.units.values()}
+    write_events(out / "truth" / "moi_events.csv", events, moi_old, moi_new, levels)
 
     echo(f"drawing parcel maps for {sz.parcel_villages} villages ...")
     prng = random.Random(seed + 5)
@@ -188,6 +190,31 @@ def generate(
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     echo(f"done: {manifest['counts']['parcels']} parcels in {len(maps)} maps")
     return manifest
+
+
+def _recodes(
+    old: World,
+    new: World,
+    events: list[Event],
+    coder: MoiCoder,
+    rng: random.Random,
+    share: float = 0.005,
+) -> list[Event]:
+    """MOI renumbers a few villages that stay where they are (at least one)."""
+    touched = {u for e in events for u in (*e.before, *e.after)}
+    stable = [
+        u.uid
+        for u in new.units.values()
+        if u.level == "village"
+        and not u.farm
+        and u.uid in old.units
+        and u.uid not in touched
+        and old.units[u.uid].parent == u.parent
+    ]
+    chosen = [uid for uid in stable if rng.random() < share] or stable[:1]
+    for uid in chosen:
+        coder.forget(uid)
+    return [Event("recode", (uid,), (uid,)) for uid in chosen]
 
 
 def _write_parcel_truth(folder: Path, maps: list) -> None:  # type: ignore[type-arg]

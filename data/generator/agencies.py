@@ -96,6 +96,10 @@ class MoiCoder:
         self.next_child: Counter[str] = Counter()
         self.next_national = 1_000_000_000
 
+    def forget(self, uid: str) -> None:
+        """Give ``uid`` a new code under the same parent next time (a recode)."""
+        self.codes.pop(uid, None)
+
     def code(self, world: World, unit: Unit) -> str:
         previous = self.codes.get(unit.uid)
         if previous and previous[0] == unit.parent:
@@ -309,7 +313,7 @@ def write_truth(
             relations["merge"] += 1
             w.writerow(
                 [
-                    "village",
+                    old.units[uid].level,
                     uid,
                     moi.get(keeper, ""),
                     sci.get(uid, ""),
@@ -336,16 +340,20 @@ def write_truth(
 
 
 def write_events(
-    path: Path, events: list[Event], moi_old: dict[str, str], moi_new: dict[str, str]
+    path: Path,
+    events: list[Event],
+    moi_old: dict[str, str],
+    moi_new: dict[str, str],
+    levels: dict[str, str],
 ) -> None:
     """The MOI events between the two editions, in MOI codes, as ground truth."""
     with path.open("w", encoding="utf-8", newline="") as out:
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(["kind", "codes_before", "codes_after", "note"])
+        w.writerow(["kind", "level", "codes_before", "codes_after", "note"])
         for e in events:
             before = " ".join(moi_old.get(u, "") for u in e.before)
             after = " ".join(moi_new.get(u, "") for u in e.after)
-            w.writerow([e.kind, before, after, e.note])
+            w.writerow([e.kind, levels.get((e.before or e.after)[0], ""), before, after, e.note])
 
 
 __all__ = [

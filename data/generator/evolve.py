@@ -33,6 +33,7 @@ class Rates:
     create: float = 0.006
     abolish: float = 0.005
     split_rural: float = 0.03
+    merge_rural: float = 0.02
 
 
 def _detach(world: World, uid: str) -> None:
@@ -118,6 +119,30 @@ def evolve(world: World, rng: random.Random, rates: Rates) -> tuple[World, list[
             _detach(new, c)
             _attach(new, c, uid)
         events.append(Event("split", (rural.uid,), (rural.uid, uid)))
+    merged_rural = False
+    for rural in [u for u in new.units.values() if u.level == "rural"]:
+        if rural.uid in split or rural.uid not in new.units:
+            continue
+        district = new.units[rural.parent]  # type: ignore[index]
+        siblings = [
+            c
+            for c in district.children
+            if c != rural.uid
+            and c not in split
+            and new.units[c].level == "rural"
+            and not c.startswith("n")
+        ]
+        if not siblings or (rng.random() >= rates.merge_rural and merged_rural):
+            continue
+        keeper = rng.choice(siblings)
+        for c in list(rural.children):
+            _detach(new, c)
+            _attach(new, c, keeper)
+        _detach(new, rural.uid)
+        del new.units[rural.uid]
+        split.add(keeper)  # not split or merged again in this edition
+        merged_rural = True
+        events.append(Event("merge", (rural.uid, keeper), (keeper,)))
     for rural in [u for u in new.units.values() if u.level == "rural"]:
         if rng.random() < rates.create * max(1, len(rural.children)):
             uid = fresh_uid()

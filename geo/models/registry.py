@@ -53,6 +53,7 @@ class Edition(Base):
     row_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     imported_at: Mapped[datetime] = now_column()
     imported_by: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
 
 
 class Division(Base):
@@ -63,6 +64,15 @@ class Division(Base):
         UniqueConstraint("edition_id", "code"),
         CheckConstraint(f"level IN ({sql_in(LEVELS)})", name="level"),
         Index("ix_division_edition_id_name_key", "edition_id", "name_key"),
+        Index("ix_division_edition_id_name_loose", "edition_id", "name_loose"),
+        Index("ix_division_edition_id_level", "edition_id", "level"),
+        Index(
+            "ix_division_name_key_trgm",
+            "name_key",
+            postgresql_using="gin",
+            postgresql_ops={"name_key": "gin_trgm_ops"},
+        ),
+        Index("ix_division_ancestors", "ancestors", postgresql_using="gin"),
         Index("ix_division_edition_id_parent_code", "edition_id", "parent_code"),
         Index("ix_division_national_id", "national_id"),
         Index("ix_division_point", "point", postgresql_using="gist"),
@@ -77,6 +87,8 @@ class Division(Base):
     level: Mapped[str] = mapped_column(Text, nullable=False)
     name: Mapped[str] = mapped_column(Text, nullable=False)
     name_key: Mapped[str] = mapped_column(Text, nullable=False)
+    name_loose: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    ancestors: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
     parent_code: Mapped[str | None] = mapped_column(Text)
     national_id: Mapped[str | None] = mapped_column(Text)
     point: Mapped[Any] = mapped_column(

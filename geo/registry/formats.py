@@ -7,6 +7,8 @@
 - ``sci``: the geography file's Persian headers, code parts per level and CODEREC.
 - ``generic``: ``code,name,level,parent_code`` plus optional ``lat,lon,population,
   national_id`` (HF and anyone else).
+
+Files are CSV (UTF-8, UTF-8 with BOM, or Windows-1256) or XLSX (first sheet).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geo.errors import ValidationError
-from geo.persian import ascii_digits
+from geo.persian import ascii_digits, normalize_code
 
-__all__ = ["FORMATS", "DivisionRow", "decode", "detect_format", "read_rows"]
+__all__ = ["FORMATS", "DivisionRow", "decode", "detect_format", "read_rows", "read_table"]
 
 FORMATS = ("moi", "sci", "generic")
 MOI_LEVELS = {
@@ -41,12 +43,29 @@ SCI_LEVELS = {
     "6": "village",
     "8": "village",
 }
+GENERIC_LEVELS = {
+    "province": "province",
+    "county": "county",
+    "district": "district",
+    "rural": "rural",
+    "rural_district": "rural",
+    "dehestan": "rural",
+    "city": "city",
+    "town": "city",
+    "village": "village",
+    **MOI_LEVELS,
+    "آبادي": "village",
+}
 _MOI_PARENT_LEN = {"county": 2, "district": 4, "rural": 6, "city": 6, "village": 8}
+_SCI_WIDTHS = (2, 2, 2, 4, 6)  # code parts: province, county, district, rural/city, village
 
 
 @dataclass
 class DivisionRow:
-    """One unit read from a file, before validation; ``line`` is the file's line number."""
+    """One unit read from a file, before validation; ``line`` is the file's line number.
+
+    ``problems`` holds what parsing already found wrong: (code, field, value).
+    """
 
     line: int
     code: str
@@ -58,6 +77,7 @@ class DivisionRow:
     lon: float | None = None
     population: int | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def decode(raw: bytes) -> str:
@@ -70,14 +90,47 @@ def decode(raw: bytes) -> str:
         return raw.decode("cp1256")
 
 
+def _xlsx_table(raw: bytes) -> list[list[str]]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds on a broken file
+        raise ValidationError(
+            f"not a readable XLSX file: {type(exc).__name__}", code="unreadable_file"
+        ) from None
+    sheet = book.worksheets[0]
+    table = []
+    for values in sheet.iter_rows(values_only=True):
+        cells = [
+            ""
+            if v is None
+            else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+            for v in values
+        ]
+        if any(c.strip() for c in cells):
+            table.append(cells)
+    book.close()
+    return table
+
+
+def read_table(raw: bytes) -> list[list[str]]:
+    """The file's rows as lists of strings (XLSX's first sheet, or CSV in any encoding)."""
+    if raw.startswith(b"PK\x03\x04"):
+        return _xlsx_table(raw)
+    if b"\x00" in raw[:4096]:
+        raise ValidationError("a binary file, neither CSV nor XLSX", code="unreadable_file")
+    return [row for row in csv.reader(io.StringIO(decode(raw))) if any(c.strip() for c in row)]
+
+
 def detect_format(header: list[str]) -> str:
-    """Which layout a CSV header belongs to."""
+    """Which layout a header belongs to."""
     cols = {c.strip() for c in header}
     if {"hierarchicalCode", "type", "name"} <= cols:
         return "moi"
     if "CODEREC" in cols and "کد استان" in cols:
         return "sci"
-    if {"code", "name", "level", "parent_code"} <= cols:
+    if {"code", "name", "level"} <= cols:
         return "generic"
     raise ValidationError(
         "the file's header matches no known layout (MOI list, SCI geography file, or "
@@ -86,30 +139,43 @@ def detect_format(header: list[str]) -> str:
     )
 
 
-def _clean(value: str | None) -> str:
-    return ascii_digits((value or "").strip())
+def _code(value: str | None) -> str:
+    return normalize_code(value or "")
 
 
-def _moi(reader: csv.DictReader) -> Iterator[DivisionRow]:  # type: ignore[type-arg]
-    for i, r in enumerate(reader, start=2):
-        level = MOI_LEVELS.get((r.get("type") or "").strip(), "")
-        code = _clean(r.get("hierarchicalCode"))
+def _dicts(table: list[list[str]]) -> Iterator[tuple[int, dict[str, str]]]:
+    header = [h.strip() for h in table[0]]
+    for i, row in enumerate(table[1:], start=2):
+        yield i, dict(zip(header, [*row, *[""] * (len(header) - len(row))], strict=False))
+
+
+def _moi(table: list[list[str]]) -> Iterator[DivisionRow]:
+    for i, r in _dicts(table):
+        word = (r.get("type") or "").strip()
+        level = MOI_LEVELS.get(word, "")
+        code = _code(r.get("hierarchicalCode"))
         cut = _MOI_PARENT_LEN.get(level)
-        yield DivisionRow(
+        row = DivisionRow(
             line=i,
             code=code,
             name=(r.get("name") or "").strip(),
             level=level,
             parent_code=code[:cut] if cut and len(code) > cut else None,
-            national_id=_clean(r.get("nationalId")) or None,
-            attrs={"type": (r.get("type") or "").strip()} if not level else {},
+            national_id=_code(r.get("nationalId")) or None,
         )
+        if not level:
+            row.problems.append(("unknown_level", "type", word))
+        yield row
 
 
-def _sci(reader: csv.reader) -> Iterator[DivisionRow]:  # type: ignore[valid-type]
-    for i, r in enumerate(reader, start=2):
+def _sci(table: list[list[str]]) -> Iterator[DivisionRow]:
+    for i, r in enumerate(table[1:], start=2):
         r = [*r, *[""] * (12 - len(r))]
-        p, c, d, rd, v = (_clean(x) for x in (r[0], r[2], r[4], r[6], r[8]))
+        parts = []
+        for value, width in zip((r[0], r[2], r[4], r[6], r[8]), _SCI_WIDTHS, strict=True):
+            v = _code(value)
+            parts.append(v.zfill(width) if v.isdigit() else v)  # XLSX drops leading zeros
+        p, c, d, rd, v = parts
         rec = r[10].strip()
         level = SCI_LEVELS.get(rec, "")
         code, parent = {
@@ -125,51 +191,58 @@ def _sci(reader: csv.reader) -> Iterator[DivisionRow]:  # type: ignore[valid-typ
             attrs["farm_point"] = True
         if r[11].strip():
             attrs["diag"] = r[11].strip()
-        yield DivisionRow(
+        row = DivisionRow(
             line=i, code=code, name=r[9].strip(), level=level, parent_code=parent, attrs=attrs
         )
+        if not level:
+            row.problems.append(("unknown_level", "CODEREC", rec))
+        yield row
 
 
-def _number(text: str | None, kind: type) -> Any:
-    text = _clean(text)
+def _number(row: DivisionRow, name: str, text: str | None, kind: type) -> Any:
+    text = ascii_digits((text or "").strip())
     if not text:
         return None
     try:
-        return kind(float(text)) if kind is int else kind(text)
+        return int(float(text)) if kind is int else float(text)
     except ValueError:
+        row.problems.append(("malformed_number", name, text))
         return None
 
 
-def _generic(reader: csv.DictReader) -> Iterator[DivisionRow]:  # type: ignore[type-arg]
-    for i, r in enumerate(reader, start=2):
-        yield DivisionRow(
+def _generic(table: list[list[str]]) -> Iterator[DivisionRow]:
+    for i, r in _dicts(table):
+        word = (r.get("level") or "").strip()
+        level = GENERIC_LEVELS.get(word.lower(), GENERIC_LEVELS.get(word, ""))
+        row = DivisionRow(
             line=i,
-            code=_clean(r.get("code")),
+            code=_code(r.get("code")),
             name=(r.get("name") or "").strip(),
-            level=(r.get("level") or "").strip().lower(),
-            parent_code=_clean(r.get("parent_code")) or None,
-            national_id=_clean(r.get("national_id")) or None,
-            lat=_number(r.get("lat"), float),
-            lon=_number(r.get("lon"), float),
-            population=_number(r.get("population"), int),
+            level=level,
+            parent_code=_code(r.get("parent_code")) or None,
+            national_id=_code(r.get("national_id")) or None,
         )
+        row.lat = _number(row, "lat", r.get("lat"), float)
+        row.lon = _number(row, "lon", r.get("lon"), float)
+        row.population = _number(row, "population", r.get("population"), int)
+        if not level:
+            row.problems.append(("unknown_level", "level", word))
+        yield row
 
 
-def read_rows(text: str, fmt: str | None = None) -> tuple[str, list[DivisionRow]]:
-    """Parse a list; return its format and rows (unvalidated)."""
-    buf = io.StringIO(text)
-    header = next(csv.reader(io.StringIO(buf.readline())), [])
-    fmt = fmt or detect_format(header)
-    buf.seek(0)
-    if fmt == "sci":
-        reader = csv.reader(buf)
-        next(reader)
-        return fmt, list(_sci(reader))
-    dict_reader = csv.DictReader(buf)
-    if fmt == "moi":
-        return fmt, list(_moi(dict_reader))
-    if fmt == "generic":
-        return fmt, list(_generic(dict_reader))
-    raise ValidationError(
-        f"unknown format {fmt!r}; one of {', '.join(FORMATS)}", code="unknown_format"
-    )
+_READERS = {"moi": _moi, "sci": _sci, "generic": _generic}
+
+
+def read_rows(raw: bytes, fmt: str | None = None) -> tuple[str, list[DivisionRow]]:
+    """Parse a list file; return its format and rows (not yet validated)."""
+    table = read_table(raw)
+    if not table:
+        raise ValidationError("the file is empty", code="empty_file")
+    fmt = fmt or detect_format(table[0])
+    if fmt not in _READERS:
+        raise ValidationError(
+            f"unknown format {fmt!r}; one of {', '.join(FORMATS)}",
+            code="unknown_format",
+            field="format",
+        )
+    return fmt, list(_READERS[fmt](table))

@@ -1,4 +1,4 @@
-"""Store an agency's list as a new edition, all or nothing, fast (PostgreSQL COPY)."""
+"""Store an agency's list as a new edition: validated, all or nothing, fast (COPY)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
+from geo.dates import jalali
 from geo.db import engine
 from geo.errors import ValidationError
 from geo.models.registry import LEVELS
-from geo.persian import match_key
-from geo.registry.formats import DivisionRow, decode, read_rows
+from geo.persian import loose_key, match_key
+from geo.registry.events import record_events
+from geo.registry.formats import DivisionRow, read_rows
+from geo.registry.validate import validate
 
 __all__ = ["ImportResult", "import_edition"]
 
@@ -30,7 +33,12 @@ class ImportResult:
     format: str
     created: bool
     counts: dict[str, int] = field(default_factory=dict)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        return list(self.report.get("skipped", []))
 
     def summary(self) -> str:
         if not self.created:
@@ -39,63 +47,57 @@ class ImportResult:
                 " nothing done"
             )
         levels = ", ".join(f"{n} {lvl}" for lvl, n in self.counts.items())
-        extra = f"; {len(self.skipped)} rows skipped" if self.skipped else ""
+        extra = f"; {self.report.get('skipped_count', 0)} rows skipped" if self.skipped else ""
+        events = ", ".join(f"{n} {k}" for k, n in self.events.items())
         head = f"{self.agency} {self.label} ({self.format}) → edition {self.edition_id}"
-        return f"{head}: {levels}{extra}"
+        return f"{head}: {levels}{extra}" + (f"; events: {events}" if events else "")
 
 
-def _check(rows: list[DivisionRow]) -> tuple[list[DivisionRow], list[dict[str, Any]]]:
-    """Drop exact duplicates (reported); refuse anything else that is wrong."""
-    seen: dict[str, DivisionRow] = {}
-    kept: list[DivisionRow] = []
-    skipped: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
-    for row in rows:
-        if not row.code.isdigit():
-            problems.append({"line": row.line, "code": "malformed_code", "value": row.code})
-        elif row.level not in LEVELS:
-            problems.append({"line": row.line, "code": "unknown_level", "value": row.level})
-        elif not row.name:
-            problems.append({"line": row.line, "code": "empty_name", "value": row.code})
-        elif row.code in seen:
-            first = seen[row.code]
-            same = (first.name, first.level, first.parent_code, first.national_id) == (
-                row.name,
-                row.level,
-                row.parent_code,
-                row.national_id,
+def _ancestors(rows: list[DivisionRow]) -> dict[str, list[str]]:
+    parent = {r.code: r.parent_code for r in rows}
+    out: dict[str, list[str]] = {}
+
+    def chain(code: str) -> list[str]:
+        if code in out:
+            return out[code]
+        p = parent.get(code)
+        out[code] = [] if not p or p not in parent else [*chain(p), p]
+        return out[code]
+
+    for r in rows:
+        chain(r.code)
+    return out
+
+
+def _copy_rows(conn: Connection, edition_id: int, rows: list[DivisionRow]) -> None:
+    ancestors = _ancestors(rows)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(
+        "COPY division (edition_id, code, level, name, name_key, name_loose, parent_code,"
+        " ancestors, national_id, point, population, attrs) FROM STDIN"
+    ) as copy:
+        for r in rows:
+            point = (
+                f"SRID=4326;POINT({r.lon} {r.lat})"
+                if r.lon is not None and r.lat is not None
+                else None
             )
-            if same:
-                skipped.append(
-                    {
-                        "line": row.line,
-                        "code": "duplicate_row",
-                        "value": row.code,
-                        "first_line": first.line,
-                    }
+            copy.write_row(
+                (
+                    edition_id,
+                    r.code,
+                    r.level,
+                    r.name,
+                    match_key(r.name),
+                    loose_key(r.name),
+                    r.parent_code,
+                    ancestors[r.code],
+                    r.national_id,
+                    point,
+                    r.population,
+                    json.dumps(r.attrs, ensure_ascii=False),
                 )
-            else:
-                problems.append(
-                    {
-                        "line": row.line,
-                        "code": "duplicate_code",
-                        "value": row.code,
-                        "first_line": first.line,
-                    }
-                )
-        else:
-            seen[row.code] = row
-            kept.append(row)
-    for row in kept:
-        if row.parent_code and row.parent_code not in seen:
-            problems.append({"line": row.line, "code": "unknown_parent", "value": row.parent_code})
-    if problems:
-        raise ValidationError(
-            f"{len(problems)} rows are wrong; nothing was stored",
-            code="invalid_rows",
-            problems=json.dumps(problems[:50], ensure_ascii=False),
-        )
-    return kept, skipped
+            )
 
 
 def import_edition(
@@ -108,10 +110,20 @@ def import_edition(
     published_on: date | None = None,
     fmt: str | None = None,
     imported_by: str | None = None,
+    valid_only: bool = False,
 ) -> ImportResult:
-    """Import one list file as edition ``label`` of ``agency`` in one transaction."""
+    """Import one list file as edition ``label`` of ``agency`` in one transaction.
+
+    A file with errors stores nothing (``ValidationError`` ``invalid_rows`` carries the
+    report) unless ``valid_only``: then the valid rows are stored and the report says
+    exactly what was skipped. The same file again is a no-op. The new edition's events
+    against the agency's previous edition are computed and stored with it.
+    """
+    label = label.strip()
+    if not label:
+        raise ValidationError("an edition needs a label", code="missing_label", field="edition")
     checksum = hashlib.sha256(raw).hexdigest()
-    found_fmt, rows = read_rows(decode(raw), fmt)
+    found_fmt, rows = read_rows(raw, fmt)
     with engine(url).begin() as conn:
         same = conn.execute(
             text("SELECT id, label FROM edition WHERE agency = :a AND source_checksum = :c"),
@@ -119,61 +131,54 @@ def import_edition(
         ).first()
         if same:
             return ImportResult(same.id, agency, same.label, found_fmt, created=False)
-        if (
-            conn.execute(text("SELECT 1 FROM agency WHERE code = :a"), {"a": agency}).first()
-            is None
-        ):
-            raise ValidationError(f"unknown agency {agency!r}", code="unknown_agency")
-        if conn.execute(
+        known = conn.execute(text("SELECT 1 FROM agency WHERE code = :a"), {"a": agency}).first()
+        if known is None:
+            raise ValidationError(
+                f"unknown agency {agency!r}", code="unknown_agency", field="agency"
+            )
+        taken = conn.execute(
             text("SELECT 1 FROM edition WHERE agency = :a AND label = :l"),
             {"a": agency, "l": label},
-        ).first():
+        ).first()
+        if taken:
             raise ValidationError(
                 f"{agency} already has an edition {label!r} from another file",
                 code="edition_exists",
+                field="edition",
             )
-        kept, skipped = _check(rows)
+        report = validate(rows, found_fmt, agency)
+        if report.errors and not valid_only:
+            raise ValidationError(
+                f"{len(report.errors)} rows are wrong; nothing was stored "
+                "(fix them, or import only the valid rows)",
+                code="invalid_rows",
+                report=report.as_dict(),
+            )
+        if not report.kept:
+            raise ValidationError(
+                "no valid rows to import", code="no_valid_rows", report=report.as_dict()
+            )
         edition_id = conn.execute(
             text(
-                "INSERT INTO edition (agency, label, published_on, source_name, source_checksum,"
-                " row_count, imported_by) VALUES (:a, :l, :p, :s, :c, :n, :by) RETURNING id"
+                "INSERT INTO edition (agency, label, published_on, published_jalali, source_name,"
+                " source_checksum, row_count, imported_by, report)"
+                " VALUES (:a, :l, :p, :pj, :s, :c, :n, :by, :r) RETURNING id"
             ),
             {
                 "a": agency,
                 "l": label,
                 "p": published_on,
+                "pj": jalali(published_on) if published_on else None,
                 "s": source_name,
                 "c": checksum,
-                "n": len(kept),
+                "n": len(report.kept),
                 "by": imported_by,
+                "r": json.dumps(report.as_dict(), ensure_ascii=False),
             },
         ).scalar_one()
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(
-            "COPY division (edition_id, code, level, name, name_key, parent_code, national_id,"
-            " point, population, attrs) FROM STDIN"
-        ) as copy:
-            for r in kept:
-                point = (
-                    f"SRID=4326;POINT({r.lon} {r.lat})"
-                    if r.lon is not None and r.lat is not None
-                    else None
-                )
-                copy.write_row(
-                    (
-                        edition_id,
-                        r.code,
-                        r.level,
-                        r.name,
-                        match_key(r.name),
-                        r.parent_code,
-                        r.national_id,
-                        point,
-                        r.population,
-                        json.dumps(r.attrs, ensure_ascii=False),
-                    )
-                )
-    counts = Counter(r.level for r in kept)
+        _copy_rows(conn, edition_id, report.kept)
+        events = record_events(conn, agency, edition_id)
+    counts = Counter(r.level for r in report.kept)
     return ImportResult(
         edition_id,
         agency,
@@ -181,5 +186,6 @@ def import_edition(
         found_fmt,
         True,
         {lvl: counts[lvl] for lvl in LEVELS if counts[lvl]},
-        skipped,
+        report.as_dict(),
+        events,
     )

@@ -1,0 +1,312 @@
+"""Resolve a code of any agency: the unit, its parents, children, history, partners.
+
+Codes may be typed with Persian or Arabic-Indic digits, spaces or dashes; an MOI unit
+also resolves by its 10-digit national id. Unknown codes raise ``NotFound`` with the
+nearest existing codes as suggestions.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geo.errors import InvalidParameter, NotFound
+from geo.persian import normalize_code
+from geo.registry.editions import edition_in_force
+
+__all__ = ["batch_resolve", "children", "clean_code", "history", "partners", "resolve"]
+
+UNIT_COLUMNS = (
+    "d.code, d.level, d.name, d.parent_code, d.national_id, d.population, d.attrs,"
+    " ST_X(d.point) AS lon, ST_Y(d.point) AS lat, d.polygon IS NOT NULL AS has_polygon"
+)
+
+
+def clean_code(code: str, field: str = "code") -> str:
+    """The ASCII digits of a typed code, or ``InvalidParameter``."""
+    cleaned = normalize_code(code or "")
+    if not cleaned.isdigit():
+        raise InvalidParameter(f"{code!r} is not a code (digits only)", field=field)
+    return cleaned
+
+
+def _suggest(conn: Connection, edition_id: int, code: str) -> list[str]:
+    rows = (
+        conn.execute(
+            text(
+                "SELECT code FROM division WHERE edition_id = :e"
+                " AND (code LIKE :p OR length(code) = :n)"
+                " ORDER BY levenshtein(left(code, 255), left(:c, 255)), code LIMIT 5"
+            ),
+            {"e": edition_id, "p": code[: max(2, len(code) - 2)] + "%", "n": len(code), "c": code},
+        )
+        .scalars()
+        .all()
+    )
+    return list(rows)
+
+
+def _find(conn: Connection, edition_id: int, code: str, agency: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            text(
+                f"SELECT {UNIT_COLUMNS}, d.ancestors FROM division d"
+                " WHERE d.edition_id = :e AND d.code = :c"
+            ),
+            {"e": edition_id, "c": code},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None and agency == "moi":
+        row = (
+            conn.execute(
+                text(
+                    f"SELECT {UNIT_COLUMNS}, d.ancestors FROM division d"
+                    " WHERE d.edition_id = :e AND d.national_id = :c"
+                ),
+                {"e": edition_id, "c": code},
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else None
+
+
+def partners(conn: Connection, agency: str, code: str) -> list[dict[str, Any]]:
+    """The other agencies' units linked to this one by the newest finished crosswalk run."""
+    if agency not in {"moi", "sci", "hf"}:
+        return []
+    rows = (
+        conn.execute(
+            text(
+                f"SELECT l.moi_code, l.sci_code, l.hf_code, l.relation, l.confidence, l.status,"
+                f" l.method, l.run_id FROM crosswalk_link l"
+                f" WHERE l.{agency}_code = :c AND l.status <> 'rejected' AND l.run_id = ("
+                "   SELECT max(id) FROM crosswalk_run WHERE status = 'finished')"
+            ),
+            {"c": code},
+        )
+        .mappings()
+        .all()
+    )
+    out = []
+    for r in rows:
+        for other in ("moi", "sci", "hf"):
+            if other != agency and r[f"{other}_code"]:
+                out.append(
+                    {
+                        "agency": other,
+                        "code": r[f"{other}_code"],
+                        "relation": r["relation"],
+                        "confidence": r["confidence"],
+                        "status": r["status"],
+                        "method": r["method"],
+                    }
+                )
+    return out
+
+
+def resolve(
+    conn: Connection,
+    agency: str,
+    code: str,
+    *,
+    as_of: date | None = None,
+    children_limit: int = 50,
+    children_offset: int = 0,
+) -> dict[str, Any]:
+    """The unit with its edition, parent chain, first children, identifiers and partners."""
+    edition = edition_in_force(conn, agency, as_of)
+    cleaned = clean_code(code)
+    unit = _find(conn, edition["id"], cleaned, agency)
+    if unit is None:
+        raise NotFound(
+            f"{agency} has no code {cleaned} in edition {edition['label']}",
+            code="unknown_code",
+            agency=agency,
+            requested=cleaned,
+            suggestions=_suggest(conn, edition["id"], cleaned),
+        )
+    chain = (
+        conn.execute(
+            text(
+                "SELECT code, level, name FROM division WHERE edition_id = :e"
+                " AND code = ANY(:codes) ORDER BY array_position(:codes, code)"
+            ),
+            {"e": edition["id"], "codes": unit.pop("ancestors")},
+        )
+        .mappings()
+        .all()
+    )
+    identifiers = {"code": unit["code"]}
+    if unit["national_id"]:
+        identifiers["national_id"] = unit["national_id"]
+    return {
+        "agency": agency,
+        "edition": edition,
+        **unit,
+        "identifiers": identifiers,
+        "parents": [dict(p) for p in chain],
+        "children": children(
+            conn,
+            agency,
+            unit["code"],
+            edition_id=edition["id"],
+            limit=children_limit,
+            offset=children_offset,
+        ),
+        "partners": partners(conn, agency, unit["code"]),
+    }
+
+
+def children(
+    conn: Connection,
+    agency: str,
+    code: str,
+    *,
+    edition_id: int | None = None,
+    as_of: date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """One page of a unit's children, with their total."""
+    if not 1 <= limit <= 1000:
+        raise InvalidParameter("limit is 1 to 1000", field="limit")
+    if offset < 0:
+        raise InvalidParameter("offset is 0 or more", field="offset")
+    edition_id = edition_id or edition_in_force(conn, agency, as_of)["id"]
+    total = conn.execute(
+        text("SELECT count(*) FROM division WHERE edition_id = :e AND parent_code = :c"),
+        {"e": edition_id, "c": code},
+    ).scalar_one()
+    items = (
+        conn.execute(
+            text(
+                "SELECT code, level, name FROM division WHERE edition_id = :e AND parent_code = :c"
+                " ORDER BY code LIMIT :l OFFSET :o"
+            ),
+            {"e": edition_id, "c": code, "l": limit, "o": offset},
+        )
+        .mappings()
+        .all()
+    )
+    return {"total": total, "offset": offset, "limit": limit, "items": [dict(i) for i in items]}
+
+
+def history(conn: Connection, agency: str, code: str) -> dict[str, Any]:
+    """The code in every edition of the agency, and every event that names it."""
+    cleaned = clean_code(code)
+    editions = (
+        conn.execute(
+            text(
+                "SELECT e.id AS edition_id, e.label, e.published_on, d.name, d.level, d.parent_code"
+                " FROM edition e LEFT JOIN division d ON d.edition_id = e.id AND d.code = :c"
+                " WHERE e.agency = :a ORDER BY coalesce(e.published_on, e.imported_at::date), e.id"
+            ),
+            {"a": agency, "c": cleaned},
+        )
+        .mappings()
+        .all()
+    )
+    if not any(e["name"] for e in editions):
+        raise NotFound(
+            f"{agency} has never had code {cleaned}",
+            code="unknown_code",
+            agency=agency,
+            requested=cleaned,
+        )
+    events = (
+        conn.execute(
+            text(
+                "SELECT ev.kind, ev.codes_before, ev.codes_after, ev.detail, ev.from_edition_id,"
+                " ev.to_edition_id, e.label AS to_label FROM division_event ev"
+                " JOIN edition e ON e.id = ev.to_edition_id"
+                " WHERE ev.agency = :a AND (:c = ANY(ev.codes_before) OR :c = ANY(ev.codes_after))"
+                " ORDER BY coalesce(e.published_on, e.imported_at::date), ev.id"
+            ),
+            {"a": agency, "c": cleaned},
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "agency": agency,
+        "code": cleaned,
+        "editions": [{**dict(e), "present": e["name"] is not None} for e in editions],
+        "events": [dict(e) for e in events],
+    }
+
+
+def batch_resolve(
+    conn: Connection,
+    agency: str,
+    codes: list[str],
+    *,
+    as_of: date | None = None,
+    with_partners: bool = True,
+) -> dict[str, Any]:
+    """Resolve many codes of one agency in one query; results keep the input's order."""
+    edition = edition_in_force(conn, agency, as_of)
+    cleaned = [normalize_code(str(c)) for c in codes]
+    rows = conn.execute(
+        text(
+            "SELECT q.i, d.code, d.level, d.name, d.parent_code, d.national_id"
+            " FROM unnest(CAST(:codes AS text[])) WITH ORDINALITY AS q(code, i)"
+            " LEFT JOIN LATERAL (SELECT * FROM division d WHERE d.edition_id = :e"
+            "   AND (d.code = q.code OR (:moi AND d.national_id = q.code))"
+            "   ORDER BY d.code = q.code DESC LIMIT 1) d ON true ORDER BY q.i"
+        ),
+        {"codes": cleaned, "e": edition["id"], "moi": agency == "moi"},
+    ).all()
+    links: dict[str, list[dict[str, Any]]] = {}
+    found_codes = [r.code for r in rows if r.code]
+    if with_partners and found_codes and agency in {"moi", "sci", "hf"}:
+        for r in conn.execute(
+            text(
+                f"SELECT l.{agency}_code AS code, l.moi_code, l.sci_code, l.hf_code, l.relation,"
+                " l.confidence, l.status FROM crosswalk_link l"
+                f" WHERE l.{agency}_code = ANY(:codes) AND l.status <> 'rejected'"
+                " AND l.run_id = (SELECT max(id) FROM crosswalk_run WHERE status = 'finished')"
+            ),
+            {"codes": found_codes},
+        ).mappings():
+            for other in ("moi", "sci", "hf"):
+                if other != agency and r[f"{other}_code"]:
+                    links.setdefault(r["code"], []).append(
+                        {
+                            "agency": other,
+                            "code": r[f"{other}_code"],
+                            "relation": r["relation"],
+                            "confidence": r["confidence"],
+                            "status": r["status"],
+                        }
+                    )
+    results = []
+    for given, clean, r in zip(codes, cleaned, rows, strict=True):
+        if r.code is None:
+            status = "not_found" if clean.isdigit() else "malformed"
+            results.append({"input": given, "status": status})
+        else:
+            results.append(
+                {
+                    "input": given,
+                    "status": "found",
+                    "code": r.code,
+                    "level": r.level,
+                    "name": r.name,
+                    "parent_code": r.parent_code,
+                    "national_id": r.national_id,
+                    "partners": links.get(r.code, []),
+                }
+            )
+    found = sum(1 for x in results if x["status"] == "found")
+    return {
+        "agency": agency,
+        "edition": edition,
+        "count": len(results),
+        "found": found,
+        "results": results,
+    }
