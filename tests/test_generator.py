@@ -74,7 +74,15 @@ def test_counts_and_every_kind_of_change_are_present(small: Path) -> None:
     m = json.loads((small / "manifest.json").read_text())
     assert m["counts"]["sci"]["province"] == 2 and m["counts"]["sci"]["county"] == 17
     assert m["counts"]["sci"]["village"] > 1000
-    assert set(m["counts"]["events"]) == {"rename", "move", "split", "merge", "create", "abolish"}
+    assert set(m["counts"]["events"]) == {
+        "rename",
+        "move",
+        "split",
+        "merge",
+        "create",
+        "abolish",
+        "recode",
+    }
     assert {"same", "split", "merge", "unmatched"} <= set(m["counts"]["relations"])
     moi_kinds = set(m["variants"]["moi"])
     assert "ligature_reversed" in moi_kinds  # PDF extraction defect, MOI only

@@ -60,6 +60,7 @@ def test_a_bad_file_stores_nothing(fresh_url: str) -> None:
     raw = "code,name,level,parent_code\n01,الف,province,\n0101,ب,county,09\n".encode()
     with pytest.raises(ValidationError) as info:
         import_edition(fresh_url, "hf", "x", raw)
-    assert info.value.code == "invalid_rows" and "unknown_parent" in info.value.details["problems"]
+    assert info.value.code == "invalid_rows"
+    assert [e["code"] for e in info.value.details["report"]["errors"]] == ["unknown_parent"]
     with engine(fresh_url).connect() as c:
         assert c.execute(text("SELECT count(*) FROM edition")).scalar_one() == 0

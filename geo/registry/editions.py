@@ -44,7 +44,8 @@ def get_edition(conn: Connection, edition_id: int) -> dict[str, Any]:
             text(
                 "SELECT e.id, e.agency, e.label, e.published_on, e.published_jalali, e.source_name,"
                 " e.source_checksum, e.row_count, e.imported_at, e.imported_by, e.report,"
-                " (SELECT jsonb_object_agg(kind, n) FROM (SELECT kind, count(*) n FROM division_event"
+                " (SELECT jsonb_object_agg(kind, n) FROM"
+                "   (SELECT kind, count(*) n FROM division_event"
                 "   WHERE to_edition_id = e.id GROUP BY kind) k) AS events"
                 " FROM edition e WHERE e.id = :id"
             ),

@@ -216,7 +216,8 @@ def diff_editions(old: dict[str, Unit], new: dict[str, Unit]) -> list[Event]:
                             [g, sib],
                             [link[sib]],
                             {
-                                "evidence": f"population of {g} ({u.population}) now in {link[sib]}",
+                                "evidence": f"population of {g} ({u.population})"
+                                f" now in {link[sib]}",
                                 "level": u.level,
                             },
                         )

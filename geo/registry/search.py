@@ -84,7 +84,8 @@ def search(
                 " AND (CAST(:scope AS text) IS NULL OR d.ancestors @> ARRAY[CAST(:scope AS text)])"
                 " AND CASE WHEN :by_code THEN d.code = :code OR d.national_id = :code"
                 "  ELSE d.name_key = :key OR d.name_loose = :loose OR d.name_key % :key END"
-                " ORDER BY score DESC, array_position(:levels, d.level), d.name, d.code LIMIT :limit"
+                " ORDER BY score DESC, array_position(:levels, d.level), d.name, d.code"
+                " LIMIT :limit"
             ),
             {
                 "by_code": by_code,
