@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from api import errors, health
+from api import divisions, editions, errors, health
 from api.database import init_app as init_database
+from api.jsonio import TagsimJSON
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -17,6 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     (``TAGSIM_DATABASE_URL``) or the project's own cluster.
     """
     app = Flask(__name__)
+    app.json = TagsimJSON(app)
     app.config.from_mapping(
         DATABASE_URL=None,
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
@@ -25,9 +27,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("TAGSIM_FLASK")
     if test_config:
         app.config.update(test_config)
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Persian stays readable
 
     init_database(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(divisions.bp)
+    app.register_blueprint(editions.bp)
     return app

@@ -6,36 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
 import click
 
+from api.cli_common import ready_url, reports_errors
 from geo.config import settings
 from geo.db import check_database, database_url, local_cluster, safe_url
-from geo.errors import GeoError
-
-
-def _reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a GeoError as ``tagsim: error [code]: message`` and exit 1, no traceback."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except GeoError as exc:
-            click.echo(f"tagsim: error [{exc.code}]: {exc.message}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _ready_url() -> str:
-    """The database URL, started (local cluster) and checked for PostGIS."""
-    url = database_url(start=True)
-    check_database(url)
-    return url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,7 +27,7 @@ def db() -> None:
 
 
 @db.command("up")
-@_reports_errors
+@reports_errors
 def db_up() -> None:
     """Create (first time) and start the local PostGIS cluster; safe to run twice."""
     cfg = settings()
@@ -68,7 +44,7 @@ def db_up() -> None:
 
 
 @db.command("down")
-@_reports_errors
+@reports_errors
 def db_down() -> None:
     """Stop the local cluster (its data stays)."""
     stopped = local_cluster().down()
@@ -76,7 +52,7 @@ def db_down() -> None:
 
 
 @db.command("status")
-@_reports_errors
+@reports_errors
 def db_status() -> None:
     """Say whether the cluster exists and runs, and where."""
     cfg = settings()
@@ -90,7 +66,7 @@ def db_status() -> None:
 
 
 @db.command("url")
-@_reports_errors
+@reports_errors
 def db_url() -> None:
     """Print the database URL (with its password: for scripts and psql)."""
     click.echo(database_url())
@@ -98,24 +74,24 @@ def db_url() -> None:
 
 @db.command("migrate")
 @click.option("--revision", default="head", show_default=True)
-@_reports_errors
+@reports_errors
 def db_migrate(revision: str) -> None:
     """Bring the schema up to REVISION (starts the local cluster if needed)."""
     from geo import migrate
 
-    url = _ready_url()
+    url = ready_url()
     migrate.upgrade(url, revision)
     click.echo(f"schema at {migrate.current_revision(url)}")
 
 
 @db.command("downgrade")
 @click.argument("revision")
-@_reports_errors
+@reports_errors
 def db_downgrade(revision: str) -> None:
     """Take the schema down to REVISION (`base` removes every table of ours)."""
     from geo import migrate
 
-    url = _ready_url()
+    url = ready_url()
     migrate.downgrade(url, revision)
     click.echo(f"schema at {migrate.current_revision(url)}")
 
@@ -125,35 +101,35 @@ def db_downgrade(revision: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
-@_reports_errors
+@reports_errors
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API with gunicorn."""
     from api.serve import serve as run_gunicorn
 
-    _ready_url()
+    ready_url()
     run_gunicorn(host, port, workers)
 
 
 @main.command()
 @click.option("--concurrency", default=1, show_default=True, type=int)
-@_reports_errors
+@reports_errors
 def worker(concurrency: int) -> None:
     """Run background jobs (uploads, crosswalk builds) until stopped."""
     from geo.jobs import run_worker
 
-    run_worker(_ready_url(), concurrency=concurrency)
+    run_worker(ready_url(), concurrency=concurrency)
 
 
 @main.command()
 @click.option("--regenerate", is_flag=True, help="generate the sample files anew")
-@_reports_errors
+@reports_errors
 def demo(regenerate: bool) -> None:
     """Load the sample data (real MOI and SCI lists, generated HF lists and parcels)."""
     from data.sample import ensure_sample_files, load_sample
 
     cfg = settings()
     folder = ensure_sample_files(cfg.sample_dir, force=regenerate, echo=click.echo)
-    summary = load_sample(_ready_url(), folder, echo=click.echo)
+    summary = load_sample(ready_url(), folder, echo=click.echo)
     click.echo(summary)
 
 
@@ -162,7 +138,7 @@ def demo(regenerate: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.pass_context
-@_reports_errors
+@reports_errors
 def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
     """Everything a newcomer needs: database up, migrated, sample loaded, worker, API."""
     ctx.invoke(db_up)
@@ -176,6 +152,10 @@ def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
         child.send_signal(signal.SIGTERM)
         child.wait(timeout=30)
 
+
+from api.cli_divisions import divisions  # noqa: E402  (subcommands register on main)
+
+main.add_command(divisions)
 
 if __name__ == "__main__":
     main()

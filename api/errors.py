@@ -42,7 +42,7 @@ def _from_geo(exc: GeoError) -> Response:
         for k, v in exc.details.items()
         if isinstance(v, str | int | float | bool | list | dict)
     }
-    title = (type(exc).__doc__ or exc.code).strip().splitlines()[0]
+    title = exc.code.replace("_", " ").capitalize()
     return problem(exc.http_status, exc.code, title, exc.message, **details)
 
 

@@ -87,3 +87,19 @@ def conn(db_url: str) -> Iterator[Connection]:
 @pytest.fixture(scope="session")
 def project_dir() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fresh_url(empty_db_url: str) -> str:
+    """A fresh database migrated to head, dropped after the test."""
+    migrate.upgrade(empty_db_url)
+    return empty_db_url
+
+
+@pytest.fixture(scope="module")
+def module_db_url(server_url: str) -> Iterator[str]:
+    """A database migrated to head, shared by one test module."""
+    url = create_database(server_url, "tagsim_mod")
+    migrate.upgrade(url)
+    yield url
+    drop_database(url)

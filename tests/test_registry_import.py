@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from geo import migrate
 from geo.db import engine
 from geo.errors import ValidationError
 from geo.registry import import_edition
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
-
-
-@pytest.fixture
-def fresh_url(empty_db_url: str) -> Iterator[str]:
-    migrate.upgrade(empty_db_url)
-    yield empty_db_url
 
 
 def test_real_moi_list_imports_with_its_real_counts(fresh_url: str) -> None:

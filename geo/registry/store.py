@@ -177,6 +177,7 @@ def import_edition(
             },
         ).scalar_one()
         _copy_rows(conn, edition_id, report.kept)
+        conn.execute(text("ANALYZE division"))  # plans for the next queries see the new rows
         events = record_events(conn, agency, edition_id)
     counts = Counter(r.level for r in report.kept)
     return ImportResult(

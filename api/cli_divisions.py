@@ -1,0 +1,221 @@
+"""`tagsim divisions ...`: import lists, look codes up, search, history, events."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from api.cli_common import ready_url, reports_errors
+from geo.dates import parse_date
+from geo.db import engine
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@click.group()
+def divisions() -> None:
+    """The division registry: agencies' lists as editions; resolve any code."""
+
+
+@divisions.command("import")
+@click.option("--agency", required=True, help="moi, sci, hf or another registered agency")
+@click.option("--edition", "label", required=True, help="the edition's label, e.g. 1401-08-25")
+@click.option("--published", help="publication date, Jalali (1401-08-25) or Gregorian")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["moi", "sci", "generic"]),
+    help="the layout (detected when absent)",
+)
+@click.option("--valid-only", is_flag=True, help="import the valid rows, skip the rest")
+@click.option("--by", "imported_by", help="who imports (recorded with the edition)")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@reports_errors
+def import_command(
+    agency: str,
+    label: str,
+    published: str | None,
+    fmt: str | None,
+    valid_only: bool,
+    imported_by: str | None,
+    file: Path,
+) -> None:
+    """Import FILE (CSV in UTF-8/Windows-1256, or XLSX) as a new edition."""
+    from geo.errors import ValidationError
+    from geo.registry import import_edition
+
+    try:
+        result = import_edition(
+            ready_url(),
+            agency.lower(),
+            label,
+            file.read_bytes(),
+            source_name=file.name,
+            published_on=parse_date(published) if published else None,
+            fmt=fmt,
+            imported_by=imported_by,
+            valid_only=valid_only,
+        )
+    except ValidationError as exc:
+        report = exc.details.get("report")
+        if isinstance(report, dict):
+            for e in report["errors"][:30]:
+                click.echo(
+                    f"  line {e['line']}: [{e['code']}] {e['field']}: {e['message']}", err=True
+                )
+            more = report["error_count"] - min(30, len(report["errors"]))
+            if more > 0:
+                click.echo(f"  … and {more} more", err=True)
+        raise
+    click.echo(result.summary())
+    for s in result.skipped[:30]:
+        click.echo(f"  skipped line {s['line']}: [{s['code']}] {s['message']}")
+
+
+@divisions.command("show")
+@click.argument("agency")
+@click.argument("code")
+@click.option("--as-of", help="the edition in force on this date")
+@reports_errors
+def show(agency: str, code: str, as_of: str | None) -> None:
+    """The unit AGENCY CODE with its parents, children and partners (JSON)."""
+    from geo.registry.lookup import resolve
+
+    with engine(ready_url()).connect() as conn:
+        _echo_json(resolve(conn, agency.lower(), code, as_of=parse_date(as_of) if as_of else None))
+
+
+@divisions.command("search")
+@click.argument("query")
+@click.option("--agency")
+@click.option("--level")
+@click.option("--within", help="AGENCY:CODE")
+@click.option("--limit", default=10, show_default=True)
+@reports_errors
+def search_command(
+    query: str, agency: str | None, level: str | None, within: str | None, limit: int
+) -> None:
+    """Units named like QUERY (Persian spellings folded), best first."""
+    from geo.registry.search import search
+
+    with engine(ready_url()).connect() as conn:
+        found = search(conn, query, agency=agency, level=level, within=within, limit=limit)
+    for r in found["results"]:
+        click.echo(
+            f"{r['score']:.2f}  {r['agency']}:{r['code']}  {r['level']:<8} {r['name']}"
+            f"  ({r['parents'] or '-'})"
+        )
+
+
+@divisions.command("history")
+@click.argument("agency")
+@click.argument("code")
+@reports_errors
+def history_command(agency: str, code: str) -> None:
+    """The code in every edition, and the events that name it (JSON)."""
+    from geo.registry.lookup import history
+
+    with engine(ready_url()).connect() as conn:
+        _echo_json(history(conn, agency.lower(), code))
+
+
+@divisions.command("editions")
+@click.option("--agency")
+@reports_errors
+def editions_command(agency: str | None) -> None:
+    """List the editions."""
+    from geo.registry.editions import list_editions
+
+    with engine(ready_url()).connect() as conn:
+        for e in list_editions(conn, agency):
+            click.echo(
+                f"{e['id']:>4}  {e['agency']:<4} {e['label']:<14} "
+                f"{e['published_jalali'] or '':<11} {e['row_count']:>7} rows  "
+                f"{e['source_name'] or ''}"
+            )
+
+
+@divisions.command("events")
+@click.argument("edition_id", type=int)
+@click.option("--kind")
+@reports_errors
+def events_command(edition_id: int, kind: str | None) -> None:
+    """The events between EDITION_ID and the agency's previous edition."""
+    from sqlalchemy import text
+
+    with engine(ready_url()).connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT kind, codes_before, codes_after, detail FROM division_event"
+                " WHERE to_edition_id = :e AND (CAST(:k AS text) IS NULL OR kind = :k)"
+                " ORDER BY id"
+            ),
+            {"e": edition_id, "k": kind},
+        ).all()
+    for r in rows:
+        why = r.detail.get("evidence") or r.detail.get("name", "")
+        click.echo(
+            f"{r.kind:<8} {' '.join(r.codes_before) or '-':<26} → "
+            f"{' '.join(r.codes_after) or '-':<26} {why}"
+        )
+
+
+@divisions.command("boundaries")
+@click.option("--agency", required=True)
+@click.option("--edition", "label", required=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@reports_errors
+def boundaries_command(agency: str, label: str, file: Path) -> None:
+    """Attach province and county polygons from a GeoJSON file to an edition, by name."""
+    from sqlalchemy import text
+
+    from geo.errors import NotFound
+    from geo.registry.boundaries import attach_boundaries
+
+    with engine(ready_url()).begin() as conn:
+        edition_id = conn.execute(
+            text("SELECT id FROM edition WHERE agency = :a AND label = :l"),
+            {"a": agency, "l": label},
+        ).scalar()
+        if edition_id is None:
+            raise NotFound(f"{agency} has no edition {label!r}", code="no_edition")
+        result = attach_boundaries(conn, edition_id, file.read_bytes())
+    click.echo(f"{result.matched} polygons attached")
+    for name in result.unmatched:
+        click.echo(f"  no unit for {name}", err=True)
+    for name in result.ambiguous:
+        click.echo(f"  several units for {name}", err=True)
+
+
+@divisions.command("resolve")
+@click.option("--agency", required=True)
+@click.argument("codes", type=click.File("r", encoding="utf-8-sig"), default=sys.stdin)
+@reports_errors
+def resolve_command(agency: str, codes: Any) -> None:
+    """Resolve codes (one per line, from a file or standard input) to CSV."""
+    import csv
+
+    from geo.registry.lookup import batch_resolve
+
+    wanted = [line.strip() for line in codes if line.strip()]
+    with engine(ready_url()).connect() as conn:
+        out = batch_resolve(conn, agency.lower(), wanted)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["input", "status", "code", "level", "name", "parent_code"])
+    for r in out["results"]:
+        writer.writerow(
+            [
+                r["input"],
+                r["status"],
+                r.get("code", ""),
+                r.get("level", ""),
+                r.get("name", ""),
+                r.get("parent_code", ""),
+            ]
+        )
