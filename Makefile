@@ -3,7 +3,7 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help venv run test lint format db-up db-down clean
+.PHONY: help venv run test lint format db-up db-down bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ db-up: venv ## start the local PostGIS cluster
 
 db-down: venv ## stop the local PostGIS cluster
 	$(VENV)/tagsim db down
+
+bench: venv ## the benchmark suite, full size (see bench/README.md)
+	$(VENV)/python -m bench
+
+bench-quick: venv ## the benchmark suite on small data (under two minutes)
+	$(VENV)/python -m bench --quick
 
 clean: ## stop the cluster and remove .tagsim (database, sample files) and .venv
 	-$(VENV)/tagsim db down

@@ -6,7 +6,7 @@ without it the project's own local cluster is used (and started when asked).
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -18,7 +18,17 @@ from geo.config import Settings, settings
 from geo.errors import ConfigError, DatabaseUnreachable, PostGISMissing
 from geo.pg.cluster import LocalCluster
 
-__all__ = ["check_database", "database_url", "engine", "local_cluster", "normalize_url", "safe_url"]
+__all__ = [
+    "check_database",
+    "create_database",
+    "database_url",
+    "dispose",
+    "drop_database",
+    "engine",
+    "local_cluster",
+    "normalize_url",
+    "safe_url",
+]
 
 
 def normalize_url(url: str) -> str:
@@ -49,16 +59,31 @@ def database_url(cfg: Settings | None = None, *, start: bool = False) -> str:
     return cluster.up() if start else cluster.url()
 
 
-@lru_cache(maxsize=16)
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 def engine(url: str) -> Engine:
-    """A pooled engine for ``url``, created once per process and URL."""
-    return create_engine(
-        normalize_url(url),
-        pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
-        connect_args={"connect_timeout": 10, "application_name": "tagsim"},
-    )
+    """A pooled engine for ``url``, created once per process and URL (see :func:`dispose`)."""
+    with _ENGINES_LOCK:
+        found = _ENGINES.get(url)
+        if found is None:
+            found = _ENGINES[url] = create_engine(
+                normalize_url(url),
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=10,
+                connect_args={"connect_timeout": 10, "application_name": "tagsim"},
+            )
+        return found
+
+
+def dispose(url: str) -> None:
+    """Close the pooled connections of ``url`` and forget its engine."""
+    with _ENGINES_LOCK:
+        found = _ENGINES.pop(url, None)
+    if found is not None:
+        found.dispose()
 
 
 def check_database(url: str, *, create_postgis: bool = True) -> dict[str, Any]:
@@ -102,3 +127,35 @@ def check_database(url: str, *, create_postgis: bool = True) -> dict[str, Any]:
     finally:
         probe.dispose()
     return {"server_version": server, "postgis_version": postgis}
+
+
+def _libpq(url: str) -> str:
+    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create database ``name`` with PostGIS on ``server_url``'s server; return its URL."""
+    import psycopg
+
+    admin = make_url(normalize_url(server_url)).set(database="postgres")
+    with psycopg.connect(
+        _libpq(admin.render_as_string(hide_password=False)), autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = (
+        make_url(normalize_url(server_url)).set(database=name).render_as_string(hide_password=False)
+    )
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    return url
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of ``url`` (its connections are ended first)."""
+    import psycopg
+
+    dispose(url)
+    parsed = make_url(normalize_url(url))
+    admin = parsed.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')

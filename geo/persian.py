@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = ["ascii_digits", "is_code", "loose_key", "match_key", "normalize_code"]
 
@@ -63,6 +64,7 @@ def ascii_digits(text: str) -> str:
     return text.translate(_DIGITS)
 
 
+@lru_cache(maxsize=65536)
 def match_key(name: str) -> str:
     """Fold a name to the key two spellings of one place share.
 
@@ -76,6 +78,7 @@ def match_key(name: str) -> str:
     return ascii_digits(text)
 
 
+@lru_cache(maxsize=65536)
 def loose_key(name: str) -> str:
     """A looser key for finding candidates (never for deciding alone).
 
@@ -107,6 +110,8 @@ def normalize_code(code: str) -> str:
         >>> normalize_code(" ۲۳-۰۱ ۰۳ ")
         '230103'
     """
+    if code.isascii() and code.isdigit():  # the common case, kept fast for bulk imports
+        return code
     return _CODE_SEPARATORS.sub("", ascii_digits(code.strip()))
 
 

@@ -12,11 +12,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Connection
-from sqlalchemy.engine import make_url
 
+from geo import db as geo_db
 from geo import migrate
 from geo.db import database_url, engine, normalize_url
 
@@ -26,28 +25,12 @@ def _server_url() -> str:
     return normalize_url(explicit) if explicit else database_url(start=True)
 
 
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 def create_database(server_url: str, prefix: str = "tagsim_test") -> str:
-    """Create an empty database with PostGIS beside ``server_url``; return its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = make_url(server_url).set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    return url
+    """An empty database with PostGIS beside ``server_url``, named ``prefix_<random>``."""
+    return geo_db.create_database(server_url, f"{prefix}_{uuid.uuid4().hex[:10]}")
 
 
-def drop_database(url: str) -> None:
-    engine(url).dispose()
-    name = make_url(url).database
-    admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(_libpq(admin), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+drop_database = geo_db.drop_database
 
 
 @pytest.fixture(scope="session")

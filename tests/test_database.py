@@ -7,7 +7,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from geo import migrate
-from geo.db import check_database, engine
+from geo.db import check_database, dispose, engine
 from geo.errors import ConfigError, DatabaseUnreachable, PostGISMissing
 
 
@@ -42,7 +42,7 @@ def test_migrations_up_down_up(empty_db_url: str) -> None:
     tables = set(inspect(engine(empty_db_url)).get_table_names())
     assert {"division", "parcel", "change", "audit", "procrastinate_jobs"} <= tables
     migrate.downgrade(empty_db_url, "base")
-    engine(empty_db_url).dispose()
+    dispose(empty_db_url)
     left = set(inspect(engine(empty_db_url)).get_table_names()) - {
         "spatial_ref_sys",
         "alembic_version",

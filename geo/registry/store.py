@@ -69,35 +69,56 @@ def _ancestors(rows: list[DivisionRow]) -> dict[str, list[str]]:
     return out
 
 
+def _copy_text(value: str) -> str:
+    """A value escaped for COPY's text format."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
 def _copy_rows(conn: Connection, edition_id: int, rows: list[DivisionRow]) -> None:
+    """COPY the rows in text format, written by hand: several times faster than per-row
+    adaptation for 100,000 rows (codes are digits, so arrays need no quoting)."""
     ancestors = _ancestors(rows)
+    attrs_text: dict[str, str] = {}
+    null = "\\N"
+    lines = []
+    for r in rows:
+        point = (
+            f"SRID=4326;POINT({r.lon} {r.lat})" if r.lon is not None and r.lat is not None else null
+        )
+        attrs = json.dumps(r.attrs, ensure_ascii=False, sort_keys=True)
+        attrs = attrs_text.setdefault(attrs, _copy_text(attrs))
+        lines.append(
+            "\t".join(
+                (
+                    str(edition_id),
+                    r.code,
+                    r.level,
+                    _copy_text(r.name),
+                    _copy_text(match_key(r.name)),
+                    _copy_text(loose_key(r.name)),
+                    r.parent_code or null,
+                    "{" + ",".join(ancestors[r.code]) + "}",
+                    r.national_id or null,
+                    point,
+                    null if r.population is None else str(r.population),
+                    attrs,
+                )
+            )
+        )
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(
         "COPY division (edition_id, code, level, name, name_key, name_loose, parent_code,"
         " ancestors, national_id, point, population, attrs) FROM STDIN"
     ) as copy:
-        for r in rows:
-            point = (
-                f"SRID=4326;POINT({r.lon} {r.lat})"
-                if r.lon is not None and r.lat is not None
-                else None
-            )
-            copy.write_row(
-                (
-                    edition_id,
-                    r.code,
-                    r.level,
-                    r.name,
-                    match_key(r.name),
-                    loose_key(r.name),
-                    r.parent_code,
-                    ancestors[r.code],
-                    r.national_id,
-                    point,
-                    r.population,
-                    json.dumps(r.attrs, ensure_ascii=False),
-                )
-            )
+        for start in range(0, len(lines), 5000):
+            copy.write("\n".join(lines[start : start + 5000]) + "\n")
 
 
 def import_edition(

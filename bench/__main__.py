@@ -1,0 +1,41 @@
+"""``python -m bench [--quick] [--only CASE]``: run the suite, print ratios, write results.
+
+Uses its own throwaway database on the project's PostGIS (started if needed), or on
+``TAGSIM_DATABASE_URL``'s server. Results: ``bench/results/<mode>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+
+from bench import harness
+from bench.cases import registry
+from geo import migrate
+from geo.db import create_database, database_url, drop_database
+
+CASES = {"registry": registry.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, a few rounds (CI)")
+    parser.add_argument("--only", choices=sorted(CASES), action="append")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    url = create_database(database_url(start=True), f"tagsim_bench_{uuid.uuid4().hex[:8]}")
+    outcomes = []
+    try:
+        migrate.upgrade(url)
+        for name in args.only or sorted(CASES):
+            print(f"== {name} ({mode})", flush=True)
+            outcomes += CASES[name](url, args.quick)
+    finally:
+        drop_database(url)
+    md = harness.write(outcomes, mode)
+    print(f"results: {md} and {md.with_suffix('.json')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
