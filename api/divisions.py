@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
 from api.params import agency_arg, date_arg, float_arg, int_arg
-from geo.errors import InvalidParameter
-from geo.registry.lookup import batch_resolve, children, history, resolve
+from geo.dates import parse_date
+from geo.errors import InvalidParameter, ValidationError
+from geo.registry.lookup import (
+    batch_resolve,
+    batch_resolve_names,
+    children,
+    clean_code,
+    history,
+    resolve,
+)
 from geo.registry.search import at_point, search
 
 bp = Blueprint("divisions", __name__)
@@ -62,7 +71,6 @@ def get_division(agency: str, code: str) -> Response:
 
 @bp.get("/divisions/<agency>/<code>/children")
 def get_children(agency: str, code: str) -> Response:
-    from geo.registry.lookup import clean_code
 
     return jsonify(
         children(
@@ -81,42 +89,64 @@ def get_history(agency: str, code: str) -> Response:
     return jsonify(history(get_conn(), agency_arg(agency), code))
 
 
-def _batch_from_request() -> tuple[str, list[str]]:
+def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
+    """(agency, "codes" or "names", the items, options) from JSON or a CSV upload."""
     upload = request.files.get("file")
     if upload is not None:
         text = upload.read().decode("utf-8-sig", errors="replace")
-        rows = list(csv.reader(io.StringIO(text)))
-        if rows and rows[0] and rows[0][0].strip().lower() in {"code", "کد"}:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r and r[0].strip()]
+        kind = "codes"
+        if rows and rows[0][0].strip().lower() in {"code", "کد", "name", "نام"}:
+            kind = "names" if rows[0][0].strip().lower() in {"name", "نام"} else "codes"
             rows = rows[1:]
-        codes = [r[0] for r in rows if r and r[0].strip()]
+        items = [r[0] for r in rows]
+        options = {k: request.form.get(k) for k in ("level", "within", "as_of")}
         agency = request.form.get("agency", "")
     else:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise InvalidParameter(
-                'send JSON {"agency": ..., "codes": [...]} or a CSV file', field="body"
+                'send JSON {"agency": ..., "codes": [...]} (or "names") or a CSV file', field="body"
             )
-        codes = body.get("codes")
+        kind = "names" if "names" in body else "codes"
+        items = body.get(kind)
         agency = body.get("agency", "")
-        if not isinstance(codes, list) or not all(isinstance(c, str | int) for c in codes):
-            raise InvalidParameter("codes must be a list of strings", field="codes")
-    if not codes:
-        raise InvalidParameter("no codes given", field="codes")
-    if len(codes) > MAX_BATCH:
+        options = {k: body.get(k) for k in ("level", "within", "as_of")}
+        if not isinstance(items, list) or not all(isinstance(c, str | int) for c in items):
+            raise InvalidParameter(f"{kind} must be a list of strings", field=kind)
+    if not items:
+        raise InvalidParameter(f"no {kind} given", field=kind)
+    if len(items) > MAX_BATCH:
         raise InvalidParameter(
-            f"at most {MAX_BATCH} codes in one request", field="codes", code="too_many_items"
+            f"at most {MAX_BATCH} {kind} in one request", field=kind, code="too_many_items"
         )
-    return agency_arg(agency), [str(c) for c in codes]
+    return agency_arg(agency), kind, [str(c) for c in items], options
 
 
 @bp.post("/resolve")
 def resolve_batch() -> Response:
-    """Many codes of one agency at once: JSON ``{"agency", "codes", "as_of"?}`` or a CSV file."""
-    agency, codes = _batch_from_request()
-    body = request.get_json(silent=True) or {}
-    as_of = date_arg("as_of")
-    if as_of is None and isinstance(body, dict) and body.get("as_of"):
-        from api.params import parse_date
+    """Many codes (or names) of one agency at once.
 
-        as_of = parse_date(str(body["as_of"]))
-    return jsonify(batch_resolve(get_conn(), agency, codes, as_of=as_of))
+    JSON ``{"agency", "codes": [...]}`` or ``{"agency", "names": [...], "level"?,
+    "within"?}``, ``as_of`` optional; or a CSV file (first column, header ``code`` or
+    ``name``) with form fields ``agency``, ``level``, ``within``, ``as_of``.
+    """
+    agency, kind, items, options = _batch_from_request()
+    as_of = None
+    if options.get("as_of"):
+        try:
+            as_of = parse_date(str(options["as_of"]))
+        except ValidationError as exc:
+            raise InvalidParameter(exc.message, field="as_of") from None
+    if kind == "names":
+        return jsonify(
+            batch_resolve_names(
+                get_conn(),
+                agency,
+                items,
+                level=options.get("level") or None,
+                within=options.get("within") or None,
+                as_of=as_of,
+            )
+        )
+    return jsonify(batch_resolve(get_conn(), agency, items, as_of=as_of))

@@ -229,3 +229,21 @@ def test_the_full_sci_geography_file_imports(fresh_url: str) -> None:
         "village": 98_100,
     }
     assert os.environ.get("CI") is None or result.created
+
+
+def test_batch_resolve_by_names_says_found_ambiguous_or_not(client: FlaskClient) -> None:
+    body = {"agency": "sci", "names": ["اسلام‌شهر", "حسین آباد", "نام بی‌نشان"], "level": "county"}
+    results = client.post("/resolve", json=body).get_json()["results"]
+    assert results[0]["status"] == "found" and results[0]["code"] == "2310"
+    assert results[2]["status"] == "not_found"
+    homonyms = client.post(
+        "/resolve", json={"agency": "sci", "names": ["حسین آباد"], "level": "village"}
+    ).get_json()["results"][0]
+    assert homonyms["status"] == "ambiguous" and len(homonyms["candidates"]) > 3
+    csv_body = io.BytesIO("name\nقم\n".encode())
+    r = client.post(
+        "/resolve",
+        data={"agency": "sci", "level": "province", "file": (csv_body, "names.csv")},
+        content_type="multipart/form-data",
+    )
+    assert r.get_json()["results"][0]["code"] == "25"

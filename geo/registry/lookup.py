@@ -310,3 +310,89 @@ def batch_resolve(
         "found": found,
         "results": results,
     }
+
+
+def batch_resolve_names(
+    conn: Connection,
+    agency: str,
+    names: list[str],
+    *,
+    level: str | None = None,
+    within: str | None = None,
+    as_of: date | None = None,
+) -> dict[str, Any]:
+    """Resolve many names of one agency in one query, through the Persian keys.
+
+    Each name is ``found`` (one unit with the same match key, else one with the same loose
+    key), ``ambiguous`` (several: homonyms; the candidates are listed, none is chosen) or
+    ``not_found``. ``level`` and ``within`` (``AGENCY:CODE``) narrow the candidates.
+    """
+    from geo.persian import loose_key, match_key
+    from geo.registry.search import parse_scope
+
+    edition = edition_in_force(conn, agency, as_of)
+    scope = None
+    if within:
+        scope_agency, scope = parse_scope(within)
+        if scope_agency != agency:
+            raise InvalidParameter("within must name a unit of the same agency", field="within")
+    keys = [match_key(n) for n in names]
+    looses = [loose_key(n) for n in names]
+    rows = conn.execute(
+        text(
+            "SELECT q.i, d.code, d.level, d.name, d.parent_code, d.name_key = q.k AS exact"
+            " FROM unnest(CAST(:keys AS text[]), CAST(:looses AS text[])) WITH ORDINALITY"
+            "   AS q(k, l, i)"
+            " JOIN division d ON d.edition_id = :e AND (d.name_key = q.k OR d.name_loose = q.l)"
+            " WHERE (CAST(:level AS text) IS NULL OR d.level = :level)"
+            " AND (CAST(:scope AS text) IS NULL OR d.ancestors @> ARRAY[CAST(:scope AS text)])"
+            " ORDER BY q.i, exact DESC, d.code"
+        ),
+        {"keys": keys, "looses": looses, "e": edition["id"], "level": level, "scope": scope},
+    ).all()
+    hits: dict[int, list[Any]] = {}
+    for r in rows:
+        hits.setdefault(r.i, []).append(r)
+    results = []
+    for i, name in enumerate(names, start=1):
+        found = hits.get(i, [])
+        best = [r for r in found if r.exact] or found
+        if not best:
+            results.append({"input": name, "status": "not_found"})
+        elif len(best) == 1:
+            r = best[0]
+            results.append(
+                {
+                    "input": name,
+                    "status": "found",
+                    "code": r.code,
+                    "level": r.level,
+                    "name": r.name,
+                    "parent_code": r.parent_code,
+                    "match": "name" if r.exact else "variant",
+                }
+            )
+        else:
+            results.append(
+                {
+                    "input": name,
+                    "status": "ambiguous",
+                    "candidates": [
+                        {
+                            "code": r.code,
+                            "level": r.level,
+                            "name": r.name,
+                            "parent_code": r.parent_code,
+                        }
+                        for r in best[:20]
+                    ],
+                }
+            )
+    found_n = sum(1 for x in results if x["status"] == "found")
+    return {
+        "agency": agency,
+        "edition": edition,
+        "count": len(results),
+        "found": found_n,
+        "results": results,
+    }
