@@ -57,6 +57,8 @@ _SYNONYMS = {
     "وسطي": "میانی",
 }
 _PREFIXES = ("ده", "قلعه", "کلاته", "چشمه")
+_NOTES = re.compile(r"\([^)]*\)|\[[^\]]*\]")  # «(اسلامیه)», notes in parentheses
+_PUNCT = re.compile(r"[_\-/.,،؛:;«»\"'!?()\[\]{}]+")
 
 
 def ascii_digits(text: str) -> str:
@@ -84,7 +86,8 @@ def loose_key(name: str) -> str:
 
     On top of :func:`match_key`: علیا/اعلی/بالا, سفلی/سفلا/پایین/پائین and وسطی/میانی are
     one word; the connector «و» and a leading ده/قلعه/کلاته/چشمه are dropped; final ء is
-    dropped; گ is ک; and «لا» is written «ال», so a lam-alef reversed by PDF extraction
+    dropped; notes in parentheses and punctuation are dropped; گ is ک; and «لا» is
+    written «ال», so a lam-alef reversed by PDF extraction
     (گیالنغرب for گیلانغرب) meets its original.
 
     Example:
@@ -94,7 +97,8 @@ def loose_key(name: str) -> str:
         True
     """
     text = unicodedata.normalize("NFKC", name).translate(_LETTERS)
-    words = [w for w in re.split(r"[\s\u200c]+", text) if w]
+    text = _NOTES.sub(" ", text)
+    words = [w for w in re.split(r"[\s\u200c]+", _PUNCT.sub(" ", text)) if w]
     words = [_SYNONYMS.get(w, w) for w in words if w != "و"]
     if len(words) > 1 and words[0] in _PREFIXES:
         words = words[1:]

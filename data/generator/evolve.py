@@ -103,12 +103,18 @@ def evolve(world: World, rng: random.Random, rates: Rates) -> tuple[World, list[
         del new.units[v.uid]
         events.append(Event("abolish", (v.uid,), ()))
     rurals = [u for u in new.units.values() if u.level == "rural"]
-    eligible = [r for r in rurals if sum(new.units[c].level == "village" for c in r.children) >= 6]
+
+    def real_villages(rural: Unit) -> list[str]:  # farm points are SCI's only: not counted
+        return [
+            c for c in rural.children if new.units[c].level == "village" and not new.units[c].farm
+        ]
+
+    eligible = [r for r in rurals if len(real_villages(r)) >= 6]
     split = {r.uid for r in eligible if rng.random() < rates.split_rural}
     if eligible and not split:  # every world big enough shows at least one split
         split.add(max(eligible, key=lambda r: len(r.children)).uid)
     for rural in rurals:
-        kids = [c for c in rural.children if new.units[c].level == "village"]
+        kids = real_villages(rural)
         if rural.uid not in split:
             continue
         uid = fresh_uid()

@@ -3,7 +3,12 @@
 from geo.models.access import ApiKey, AuditEntry, Policy, Principal
 from geo.models.base import Base
 from geo.models.changes import Change
-from geo.models.crosswalk import CrosswalkDecision, CrosswalkLink, CrosswalkRun
+from geo.models.crosswalk import (
+    CrosswalkDecision,
+    CrosswalkLink,
+    CrosswalkRelease,
+    CrosswalkRun,
+)
 from geo.models.jobs import JobProgress
 from geo.models.parcels import GuidePlan, Parcel, Plate, Upload
 from geo.models.registry import LEVELS, Agency, Division, DivisionEvent, Edition
@@ -17,6 +22,7 @@ __all__ = [
     "Change",
     "CrosswalkDecision",
     "CrosswalkLink",
+    "CrosswalkRelease",
     "CrosswalkRun",
     "Division",
     "DivisionEvent",

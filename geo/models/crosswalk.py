@@ -60,6 +60,7 @@ class CrosswalkLink(Base):
         Index("ix_crosswalk_link_run_id_sci_code", "run_id", "sci_code"),
         Index("ix_crosswalk_link_run_id_hf_code", "run_id", "hf_code"),
         Index("ix_crosswalk_link_run_id_status", "run_id", "status"),
+        Index("ix_crosswalk_link_run_id_level_confidence", "run_id", "level", "confidence"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -95,3 +96,17 @@ class CrosswalkDecision(Base):
     note: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime] = now_column()
+
+
+class CrosswalkRelease(Base):
+    """A run frozen and announced to the agencies: release N, with its dates."""
+
+    __tablename__ = "crosswalk_release"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crosswalk_run.id"), nullable=False)
+    published_at: Mapped[datetime] = now_column()
+    published_jalali: Mapped[str] = mapped_column(Text, nullable=False)
+    published_by: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
