@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import divisions, editions, errors, health
+from api import crosswalk, divisions, editions, errors, health
 from api.database import init_app as init_database
 from api.jsonio import TagsimJSON
 
@@ -33,4 +33,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(divisions.bp)
     app.register_blueprint(editions.bp)
+    app.register_blueprint(crosswalk.bp)
     return app

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import click
+from sqlalchemy import text
 
 from api.cli_common import ready_url, reports_errors
 from geo.config import settings
@@ -115,6 +116,7 @@ def serve(host: str, port: int, workers: int) -> None:
 @reports_errors
 def worker(concurrency: int) -> None:
     """Run background jobs (uploads, crosswalk builds) until stopped."""
+    import crosswalk.jobs  # noqa: F401  (registers its job)
     from geo.jobs import run_worker
 
     run_worker(ready_url(), concurrency=concurrency)
@@ -129,8 +131,21 @@ def demo(regenerate: bool) -> None:
 
     cfg = settings()
     folder = ensure_sample_files(cfg.sample_dir, force=regenerate, echo=click.echo)
-    summary = load_sample(ready_url(), folder, echo=click.echo)
+    url = ready_url()
+    summary = load_sample(url, folder, echo=click.echo)
     click.echo(summary)
+    from crosswalk.build import build, start_run
+    from geo.db import engine as db_engine
+
+    with db_engine(url).connect() as conn:
+        built = conn.execute(text("SELECT count(*) FROM crosswalk_run WHERE status = 'finished'"))
+        if built.scalar_one() == 0:
+            run_id = start_run(url, parameters={"from": "demo"})
+            counts = build(url, run_id)
+            click.echo(
+                f"crosswalk run {run_id}: {counts['sci']['needs_review']} MOI↔SCI and "
+                f"{counts['hf']['needs_review']} MOI↔HF links to review"
+            )
 
 
 @main.command()
@@ -153,9 +168,11 @@ def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
         child.wait(timeout=30)
 
 
-from api.cli_divisions import divisions  # noqa: E402  (subcommands register on main)
+from api.cli_crosswalk import crosswalk  # noqa: E402  (subcommands register on main)
+from api.cli_divisions import divisions  # noqa: E402
 
 main.add_command(divisions)
+main.add_command(crosswalk)
 
 if __name__ == "__main__":
     main()

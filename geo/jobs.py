@@ -1,14 +1,15 @@
 """Long work as jobs: procrastinate's PostgreSQL queue, with progress in `job_progress`.
 
-Tasks are registered on :data:`tasks` (a procrastinate blueprint) by the modules that
-own the work; :func:`job_app` builds the app the web process defers with and the
-worker runs. Progress is written by the task through :func:`report_progress`, in its
+Tasks are registered with :func:`task` by the modules that own the work; :func:`job_app`
+builds the app the web process defers with and the worker runs, with every task
+registered by then. Progress is written by the task through :func:`report_progress`, in its
 own short transaction so a reader sees it while the job runs.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -24,12 +25,12 @@ __all__ = [
     "job_state",
     "report_progress",
     "run_worker",
-    "tasks",
+    "task",
     "worker_database_url",
 ]
 
 QUEUE = "tagsim"
-tasks = procrastinate.Blueprint()
+_TASKS: dict[str, Callable[..., Any]] = {}
 _worker_url: str | None = None  # set by run_worker: tasks reach the database through it
 
 
@@ -44,14 +45,26 @@ def _conninfo(url: str) -> str:
     return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
 
 
-@lru_cache(maxsize=8)
-def job_app(url: str) -> procrastinate.App:
-    """The procrastinate app over the database at ``url``, with every tagsim task.
+def task(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a job function as ``tagsim:<name>``; it receives the job context first."""
 
-    One per process and URL: a blueprint's tasks bind to the app they are added to.
-    """
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        _TASKS[name] = func
+        return func
+
+    return register
+
+
+def job_app(url: str) -> procrastinate.App:
+    """The procrastinate app over the database at ``url``, with every registered task."""
+    return _app(url, tuple(sorted(_TASKS)))
+
+
+@lru_cache(maxsize=16)
+def _app(url: str, names: tuple[str, ...]) -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=_conninfo(url)))
-    app.add_tasks_from(tasks, namespace="tagsim")
+    for name in names:
+        app.task(name=f"tagsim:{name}", pass_context=True)(_TASKS[name])
     return app
 
 
@@ -116,7 +129,7 @@ def run_worker(url: str, *, wait: bool = True, concurrency: int = 1) -> None:
     )
 
 
-@tasks.task(name="selftest", pass_context=True)
+@task("selftest")
 def selftest(context: procrastinate.JobContext, steps: int = 3, fail_at: int | None = None) -> None:
     """A job that only reports progress (and fails at step ``fail_at`` if given)."""
     url = worker_database_url()
