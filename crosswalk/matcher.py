@@ -335,7 +335,7 @@ class Matcher:
             parents = Counter(self.ref.units[r].parent for c in kids for r in self.o2r.get(c, []))
             if parents:
                 r, n = parents.most_common(1)[0]
-                if r and n >= 2 and n >= 0.5 * len(kids):
+                if r and (n >= 2 or n == len(kids)) and n >= 0.5 * len(kids):
                     self._structural(level, r, o, n, len(kids), "merge")
         for r in self.ref.by_level.get(level, []):
             if r in self.r2o:
@@ -344,7 +344,7 @@ class Matcher:
             parents = Counter(self.other.units[o].parent for c in kids for o in self.r2o.get(c, []))
             if parents:
                 o, n = parents.most_common(1)[0]
-                if o and n >= 2 and n >= 0.5 * len(kids):
+                if o and (n >= 2 or n == len(kids)) and n >= 0.5 * len(kids):
                     self._structural(level, r, o, n, len(kids), "split")
 
     def _structural(self, level: str, r: str, o: str, n: int, of: int, kind: str) -> None:

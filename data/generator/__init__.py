@@ -96,8 +96,12 @@ def generate(
     seed: int = 1401,
     source: Path | None = None,
     echo: Callable[[str], Any] = lambda _m: None,
+    maps: bool = True,
 ) -> dict[str, Any]:
-    """Generate a world into ``out`` (replaced if present) and return its manifest."""
+    """Generate a world into ``out`` (replaced if present) and return its manifest.
+
+    ``maps=False`` writes the lists and their truth only (no parcel maps or plates).
+    """
     sz = size(size_name)
     sci_source, boundaries = _sources(sz, source)
     rng = random.Random(seed)
@@ -141,7 +145,7 @@ def generate(
         ),
         key=lambda u: u.uid,
     )
-    mapped = prng.sample(mapped, min(sz.parcel_villages, len(mapped)))
+    mapped = prng.sample(mapped, min(sz.parcel_villages if maps else 0, len(mapped)))
     maps = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, unit in enumerate(mapped, start=1):

@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1401)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--source", type=Path, help="folder like ../shared/data (full SCI file)")
+    parser.add_argument("--lists-only", action="store_true", help="no parcel maps or plates")
     args = parser.parse_args()
     try:
         manifest = generate(

@@ -1,0 +1,276 @@
+"""The crosswalk engine on a generated world with known truth: every decision path,
+decisions surviving rebuilds, releases, export round trips, and the HTTP surface."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from openpyxl import load_workbook
+from sqlalchemy import text
+
+from api import create_app
+from crosswalk import build, evaluate, start_run
+from crosswalk.export import COLUMNS, export_rows, to_csv, to_xlsx
+from crosswalk.release import publish
+from crosswalk.review import decide, review_queue
+from data.generator import generate
+from geo.db import engine
+from geo.jobs import run_worker
+from geo.registry import import_edition
+from geo.registry.lookup import resolve
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cw") / "small"
+    generate(out, "small", seed=7)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cw_url(module_db_url: str, world: Path) -> str:
+    for agency, label, name in [
+        ("moi", "1401-08-25", "moi_divisions_1401-08-25.csv"),
+        ("sci", "1399", "sci_geography_1399.csv"),
+        ("hf", "1402", "hf_villages_1402.csv"),
+    ]:
+        import_edition(module_db_url, agency, label, (world / "lists" / name).read_bytes())
+    build(module_db_url, start_run(module_db_url))
+    return module_db_url
+
+
+def _truth(world: Path) -> list[dict[str, str]]:
+    with (world / "truth" / "crosswalk.csv").open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _link(url: str, moi: str, sci: str) -> tuple[str, str, str, str] | None:
+    with engine(url).connect() as c:
+        row = c.execute(
+            text(
+                "SELECT status, relation, method, evidence->>'text' FROM crosswalk_link"
+                " WHERE run_id = (SELECT max(id) FROM crosswalk_run WHERE status = 'finished')"
+                " AND moi_code = :m AND sci_code = :s"
+            ),
+            {"m": moi, "s": sci},
+        ).first()
+    return tuple(row) if row else None  # type: ignore[return-value]
+
+
+def _run(url: str) -> int:
+    with engine(url).connect() as c:
+        return c.execute(
+            text("SELECT max(id) FROM crosswalk_run WHERE status = 'finished'")
+        ).scalar_one()
+
+
+def test_auto_links_are_precise_and_recall_is_high(cw_url: str, world: Path) -> None:
+    quality = evaluate(cw_url, _run(cw_url), world / "truth" / "crosswalk.csv")
+    for agency in ("sci", "hf"):
+        for level, q in quality[agency]["levels"].items():
+            assert q["precision"] >= 0.995, (agency, level, q)
+            assert q["recall"] >= 0.95, (agency, level, q)
+    assert quality["sci"]["variants"]["ligature_reversed"]["recall"] == 1.0
+
+
+def test_exact_variant_and_fuzzy_paths(cw_url: str, world: Path) -> None:
+    truth = _truth(world)
+    exact = next(
+        r
+        for r in truth
+        if r["level"] == "village"
+        and r["relation"] == "same"
+        and not r["variants"]
+        and r["sci_code"]
+        and r["moi_code"]
+        and (_link(cw_url, r["moi_code"], r["sci_code"]) or ("",))[0] == "auto"
+    )
+    assert _link(cw_url, exact["moi_code"], exact["sci_code"])[3].startswith("same name key")
+    ligature = next(r for r in truth if "moi:ligature_reversed" in r["variants"] and r["sci_code"])
+    status, _, method, words = _link(cw_url, ligature["moi_code"], ligature["sci_code"])
+    assert status == "auto" and "variant rules" in words
+    with engine(cw_url).connect() as c:
+        fuzzy = c.execute(
+            text("SELECT count(*) FROM crosswalk_link WHERE method = 'fuzzy'")
+        ).scalar_one()
+    assert fuzzy > 0
+
+
+def test_moved_units_are_found_under_their_grandparent(cw_url: str, world: Path) -> None:
+    with (world / "truth" / "moi_events.csv").open(encoding="utf-8") as f:
+        moves = [e for e in csv.DictReader(f) if e["kind"] == "move"]
+    truth = {r["moi_code"]: r for r in _truth(world) if r["moi_code"]}
+    found = []
+    for e in moves:
+        row = truth[e["codes_after"]]
+        link = _link(cw_url, row["moi_code"], row["sci_code"])
+        if link and link[0] == "auto":
+            found.append(link[3])
+    assert len(found) >= 0.7 * len(moves)
+    assert any("moved: only the grandparent matched" in words for words in found)
+
+
+def test_splits_and_merges_are_recorded_as_such(cw_url: str, world: Path) -> None:
+    truth = _truth(world)
+    for relation in ("split", "merge"):
+        pairs = [
+            r
+            for r in truth
+            if r["relation"] == relation
+            and r["level"] == "rural"
+            and r["moi_code"]
+            and r["sci_code"]
+        ]
+        assert pairs, relation
+        got = [_link(cw_url, r["moi_code"], r["sci_code"]) for r in pairs]
+        assert sum(1 for g in got if g and g[1] == relation) >= len(pairs) - 1, (relation, got)
+
+
+def test_homonyms_go_to_review_not_to_a_guess(cw_url: str) -> None:
+    with engine(cw_url).connect() as c:
+        rows = (
+            c.execute(
+                text(
+                    "SELECT l.status FROM crosswalk_link l WHERE l.evidence->>'text' LIKE"
+                    " '%nearly as good%'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert rows and set(rows) == {"needs_review"}
+
+
+def test_units_with_no_counterpart_stay_unlinked(cw_url: str, world: Path) -> None:
+    created = [
+        r
+        for r in _truth(world)
+        if r["relation"] == "unmatched" and r["moi_code"] and not r["sci_code"]
+    ]
+    assert created
+    with engine(cw_url).connect() as c:
+        linked = c.execute(
+            text(
+                "SELECT count(*) FROM crosswalk_link WHERE moi_code = ANY(:m) AND sci_code IS NOT NULL"
+                " AND status = 'auto'"
+            ),
+            {"m": [r["moi_code"] for r in created]},
+        ).scalar_one()
+    assert linked == 0
+
+
+def test_decisions_survive_a_rebuild_and_a_release_reports_changes(cw_url: str) -> None:
+    with engine(cw_url).begin() as c:
+        queue = review_queue(c, limit=500)["links"]
+        confirm = next(lk for lk in queue if lk["sci_code"])
+        auto = c.execute(
+            text(
+                "SELECT level, moi_code, sci_code FROM crosswalk_link WHERE status = 'auto'"
+                " AND sci_code IS NOT NULL AND level = 'village' ORDER BY id LIMIT 1"
+            )
+        ).one()
+        decide(
+            c,
+            level=confirm["level"],
+            moi_code=confirm["moi_code"],
+            other_agency="sci",
+            other_code=confirm["sci_code"],
+            decision="confirm",
+            by="tester",
+        )
+        decide(
+            c,
+            level=auto.level,
+            moi_code=auto.moi_code,
+            other_agency="sci",
+            other_code=auto.sci_code,
+            decision="reject",
+            note="wrong village",
+        )
+        release = publish(c, by="tester")
+    assert release["number"] >= 1
+    second = start_run(cw_url)
+    counts = build(cw_url, second)
+    assert _run(cw_url) == second
+    assert _link(cw_url, confirm["moi_code"], confirm["sci_code"])[0] == "confirmed"
+    assert _link(cw_url, auto.moi_code, auto.sci_code)[0] == "rejected"
+    changes = counts["changes_since_release"]
+    assert changes["release"] == release["number"] and changes["changed"] == 0
+
+
+def test_export_round_trips_in_csv_and_xlsx(cw_url: str) -> None:
+    run_id = _run(cw_url)
+    with engine(cw_url).connect() as c:
+        rows = list(export_rows(c, run_id))
+        text_out = "".join(to_csv(export_rows(c, run_id)))
+        book = load_workbook(io.BytesIO(to_xlsx(export_rows(c, run_id))), read_only=True)
+        links = {
+            (r.level, r.moi_code, r.sci_code or "", r.hf_code or "")
+            for r in c.execute(
+                text(
+                    "SELECT level, moi_code, sci_code, hf_code FROM crosswalk_link"
+                    " WHERE run_id = :r AND status <> 'rejected'"
+                ),
+                {"r": run_id},
+            )
+        }
+    assert text_out.startswith("\ufefflevel,moi_code,moi_national_id,moi_name")
+    back = list(csv.DictReader(io.StringIO(text_out.lstrip("\ufeff"))))
+    assert back == [{k: str(v) for k, v in r.items()} for r in rows]
+    exported = set()
+    for r in back:
+        if r["sci_code"] and r["moi_code"]:
+            exported.add((r["level"], r["moi_code"], r["sci_code"], ""))
+        if r["hf_code"] and r["moi_code"]:
+            exported.add((r["level"], r["moi_code"], "", r["hf_code"]))
+    assert exported == links
+    sheet = list(book.worksheets[0].iter_rows(values_only=True))
+    assert list(sheet[0]) == COLUMNS and len(sheet) == len(rows) + 1
+
+
+@pytest.fixture
+def client(cw_url: str) -> FlaskClient:
+    return create_app({"DATABASE_URL": cw_url}).test_client()
+
+
+def test_http_run_as_a_job_then_review_decide_export(client: FlaskClient, cw_url: str) -> None:
+    r = client.post("/crosswalk/runs", json={})
+    assert r.status_code == 202
+    run_id = r.get_json()["run_id"]
+    run_worker(cw_url, wait=False)
+    run = client.get(f"/crosswalk/runs/{run_id}").get_json()
+    assert run["status"] == "finished" and run["job"]["status"] == "succeeded"
+    assert run["job"]["done"] == run["job"]["total"] == 13
+    queue = client.get("/crosswalk/review?limit=5").get_json()
+    assert queue["run_id"] == run_id and queue["links"]
+    worst = queue["links"][0]
+    assert worst["confidence"] <= queue["links"][-1]["confidence"]
+    assert worst["moi_name"] and (worst["sci_name"] or worst["hf_name"])
+    other = "sci" if worst["sci_code"] else "hf"
+    r = client.post(
+        "/crosswalk/decisions",
+        json={
+            "level": worst["level"],
+            "moi_code": worst["moi_code"],
+            f"{other}_code": worst[f"{other}_code"],
+            "decision": "reject",
+        },
+    )
+    assert r.status_code == 201
+    r = client.post(
+        "/crosswalk/decisions",
+        json={"level": "village", "moi_code": "1", "sci_code": "2", "decision": "maybe"},
+    )
+    assert r.status_code == 422 and r.get_json()["field"] == "decision"
+    r = client.get("/crosswalk/links", query_string={"level": "county", "status": "auto"})
+    assert r.get_json()["total"] >= 15
+    csv_text = client.get("/crosswalk/export.csv").get_data(as_text=True)
+    assert csv_text.startswith("\ufefflevel,")
+    county = client.get("/crosswalk/links?level=county&limit=1").get_json()["links"][0]
+    with engine(cw_url).connect() as c:
+        unit = resolve(c, "moi", county["moi_code"])
+    assert {p["agency"] for p in unit["partners"]} >= {"sci"}
