@@ -91,7 +91,7 @@ def test_exact_variant_and_fuzzy_paths(cw_url: str, world: Path) -> None:
     )
     assert _link(cw_url, exact["moi_code"], exact["sci_code"])[3].startswith("same name key")
     ligature = next(r for r in truth if "moi:ligature_reversed" in r["variants"] and r["sci_code"])
-    status, _, method, words = _link(cw_url, ligature["moi_code"], ligature["sci_code"])
+    status, _, _, words = _link(cw_url, ligature["moi_code"], ligature["sci_code"])
     assert status == "auto" and "variant rules" in words
     with engine(cw_url).connect() as c:
         fuzzy = c.execute(
@@ -155,7 +155,8 @@ def test_units_with_no_counterpart_stay_unlinked(cw_url: str, world: Path) -> No
     with engine(cw_url).connect() as c:
         linked = c.execute(
             text(
-                "SELECT count(*) FROM crosswalk_link WHERE moi_code = ANY(:m) AND sci_code IS NOT NULL"
+                "SELECT count(*) FROM crosswalk_link WHERE moi_code = ANY(:m)"
+                " AND sci_code IS NOT NULL"
                 " AND status = 'auto'"
             ),
             {"m": [r["moi_code"] for r in created]},
