@@ -48,6 +48,7 @@ from data.generator.sizes import SIZES, Size, size
 from data.generator.truth import World, place, read_sci_layout
 from geo.config import project_root
 from geo.errors import ValidationError
+from geo.persian import match_key
 
 __all__ = ["EDITIONS", "SIZES", "generate"]
 
@@ -77,7 +78,9 @@ def _sources(sz: Size, source: Path | None) -> tuple[Path, list[Path]]:
 def _real_moi_province_codes() -> dict[str, str]:
     with (SAMPLE / "moi_divisions_1401-08-25.csv").open(encoding="utf-8") as src:
         return {
-            r["name"]: r["hierarchicalCode"] for r in csv.DictReader(src) if r["type"] == "استان"
+            match_key(r["name"]): r["hierarchicalCode"]
+            for r in csv.DictReader(src)
+            if r["type"] == "استان"
         }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from data.generator.evolve import Event
 from data.generator.truth import Unit, World
 from data.generator.variants import COMMON, PDF_ONLY, vary
+from geo.persian import match_key
 
 MOI_TYPES = {
     "province": "استان",
@@ -95,6 +96,7 @@ class MoiCoder:
         self.national: dict[str, str] = {}
         self.next_child: Counter[str] = Counter()
         self.next_national = 1_000_000_000
+        self.used_roots: set[str] = set()
 
     def forget(self, uid: str) -> None:
         """Give ``uid`` a new code under the same parent next time (a recode)."""
@@ -102,11 +104,14 @@ class MoiCoder:
 
     def code(self, world: World, unit: Unit) -> str:
         previous = self.codes.get(unit.uid)
-        if previous and previous[0] == unit.parent:
+        if previous and previous[0] == (unit.parent or ""):
             return previous[1]
         if unit.level == "province":
-            self.next_child["root"] += 1
-            code = self.real.get(unit.name) or str(40 + self.next_child["root"])
+            code = self.real.get(match_key(unit.name)) or ""
+            if not code or code in self.used_roots:
+                self.next_child["root"] += 1
+                code = str(40 + self.next_child["root"])
+            self.used_roots.add(code)
         else:
             parent = self.code(world, world.units[unit.parent])  # type: ignore[index]
             if unit.level == "city":

@@ -127,7 +127,7 @@ def evolve(world: World, rng: random.Random, rates: Rates) -> tuple[World, list[
         events.append(Event("split", (rural.uid,), (rural.uid, uid)))
     merged_rural = False
     for rural in [u for u in new.units.values() if u.level == "rural"]:
-        if rural.uid in split or rural.uid not in new.units:
+        if rural.uid in split or rural.uid not in new.units or rural.uid.startswith("n"):
             continue
         district = new.units[rural.parent]  # type: ignore[index]
         siblings = [

@@ -10,7 +10,7 @@ from geo.models.crosswalk import (
     CrosswalkRun,
 )
 from geo.models.jobs import JobProgress
-from geo.models.parcels import GuidePlan, Parcel, Plate, Upload
+from geo.models.parcels import GuidePlan, Parcel, ParcelStage, Plate, Upload, UploadFile
 from geo.models.registry import LEVELS, Agency, Division, DivisionEvent, Edition
 
 __all__ = [
@@ -30,8 +30,10 @@ __all__ = [
     "GuidePlan",
     "JobProgress",
     "Parcel",
+    "ParcelStage",
     "Plate",
     "Policy",
     "Principal",
     "Upload",
+    "UploadFile",
 ]

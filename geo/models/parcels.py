@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Text,
     text,
 )
@@ -68,8 +69,45 @@ class Upload(Base):
     progress: Mapped[float] = mapped_column(Float, nullable=False, server_default="0")
     report: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     job_id: Mapped[int | None] = mapped_column(BigInteger)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     created_at: Mapped[datetime] = now_column()
     updated_at: Mapped[datetime] = now_column()
+
+
+class UploadFile(Base):
+    """The uploaded bytes, kept in PostgreSQL so any web or worker process can read them."""
+
+    __tablename__ = "upload_file"
+
+    upload_id: Mapped[int] = mapped_column(
+        ForeignKey("upload.id", ondelete="CASCADE"), primary_key=True
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class ParcelStage(Base):
+    """Features of an upload after reading and reprojection, before validation and publish."""
+
+    __tablename__ = "parcel_stage"
+    __table_args__ = (
+        Index("ix_parcel_stage_upload_id", "upload_id"),
+        Index("ix_parcel_stage_geom", "geom", postgresql_using="gist"),
+        {"prefixes": ["UNLOGGED"]},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    upload_id: Mapped[int] = mapped_column(
+        ForeignKey("upload.id", ondelete="CASCADE"), nullable=False
+    )
+    layer: Mapped[str] = mapped_column(Text, nullable=False)  # parcels | zone
+    feature: Mapped[int] = mapped_column(Integer, nullable=False)
+    parcel_no: Mapped[str | None] = mapped_column(Text)
+    land_use: Mapped[str | None] = mapped_column(Text)
+    area_declared: Mapped[float | None] = mapped_column(Float)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    geom: Mapped[Any] = mapped_column(
+        Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True
+    )
 
 
 class GuidePlan(Base):

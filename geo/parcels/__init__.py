@@ -1,0 +1,1 @@
+"""Guide-plan parcel maps: read uploads, infer CRS, validate, publish as versions."""
