@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import crosswalk, divisions, editions, errors, health
+from api import crosswalk, divisions, editions, errors, health, uploads
 from api.database import init_app as init_database
 from api.jsonio import TagsimJSON
 
@@ -34,4 +34,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(divisions.bp)
     app.register_blueprint(editions.bp)
     app.register_blueprint(crosswalk.bp)
+    app.register_blueprint(uploads.bp)
     return app

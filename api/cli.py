@@ -117,6 +117,7 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(concurrency: int) -> None:
     """Run background jobs (uploads, crosswalk builds) until stopped."""
     import crosswalk.jobs  # noqa: F401  (registers its job)
+    import geo.parcels.jobs  # noqa: F401
     from geo.jobs import run_worker
 
     run_worker(ready_url(), concurrency=concurrency)
@@ -170,8 +171,10 @@ def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
 from api.cli_crosswalk import crosswalk  # noqa: E402  (subcommands register on main)
 from api.cli_divisions import divisions  # noqa: E402
+from api.cli_parcels import parcels  # noqa: E402
 
 main.add_command(divisions)
+main.add_command(parcels)
 main.add_command(crosswalk)
 
 if __name__ == "__main__":

@@ -115,6 +115,13 @@ def choose_crs(
         )
     candidates.sort(key=lambda c: c["km_from_village"])
     best = candidates[0]
+    if best["epsg"] in ED77_UTM.values():  # WGS 84 is the common case: it wins a near tie
+        zone = next(z for z, e in ED77_UTM.items() if e == best["epsg"])
+        twin = next((c for c in candidates if c["epsg"] == WGS84_UTM[zone]), None)
+        if twin and twin["km_from_village"] - best["km_from_village"] < 0.12:
+            candidates.remove(twin)
+            candidates.insert(0, twin)
+            best = twin
     if best["km_from_village"] > 5:
         raise UploadRejected(
             note + f"no CRS puts the parcels near the village (nearest: EPSG:{best['epsg']}, "

@@ -1,0 +1,112 @@
+"""`tagsim parcels ...`: ingest a parcel map (with a progress bar), publish a dry run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from api.cli_common import ready_url, reports_errors
+
+
+def _bar():  # type: ignore[no-untyped-def]
+    state = {"last": -1}
+
+    def progress(fraction: float, message: str) -> None:
+        pct = int(fraction * 100)
+        if pct != state["last"]:
+            state["last"] = pct
+            filled = pct // 5
+            click.echo(
+                f"\r[{'#' * filled}{'.' * (20 - filled)}] {pct:3d}% {message:<60}",
+                nl=False,
+                err=True,
+            )
+
+    return progress
+
+
+def _show(state: dict) -> None:  # type: ignore[type-arg]
+    click.echo("", err=True)
+    report = state["report"] or {}
+    click.echo(f"upload {state['id']}: {state['status']}")
+    if "error" in report:
+        click.echo(f"  [{report['error']}] {report['message']}")
+        return
+    crs = report.get("crs", {})
+    click.echo(
+        f"  village {state['village_agency']}:{state['village_code']}; "
+        f"CRS {state['detected_crs']} ({crs.get('source')}, {crs.get('confidence')})"
+        + (f": {crs['note']}" if crs.get("note") else "")
+    )
+    summary = report.get("summary", {})
+    click.echo(
+        f"  {summary.get('features')} features, {summary.get('errors')} errors, "
+        f"{summary.get('warnings')} warnings: {json.dumps(summary.get('by_code'))}"
+    )
+    for f in report.get("findings", [])[:25]:
+        where = f" at {f['location']}" if f.get("location") else ""
+        click.echo(
+            f"  {f['level']:<7} [{f['code']}] feature {f['feature']} "
+            f"parcel {f['parcel_no']}: {f['message']}{where}"
+        )
+    if "published" in report:
+        click.echo(f"  published: {json.dumps(report['published'])}")
+
+
+@click.group()
+def parcels() -> None:
+    """Guide-plan parcel maps: ingest, validate, publish."""
+
+
+@parcels.command("ingest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--village", help="AGENCY:CODE, e.g. hf:01001020020005")
+@click.option("--crs", help="EPSG:NNNN, when the .prj is missing or wrong")
+@click.option("--dry-run", is_flag=True, help="validate only; publish later")
+@click.option("--repair", is_flag=True, help="repair invalid geometries (ST_MakeValid)")
+@click.option("--mapping", help='JSON, e.g. {"parcel_no": "PLAK", "land_use": "USE"}')
+@reports_errors
+def ingest(
+    file: Path,
+    village: str | None,
+    crs: str | None,
+    dry_run: bool,
+    repair: bool,
+    mapping: str | None,
+) -> None:
+    """Upload FILE (zipped shapefile, GeoPackage or GeoJSON)."""
+    from geo.errors import GeoError, InvalidParameter
+    from geo.parcels.ingest import IngestOptions, create_upload, get_upload_state, process_upload
+
+    code = (crs or "").upper().removeprefix("EPSG:")
+    if code and not code.isdigit():
+        raise InvalidParameter("--crs is EPSG:NNNN", field="crs")
+    url = ready_url()
+    options = IngestOptions(
+        village=village,
+        crs=int(code) if code else None,
+        dry_run=dry_run,
+        repair=repair,
+        mapping=json.loads(mapping) if mapping else {},
+    )
+    upload_id = create_upload(url, file.read_bytes(), file.name, options)
+    try:
+        state = process_upload(url, upload_id, _bar())
+    except GeoError:
+        _show(get_upload_state(url, upload_id))
+        raise
+    _show(state)
+    if state["status"] == "invalid":
+        raise SystemExit(1)
+
+
+@parcels.command("publish")
+@click.argument("upload_id", type=int)
+@reports_errors
+def publish(upload_id: int) -> None:
+    """Publish a validated dry run."""
+    from geo.parcels.ingest import publish_upload
+
+    _show(publish_upload(ready_url(), upload_id, _bar()))

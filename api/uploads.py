@@ -1,0 +1,79 @@
+"""Uploads of parcel maps: POST a file (202), follow its progress and report, publish it."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import text
+
+import geo.parcels.jobs  # noqa: F401  (registers the ingest jobs)
+from api.database import get_conn, url
+from geo.db import engine
+from geo.errors import InvalidParameter
+from geo.jobs import enqueue
+from geo.parcels.ingest import IngestOptions, create_upload, get_upload
+
+bp = Blueprint("uploads", __name__)
+
+
+def _flag(name: str) -> bool:
+    return request.form.get(name, "").lower() in {"1", "true", "yes", "on"}
+
+
+@bp.post("/uploads")
+def post_upload() -> tuple[Response, int]:
+    """Multipart ``file`` with optional ``village`` (AGENCY:CODE), ``crs`` (EPSG code),
+    ``dry_run``, ``repair`` and ``mapping`` (JSON: role → field)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidParameter("send the file as the multipart field 'file'", field="file")
+    crs = request.form.get("crs", "").upper().removeprefix("EPSG:")
+    if crs and not crs.isdigit():
+        raise InvalidParameter("crs is an EPSG code, e.g. EPSG:32639", field="crs")
+    try:
+        mapping = json.loads(request.form.get("mapping") or "{}")
+    except ValueError:
+        raise InvalidParameter("mapping is a JSON object", field="mapping") from None
+    if not isinstance(mapping, dict):
+        raise InvalidParameter("mapping is a JSON object", field="mapping")
+    options = IngestOptions(
+        village=request.form.get("village") or None,
+        crs=int(crs) if crs else None,
+        dry_run=_flag("dry_run"),
+        repair=_flag("repair"),
+        mapping=mapping,
+    )
+    upload_id = create_upload(url(), upload.read(), upload.filename, options)
+    job_id = enqueue(url(), "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
+    with engine(url()).begin() as conn:
+        conn.execute(
+            text("UPDATE upload SET job_id = :j WHERE id = :u"), {"j": job_id, "u": upload_id}
+        )
+    return jsonify(
+        {
+            "upload_id": upload_id,
+            "job_id": job_id,
+            "status": "received",
+            "href": f"/uploads/{upload_id}",
+        }
+    ), 202
+
+
+@bp.get("/uploads/<int:upload_id>")
+def get_one_upload(upload_id: int) -> Response:
+    return jsonify(get_upload(get_conn(), upload_id))
+
+
+@bp.post("/uploads/<int:upload_id>/publish")
+def publish(upload_id: int) -> tuple[Response, int]:
+    state = get_upload(get_conn(), upload_id)
+    if state["status"] != "validated":
+        from geo.errors import ValidationError
+
+        raise ValidationError(
+            f"upload {upload_id} is {state['status']}; only a validated upload can be published",
+            code="not_validated",
+        )
+    job_id = enqueue(url(), "tagsim:parcel_publish", kind="parcel_publish", upload_id=upload_id)
+    return jsonify({"upload_id": upload_id, "job_id": job_id, "status": "publishing"}), 202

@@ -1,0 +1,192 @@
+"""Validate a staged upload in PostGIS; every finding has a stable code and a location.
+
+Errors (block publish): ``empty_geometry``, ``wrong_geometry_type``, ``invalid_geometry``
+(with ST_IsValidDetail's reason; repaired with consent, then a warning
+``repaired_geometry`` with the area changed), ``missing_parcel_no``,
+``duplicate_parcel_no``, ``overlap`` (above ``OVERLAP_M2``), ``outside_zone``.
+Warnings: ``z_dropped``, ``area_mismatch`` (declared area more than ``AREA_TOLERANCE`` off),
+``zone_gaps`` (share of the zone no parcel covers), ``no_zone``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+__all__ = ["AREA_TOLERANCE", "OVERLAP_M2", "validate_stage"]
+
+OVERLAP_M2 = 1.0
+OUTSIDE_M2 = 1.0
+AREA_TOLERANCE = 0.10
+ERRORS = {
+    "empty_geometry",
+    "wrong_geometry_type",
+    "invalid_geometry",
+    "missing_parcel_no",
+    "duplicate_parcel_no",
+    "overlap",
+    "outside_zone",
+}
+LIMIT = 5000
+
+_CHECKS = {
+    "empty_geometry": """
+        SELECT feature, parcel_no, 'no geometry' AS message, NULL AS location
+        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'
+        AND (geom IS NULL OR ST_IsEmpty(geom))""",
+    "wrong_geometry_type": """
+        SELECT feature, parcel_no, 'a ' || GeometryType(geom) || ', not a polygon' AS message,
+               ST_AsText(ST_PointOnSurface(geom)) AS location
+        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels' AND geom IS NOT NULL
+        AND NOT ST_IsEmpty(geom) AND GeometryType(geom) NOT IN ('POLYGON', 'MULTIPOLYGON')""",
+    "invalid_geometry": """
+        SELECT feature, parcel_no, (ST_IsValidDetail(geom)).reason AS message,
+               ST_AsText((ST_IsValidDetail(geom)).location) AS location
+        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels' AND geom IS NOT NULL
+        AND GeometryType(geom) IN ('POLYGON', 'MULTIPOLYGON') AND NOT ST_IsValid(geom)""",
+    "missing_parcel_no": """
+        SELECT feature, parcel_no, 'no parcel number' AS message,
+               ST_AsText(ST_PointOnSurface(geom)) AS location
+        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'
+        AND (parcel_no IS NULL OR parcel_no = '')""",
+    "duplicate_parcel_no": """
+        SELECT s.feature, s.parcel_no, 'parcel number also on feature ' || d.first AS message,
+               ST_AsText(ST_PointOnSurface(s.geom)) AS location
+        FROM parcel_stage s JOIN (SELECT parcel_no, min(feature) AS first FROM parcel_stage
+          WHERE upload_id = :u AND layer = 'parcels' GROUP BY parcel_no HAVING count(*) > 1) d
+          ON d.parcel_no = s.parcel_no
+        WHERE s.upload_id = :u AND s.layer = 'parcels' AND s.feature <> d.first""",
+    "overlap": """
+        SELECT b.feature, b.parcel_no,
+               'overlaps feature ' || a.feature || ' (parcel ' || coalesce(a.parcel_no, '?')
+               || ') by ' || round(ST_Area(ST_Intersection(a.geom, b.geom)::geography)::numeric, 1)
+               || ' m²' AS message,
+               ST_AsText(ST_PointOnSurface(ST_Intersection(a.geom, b.geom))) AS location
+        FROM parcel_stage a JOIN parcel_stage b ON a.upload_id = b.upload_id
+          AND a.layer = b.layer AND a.feature < b.feature AND a.geom && b.geom
+        WHERE a.upload_id = :u AND a.layer = 'parcels' AND ST_IsValid(a.geom)
+          AND ST_IsValid(b.geom) AND ST_Intersects(a.geom, b.geom)
+          AND ST_Area(ST_Intersection(a.geom, b.geom)::geography) > :overlap""",
+    "outside_zone": """
+        SELECT p.feature, p.parcel_no,
+               round(ST_Area(ST_Difference(p.geom, z.geom)::geography)::numeric, 1)
+               || ' m² outside the guide-plan zone' AS message,
+               ST_AsText(ST_PointOnSurface(ST_Difference(p.geom, z.geom))) AS location
+        FROM parcel_stage p JOIN (SELECT ST_Union(geom) AS geom FROM parcel_stage
+          WHERE upload_id = :u AND layer = 'zone' AND ST_IsValid(geom)) z ON z.geom IS NOT NULL
+        WHERE p.upload_id = :u AND p.layer = 'parcels' AND ST_IsValid(p.geom)
+          AND NOT ST_CoveredBy(p.geom, z.geom)
+          AND ST_Area(ST_Difference(p.geom, z.geom)::geography) > :outside""",
+    "area_mismatch": """
+        SELECT feature, parcel_no,
+               'declared ' || area_declared || ' m², drawn '
+               || round(ST_Area(geom::geography)::numeric, 1) || ' m²' AS message,
+               ST_AsText(ST_PointOnSurface(geom)) AS location
+        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels' AND ST_IsValid(geom)
+          AND area_declared IS NOT NULL AND ST_Area(geom::geography) > 0
+          AND abs(area_declared - ST_Area(geom::geography)) / ST_Area(geom::geography) > :tol""",
+}
+
+
+def _repair(conn: Connection, upload_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text("""
+        WITH fixed AS (
+            SELECT id, feature, parcel_no, geom AS before,
+                   ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3)) AS after
+            FROM parcel_stage WHERE upload_id = :u AND layer IN ('parcels', 'zone')
+            AND geom IS NOT NULL AND NOT ST_IsValid(geom))
+        UPDATE parcel_stage s SET geom = f.after FROM fixed f WHERE s.id = f.id
+        RETURNING f.feature, f.parcel_no,
+          'repaired: area ' || round(ST_Area(f.before::geography)::numeric, 1) || ' → '
+          || round(ST_Area(f.after::geography)::numeric, 1) || ' m²' AS message,
+          ST_AsText(ST_PointOnSurface(f.after)) AS location"""),
+        {"u": upload_id},
+    ).mappings()
+    return [{**dict(r), "code": "repaired_geometry", "level": "warning"} for r in rows]
+
+
+def validate_stage(
+    conn: Connection, upload_id: int, *, repair: bool = False, z_dropped: int = 0
+) -> dict[str, Any]:
+    """Run every check on the staged upload; return the report (nothing is changed, except
+    geometries repaired when ``repair``)."""
+    findings: list[dict[str, Any]] = []
+    if repair:
+        findings += _repair(conn, upload_id)
+    params = {"u": upload_id, "overlap": OVERLAP_M2, "outside": OUTSIDE_M2, "tol": AREA_TOLERANCE}
+    for code, sql in _CHECKS.items():
+        for row in conn.execute(text(sql), params).mappings():
+            findings.append(
+                {**dict(row), "code": code, "level": "error" if code in ERRORS else "warning"}
+            )
+    zone = conn.execute(
+        text("""
+        SELECT ST_Area(z.geom::geography) AS zone_m2,
+               ST_Area(ST_Difference(z.geom, coalesce(p.geom, 'POLYGON EMPTY'::geometry))
+                       ::geography) AS gap_m2
+        FROM (SELECT ST_Union(geom) AS geom FROM parcel_stage WHERE upload_id = :u
+              AND layer = 'zone' AND ST_IsValid(geom)) z,
+             (SELECT ST_Union(geom) AS geom FROM parcel_stage WHERE upload_id = :u
+              AND layer = 'parcels' AND ST_IsValid(geom)) p
+        WHERE z.geom IS NOT NULL"""),
+        {"u": upload_id},
+    ).first()
+    extras: dict[str, Any] = {}
+    if zone is None:
+        findings.append(
+            {
+                "feature": None,
+                "parcel_no": None,
+                "code": "no_zone",
+                "level": "warning",
+                "location": None,
+                "message": "no guide-plan zone layer: gaps and parcels outside the "
+                "zone were not checked",
+            }
+        )
+    else:
+        share = zone.gap_m2 / zone.zone_m2 if zone.zone_m2 else 0
+        extras = {"zone_m2": round(zone.zone_m2, 1), "uncovered_share": round(share, 4)}
+        findings.append(
+            {
+                "feature": None,
+                "parcel_no": None,
+                "code": "zone_gaps",
+                "level": "warning",
+                "location": None,
+                "message": f"{share:.1%} of the zone is covered by no parcel "
+                "(streets and open land included)",
+            }
+        )
+    if z_dropped:
+        findings.append(
+            {
+                "feature": None,
+                "parcel_no": None,
+                "code": "z_dropped",
+                "level": "warning",
+                "location": None,
+                "message": f"{z_dropped} features had Z or M values; stored in 2D",
+            }
+        )
+    findings.sort(key=lambda f: (f["level"] != "error", f["feature"] or 0, f["code"]))
+    counts = Counter(f["code"] for f in findings)
+    errors = sum(1 for f in findings if f["level"] == "error")
+    features = conn.execute(
+        text("SELECT count(*) FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"),
+        {"u": upload_id},
+    ).scalar_one()
+    return {
+        "valid": errors == 0,
+        "summary": {
+            "features": features,
+            "errors": errors,
+            "warnings": len(findings) - errors,
+            "by_code": dict(counts),
+            **extras,
+        },
+        "findings": findings[:LIMIT],
+    }
