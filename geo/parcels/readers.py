@@ -49,7 +49,7 @@ class Layers:
 def detect_format(raw: bytes, name: str = "") -> str:
     if not raw:
         raise UploadRejected("the file is empty", code="empty_file")
-    if raw[:4] == b"PK\x03\x04":
+    if raw[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip (the second: an empty one)
         return "zip"
     if raw[:16] == b"SQLite format 3\x00":
         return "gpkg"

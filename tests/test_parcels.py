@@ -1,0 +1,463 @@
+"""Parcel ingestion: formats, encodings, CRS cases, validation codes, versioned publish,
+concurrency and bad input, on real PostGIS with the generator's files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon, box
+from sqlalchemy import text
+
+from data.generator import generate
+from geo.crs import transformer, utm_epsg
+from geo.db import engine
+from geo.errors import GeoError
+from geo.parcels import ingest as ingest_module
+from geo.parcels import readers
+from geo.parcels.ingest import IngestOptions, create_upload, process_upload, publish_upload
+from geo.persian import match_key
+from geo.registry import import_edition
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("parcels") / "small"
+    generate(out, "small", seed=5)
+    return out
+
+
+@pytest.fixture(scope="module")
+def url(module_db_url: str, world: Path) -> str:
+    import_edition(module_db_url, "hf", "1402", (world / "lists/hf_villages_1402.csv").read_bytes())
+    return module_db_url
+
+
+def _facts(world: Path) -> list[dict[str, str]]:
+    with (world / "truth/parcel_files.csv").open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _run(url: str, raw: bytes, name: str, **options: object) -> dict:
+    upload_id = create_upload(url, raw, name, IngestOptions(**options))  # type: ignore[arg-type]
+    try:
+        return process_upload(url, upload_id)
+    except GeoError:
+        with engine(url).connect() as c:
+            return ingest_module.get_upload(c, upload_id)
+
+
+def _current(url: str, code: str) -> int:
+    with engine(url).connect() as c:
+        return c.execute(
+            text("SELECT count(*) FROM parcel WHERE village_code = :c AND valid_to IS NULL"),
+            {"c": code},
+        ).scalar_one()
+
+
+def _truth_parcels(world: Path, code: str) -> gpd.GeoDataFrame:
+    frame = gpd.read_file(world / "truth/parcels.gpkg", layer="parcels")
+    return frame[frame["CODE_HF"] == code].reset_index(drop=True)
+
+
+def _village(url: str, code: str) -> tuple[float, float]:
+    with engine(url).connect() as c:
+        return c.execute(
+            text("SELECT ST_X(point), ST_Y(point) FROM division WHERE code = :c"), {"c": code}
+        ).one()
+
+
+# -- formats, encodings, CRS -------------------------------------------------------------------
+def test_every_generated_file_reads_with_the_right_crs_and_defects(url: str, world: Path) -> None:
+    for f in _facts(world):
+        state = _run(url, (world / "parcels" / f["file"]).read_bytes(), f["file"], dry_run=True)
+        report = state["report"]
+        codes = set(report["summary"]["by_code"])
+        assert state["detected_crs"] == f"EPSG:{f['epsg']}" or f["has_prj"] == "0", f
+        assert report["crs"]["source"] == ("prj" if f["has_prj"] == "1" else "inferred")
+        expected = {
+            "self_intersection": "invalid_geometry",
+            "duplicate_number": "duplicate_parcel_no",
+            "overlap": "overlap",
+            "outside_zone": "outside_zone",
+            "area_mismatch": "area_mismatch",
+        }
+        for defect in f["defects"].split():
+            assert expected[defect] in codes, (f, codes)
+        assert state["status"] == (
+            "invalid" if set(f["defects"].split()) - {"area_mismatch"} else "validated"
+        ), (f, codes)
+        assert state["village_code"] == f["hf_code"]
+
+
+def test_windows_1256_text_without_cpg_is_read(url: str, world: Path) -> None:
+    f = next(f for f in _facts(world) if f["encoding"] == "CP1256" and not f["defects"])
+    state = _run(url, (world / "parcels" / f["file"]).read_bytes(), f["file"], dry_run=True)
+    assert state["report"]["encoding"] == "CP1256"
+    with engine(url).connect() as c:
+        uses = set(
+            c.execute(
+                text("SELECT land_use FROM parcel_stage WHERE upload_id = :u"), {"u": state["id"]}
+            ).scalars()
+        )
+    assert match_key("مسکونی") in {match_key(u) for u in uses if u}
+
+
+def test_geojson_and_positions_match_the_truth(url: str, world: Path) -> None:
+    f = next(f for f in _facts(world) if not f["defects"] and f["epsg"].startswith("205"))
+    truth = _truth_parcels(world, f["hf_code"])
+    state = _run(url, (world / "parcels" / f["file"]).read_bytes(), f["file"], dry_run=True)
+    with engine(url).connect() as c:
+        staged = gpd.read_postgis(
+            text(
+                "SELECT parcel_no, geom FROM parcel_stage WHERE upload_id"
+                " = :u AND layer = 'parcels'"
+            ),
+            c,
+            params={"u": state["id"]},
+            geom_col="geom",
+        )
+    merged = staged.merge(truth, left_on="parcel_no", right_on="SHOMARE")
+    utm = utm_epsg(truth.geometry.iloc[0].centroid.x)
+    shift = merged.geom.to_crs(utm).centroid.distance(
+        gpd.GeoSeries(merged.geometry, crs=4326).to_crs(utm).centroid
+    )
+    assert len(merged) == len(truth) and shift.max() < 1.0  # ED50(ED77) shift pinned right
+    geojson = truth.to_json().encode()
+    state = _run(url, geojson, "parcels.geojson", dry_run=True)
+    assert state["report"]["format"] == "geojson" and state["status"] == "validated"
+
+
+def test_missing_prj_is_inferred_and_an_override_wins(url: str, world: Path) -> None:
+    f = next(
+        f
+        for f in _facts(world)
+        if f["file"].endswith(".zip")
+        and f["has_prj"] == "1"
+        and f["epsg"].startswith("326")
+        and not f["defects"]
+    )
+    raw = (world / "parcels" / f["file"]).read_bytes()
+    stripped = _rezip(raw, drop=(".prj",))
+    state = _run(url, stripped, f["file"], dry_run=True)
+    assert state["crs_source"] == "inferred" and state["detected_crs"] == f"EPSG:{f['epsg']}"
+    assert state["report"]["crs"]["candidates"]
+    state = _run(url, stripped, f["file"], dry_run=True, crs=int(f["epsg"]))
+    assert state["crs_source"] == "override"
+
+
+def _rezip(raw: bytes, drop: tuple[str, ...] = (), add: dict[str, bytes] | None = None) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(raw))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            if not info.filename.endswith(drop):
+                out.writestr(info.filename, src.read(info))
+        for name, data in (add or {}).items():
+            out.writestr(name, data)
+    return buf.getvalue()
+
+
+# -- validation codes --------------------------------------------------------------------------
+def _crafted(url: str, world: Path) -> tuple[str, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """A village of the HF list and a small map around it, in its UTM zone."""
+    with (world / "lists/hf_villages_1402.csv").open(encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["level"] == "village" and r["lat"])
+    lon, lat = float(row["lon"]), float(row["lat"])
+    epsg = utm_epsg(lon)
+    x0, y0 = transformer(4326, epsg).transform(lon, lat)
+    cells = [box(x0 + i * 30, y0, x0 + i * 30 + 25, y0 + 25) for i in range(6)]
+    parcels = gpd.GeoDataFrame(
+        {
+            "SHOMARE": [str(i) for i in range(1, 7)],
+            "KARBARI": ["مسکونی"] * 6,
+            "MASAHAT": [625.0] * 6,
+        },
+        geometry=cells,
+        crs=epsg,
+    )
+    zone = gpd.GeoDataFrame(
+        {"NAME": ["zone"]}, geometry=[box(x0 - 5, y0 - 5, x0 + 185, y0 + 35)], crs=epsg
+    )
+    return row["code"], parcels, zone
+
+
+def _gpkg(parcels: gpd.GeoDataFrame, zone: gpd.GeoDataFrame | None, tmp: Path) -> bytes:
+    path = tmp / "map.gpkg"
+    path.unlink(missing_ok=True)
+    parcels.to_file(path, layer="parcels", driver="GPKG")
+    if zone is not None:
+        zone.to_file(path, layer="zone", driver="GPKG")
+    return path.read_bytes()
+
+
+def test_every_validation_code(url: str, world: Path, tmp_path: Path) -> None:
+    code, parcels, zone = _crafted(url, world)
+    clean = _run(url, _gpkg(parcels, zone, tmp_path), "clean.gpkg", dry_run=True)
+    assert clean["status"] == "validated", clean["report"]["findings"][:3]
+    assert set(clean["report"]["summary"]["by_code"]) == {"zone_gaps"}
+    bad = parcels.copy()
+    minx, miny = bad.geometry[0].bounds[:2]
+    bad.loc[0, "geometry"] = Polygon(
+        [(minx, miny), (minx + 20, miny + 20), (minx + 20, miny), (minx, miny + 20)]
+    )  # bowtie
+    bad.loc[1, "SHOMARE"] = "3"  # duplicate of parcel 3
+    bad.loc[2, "geometry"] = shapely.affinity.translate(bad.geometry[3], -10, 0)  # overlaps 4
+    bad.loc[4, "geometry"] = shapely.affinity.translate(bad.geometry[4], 0, 300)  # outside
+    bad.loc[5, "MASAHAT"] = 2000.0  # declared far off
+    report = _run(url, _gpkg(bad, zone, tmp_path), "bad.gpkg", dry_run=True)["report"]
+    codes = report["summary"]["by_code"]
+    for expected in (
+        "invalid_geometry",
+        "duplicate_parcel_no",
+        "overlap",
+        "outside_zone",
+        "area_mismatch",
+        "zone_gaps",
+    ):
+        assert expected in codes, (expected, codes)
+    invalid = next(f for f in report["findings"] if f["code"] == "invalid_geometry")
+    assert "Self-intersection" in invalid["message"] and invalid["location"].startswith("POINT")
+    assert not report["valid"]
+    repaired = _run(
+        url, _gpkg(bad.iloc[[0]], zone, tmp_path), "one.gpkg", dry_run=True, repair=True
+    )["report"]
+    assert "repaired_geometry" in repaired["summary"]["by_code"] and repaired["valid"]
+    odd = gpd.GeoDataFrame(
+        {"SHOMARE": ["1", None], "KARBARI": ["باغ", "باغ"]},
+        geometry=[Point(parcels.geometry[0].centroid), parcels.geometry[1]],
+        crs=parcels.crs,
+    )
+    report = _run(url, _gpkg(odd, None, tmp_path), "odd.gpkg", dry_run=True)["report"]
+    assert {"wrong_geometry_type", "missing_parcel_no", "no_zone"} <= set(
+        report["summary"]["by_code"]
+    )
+    solid = gpd.GeoDataFrame(
+        parcels.drop(columns="geometry"),
+        geometry=shapely.force_3d(parcels.geometry.values),
+        crs=parcels.crs,
+    )
+    report = _run(url, _gpkg(solid, zone, tmp_path), "z.gpkg", dry_run=True)["report"]
+    assert report["summary"]["by_code"].get("z_dropped") == 1 and report["valid"]
+    assert code
+
+
+# -- publish -----------------------------------------------------------------------------------
+def test_publish_versions_unchanged_and_changes(url: str, world: Path, tmp_path: Path) -> None:
+    code, parcels, zone = _crafted(url, world)
+    first = _run(url, _gpkg(parcels, zone, tmp_path), "v1.gpkg")
+    assert first["status"] == "published" and _current(url, code) == 6
+    again = _run(url, _gpkg(parcels, zone, tmp_path), "v1-again.gpkg")
+    assert again["report"]["published"] == {"insert": 0, "update": 0, "delete": 0, "zone": 0}
+    v2 = parcels.copy()
+    v2.loc[0, "KARBARI"] = "تجاری"
+    v2 = v2.drop(index=5)
+    v2.loc[9] = ["9", "باغ", 400.0, box(*v2.geometry[1].bounds).buffer(-1).centroid.buffer(5)]
+    v2 = v2.drop(index=1)
+    second = _run(url, _gpkg(v2, zone, tmp_path), "v2.gpkg")
+    assert second["report"]["published"] == {"insert": 1, "update": 1, "delete": 2, "zone": 0}
+    with engine(url).connect() as c:
+        rows = c.execute(
+            text("SELECT operation, count(*) FROM change WHERE cause->>'upload' = :u GROUP BY 1"),
+            {"u": str(second["id"])},
+        ).all()
+        assert dict(rows) == {"insert": 1, "update": 1, "delete": 2}
+        before = c.execute(
+            text(
+                "SELECT before->>'land_use', after->>'land_use' FROM change WHERE operation = 'update'"
+                " AND cause->>'upload' = :u"
+            ),
+            {"u": str(second["id"])},
+        ).one()
+        assert before == ("مسکونی", "تجاری")
+        history = c.execute(
+            text(
+                "SELECT land_use, valid_to IS NULL FROM parcel WHERE village_code = :c"
+                " AND parcel_no = '1' ORDER BY valid_from"
+            ),
+            {"c": code},
+        ).all()
+        assert [tuple(h) for h in history][-2:] == [("مسکونی", False), ("تجاری", True)]
+    assert _current(url, code) == 5
+
+
+def test_two_uploads_for_one_village_at_once_are_serialized(
+    url: str, world: Path, tmp_path: Path
+) -> None:
+    code, parcels, zone = _crafted(url, world)
+    a = parcels.copy()
+    a["KARBARI"] = "اداری"
+    b = parcels.copy()
+    b["KARBARI"] = "آموزشی"
+    ids = []
+    for frame, name in ((a, "a.gpkg"), (b, "b.gpkg")):
+        upload_id = create_upload(
+            url, _gpkg(frame, zone, tmp_path), name, IngestOptions(dry_run=True)
+        )
+        process_upload(url, upload_id)
+        ids.append(upload_id)
+    errors: list[BaseException] = []
+
+    def go(upload_id: int) -> None:
+        try:
+            publish_upload(url, upload_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with engine(url).connect() as c:
+        current = (
+            c.execute(
+                text(
+                    "SELECT DISTINCT land_use FROM parcel WHERE village_code = :c"
+                    " AND valid_to IS NULL"
+                ),
+                {"c": code},
+            )
+            .scalars()
+            .all()
+        )
+        changes = c.execute(
+            text("SELECT count(*) FROM change WHERE cause->>'upload' = ANY(:u)"),
+            {"u": [str(i) for i in ids]},
+        ).scalar_one()
+        published = [ingest_module.get_upload(c, i)["report"]["published"] for i in ids]
+    assert len(current) == 1 and current[0] in {"اداری", "آموزشی"}
+    assert changes == sum(p["insert"] + p["update"] + p["delete"] for p in published)
+    # whichever came second applied on top of the first: six land uses changed, none lost
+    assert {"insert": 0, "update": 6, "delete": 0, "zone": 0} in published
+    assert _current(url, code) == 6
+
+
+def test_a_failure_mid_publish_leaves_the_map_intact(
+    url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, parcels, zone = _crafted(url, world)
+    _run(url, _gpkg(parcels, zone, tmp_path), "base.gpkg")
+    before = _current(url, code)
+    changed = parcels.copy()
+    changed["KARBARI"] = "ورزشی"
+    upload_id = create_upload(
+        url, _gpkg(changed, zone, tmp_path), "crash.gpkg", IngestOptions(dry_run=True)
+    )
+    process_upload(url, upload_id)
+    real = ingest_module.publish_stage
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        real(*args, **kwargs)
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(ingest_module, "publish_stage", crash)
+    with pytest.raises(RuntimeError):
+        publish_upload(url, upload_id)
+    with engine(url).connect() as c:
+        uses = set(
+            c.execute(
+                text("SELECT land_use FROM parcel WHERE village_code = :c AND valid_to IS NULL"),
+                {"c": code},
+            ).scalars()
+        )
+        assert "ورزشی" not in uses and _current(url, code) == before
+        assert ingest_module.get_upload(c, upload_id)["status"] == "validated"
+    monkeypatch.setattr(ingest_module, "publish_stage", real)
+    assert publish_upload(url, upload_id)["status"] == "published"  # and it resumes
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda raw: b"", "empty_file"),
+        (lambda raw: b"PK\x03\x04 not really a zip", "corrupt_zip"),
+        (lambda raw: b"hello, world", "unknown_format"),
+        (lambda raw: _rezip(raw, drop=(".shx",)), "incomplete_shapefile"),
+        (lambda raw: _rezip(raw, drop=(".dbf",)), "incomplete_shapefile"),
+        (lambda raw: _rezip(raw, add={"../evil.txt": b"x"}), "zip_unsafe_path"),
+        (lambda raw: _rezip(raw, add={"/etc/evil.txt": b"x"}), "zip_unsafe_path"),
+        (lambda raw: _rezip(raw, drop=(".shp", ".shx", ".dbf", ".prj", ".cpg")), "no_shapefile"),
+    ],
+)
+def test_bad_files_fail_clearly_and_change_nothing(url: str, world: Path, make, code: str) -> None:  # type: ignore[no-untyped-def]
+    f = next(f for f in _facts(world) if f["file"].endswith(".zip"))
+    raw = (world / "parcels" / f["file"]).read_bytes()
+    before = _current(url, f["hf_code"])
+    state = _run(url, make(raw), f["file"])
+    assert state["status"] == "failed" and state["report"]["error"] == code
+    assert _current(url, f["hf_code"]) == before
+
+
+def test_zip_bombs_are_refused(url: str, world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readers, "MAX_EXPANDED", 10_000)
+    f = next(f for f in _facts(world) if f["file"].endswith(".zip"))
+    state = _run(url, (world / "parcels" / f["file"]).read_bytes(), f["file"])
+    assert state["report"]["error"] == "zip_too_large"
+
+
+def test_unknown_and_mismatched_villages(url: str, world: Path, tmp_path: Path) -> None:
+    code, parcels, zone = _crafted(url, world)
+    raw = _gpkg(parcels, zone, tmp_path)
+    assert _run(url, raw, "x.gpkg", village="hf:99999999")["report"]["error"] == "unknown_village"
+    with engine(url).connect() as c:
+        far = c.execute(
+            text(
+                "SELECT code FROM division WHERE level = 'village' AND point IS NOT"
+                " NULL ORDER BY point <-> ST_SetSRID(ST_MakePoint(:x, :y), 4326)"
+                " DESC LIMIT 1"
+            ),
+            dict(zip(("x", "y"), _village(url, code), strict=True)),
+        ).scalar_one()
+    state = _run(url, raw, "x.gpkg", village=f"hf:{far}")
+    assert state["report"]["error"] == "village_mismatch"
+    assert MultiPolygon  # imported for readers of this file
+
+
+def test_http_upload_dry_run_then_publish(url: str, world: Path, tmp_path: Path) -> None:
+    from api import create_app
+    from geo.jobs import run_worker
+
+    client = create_app({"DATABASE_URL": url}).test_client()
+    code, parcels, zone = _crafted(url, world)
+    parcels["KARBARI"] = "درمانی"
+    r = client.post(
+        "/uploads",
+        data={
+            "file": (io.BytesIO(_gpkg(parcels, zone, tmp_path)), "m.gpkg"),
+            "dry_run": "true",
+            "village": f"hf:{code}",
+        },
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 202
+    upload_id = r.get_json()["upload_id"]
+    run_worker(url, wait=False)
+    state = client.get(f"/uploads/{upload_id}").get_json()
+    assert state["status"] == "validated" and state["progress"] == 1.0
+    assert state["report"]["village"] == {"agency": "hf", "code": code}
+    r = client.post(f"/uploads/{upload_id}/publish")
+    assert r.status_code == 202
+    run_worker(url, wait=False)
+    state = client.get(f"/uploads/{upload_id}").get_json()
+    published = state["report"]["published"]
+    assert state["status"] == "published" and published["insert"] + published["update"] == 6
+    again = client.post(f"/uploads/{upload_id}/publish")
+    assert again.status_code == 422 and again.get_json()["code"] == "not_validated"
+    r = client.post("/uploads", data={}, content_type="multipart/form-data")
+    assert r.status_code == 400 and r.get_json()["field"] == "file"
+    r = client.post(
+        "/uploads",
+        data={"file": (io.BytesIO(b"x"), "a.zip"), "crs": "UTM"},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 400 and r.get_json()["field"] == "crs"
+    assert client.get("/uploads/999999").status_code == 404
