@@ -270,8 +270,8 @@ def test_publish_versions_unchanged_and_changes(url: str, world: Path, tmp_path:
         assert dict(rows) == {"insert": 1, "update": 1, "delete": 2}
         before = c.execute(
             text(
-                "SELECT before->>'land_use', after->>'land_use' FROM change WHERE operation = 'update'"
-                " AND cause->>'upload' = :u"
+                "SELECT before->>'land_use', after->>'land_use' FROM change"
+                " WHERE operation = 'update' AND cause->>'upload' = :u"
             ),
             {"u": str(second["id"])},
         ).one()
