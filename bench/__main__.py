@@ -24,15 +24,15 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(CASES), action="append")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
-    url = create_database(database_url(start=True), f"tagsim_bench_{uuid.uuid4().hex[:8]}")
     outcomes = []
-    try:
-        migrate.upgrade(url)
-        for name in args.only or sorted(CASES):
+    for name in args.only or sorted(CASES):
+        url = create_database(database_url(start=True), f"tagsim_bench_{uuid.uuid4().hex[:8]}")
+        try:
+            migrate.upgrade(url)
             print(f"== {name} ({mode})", flush=True)
             outcomes += CASES[name](url, args.quick)
-    finally:
-        drop_database(url)
+        finally:
+            drop_database(url)
     md = harness.write(outcomes, mode)
     print(f"results: {md} and {md.with_suffix('.json')}", file=sys.stderr)
 

@@ -461,3 +461,22 @@ def test_http_upload_dry_run_then_publish(url: str, world: Path, tmp_path: Path)
     )
     assert r.status_code == 400 and r.get_json()["field"] == "crs"
     assert client.get("/uploads/999999").status_code == 404
+
+
+def test_a_mapping_names_other_fields_and_the_village_comes_from_the_location(
+    url: str, world: Path, tmp_path: Path
+) -> None:
+    code, parcels, zone = _crafted(url, world)
+    renamed = parcels.rename(columns={"SHOMARE": "PLAK", "KARBARI": "USE_FA"})
+    missing = _run(url, _gpkg(renamed, zone, tmp_path), "r.gpkg", dry_run=True)
+    assert missing["status"] == "failed" and missing["report"]["error"] == "missing_field"
+    state = _run(
+        url,
+        _gpkg(renamed, zone, tmp_path),
+        "r.gpkg",
+        dry_run=True,
+        mapping={"parcel_no": "PLAK", "land_use": "USE_FA"},
+    )
+    assert state["status"] == "validated"
+    assert state["report"]["fields"]["parcel_no"] == "PLAK"
+    assert state["village_code"] == code  # no village given, no code field: found by location
