@@ -480,3 +480,22 @@ def test_a_mapping_names_other_fields_and_the_village_comes_from_the_location(
     assert state["status"] == "validated"
     assert state["report"]["fields"]["parcel_no"] == "PLAK"
     assert state["village_code"] == code  # no village given, no code field: found by location
+
+
+def test_one_file_with_many_villages(url: str, world: Path, tmp_path: Path) -> None:
+    facts = _facts(world)
+    parcels = gpd.read_file(world / "truth/parcels.gpkg", layer="parcels")
+    zones = gpd.read_file(world / "truth/parcels.gpkg", layer="zones")
+    whole = _run(url, (world / "truth/parcels.gpkg").read_bytes(), "national.gpkg", dry_run=True)
+    assert whole["report"]["villages"] == len(facts) and whole["village_code"] is None
+    assert whole["status"] == "invalid"  # the planted defects are found across villages
+    clean = {f["hf_code"] for f in facts if not f["defects"]}
+    path = tmp_path / "clean.gpkg"
+    parcels[parcels["CODE_HF"].isin(clean)].to_file(path, layer="parcels", driver="GPKG")
+    zones[zones["CODE_HF"].isin(clean)].to_file(path, layer="zones", driver="GPKG")
+    state = _run(url, path.read_bytes(), "clean.gpkg")
+    assert state["status"] == "published", state["report"]["summary"]
+    assert state["report"]["published"]["zone"] == len(clean)
+    for f in facts:
+        if f["hf_code"] in clean:
+            assert _current(url, f["hf_code"]) == int(f["parcels"])

@@ -90,7 +90,7 @@ class ParcelStage(Base):
 
     __tablename__ = "parcel_stage"
     __table_args__ = (
-        Index("ix_parcel_stage_upload_id", "upload_id"),
+        Index("ix_parcel_stage_upload_id", "upload_id", "layer", "village", "parcel_no"),
         Index("ix_parcel_stage_geom", "geom", postgresql_using="gist"),
         {"prefixes": ["UNLOGGED"]},
     )
@@ -101,6 +101,7 @@ class ParcelStage(Base):
     )
     layer: Mapped[str] = mapped_column(Text, nullable=False)  # parcels | zone
     feature: Mapped[int] = mapped_column(Integer, nullable=False)
+    village: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     parcel_no: Mapped[str | None] = mapped_column(Text)
     land_use: Mapped[str | None] = mapped_column(Text)
     area_declared: Mapped[float | None] = mapped_column(Float)

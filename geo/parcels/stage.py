@@ -52,8 +52,12 @@ def stage_layer(
     frame: gpd.GeoDataFrame,
     epsg: int,
     fields: dict[str, str | None],
+    villages: list[str] | str,
 ) -> dict[str, int]:
-    """Stage one layer; returns counts of features and of Z/M coordinates dropped."""
+    """Stage one layer; ``villages`` is each feature's village code (or one for all).
+
+    Returns the count of features and of features whose Z/M values were dropped.
+    """
     geoms = np.asarray(frame.geometry.values, dtype=object)
     has_z = int(np.count_nonzero(shapely.has_z(geoms)))
     flat = shapely.force_2d(geoms)
@@ -64,7 +68,8 @@ def stage_layer(
     null = "\\N"
     lines = []
     records = frame.drop(columns=frame.geometry.name).to_dict("records")
-    for i, (row, geom) in enumerate(zip(records, wkb, strict=True)):
+    per_feature = [villages] * len(records) if isinstance(villages, str) else villages
+    for i, (row, geom, village) in enumerate(zip(records, wkb, per_feature, strict=True)):
         attrs = {c: _text(row[c]) for c in others if _text(row[c]) is not None}
         parcel_no = _text(row[fields["parcel_no"]]) if fields.get("parcel_no") else None
         land_use = _text(row[fields["land_use"]]) if fields.get("land_use") else None
@@ -74,6 +79,7 @@ def stage_layer(
                 (
                     str(upload_id),
                     layer,
+                    _copy_escape(village),
                     str(i + 1),
                     _copy_escape(parcel_no) if parcel_no else null,
                     _copy_escape(land_use) if land_use else null,
@@ -85,7 +91,7 @@ def stage_layer(
         )
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(
-        "COPY parcel_stage (upload_id, layer, feature, parcel_no, land_use,"
+        "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
         " area_declared, attrs, geom) FROM STDIN"
     ) as copy:
         for start in range(0, len(lines), 5000):

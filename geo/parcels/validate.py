@@ -54,9 +54,10 @@ _CHECKS = {
     "duplicate_parcel_no": """
         SELECT s.feature, s.parcel_no, 'parcel number also on feature ' || d.first AS message,
                ST_AsText(ST_PointOnSurface(s.geom)) AS location
-        FROM parcel_stage s JOIN (SELECT parcel_no, min(feature) AS first FROM parcel_stage
-          WHERE upload_id = :u AND layer = 'parcels' GROUP BY parcel_no HAVING count(*) > 1) d
-          ON d.parcel_no = s.parcel_no
+        FROM parcel_stage s JOIN (SELECT village, parcel_no, min(feature) AS first
+          FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'
+          GROUP BY village, parcel_no HAVING count(*) > 1) d
+          ON d.parcel_no = s.parcel_no AND d.village = s.village
         WHERE s.upload_id = :u AND s.layer = 'parcels' AND s.feature <> d.first""",
     "overlap": """
         SELECT b.feature, b.parcel_no,
@@ -65,7 +66,8 @@ _CHECKS = {
                || ' m²' AS message,
                ST_AsText(ST_PointOnSurface(ST_Intersection(a.geom, b.geom))) AS location
         FROM parcel_stage a JOIN parcel_stage b ON a.upload_id = b.upload_id
-          AND a.layer = b.layer AND a.feature < b.feature AND a.geom && b.geom
+          AND a.layer = b.layer AND a.village = b.village AND a.feature < b.feature
+          AND a.geom && b.geom
         WHERE a.upload_id = :u AND a.layer = 'parcels' AND ST_IsValid(a.geom)
           AND ST_IsValid(b.geom) AND ST_Intersects(a.geom, b.geom)
           AND ST_Area(ST_Intersection(a.geom, b.geom)::geography) > :overlap""",
@@ -74,8 +76,9 @@ _CHECKS = {
                round(ST_Area(ST_Difference(p.geom, z.geom)::geography)::numeric, 1)
                || ' m² outside the guide-plan zone' AS message,
                ST_AsText(ST_PointOnSurface(ST_Difference(p.geom, z.geom))) AS location
-        FROM parcel_stage p JOIN (SELECT ST_Union(geom) AS geom FROM parcel_stage
-          WHERE upload_id = :u AND layer = 'zone' AND ST_IsValid(geom)) z ON z.geom IS NOT NULL
+        FROM parcel_stage p JOIN (SELECT village, ST_Union(geom) AS geom FROM parcel_stage
+          WHERE upload_id = :u AND layer = 'zone' AND ST_IsValid(geom) GROUP BY village) z
+          ON z.village = p.village AND z.geom IS NOT NULL
         WHERE p.upload_id = :u AND p.layer = 'parcels' AND ST_IsValid(p.geom)
           AND NOT ST_CoveredBy(p.geom, z.geom)
           AND ST_Area(ST_Difference(p.geom, z.geom)::geography) > :outside""",
