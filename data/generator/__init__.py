@@ -100,10 +100,13 @@ def generate(
     source: Path | None = None,
     echo: Callable[[str], Any] = lambda _m: None,
     maps: bool = True,
+    map_files: bool = True,
 ) -> dict[str, Any]:
     """Generate a world into ``out`` (replaced if present) and return its manifest.
 
-    ``maps=False`` writes the lists and their truth only (no parcel maps or plates).
+    ``maps=False`` writes the lists and their truth only (no parcel maps or plates);
+    ``map_files=False`` draws the maps into ``truth/parcels.gpkg`` only (no per-village files:
+    the national file for benchmarks).
     """
     sz = size(size_name)
     sci_source, boundaries = _sources(sz, source)
@@ -161,7 +164,8 @@ def generate(
                 sz.defect_rate,
                 sz.zone_radius,
             )  # type: ignore[arg-type]
-            write_village(vm, out / "parcels", i, Path(tmp))
+            if map_files:
+                write_village(vm, out / "parcels", i, Path(tmp))
             maps.append(vm)
             if i % 200 == 0:
                 echo(f"  {i} of {len(mapped)} villages")

@@ -21,10 +21,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--source", type=Path, help="folder like ../shared/data (full SCI file)")
     parser.add_argument("--lists-only", action="store_true", help="no parcel maps or plates")
+    parser.add_argument(
+        "--national-file-only",
+        action="store_true",
+        help="parcel maps only in truth/parcels.gpkg, no per-village files",
+    )
     args = parser.parse_args()
     try:
         manifest = generate(
-            args.out, args.size, args.seed, args.source, echo=lambda m: print(m, file=sys.stderr)
+            args.out,
+            args.size,
+            args.seed,
+            args.source,
+            echo=lambda m: print(m, file=sys.stderr),
+            maps=not args.lists_only,
+            map_files=not args.national_file_only,
         )
     except GeoError as exc:
         sys.exit(f"generator: error [{exc.code}]: {exc.message}")

@@ -127,8 +127,12 @@ def evolve(world: World, rng: random.Random, rates: Rates) -> tuple[World, list[
         events.append(Event("split", (rural.uid,), (rural.uid, uid)))
     merged_rural = False
     for rural in [u for u in new.units.values() if u.level == "rural"]:
-        if (rural.uid in split or rural.uid not in new.units or rural.uid.startswith("n")
-                or len(real_villages(rural)) < 2):  # a merge shows through moved villages
+        if (
+            rural.uid in split
+            or rural.uid not in new.units
+            or rural.uid.startswith("n")
+            or len(real_villages(rural)) < 2
+        ):  # a merge shows through moved villages
             continue
         district = new.units[rural.parent]  # type: ignore[index]
         siblings = [

@@ -171,8 +171,9 @@ def _centroid(frame: gpd.GeoDataFrame, epsg: int) -> tuple[float, float]:
     return transformer(epsg, 4326).transform((minx + maxx) / 2, (miny + maxy) / 2)
 
 
-def _place(conn: Connection, layers: Any, fields: dict[str, str | None],
-           options: IngestOptions) -> tuple[Any, list[tuple[str, str]], list[str] | str]:
+def _place(
+    conn: Connection, layers: Any, fields: dict[str, str | None], options: IngestOptions
+) -> tuple[Any, list[tuple[str, str]], list[str] | str]:
     """The CRS and the village(s): one given, one or many from the village field, or one
     found by location. Every village's parcels must lie near its known location."""
     frame = layers.parcels
@@ -181,23 +182,28 @@ def _place(conn: Connection, layers: Any, fields: dict[str, str | None],
     if options.village:
         villages = [_parse_village(options.village)]
     elif fields.get("village"):
-        codes = frame[fields["village"]].map(lambda v: normalize_code(str(v)) if v is not None
-                                              and str(v).strip() else "")
+        codes = frame[fields["village"]].map(
+            lambda v: normalize_code(str(v)) if v is not None and str(v).strip() else ""
+        )
         values = sorted(set(codes) - {""})
         if len(values) == 1 and "" not in set(codes):
             villages = [("hf", values[0])]
         elif values:
             if "" in set(codes):
-                raise UploadRejected("some features name no village in "
-                                     f"{fields['village']}", code="unknown_village",
-                                     field="village")
+                raise UploadRejected(
+                    f"some features name no village in {fields['village']}",
+                    code="unknown_village",
+                    field="village",
+                )
             villages = [("hf", v) for v in values]
             per_feature = list(codes)
     points = {v: _village_point(conn, *v) for v in villages}
     first = next((p for p in points.values() if p), None)
     if len(villages) > 1 and not _epsg_known(frame.crs, options.crs):
-        sample = frame[frame[fields["village"]].map(lambda v: normalize_code(str(v)))
-                       == next(v[1] for v, p in points.items() if p)]
+        sample = frame[
+            frame[fields["village"]].map(lambda v: normalize_code(str(v)))
+            == next(v[1] for v, p in points.items() if p)
+        ]
         choice = choose_crs(sample.crs, tuple(sample.total_bounds), options.crs, first)
     else:
         choice = choose_crs(frame.crs, tuple(frame.total_bounds), options.crs, first)
@@ -205,9 +211,12 @@ def _place(conn: Connection, layers: Any, fields: dict[str, str | None],
         lon, lat = _centroid(frame, choice.epsg)
         found = _village_from_location(conn, lon, lat)
         if found is None:
-            raise UploadRejected("no village given, none in the attributes, and none known "
-                                 "within 3 km of the parcels: name it (--village)",
-                                 code="unknown_village", field="village")
+            raise UploadRejected(
+                "no village given, none in the attributes, and none known "
+                "within 3 km of the parcels: name it (--village)",
+                code="unknown_village",
+                field="village",
+            )
         villages = [found]
         points = {found: _village_point(conn, *found)}
     if isinstance(per_feature, str):
@@ -226,8 +235,12 @@ def _place(conn: Connection, layers: Any, fields: dict[str, str | None],
             far.append(f"{v[0]}:{v[1]} ({km:.1f} km)")
     if far:
         raise UploadRejected(
-            "the parcels lie far from village " + ", ".join(far[:10])
-            + ": wrong village or wrong CRS", code="village_mismatch", field="village")
+            "the parcels lie far from village "
+            + ", ".join(far[:10])
+            + ": wrong village or wrong CRS",
+            code="village_mismatch",
+            field="village",
+        )
     return choice, villages, per_feature
 
 
@@ -237,8 +250,9 @@ def _epsg_known(file_crs: Any, override: int | None) -> bool:
     return bool(override or _epsg_of(file_crs))
 
 
-def _zone_villages(zone: Any, fields: dict[str, str | None],
-                   villages: list[tuple[str, str]]) -> list[str] | str | None:
+def _zone_villages(
+    zone: Any, fields: dict[str, str | None], villages: list[tuple[str, str]]
+) -> list[str] | str | None:
     """Each zone feature's village: the single village, or the zone's village field."""
     if len(villages) == 1:
         return villages[0][1]
@@ -264,37 +278,71 @@ def process_upload(url: str, upload_id: int, progress: Progress | None = None) -
         with engine(url).connect() as conn:
             placement = _place(conn, layers, fields, options)
         choice, villages, per_feature = placement
-        say(0.3, f"staging {len(layers.parcels)} features of {len(villages)} villages "
-                 f"in EPSG:{choice.epsg}")
+        say(
+            0.3,
+            f"staging {len(layers.parcels)} features of {len(villages)} villages "
+            f"in EPSG:{choice.epsg}",
+        )
         with engine(url).begin() as conn:
             conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), {"u": upload_id})
-            staged = stage_layer(conn, upload_id, "parcels", layers.parcels, choice.epsg, fields,
-                                 per_feature)
+            staged = stage_layer(
+                conn, upload_id, "parcels", layers.parcels, choice.epsg, fields, per_feature
+            )
             if layers.zone is not None:
-                zone_fields = resolve_fields(layers.zone.columns,
-                                             {"parcel_no": str(layers.zone.columns[0])})
+                zone_fields = resolve_fields(
+                    layers.zone.columns, {"parcel_no": str(layers.zone.columns[0])}
+                )
                 zone_villages = _zone_villages(layers.zone, zone_fields, villages)
                 if zone_villages is not None:
-                    zone_crs = choose_crs(layers.zone.crs, tuple(layers.zone.total_bounds),
-                                          options.crs or choice.epsg, None)
-                    stage_layer(conn, upload_id, "zone", layers.zone, zone_crs.epsg,
-                                zone_fields, zone_villages)
+                    zone_crs = choose_crs(
+                        layers.zone.crs,
+                        tuple(layers.zone.total_bounds),
+                        options.crs or choice.epsg,
+                        None,
+                    )
+                    stage_layer(
+                        conn,
+                        upload_id,
+                        "zone",
+                        layers.zone,
+                        zone_crs.epsg,
+                        zone_fields,
+                        zone_villages,
+                    )
             conn.execute(text("ANALYZE parcel_stage"))  # good plans for the checks below
             say(0.6, "validating")
-            report = validate_stage(conn, upload_id, repair=options.repair,
-                                    z_dropped=staged["z_dropped"])
+            report = validate_stage(
+                conn, upload_id, repair=options.repair, z_dropped=staged["z_dropped"]
+            )
         agency = villages[0][0]
         single = villages[0][1] if len(villages) == 1 else None
-        report.update({"format": layers.format, "encoding": layers.encoding,
-                       "crs": choice.as_dict(), "fields": fields,
-                       "village": {"agency": agency, "code": single} if single else None,
-                       "villages": len(villages)})
+        report.update(
+            {
+                "format": layers.format,
+                "encoding": layers.encoding,
+                "crs": choice.as_dict(),
+                "fields": fields,
+                "village": {"agency": agency, "code": single} if single else None,
+                "villages": len(villages),
+            }
+        )
         status = "validated" if report["valid"] else "invalid"
-        _set(url, upload_id, status=status, progress=1.0 if options.dry_run or not report["valid"]
-             else 0.7, report=report, village_agency=agency, village_code=single,
-             detected_crs=f"EPSG:{choice.epsg}", crs_source=choice.source)
-        say(0.7, f"{status}: {report['summary']['errors']} errors, "
-                 f"{report['summary']['warnings']} warnings")
+        _set(
+            url,
+            upload_id,
+            status=status,
+            progress=1.0 if options.dry_run or not report["valid"] else 0.7,
+            report=report,
+            village_agency=agency,
+            village_code=single,
+            detected_crs=f"EPSG:{choice.epsg}",
+            crs_source=choice.source,
+        )
+        say(
+            0.7,
+            f"{status}: {report['summary']['errors']} errors, "
+            f"{report['summary']['warnings']} warnings",
+        )
     except GeoError as exc:
         _set(
             url,

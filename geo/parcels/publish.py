@@ -17,30 +17,43 @@ from sqlalchemy import Connection, text
 
 __all__ = ["publish_stage"]
 
-_STATE = ("jsonb_build_object('parcel_no', {t}.parcel_no, 'land_use', {t}.land_use,"
-          " 'area_declared', {t}.area_declared, 'area_m2', round(ST_Area({t}.geom::geography)"
-          "::numeric, 2), 'attrs', {t}.attrs, 'geometry', ST_AsGeoJSON({t}.geom, 7)::jsonb)")
+_STATE = (
+    "jsonb_build_object('parcel_no', {t}.parcel_no, 'land_use', {t}.land_use,"
+    " 'area_declared', {t}.area_declared, 'area_m2', round(ST_Area({t}.geom::geography)"
+    "::numeric, 2), 'attrs', {t}.attrs, 'geometry', ST_AsGeoJSON({t}.geom, 7)::jsonb)"
+)
 
 
-def publish_stage(conn: Connection, upload_id: int, agency: str,
-                  cause: dict[str, Any]) -> dict[str, int]:
+def publish_stage(
+    conn: Connection, upload_id: int, agency: str, cause: dict[str, Any]
+) -> dict[str, int]:
     """Apply staged upload ``upload_id`` (villages of ``agency``); return change counts."""
     params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
-    conn.execute(text("""
+    conn.execute(
+        text("""
         SELECT pg_advisory_xact_lock(hashtextextended('village:' || :a || ':' || v, 0))
         FROM (SELECT DISTINCT village AS v FROM parcel_stage WHERE upload_id = :u
-              ORDER BY 1) villages"""), params)
-    conn.execute(text("""
+              ORDER BY 1) villages"""),
+        params,
+    )
+    conn.execute(
+        text("""
         CREATE TEMP TABLE pub_new ON COMMIT DROP AS
         SELECT village, parcel_no, land_use, area_declared, attrs, ST_Multi(geom) AS geom
-        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"""), params)
-    conn.execute(text("""
+        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"""),
+        params,
+    )
+    conn.execute(
+        text("""
         CREATE TEMP TABLE pub_cur ON COMMIT DROP AS
         SELECT p.id, p.village_code AS village, p.parcel_no, p.land_use, p.area_declared,
                p.attrs, p.geom FROM parcel p
         WHERE p.village_agency = :a AND p.valid_to IS NULL AND p.village_code IN
-          (SELECT DISTINCT village FROM parcel_stage WHERE upload_id = :u)"""), params)
-    conn.execute(text("""
+          (SELECT DISTINCT village FROM parcel_stage WHERE upload_id = :u)"""),
+        params,
+    )
+    conn.execute(
+        text("""
         CREATE TEMP TABLE pub_diff ON COMMIT DROP AS
         SELECT coalesce(n.village, c.village) AS village,
                coalesce(n.parcel_no, c.parcel_no) AS parcel_no, c.id AS old_id,
@@ -52,16 +65,30 @@ def publish_stage(conn: Connection, upload_id: int, agency: str,
             ST_AsEWKB(c.geom) = ST_AsEWKB(n.geom)
             AND c.land_use IS NOT DISTINCT FROM n.land_use
             AND c.area_declared IS NOT DISTINCT FROM n.area_declared
-            AND c.attrs = n.attrs)"""), params)
-    conn.execute(text("""
+            AND c.attrs = n.attrs)"""),
+        params,
+    )
+    conn.execute(
+        text(
+            """
         INSERT INTO change (entity_kind, entity_id, operation, cause, before)
         SELECT 'parcel', :a || ':' || d.village || ':' || d.parcel_no, 'delete',
-               CAST(:cause AS jsonb), """ + _STATE.format(t="p") + """
-        FROM pub_diff d JOIN parcel p ON p.id = d.old_id WHERE d.op = 'delete'"""), params)
-    conn.execute(text("""
+               CAST(:cause AS jsonb), """
+            + _STATE.format(t="p")
+            + """
+        FROM pub_diff d JOIN parcel p ON p.id = d.old_id WHERE d.op = 'delete'"""
+        ),
+        params,
+    )
+    conn.execute(
+        text("""
         UPDATE parcel SET valid_to = now() WHERE id IN (
-            SELECT old_id FROM pub_diff WHERE op IN ('update', 'delete'))"""), params)
-    conn.execute(text("""
+            SELECT old_id FROM pub_diff WHERE op IN ('update', 'delete'))"""),
+        params,
+    )
+    conn.execute(
+        text(
+            """
         WITH ins AS (
             INSERT INTO parcel (village_agency, village_code, parcel_no, land_use, area_declared,
                                 area_m2, geom, attrs, upload_id)
@@ -73,13 +100,21 @@ def publish_stage(conn: Connection, upload_id: int, agency: str,
         INSERT INTO change (entity_kind, entity_id, operation, cause, before, after)
         SELECT 'parcel', :a || ':' || ins.village_code || ':' || ins.parcel_no, d.op,
                CAST(:cause AS jsonb),
-               CASE WHEN d.op = 'update' THEN (SELECT """ + _STATE.format(t="o") + """
+               CASE WHEN d.op = 'update' THEN (SELECT """
+            + _STATE.format(t="o")
+            + """
                  FROM parcel o WHERE o.id = d.old_id) END,
-               """ + _STATE.format(t="ins") + """
+               """
+            + _STATE.format(t="ins")
+            + """
         FROM ins JOIN pub_diff d ON d.village = ins.village_code
-          AND d.parcel_no = ins.parcel_no"""), params)
+          AND d.parcel_no = ins.parcel_no"""
+        ),
+        params,
+    )
     counts = dict(conn.execute(text("SELECT op, count(*) FROM pub_diff GROUP BY op")).all())
-    zones = conn.execute(text("""
+    zones = conn.execute(
+        text("""
         WITH staged AS (
             SELECT village, ST_Multi(ST_Union(geom)) AS zone FROM parcel_stage
             WHERE upload_id = :u AND layer = 'zone' GROUP BY village),
@@ -99,7 +134,13 @@ def publish_stage(conn: Connection, upload_id: int, agency: str,
                CASE WHEN old_id IS NOT NULL THEN
                  jsonb_build_object('geometry', ST_AsGeoJSON(old_zone, 7)::jsonb) END,
                jsonb_build_object('geometry', ST_AsGeoJSON(zone, 7)::jsonb)
-        FROM changed RETURNING 1"""), params).all()
+        FROM changed RETURNING 1"""),
+        params,
+    ).all()
     conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), params)
-    return {"insert": counts.get("insert", 0), "update": counts.get("update", 0),
-            "delete": counts.get("delete", 0), "zone": len(zones)}
+    return {
+        "insert": counts.get("insert", 0),
+        "update": counts.get("update", 0),
+        "delete": counts.get("delete", 0),
+        "zone": len(zones),
+    }

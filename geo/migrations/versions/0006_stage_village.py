@@ -16,11 +16,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("parcel_stage",
-                  sa.Column("village", sa.Text(), server_default="", nullable=False))
+    op.add_column(
+        "parcel_stage", sa.Column("village", sa.Text(), server_default="", nullable=False)
+    )
     op.drop_index("ix_parcel_stage_upload_id", table_name="parcel_stage")
-    op.create_index("ix_parcel_stage_upload_id", "parcel_stage",
-                    ["upload_id", "layer", "village", "parcel_no"])
+    op.create_index(
+        "ix_parcel_stage_upload_id", "parcel_stage", ["upload_id", "layer", "village", "parcel_no"]
+    )
 
 
 def downgrade() -> None:
