@@ -11,11 +11,11 @@ import sys
 import uuid
 
 from bench import harness
-from bench.cases import crosswalk, registry
+from bench.cases import crosswalk, parcels, registry
 from geo import migrate
 from geo.db import create_database, database_url, drop_database
 
-CASES = {"registry": registry.run, "crosswalk": crosswalk.run}
+CASES = {"registry": registry.run, "crosswalk": crosswalk.run, "parcels": parcels.run}
 
 
 def main() -> None:

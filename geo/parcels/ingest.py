@@ -391,7 +391,23 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
     say(0.8, "publishing")
     try:
         with engine(url).begin() as conn:
-            report = validate_stage(conn, upload_id, repair=up["options"].get("repair", False))
+            report = (
+                up["report"]
+                if up["report"].get("summary")
+                else validate_stage(conn, upload_id, repair=up["options"].get("repair", False))
+            )
+            # The staged rows are the ones validated (nothing changes them before publish),
+            # so the report stands; a stage emptied since then is refused.
+            staged = conn.execute(
+                text(
+                    "SELECT count(*) FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"
+                ),
+                {"u": upload_id},
+            ).scalar_one()
+            if staged != report["summary"]["features"]:
+                raise ValidationError(
+                    "the staged features are gone; upload the file again", code="stage_missing"
+                )
             if not report["valid"]:
                 raise ValidationError(
                     "the upload no longer validates",

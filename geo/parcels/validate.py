@@ -125,16 +125,17 @@ def validate_stage(
             findings.append(
                 {**dict(row), "code": code, "level": "error" if code in ERRORS else "warning"}
             )
+    # Valid parcels do not overlap (checked above), so the zone's covered share is the sum
+    # of their areas: no union of thousands of polygons needed.
     zone = conn.execute(
         text("""
-        SELECT ST_Area(z.geom::geography) AS zone_m2,
-               ST_Area(ST_Difference(z.geom, coalesce(p.geom, 'POLYGON EMPTY'::geometry))
-                       ::geography) AS gap_m2
-        FROM (SELECT ST_Union(geom) AS geom FROM parcel_stage WHERE upload_id = :u
-              AND layer = 'zone' AND ST_IsValid(geom)) z,
-             (SELECT ST_Union(geom) AS geom FROM parcel_stage WHERE upload_id = :u
-              AND layer = 'parcels' AND ST_IsValid(geom)) p
-        WHERE z.geom IS NOT NULL"""),
+        SELECT sum(z.zone_m2) AS zone_m2, sum(z.zone_m2) - sum(coalesce(p.covered, 0)) AS gap_m2
+        FROM (SELECT village, sum(ST_Area(geom::geography)) AS zone_m2 FROM parcel_stage
+              WHERE upload_id = :u AND layer = 'zone' AND ST_IsValid(geom) GROUP BY village) z
+        LEFT JOIN (SELECT village, sum(ST_Area(geom::geography)) AS covered FROM parcel_stage
+              WHERE upload_id = :u AND layer = 'parcels' AND ST_IsValid(geom)
+              GROUP BY village) p ON p.village = z.village
+        HAVING count(*) > 0"""),
         {"u": upload_id},
     ).first()
     extras: dict[str, Any] = {}
@@ -151,7 +152,7 @@ def validate_stage(
             }
         )
     else:
-        share = zone.gap_m2 / zone.zone_m2 if zone.zone_m2 else 0
+        share = max(0.0, zone.gap_m2 / zone.zone_m2) if zone.zone_m2 else 0
         extras = {"zone_m2": round(zone.zone_m2, 1), "uncovered_share": round(share, 4)}
         findings.append(
             {

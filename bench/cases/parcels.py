@@ -1,0 +1,120 @@
+"""Parcel ingest: our upload path (validate + versioned publish + change events) vs ogr2ogr.
+
+Both load the same GeoPackage (the generator's parcel maps of every village without a
+planted defect, lon/lat) into the same PostGIS; ogr2ogr as the issue asks:
+``-nlt PROMOTE_TO_MULTI -t_srs EPSG:4326`` in COPY mode.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import geopandas as gpd
+import psycopg
+from sqlalchemy import text
+
+from bench.datasets import CACHE
+from bench.harness import Outcome, pair
+from data.generator import generate
+from geo.config import project_root
+from geo.db import engine
+from geo.parcels.ingest import IngestOptions, create_upload, process_upload
+from geo.registry import import_edition
+
+
+def _file(quick: bool) -> tuple[bytes, int, bytes]:
+    """(the GeoPackage, its parcel count, the HF list) for the chosen size, cached."""
+    size = "small" if quick else "national"
+    world = CACHE / ("world_small_maps" if quick else "world_national_maps")
+    if not (world / "manifest.json").exists():
+        source = None if quick else project_root().parent / "shared" / "data"
+        generate(
+            world,
+            size,
+            seed=1401,
+            source=source,
+            map_files=False,
+            echo=lambda m: print(f"  generator: {m}", flush=True),
+        )
+    out = CACHE / f"parcels_{size}.gpkg"
+    if not out.exists():
+        import csv
+
+        with (world / "truth/parcel_files.csv").open(encoding="utf-8") as f:
+            bad = {r["hf_code"] for r in csv.DictReader(f) if r["defects"]}
+        for layer in ("parcels", "zones"):
+            frame = gpd.read_file(world / "truth/parcels.gpkg", layer=layer)
+            frame[~frame["CODE_HF"].isin(bad)].to_file(out, layer=layer, driver="GPKG")
+    count = len(gpd.read_file(out, layer="parcels", columns=["CODE_HF"], ignore_geometry=True))
+    return out.read_bytes(), count, (world / "lists/hf_villages_1402.csv").read_bytes()
+
+
+def run(url: str, quick: bool) -> list[Outcome]:
+    if shutil.which("ogr2ogr") is None:
+        print("  ogr2ogr missing (apt-get install gdal-bin): parcel ingest case skipped")
+        return []
+    raw, count, hf_list = _file(quick)
+    import_edition(url, "hf", "1402", hf_list)
+    path = CACHE / f"parcels_{'small' if quick else 'national'}.gpkg"
+    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+
+    def reset() -> None:
+        with engine(url).begin() as c:
+            c.execute(
+                text(
+                    "TRUNCATE parcel, guide_plan, change, parcel_stage, upload_file, upload CASCADE"
+                )
+            )
+            c.execute(text("DROP TABLE IF EXISTS bench_ogr"))
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE parcel")
+
+    def ours() -> None:
+        upload_id = create_upload(url, raw, path.name, IngestOptions())
+        state = process_upload(url, upload_id)
+        assert state["status"] == "published", state["report"].get("summary")
+
+    def ogr() -> None:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+        dsn = (
+            f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
+            f"password={u.password}"
+        )
+        subprocess.run(
+            [
+                "ogr2ogr",
+                "-f",
+                "PostgreSQL",
+                dsn,
+                str(path),
+                "parcels",
+                "-nln",
+                "bench_ogr",
+                "-nlt",
+                "PROMOTE_TO_MULTI",
+                "-t_srs",
+                "EPSG:4326",
+                "-lco",
+                "GEOMETRY_NAME=geom",
+                "-overwrite",
+            ],
+            check=True,
+            env={**os.environ, "PG_USE_COPY": "YES"},
+        )
+
+    return [
+        pair(
+            "parcel ingest (validate+publish)",
+            ("upload → published", ours),
+            ("ogr2ogr COPY", ogr),
+            2 if quick else 3,
+            size={"parcels": count},
+            setup=reset,
+            note="ours: read, CRS, village checks, stage, every validation check, "
+            "versioned publish with a change event per parcel; ogr2ogr: load only",
+        )
+    ]
