@@ -20,6 +20,8 @@ from geo.pg.cluster import LocalCluster
 
 __all__ = [
     "check_database",
+    "copy_lines",
+    "copy_text",
     "create_database",
     "database_url",
     "dispose",
@@ -127,6 +129,26 @@ def check_database(url: str, *, create_postgis: bool = True) -> dict[str, Any]:
     finally:
         probe.dispose()
     return {"server_version": server, "postgis_version": postgis}
+
+
+def copy_text(value: str) -> str:
+    """A value escaped for PostgreSQL's COPY text format (used by the bulk loaders)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+def copy_lines(conn: Any, statement: str, lines: list[str], chunk: int = 5000) -> None:
+    """Send prepared COPY text lines through the connection's driver, in chunks."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    with cursor.copy(statement) as copy:
+        for start in range(0, len(lines), chunk):
+            copy.write("\n".join(lines[start : start + chunk]) + "\n")
 
 
 def _libpq(url: str) -> str:

@@ -20,16 +20,9 @@ from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
 from geo.persian import match_key
+from geo.registry.formats import SCI_LEVELS
 
-LEVEL_OF_CODEREC = {
-    "1": "province",
-    "2": "county",
-    "3": "district",
-    "4": "rural",
-    "5": "city",
-    "6": "village",
-    "8": "village",
-}
+LEVEL_OF_CODEREC = SCI_LEVELS  # CODEREC → level, as the registry reads it
 
 
 @dataclass

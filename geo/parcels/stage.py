@@ -11,6 +11,7 @@ import shapely
 from sqlalchemy import Connection
 
 from geo.crs import WGS84, transformer
+from geo.db import copy_lines, copy_text
 
 __all__ = ["stage_layer"]
 
@@ -37,12 +38,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if np.isnan(out) else out
-
-
-def _copy_escape(value: str) -> str:
-    return (
-        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
 
 
 def stage_layer(
@@ -79,21 +74,20 @@ def stage_layer(
                 (
                     str(upload_id),
                     layer,
-                    _copy_escape(village),
+                    copy_text(village),
                     str(i + 1),
-                    _copy_escape(parcel_no) if parcel_no else null,
-                    _copy_escape(land_use) if land_use else null,
+                    copy_text(parcel_no) if parcel_no else null,
+                    copy_text(land_use) if land_use else null,
                     null if area is None else repr(area),
-                    _copy_escape(json.dumps(attrs, ensure_ascii=False)),
+                    copy_text(json.dumps(attrs, ensure_ascii=False)),
                     null if geom is None else geom,
                 )
             )
         )
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(
-        "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
-        " area_declared, attrs, geom) FROM STDIN"
-    ) as copy:
-        for start in range(0, len(lines), 5000):
-            copy.write("\n".join(lines[start : start + 5000]) + "\n")
+    copy_lines(
+        conn,
+        "COPY parcel_stage (upload_id, layer, village, feature, parcel_no,"
+        " land_use, area_declared, attrs, geom) FROM STDIN",
+        lines,
+    )
     return {"features": len(lines), "z_dropped": has_z}
