@@ -33,7 +33,7 @@ def weigh(ref: Unit, other: Unit, hops: int) -> Evidence:
     if ref.key == other.key:
         score, method, words = 1.0, "name", ["same name key"]
     elif ref.loose == other.loose and ref.loose:
-        score, method, words = 0.92, "name", ["same name by variant rules"]
+        score, method, words = 0.95, "name", ["same name by variant rules"]
     else:
         sim = max(fuzz.ratio(ref.key, other.key), fuzz.ratio(ref.loose, other.loose)) / 100
         score, method, words = 0.9 * sim, "fuzzy", [f"names {round(sim * 100)}% alike"]
@@ -61,4 +61,4 @@ def weigh(ref: Unit, other: Unit, hops: int) -> Evidence:
         else:
             score -= 0.03
             words.append("population differs")
-    return Evidence(max(0.0, min(1.0, score)), method, words)
+    return Evidence(round(max(0.0, min(1.0, score)), 4), method, words)

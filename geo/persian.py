@@ -99,7 +99,7 @@ def loose_key(name: str) -> str:
     text = unicodedata.normalize("NFKC", name).translate(_LETTERS)
     text = _NOTES.sub(" ", text)
     words = [w for w in re.split(r"[\s\u200c]+", _PUNCT.sub(" ", text)) if w]
-    words = [_SYNONYMS.get(w, w) for w in words if w != "و"]
+    words = [_SYNONYMS.get(w.rstrip("ء"), w.rstrip("ء")) for w in words if w != "و"]
     if len(words) > 1 and words[0] in _PREFIXES:
         words = words[1:]
     key = match_key("".join(words))
