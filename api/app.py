@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask
 
-from api import crosswalk, divisions, editions, errors, health, uploads
+from api import admin, auth, crosswalk, divisions, editions, errors, health, uploads
 from api.database import init_app as init_database
 from api.jsonio import TagsimJSON
 
@@ -22,6 +23,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         DATABASE_URL=None,
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
+        RATE_LIMIT=os.environ.get("TAGSIM_RATE_LIMIT", "1200 per minute"),
+        CORS_ORIGINS=[o for o in os.environ.get("TAGSIM_CORS_ORIGINS", "").split(",") if o],
         JSON_SORT_KEYS=False,
     )
     app.config.from_prefixed_env("TAGSIM_FLASK")
@@ -35,4 +38,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(editions.bp)
     app.register_blueprint(crosswalk.bp)
     app.register_blueprint(uploads.bp)
+    app.register_blueprint(admin.bp)
+    auth.init_app(app)
     return app

@@ -160,6 +160,16 @@ def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
     ctx.invoke(db_up)
     ctx.invoke(db_migrate, revision="head")
     ctx.invoke(demo, regenerate=False)
+    from geo.access import create_key
+    from geo.db import engine as db_engine
+
+    with db_engine(ready_url()).begin() as conn:
+        admin = create_key(conn, "moi", "admin", "demo admin (tagsim run)", expires_days=30)
+    click.echo(
+        f"admin key for this demo (shown once, valid 30 days):\n  {admin['key']}\n"
+        f"  curl -H 'Authorization: Bearer {admin['key']}' "
+        f"http://{host}:{port}/divisions/sci/23"
+    )
     child = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=os.environ.copy())
     click.echo(f"worker started (pid {child.pid}); serving on http://{host}:{port}")
     try:
@@ -171,10 +181,12 @@ def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
 from api.cli_crosswalk import crosswalk  # noqa: E402  (subcommands register on main)
 from api.cli_divisions import divisions  # noqa: E402
+from api.cli_keys import keys  # noqa: E402
 from api.cli_parcels import parcels  # noqa: E402
 
 main.add_command(divisions)
 main.add_command(parcels)
+main.add_command(keys)
 main.add_command(crosswalk)
 
 if __name__ == "__main__":

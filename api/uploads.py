@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import text
 
 import geo.parcels.jobs  # noqa: F401  (registers the ingest jobs)
@@ -44,7 +44,10 @@ def post_upload() -> tuple[Response, int]:
         repair=_flag("repair"),
         mapping=mapping,
     )
-    upload_id = create_upload(url(), upload.read(), upload.filename, options)
+    principal = g.get("principal")
+    upload_id = create_upload(
+        url(), upload.read(), upload.filename, options, principal.id if principal else None
+    )
     job_id = enqueue(url(), "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
     with engine(url()).begin() as conn:
         conn.execute(

@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import text
 
-from api import create_app
 from crosswalk import build, evaluate, start_run
 from crosswalk.export import COLUMNS, export_rows, to_csv, to_xlsx
 from crosswalk.release import publish
@@ -22,6 +21,7 @@ from geo.db import engine
 from geo.jobs import run_worker
 from geo.registry import import_edition
 from geo.registry.lookup import resolve
+from tests.helpers import client_for
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +235,7 @@ def test_export_round_trips_in_csv_and_xlsx(cw_url: str) -> None:
 
 @pytest.fixture
 def client(cw_url: str) -> FlaskClient:
-    return create_app({"DATABASE_URL": cw_url}).test_client()
+    return client_for(cw_url)
 
 
 def test_http_run_as_a_job_then_review_decide_export(client: FlaskClient, cw_url: str) -> None:

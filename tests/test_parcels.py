@@ -423,10 +423,10 @@ def test_unknown_and_mismatched_villages(url: str, world: Path, tmp_path: Path) 
 
 
 def test_http_upload_dry_run_then_publish(url: str, world: Path, tmp_path: Path) -> None:
-    from api import create_app
     from geo.jobs import run_worker
+    from tests.helpers import client_for
 
-    client = create_app({"DATABASE_URL": url}).test_client()
+    client = client_for(url, role="uploader", agency="hf")
     code, parcels, zone = _crafted(url, world)
     parcels["KARBARI"] = "درمانی"
     r = client.post(

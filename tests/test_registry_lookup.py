@@ -11,7 +11,6 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, text
 
-from api import create_app
 from data.sample import ensure_sample_files, load_sample
 from geo.config import settings
 from geo.db import engine
@@ -19,6 +18,7 @@ from geo.errors import InvalidParameter, NotFound
 from geo.registry import import_edition
 from geo.registry.lookup import batch_resolve, resolve
 from geo.registry.search import at_point, search
+from tests.helpers import client_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -41,7 +41,7 @@ def c(sample_url: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def client(sample_url: str) -> FlaskClient:
-    return create_app({"DATABASE_URL": sample_url}).test_client()
+    return client_for(sample_url)
 
 
 def test_resolve_gives_parents_children_and_identifiers(c: Connection) -> None:

@@ -1,0 +1,167 @@
+"""Access control in one place: every endpoint's service and role, checked before each request,
+audited after it, rate limited per key; security headers on every answer.
+
+``ENDPOINTS`` names each endpoint's service and the least role it needs; ``PUBLIC`` ones need
+no key. An endpoint missing from both is refused (and `tests/test_access.py` fails), so a new
+endpoint cannot ship without a policy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from flask_limiter import Limiter
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.database import url
+from api.errors import problem
+from geo.access import Forbidden, authenticate, check_policy, policy, record_audit
+from geo.db import engine
+
+PUBLIC = {"health.healthz", "health.version", "static"}
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    "divisions.search_divisions": ("divisions", "reader"),
+    "divisions.divisions_at": ("divisions", "reader"),
+    "divisions.get_division": ("divisions", "reader"),
+    "divisions.get_children": ("divisions", "reader"),
+    "divisions.get_history": ("divisions", "reader"),
+    "divisions.resolve_batch": ("divisions", "reader"),
+    "editions.get_editions": ("divisions", "reader"),
+    "editions.get_one_edition": ("divisions", "reader"),
+    "editions.get_events": ("divisions", "reader"),
+    "editions.post_edition": ("editions", "admin"),
+    "crosswalk.get_runs": ("crosswalk", "reader"),
+    "crosswalk.get_one_run": ("crosswalk", "reader"),
+    "crosswalk.get_links": ("crosswalk", "reader"),
+    "crosswalk.get_review": ("crosswalk", "reviewer"),
+    "crosswalk.post_decision": ("crosswalk", "reviewer"),
+    "crosswalk.get_releases": ("crosswalk", "reader"),
+    "crosswalk.export_csv": ("crosswalk", "reader"),
+    "crosswalk.export_xlsx": ("crosswalk", "reader"),
+    "crosswalk.post_run": ("crosswalk", "admin"),
+    "crosswalk.post_release": ("crosswalk", "admin"),
+    "uploads.post_upload": ("uploads", "uploader"),
+    "uploads.get_one_upload": ("uploads", "uploader"),
+    "uploads.publish": ("uploads", "uploader"),
+    "admin.get_keys": ("admin", "admin"),
+    "admin.post_key": ("admin", "admin"),
+    "admin.delete_key": ("admin", "admin"),
+    "admin.get_policies": ("admin", "admin"),
+    "admin.put_policy": ("admin", "admin"),
+    "admin.get_audit": ("admin", "admin"),
+}
+SERVICES = sorted({s for s, _ in ENDPOINTS.values()})
+_LIST_KEYS = (
+    "results",
+    "links",
+    "events",
+    "editions",
+    "runs",
+    "releases",
+    "items",
+    "entries",
+    "keys",
+)
+
+
+def _key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def _limit_key() -> str:
+    principal = g.get("principal")
+    return f"key:{principal.key_id}" if principal else f"ip:{request.remote_addr}"
+
+
+def _before() -> Response | None:
+    g.started = time.perf_counter()
+    g.principal = None
+    endpoint = request.endpoint or ""
+    if endpoint in PUBLIC or request.method == "OPTIONS":
+        return None
+    if request.url_rule is None:  # 404/405 are answered by Flask itself
+        return None
+    rule = ENDPOINTS.get(endpoint)
+    if rule is None:
+        current_app.logger.error("endpoint %s has no access rule", endpoint)
+        return problem(403, "no_policy", "Forbidden", "this endpoint has no access rule yet")
+    service, role = rule
+    g.service = service
+    with engine(url()).begin() as conn:
+        if request.method == "GET" and policy(conn, service)["public"] and not _key():
+            return None
+        principal = authenticate(conn, _key())
+        g.principal = principal
+        if not principal.can(role):
+            raise Forbidden(
+                f"this needs the {role} role; the key's role is {principal.role}",
+                code="role_too_low",
+            )
+        check_policy(conn, service, principal)
+    return None
+
+
+def _rows(response: Response) -> int | None:
+    if not response.is_json:
+        return None
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict):
+        return None
+    for name in ("count", "total"):
+        if isinstance(body.get(name), int):
+            return body[name]
+    for name in _LIST_KEYS:
+        if isinstance(body.get(name), list):
+            return len(body[name])
+    return 1
+
+
+def _after(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'")
+    response.headers.setdefault("Cache-Control", "no-store")
+    origins = current_app.config.get("CORS_ORIGINS") or []
+    origin = request.headers.get("Origin")
+    if origin and origin in origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    service = g.get("service")
+    if service is not None and request.endpoint not in PUBLIC:
+        params: dict[str, Any] = {k: v for k, v in request.args.items()}
+        params.update({f"path:{k}": str(v) for k, v in (request.view_args or {}).items()})
+        try:
+            with engine(url()).begin() as conn:
+                record_audit(
+                    conn,
+                    g.get("principal"),
+                    service,
+                    request.endpoint or "",
+                    request.method,
+                    params,
+                    _rows(response),
+                    response.status_code,
+                    round((time.perf_counter() - g.started) * 1000, 2),
+                )
+        except SQLAlchemyError:
+            current_app.logger.exception("audit could not be written")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Authenticate before the rate limiter runs, so that limits are per key."""
+    app.before_request(_before)
+    app.after_request(_after)
+    Limiter(
+        key_func=_limit_key,
+        app=app,
+        storage_uri="memory://",
+        headers_enabled=True,
+        default_limits=[app.config.get("RATE_LIMIT") or "1200 per minute"],
+    )

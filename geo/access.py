@@ -1,0 +1,234 @@
+"""Who may read what: API keys (hashed), roles, the working group's policies, the audit.
+
+A key reads ``tgs_<prefix>_<secret>``; only the SHA-256 of the whole key is stored (keys are
+32 random bytes, so a slow hash adds nothing). Roles rank reader < uploader < reviewer <
+admin. A service's policy is ``all`` (every agency with a key), ``all_except`` (every
+agency but those named) or ``allow_list`` (only those named); ``public`` opens its reads to
+anyone, key or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geo.errors import GeoError, NotFound, ValidationError
+from geo.models.access import POLICY_MODES, ROLES
+
+__all__ = [
+    "Forbidden",
+    "Principal",
+    "Unauthenticated",
+    "authenticate",
+    "check_policy",
+    "create_key",
+    "list_keys",
+    "record_audit",
+    "revoke_key",
+    "set_policy",
+]
+
+RANK = {role: i for i, role in enumerate(ROLES)}
+
+
+class Unauthenticated(GeoError):
+    """No key, or a key that is wrong, revoked or expired."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(GeoError):
+    """The key is good, but its role or its agency may not do this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: int
+    key_id: int
+    agency: str
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        return RANK[self.role] >= RANK[role]
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(
+    conn: Connection, agency: str, role: str, name: str, expires_days: int | None = None
+) -> dict[str, Any]:
+    """A new principal's key; the key itself is returned once and never stored."""
+    if role not in ROLES:
+        raise ValidationError(
+            f"role is one of {', '.join(ROLES)}", code="invalid_parameter", field="role"
+        )
+    if conn.execute(text("SELECT 1 FROM agency WHERE code = :a"), {"a": agency}).first() is None:
+        raise ValidationError(f"unknown agency {agency!r}", code="unknown_agency", field="agency")
+    principal_id = conn.execute(
+        text("INSERT INTO principal (agency, name, role) VALUES (:a, :n, :r) RETURNING id"),
+        {"a": agency, "n": name, "r": role},
+    ).scalar_one()
+    prefix = secrets.token_hex(4)
+    key = f"tgs_{prefix}_{secrets.token_urlsafe(32)}"
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    key_id = conn.execute(
+        text(
+            "INSERT INTO api_key (principal_id, prefix, key_hash, expires_at)"
+            " VALUES (:p, :x, :h, :e) RETURNING id"
+        ),
+        {"p": principal_id, "x": prefix, "h": _hash(key), "e": expires},
+    ).scalar_one()
+    return {
+        "key": key,
+        "key_id": key_id,
+        "principal_id": principal_id,
+        "agency": agency,
+        "role": role,
+        "name": name,
+        "expires_at": expires,
+    }
+
+
+def list_keys(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT k.id AS key_id, k.prefix, p.agency, p.name, p.role, k.created_at, k.expires_at,"
+            " k.revoked_at, k.last_used_at FROM api_key k JOIN principal p ON p.id = k.principal_id"
+            " ORDER BY k.id"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def revoke_key(conn: Connection, key_id: int) -> None:
+    done = conn.execute(
+        text("UPDATE api_key SET revoked_at = now() WHERE id = :k AND revoked_at IS NULL"),
+        {"k": key_id},
+    ).rowcount
+    if not done:
+        raise NotFound(f"no active key {key_id}", code="unknown_key")
+
+
+def authenticate(conn: Connection, key: str | None) -> Principal:
+    """The principal of ``key``, or ``Unauthenticated``."""
+    if not key:
+        raise Unauthenticated("send an API key: Authorization: Bearer tgs_…")
+    parts = key.strip().split("_")
+    if len(parts) < 3 or parts[0] != "tgs":
+        raise Unauthenticated("this is not a tagsim API key")
+    row = (
+        conn.execute(
+            text(
+                "SELECT k.id, k.key_hash, k.expires_at, k.revoked_at, p.id AS pid, p.agency,"
+                " p.name, p.role, p.disabled FROM api_key k"
+                " JOIN principal p ON p.id = k.principal_id WHERE k.prefix = :x"
+            ),
+            {"x": parts[1]},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None or not hmac.compare_digest(row["key_hash"], _hash(key.strip())):
+        raise Unauthenticated("unknown API key")
+    if row["revoked_at"] is not None or row["disabled"]:
+        raise Unauthenticated("this API key was revoked")
+    if row["expires_at"] is not None and row["expires_at"] < datetime.now(UTC):
+        raise Unauthenticated("this API key has expired")
+    conn.execute(text("UPDATE api_key SET last_used_at = now() WHERE id = :k"), {"k": row["id"]})
+    return Principal(row["pid"], row["id"], row["agency"], row["name"], row["role"])
+
+
+def policy(conn: Connection, service: str) -> dict[str, Any]:
+    row = (
+        conn.execute(
+            text("SELECT service, mode, agencies, public FROM policy WHERE service = :s"),
+            {"s": service},
+        )
+        .mappings()
+        .first()
+    )
+    return (
+        dict(row) if row else {"service": service, "mode": "all", "agencies": [], "public": False}
+    )
+
+
+def check_policy(conn: Connection, service: str, principal: Principal) -> None:
+    """``Forbidden`` when the service's policy shuts the principal's agency out."""
+    if principal.role == "admin":
+        return
+    p = policy(conn, service)
+    agency = principal.agency
+    if p["mode"] == "all_except" and agency in p["agencies"]:
+        raise Forbidden(f"the {service} service is closed to {agency}", code="agency_excluded")
+    if p["mode"] == "allow_list" and agency not in p["agencies"]:
+        raise Forbidden(
+            f"the {service} service is open only to {', '.join(p['agencies'])}",
+            code="agency_not_allowed",
+        )
+
+
+def set_policy(
+    conn: Connection,
+    service: str,
+    mode: str,
+    agencies: list[str],
+    public: bool,
+    by: str | None = None,
+) -> dict[str, Any]:
+    if mode not in POLICY_MODES:
+        raise ValidationError(
+            f"mode is one of {', '.join(POLICY_MODES)}", code="invalid_parameter", field="mode"
+        )
+    conn.execute(
+        text(
+            "INSERT INTO policy (service, mode, agencies, public, updated_by) VALUES"
+            " (:s, :m, :a, :p, :by) ON CONFLICT (service) DO UPDATE SET mode = :m, agencies = :a,"
+            " public = :p, updated_by = :by, updated_at = now()"
+        ),
+        {"s": service, "m": mode, "a": agencies, "p": public, "by": by},
+    )
+    return policy(conn, service)
+
+
+def record_audit(
+    conn: Connection,
+    principal: Principal | None,
+    service: str,
+    endpoint: str,
+    method: str,
+    params: dict[str, Any],
+    rows: int | None,
+    status: int,
+    duration_ms: float,
+) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO audit (principal_id, agency, service, endpoint, method, params, row_count,"
+            " status, duration_ms) VALUES (:p, :a, :s, :e, :m, :params, :r, :st, :d)"
+        ),
+        {
+            "p": principal.id if principal else None,
+            "a": principal.agency if principal else None,
+            "s": service,
+            "e": endpoint,
+            "m": method,
+            "params": json.dumps(params, ensure_ascii=False)[:10000],
+            "r": rows,
+            "st": status,
+            "d": duration_ms,
+        },
+    )
