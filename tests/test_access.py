@@ -1,0 +1,196 @@
+"""Access control: every endpoint × (no key, wrong key, revoked key, each role, an agency
+excluded by all_except, an agency outside an allow_list), generated from the app's routes."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from api import create_app
+from api.auth import ENDPOINTS, PUBLIC
+from geo.access import RANK, create_key, revoke_key, set_policy
+from geo.db import engine
+
+ROLES = ("reader", "uploader", "reviewer", "admin")
+
+
+@pytest.fixture(scope="module")
+def app(module_db_url: str) -> Flask:
+    return create_app({"DATABASE_URL": module_db_url, "RATE_LIMIT": "100000 per minute"})
+
+
+@pytest.fixture(scope="module")
+def keys(module_db_url: str) -> dict[str, str]:
+    out = {}
+    with engine(module_db_url).begin() as conn:
+        for role in ROLES:
+            out[role] = create_key(conn, "sci", role, f"matrix {role}")["key"]
+        out["hf_reader"] = create_key(conn, "hf", "reader", "excluded")["key"]
+        out["registration_reader"] = create_key(conn, "registration", "reader", "outside")["key"]
+        revoked = create_key(conn, "sci", "admin", "revoked")
+        revoke_key(conn, revoked["key_id"])
+        out["revoked"] = revoked["key"]
+        expired = create_key(conn, "sci", "admin", "expired", expires_days=1)
+        conn.execute(
+            text("UPDATE api_key SET expires_at = now() - interval '1 day' WHERE id = :k"),
+            {"k": expired["key_id"]},
+        )
+        out["expired"] = expired["key"]
+    return out
+
+
+def _routes(app: Flask) -> list[tuple[str, str, str]]:
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        args = {
+            a: 999999 if rule._converters[a].__class__.__name__ == "IntegerConverter" else "23"
+            for a in rule.arguments
+        }
+        path = rule.build(args, append_unknown=False)[1]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            out.append((rule.endpoint, method, path))
+    return out
+
+
+def _call(client: FlaskClient, method: str, path: str, key: str | None) -> int:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return client.open(path, method=method, headers=headers, json={}).status_code
+
+
+def test_every_endpoint_has_an_access_rule(app: Flask) -> None:
+    missing = [e for e, _, _ in _routes(app) if e not in ENDPOINTS and e not in PUBLIC]
+    assert missing == []
+    assert not set(ENDPOINTS) & PUBLIC
+
+
+def test_the_matrix(app: Flask, keys: dict[str, str], module_db_url: str) -> None:
+    client = app.test_client()
+    with engine(module_db_url).begin() as conn:
+        for service in {s for s, _ in ENDPOINTS.values()}:
+            set_policy(conn, service, "all_except", ["hf"], public=False)
+    failures = []
+    for endpoint, method, path in _routes(app):
+        if endpoint in PUBLIC:
+            assert _call(client, method, path, None) not in (401, 403), endpoint
+            continue
+        service, needed = ENDPOINTS[endpoint]
+        expect = {
+            "no key": (None, 401),
+            "wrong key": ("tgs_0000_nope", 401),
+            "not a key": ("hello", 401),
+            "revoked": (keys["revoked"], 401),
+            "expired": (keys["expired"], 401),
+            "excluded agency": (keys["hf_reader"], 403),
+        }
+        for role in ROLES:
+            expect[role] = (keys[role], 403 if RANK[role] < RANK[needed] else None)
+        for case, (key, status) in expect.items():
+            got = _call(client, method, path, key)
+            if status is None and got in (401, 403):
+                failures.append((endpoint, method, case, got))
+            if status is not None and got != status:
+                failures.append((endpoint, method, case, got, "expected", status))
+    with engine(module_db_url).begin() as conn:
+        for service in {s for s, _ in ENDPOINTS.values()}:
+            set_policy(conn, service, "all", [], public=False)
+    assert failures == []
+
+
+def test_allow_list_shuts_out_other_agencies(
+    app: Flask, keys: dict[str, str], module_db_url: str
+) -> None:
+    client = app.test_client()
+    with engine(module_db_url).begin() as conn:
+        set_policy(conn, "divisions", "allow_list", ["sci", "moi"], public=False)
+    assert _call(client, "GET", "/editions", keys["registration_reader"]) == 403
+    assert _call(client, "GET", "/editions", keys["reader"]) == 200
+    body = client.get(
+        "/editions", headers={"Authorization": f"Bearer {keys['registration_reader']}"}
+    ).get_json()
+    with engine(module_db_url).begin() as conn:
+        set_policy(conn, "divisions", "all", [], public=False)
+    assert body["code"] == "agency_not_allowed" and "sci" in body["detail"]
+
+
+def test_public_division_reads_need_no_key_but_writes_do(
+    app: Flask, keys: dict[str, str], module_db_url: str
+) -> None:
+    client = app.test_client()
+    assert client.get("/editions").status_code == 401
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    r = client.put(
+        "/admin/policies/divisions",
+        headers=admin,
+        json={"mode": "all", "agencies": [], "public": True},
+    )
+    assert r.status_code == 200 and r.get_json()["public"] is True
+    assert client.get("/editions").status_code == 200
+    assert client.post("/resolve", json={"agency": "sci", "codes": ["23"]}).status_code == 401
+    client.put("/admin/policies/divisions", headers=admin, json={"mode": "all"})
+    assert client.get("/editions").status_code == 401
+
+
+def test_every_protected_request_is_audited(app: Flask, keys: dict[str, str]) -> None:
+    client = app.test_client()
+    reader = {"Authorization": f"Bearer {keys['reader']}"}
+    client.get("/editions?agency=sci", headers=reader)
+    client.get("/editions", headers={"Authorization": "Bearer tgs_0000_wrong"})
+    entries = client.get(
+        "/audit?service=divisions&limit=50", headers={"Authorization": f"Bearer {keys['admin']}"}
+    ).get_json()["entries"]
+    ok = next(e for e in entries if e["params"].get("agency") == "sci" and e["status"] == 200)
+    assert ok["agency"] == "sci" and ok["endpoint"] == "editions.get_editions"
+    assert ok["row_count"] is not None and ok["duration_ms"] >= 0
+    assert any(e["status"] == 401 and e["agency"] is None for e in entries)
+    assert client.get("/audit", headers=reader).status_code == 403
+
+
+def test_keys_over_http_are_shown_once_and_revocable(app: Flask, keys: dict[str, str]) -> None:
+    client = app.test_client()
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    made = client.post(
+        "/admin/keys", headers=admin, json={"agency": "hf", "role": "uploader", "name": "HF GIS"}
+    ).get_json()
+    assert made["key"].startswith("tgs_")
+    listed = client.get("/admin/keys", headers=admin).get_json()["keys"]
+    assert all("key" not in k and "key_hash" not in k for k in listed)
+    theirs = {"Authorization": f"Bearer {made['key']}"}
+    assert client.get("/uploads/999999", headers=theirs).status_code == 404
+    assert client.delete(f"/admin/keys/{made['key_id']}", headers=admin).status_code == 200
+    assert client.get("/uploads/999999", headers=theirs).status_code == 401
+    bad = client.post(
+        "/admin/keys", headers=admin, json={"agency": "hf", "role": "king", "name": "x"}
+    )
+    assert bad.status_code == 422 and bad.get_json()["field"] == "role"
+
+
+def test_rate_limit_headers_and_cors(module_db_url: str, keys: dict[str, str]) -> None:
+    app = create_app(
+        {
+            "DATABASE_URL": module_db_url,
+            "RATE_LIMIT": "2 per minute",
+            "CORS_ORIGINS": ["https://portal.example"],
+        }
+    )
+    client = app.test_client()
+    reader = {"Authorization": f"Bearer {keys['reader']}"}
+    statuses = [client.get("/editions", headers=reader).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    limited = client.get("/editions", headers=reader)
+    assert limited.headers["Retry-After"] and limited.get_json()["code"] == "too_many_requests"
+    r = client.get("/healthz", headers={"Origin": "https://portal.example"})
+    assert r.headers["Access-Control-Allow-Origin"] == "https://portal.example"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    other = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_errors_leak_nothing(app: Flask, keys: dict[str, str]) -> None:
+    client = app.test_client()
+    r = client.get("/divisions/sci/23", headers={"Authorization": "Bearer tgs_x_' OR 1=1 --"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 401 and "SELECT" not in body and "Traceback" not in body
