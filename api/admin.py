@@ -97,3 +97,39 @@ def get_audit() -> Response:
         .all()
     )
     return jsonify({"entries": [dict(r) for r in rows]})
+
+
+@bp.get("/admin/agencies")
+def get_agencies() -> Response:
+    rows = (
+        get_conn()
+        .execute(text("SELECT code, name, name_fa, created_at FROM agency ORDER BY code"))
+        .mappings()
+        .all()
+    )
+    return jsonify({"agencies": [dict(r) for r in rows]})
+
+
+@bp.post("/admin/agencies")
+def post_agency() -> tuple[Response, int]:
+    """``{"code", "name", "name_fa"}``: a new agency, to hold keys and be named in policies."""
+    body = request.get_json(silent=True) or {}
+    code = str(body.get("code", "")).strip().lower()
+    if not code.isidentifier() or len(code) > 32:
+        raise InvalidParameter("code is a short lowercase word, e.g. 'mrud'", field="code")
+    for name in ("name", "name_fa"):
+        if not str(body.get(name, "")).strip():
+            raise InvalidParameter(f"{name} is required", field=name)
+    with engine(url()).begin() as conn:
+        done = conn.execute(
+            text(
+                "INSERT INTO agency (code, name, name_fa) VALUES (:c, :n, :f)"
+                " ON CONFLICT (code) DO NOTHING"
+            ),
+            {"c": code, "n": body["name"], "f": body["name_fa"]},
+        ).rowcount
+    if not done:
+        from geo.errors import ValidationError
+
+        raise ValidationError(f"agency {code!r} exists", code="agency_exists", field="code")
+    return jsonify({"code": code, "name": body["name"], "name_fa": body["name_fa"]}), 201

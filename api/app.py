@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import admin, auth, crosswalk, divisions, editions, errors, health, uploads
+from api import admin, auth, crosswalk, divisions, editions, errors, health, openapi, uploads
 from api.database import init_app as init_database
 from api.jsonio import TagsimJSON
 
@@ -39,5 +39,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(crosswalk.bp)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(openapi.bp)
     auth.init_app(app)
     return app

@@ -20,7 +20,7 @@ from api.errors import problem
 from geo.access import Forbidden, authenticate, check_policy, policy, record_audit
 from geo.db import engine
 
-PUBLIC = {"health.healthz", "health.version", "static"}
+PUBLIC = {"health.healthz", "health.version", "openapi.api", "static"}
 ENDPOINTS: dict[str, tuple[str, str]] = {
     "divisions.search_divisions": ("divisions", "reader"),
     "divisions.divisions_at": ("divisions", "reader"),
@@ -51,6 +51,8 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "admin.get_policies": ("admin", "admin"),
     "admin.put_policy": ("admin", "admin"),
     "admin.get_audit": ("admin", "admin"),
+    "admin.get_agencies": ("admin", "admin"),
+    "admin.post_agency": ("admin", "admin"),
 }
 SERVICES = sorted({s for s, _ in ENDPOINTS.values()})
 _LIST_KEYS = (

@@ -194,3 +194,39 @@ def test_errors_leak_nothing(app: Flask, keys: dict[str, str]) -> None:
     r = client.get("/divisions/sci/23", headers={"Authorization": "Bearer tgs_x_' OR 1=1 --"})
     body = r.get_data(as_text=True)
     assert r.status_code == 401 and "SELECT" not in body and "Traceback" not in body
+
+
+def test_admins_add_agencies_that_then_hold_keys(app: Flask, keys: dict[str, str]) -> None:
+    client = app.test_client()
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    r = client.post(
+        "/admin/agencies",
+        headers=admin,
+        json={
+            "code": "mrud",
+            "name": "Ministry of Roads and Urban Development",
+            "name_fa": "وزارت راه و شهرسازی",
+        },
+    )
+    assert r.status_code == 201
+    again = client.post(
+        "/admin/agencies", headers=admin, json={"code": "mrud", "name": "x", "name_fa": "x"}
+    )
+    assert again.status_code == 422 and again.get_json()["code"] == "agency_exists"
+    made = client.post(
+        "/admin/keys", headers=admin, json={"agency": "mrud", "role": "reader", "name": "MRUD"}
+    )
+    assert made.status_code == 201
+    codes = [a["code"] for a in client.get("/admin/agencies", headers=admin).get_json()["agencies"]]
+    assert "mrud" in codes
+
+
+def test_oversized_requests_are_refused(module_db_url: str, keys: dict[str, str]) -> None:
+    app = create_app({"DATABASE_URL": module_db_url, "MAX_CONTENT_LENGTH": 1024})
+    r = app.test_client().post(
+        "/resolve",
+        data=b"x" * 4096,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {keys['reader']}"},
+    )
+    assert r.status_code == 413 and r.get_json()["code"] == "request_entity_too_large"
