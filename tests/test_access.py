@@ -67,36 +67,49 @@ def test_every_endpoint_has_an_access_rule(app: Flask) -> None:
     assert not set(ENDPOINTS) & PUBLIC
 
 
-def test_the_matrix(app: Flask, keys: dict[str, str], module_db_url: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "agencies", "outsider"),
+    [("all_except", ["hf"], "hf_reader"), ("allow_list", ["sci", "moi"], "registration_reader")],
+)
+def test_the_matrix(
+    app: Flask,
+    keys: dict[str, str],
+    module_db_url: str,
+    mode: str,
+    agencies: list[str],
+    outsider: str,
+) -> None:
     client = app.test_client()
     with engine(module_db_url).begin() as conn:
         for service in {s for s, _ in ENDPOINTS.values()}:
-            set_policy(conn, service, "all_except", ["hf"], public=False)
+            set_policy(conn, service, mode, agencies, public=False)
     failures = []
-    for endpoint, method, path in _routes(app):
-        if endpoint in PUBLIC:
-            assert _call(client, method, path, None) not in (401, 403), endpoint
-            continue
-        service, needed = ENDPOINTS[endpoint]
-        expect = {
-            "no key": (None, 401),
-            "wrong key": ("tgs_0000_nope", 401),
-            "not a key": ("hello", 401),
-            "revoked": (keys["revoked"], 401),
-            "expired": (keys["expired"], 401),
-            "excluded agency": (keys["hf_reader"], 403),
-        }
-        for role in ROLES:
-            expect[role] = (keys[role], 403 if RANK[role] < RANK[needed] else None)
-        for case, (key, status) in expect.items():
-            got = _call(client, method, path, key)
-            if status is None and got in (401, 403):
-                failures.append((endpoint, method, case, got))
-            if status is not None and got != status:
-                failures.append((endpoint, method, case, got, "expected", status))
-    with engine(module_db_url).begin() as conn:
-        for service in {s for s, _ in ENDPOINTS.values()}:
-            set_policy(conn, service, "all", [], public=False)
+    try:
+        for endpoint, method, path in _routes(app):
+            if endpoint in PUBLIC:
+                assert _call(client, method, path, None) not in (401, 403), endpoint
+                continue
+            _, needed = ENDPOINTS[endpoint]
+            expect = {
+                "no key": (None, 401),
+                "wrong key": ("tgs_0000_nope", 401),
+                "not a key": ("hello", 401),
+                "revoked": (keys["revoked"], 401),
+                "expired": (keys["expired"], 401),
+                f"{mode} outsider": (keys[outsider], 403),
+            }
+            for role in ROLES:
+                expect[role] = (keys[role], 403 if RANK[role] < RANK[needed] else None)
+            for case, (key, status) in expect.items():
+                got = _call(client, method, path, key)
+                if status is None and got in (401, 403):
+                    failures.append((endpoint, method, case, got))
+                if status is not None and got != status:
+                    failures.append((endpoint, method, case, got, "expected", status))
+    finally:
+        with engine(module_db_url).begin() as conn:
+            for service in {s for s, _ in ENDPOINTS.values()}:
+                set_policy(conn, service, "all", [], public=False)
     assert failures == []
 
 
