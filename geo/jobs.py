@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "enqueue",
     "job_app",
     "job_state",
+    "recover_stalled",
     "report_progress",
     "run_worker",
     "task",
@@ -120,10 +122,34 @@ def job_state(url: str, job_id: int) -> dict[str, Any]:
     return state
 
 
+def recover_stalled(url: str, seconds: float = 60) -> int:
+    """Queue again the jobs whose worker stopped beating ``seconds`` ago (killed mid-job).
+
+    Every tagsim job may run twice: an ingest restarts from its stored bytes, a build from
+    its run row; what a killed job left half-done was never committed.
+    """
+    import asyncio
+    from datetime import datetime
+
+    async def recover() -> int:
+        app = job_app(url)
+        async with app.open_async():
+            stalled = list(
+                await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=seconds)
+            )
+            for job in stalled:
+                await app.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))  # type: ignore[arg-type]
+        return len(stalled)
+
+    return asyncio.run(recover())
+
+
 def run_worker(url: str, *, wait: bool = True, concurrency: int = 1) -> None:
-    """Run jobs until stopped (``wait=False``: until the queue is empty)."""
+    """Run jobs until stopped (``wait=False``: until the queue is empty), after queueing
+    again the jobs a killed worker left behind."""
     global _worker_url
     _worker_url = url
+    recover_stalled(url)
     job_app(url).run_worker(
         queues=[QUEUE], wait=wait, concurrency=concurrency, install_signal_handlers=wait
     )

@@ -499,3 +499,57 @@ def test_one_file_with_many_villages(url: str, world: Path, tmp_path: Path) -> N
     for f in facts:
         if f["hf_code"] in clean:
             assert _current(url, f["hf_code"]) == int(f["parcels"])
+
+
+def test_a_worker_killed_mid_ingest_leaves_the_map_intact_and_the_job_resumes(
+    url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import geo.parcels.jobs  # noqa: F401  (the ingest job, for the worker run here)
+    from data.sample import ensure_sample_files
+    from geo.config import settings
+    from geo.jobs import enqueue, recover_stalled, run_worker
+
+    sample = ensure_sample_files(settings().sample_dir, echo=lambda _m: None)
+    import_edition(url, "hf", "sample-1402", (sample / "lists/hf_villages_1402.csv").read_bytes())
+    with (sample / "truth/parcel_files.csv").open(encoding="utf-8") as f:
+        bad = {r["hf_code"] for r in csv.DictReader(f) if r["defects"]}
+    path = tmp_path / "many.gpkg"
+    for layer in ("parcels", "zones"):
+        frame = gpd.read_file(sample / "truth/parcels.gpkg", layer=layer)
+        frame[~frame["CODE_HF"].isin(bad)].to_file(path, layer=layer, driver="GPKG")
+    with engine(url).connect() as c:
+        before = c.execute(text("SELECT count(*) FROM parcel WHERE valid_to IS NULL")).scalar_one()
+    upload_id = create_upload(url, path.read_bytes(), path.name, IngestOptions())
+    enqueue(url, "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "worker"],
+        env={**os.environ, "TAGSIM_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with engine(url).connect() as c:
+                state = ingest_module.get_upload(c, upload_id)
+            if state["status"] in {"validating", "publishing"} and state["progress"] >= 0.3:
+                break
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+    finally:
+        worker.wait(timeout=30)
+    with engine(url).connect() as c:
+        state = ingest_module.get_upload(c, upload_id)
+        after = c.execute(text("SELECT count(*) FROM parcel WHERE valid_to IS NULL")).scalar_one()
+    assert state["status"] in {"validating", "publishing"}  # killed mid-way
+    assert after == before  # nothing half-published
+    assert recover_stalled(url, seconds=0) == 1
+    run_worker(url, wait=False)
+    with engine(url).connect() as c:
+        assert ingest_module.get_upload(c, upload_id)["status"] == "published"
