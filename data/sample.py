@@ -5,8 +5,8 @@
 - HF: a generated list of guide-plan villages of those provinces, their parcel maps and
   guide-plan zones, and registered plots (see `data.generator`).
 
-Parcels are loaded here straight from the generator's lon/lat truth file, and only the
-maps without planted defects: a demo shortcut, not the upload path GIS staff use.
+The parcel maps (those without planted defects) go through the same upload path GIS staff
+use, as one many-village GeoPackage; the plots are loaded as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from sqlalchemy import text
 
 from data.generator import generate
 from geo.dates import parse_date
-from geo.db import engine
+from geo.db import copy_lines, copy_text, engine
+from geo.parcels.ingest import IngestOptions, create_upload, process_upload
 from geo.registry import import_edition
 from geo.registry.boundaries import attach_boundaries
 
@@ -33,6 +35,7 @@ __all__ = ["SAMPLE_SEED", "ensure_sample_files", "load_sample"]
 HERE = Path(__file__).resolve().parent
 SAMPLE_SEED = 1401
 Echo = Callable[[str], Any]
+SAMPLE_UPLOAD = "sample-parcel-maps.gpkg"
 PUBLISHED = {"moi": "1401-08-25", "sci": "1399-05-01", "hf": "1402-01-01"}
 
 
@@ -72,64 +75,42 @@ def _ewkt(geom: Any) -> str:
 
 
 def _load_maps(url: str, folder: Path) -> tuple[int, int, int]:
+    """The parcel maps go through the real upload path (one file, many villages); the
+    registered plots are loaded as they are (their notices are another issue's)."""
     truth = folder / "truth"
-    facts = {}
     with (truth / "parcel_files.csv").open(encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            facts[row["hf_code"]] = row
-    clean = {code for code, row in facts.items() if not row["defects"]}
-    parcels = gpd.read_file(truth / "parcels.gpkg", layer="parcels")
-    parcels = parcels[parcels["CODE_HF"].isin(clean)]
-    zones = gpd.read_file(truth / "parcels.gpkg", layer="zones")
-    zones = zones[zones["CODE_HF"].isin(clean)]
+        clean = {row["hf_code"] for row in csv.DictReader(f) if not row["defects"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / SAMPLE_UPLOAD
+        for layer in ("parcels", "zones"):
+            frame = gpd.read_file(truth / "parcels.gpkg", layer=layer)
+            frame[frame["CODE_HF"].isin(clean)].to_file(path, layer=layer, driver="GPKG")
+        upload_id = create_upload(url, path.read_bytes(), SAMPLE_UPLOAD, IngestOptions())
+    state = process_upload(url, upload_id)
+    published = state["report"]["published"]
     plates = gpd.read_file(folder / "plates" / "plates.geojson")
     attrs = json.dumps({"loaded_by": "demo"})
     with engine(url).begin() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(
-            "COPY guide_plan (village_agency, village_code, plan_year, zone, attrs) FROM STDIN"
-        ) as copy:
-            for code, geom in zip(zones["CODE_HF"], zones.geometry, strict=True):
-                copy.write_row(("hf", code, 1402, _ewkt(geom), attrs))
-        with cursor.copy(
-            "COPY parcel (village_agency, village_code, parcel_no, land_use, area_declared,"
-            " area_m2, geom, attrs) FROM STDIN"
-        ) as copy:
-            for row in parcels.itertuples():
-                copy.write_row(
-                    (
-                        "hf",
-                        row.CODE_HF,
-                        row.SHOMARE,
-                        row.KARBARI,
-                        row.MASAHAT,
-                        0,
-                        _ewkt(row.geometry),
-                        attrs,
-                    )
+        lines = [
+            "\t".join(
+                (
+                    copy_text(r.registration_unit),
+                    copy_text(r.main_plate),
+                    copy_text(r.sub_plate),
+                    _ewkt(r.geometry),
+                    attrs,
+                    "demo",
                 )
-        conn.execute(
-            text(
-                "UPDATE parcel SET area_m2 = ST_Area(geom::geography)"
-                " WHERE attrs->>'loaded_by' = 'demo'"
             )
+            for r in plates.itertuples()
+        ]
+        copy_lines(
+            conn,
+            "COPY plate (registration_unit, main_plate, sub_plate, geom, attrs,"
+            " source_notice) FROM STDIN",
+            lines,
         )
-        with cursor.copy(
-            "COPY plate (registration_unit, main_plate, sub_plate, geom, attrs, source_notice)"
-            " FROM STDIN"
-        ) as copy:
-            for row in plates.itertuples():
-                copy.write_row(
-                    (
-                        row.registration_unit,
-                        row.main_plate,
-                        row.sub_plate,
-                        _ewkt(row.geometry),
-                        attrs,
-                        "demo",
-                    )
-                )
-    return len(zones), len(parcels), len(plates)
+    return published["zone"], published["insert"] + published["update"], len(plates)
 
 
 def load_sample(url: str, folder: Path, *, echo: Echo = print) -> str:
@@ -154,9 +135,10 @@ def load_sample(url: str, folder: Path, *, echo: Echo = print) -> str:
             )
     with engine(url).connect() as conn:
         loaded = conn.execute(
-            text("SELECT count(*) FROM parcel WHERE attrs->>'loaded_by' = 'demo'")
+            text("SELECT count(*) FROM upload WHERE file_name = :f AND status = 'published'"),
+            {"f": SAMPLE_UPLOAD},
         ).scalar_one()
     if loaded:
-        return f"sample already loaded ({loaded} parcels)"
+        return "sample already loaded"
     zones, parcels, plates = _load_maps(url, folder)
     return f"sample loaded: {zones} guide-plan zones, {parcels} parcels, {plates} plates"
