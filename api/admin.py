@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import text
 
 from api.database import get_conn, url
-from api.params import int_arg
+from api.params import int_arg, json_body, str_field
 from geo.access import create_key, list_keys, policy, revoke_key, set_policy
 from geo.db import engine
 from geo.errors import InvalidParameter
@@ -22,12 +22,15 @@ def get_keys() -> Response:
 @bp.post("/admin/keys")
 def post_key() -> tuple[Response, int]:
     """``{"agency", "role", "name", "expires_days"?}`` → the key, shown this once."""
-    body = request.get_json(silent=True) or {}
-    for name in ("agency", "role", "name"):
-        if not body.get(name):
-            raise InvalidParameter(f"{name} is required", field=name)
+    body = json_body()
+    agency, role, name = (str_field(body, n, required=True) for n in ("agency", "role", "name"))
+    days = body.get("expires_days")
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36500
+    ):
+        raise InvalidParameter("expires_days is 1 to 36500 days", field="expires_days")
     with engine(url()).begin() as conn:
-        out = create_key(conn, body["agency"], body["role"], body["name"], body.get("expires_days"))
+        out = create_key(conn, agency, role, name, days)  # type: ignore[arg-type]
     return jsonify(out), 201
 
 
@@ -52,18 +55,16 @@ def put_policy(service: str) -> Response:
 
     if service not in SERVICES:
         raise InvalidParameter(f"service is one of {', '.join(SERVICES)}", field="service")
-    body = request.get_json(silent=True) or {}
+    body = json_body()
     agencies = body.get("agencies", [])
-    if not isinstance(agencies, list):
-        raise InvalidParameter("agencies is a list", field="agencies")
+    if not isinstance(agencies, list) or not all(isinstance(a, str) for a in agencies):
+        raise InvalidParameter("agencies is a list of agency codes", field="agencies")
+    public = body.get("public", False)
+    if not isinstance(public, bool):
+        raise InvalidParameter("public is true or false", field="public")
     with engine(url()).begin() as conn:
         out = set_policy(
-            conn,
-            service,
-            body.get("mode", "all"),
-            [str(a) for a in agencies],
-            bool(body.get("public", False)),
-            by=g.principal.name,
+            conn, service, str_field(body, "mode") or "all", agencies, public, by=g.principal.name
         )
     return jsonify(out)
 
@@ -113,23 +114,22 @@ def get_agencies() -> Response:
 @bp.post("/admin/agencies")
 def post_agency() -> tuple[Response, int]:
     """``{"code", "name", "name_fa"}``: a new agency, to hold keys and be named in policies."""
-    body = request.get_json(silent=True) or {}
-    code = str(body.get("code", "")).strip().lower()
+    body = json_body()
+    code = (str_field(body, "code") or "").strip().lower()
     if not code.isidentifier() or len(code) > 32:
         raise InvalidParameter("code is a short lowercase word, e.g. 'mrud'", field="code")
-    for name in ("name", "name_fa"):
-        if not str(body.get(name, "")).strip():
-            raise InvalidParameter(f"{name} is required", field=name)
+    name = str_field(body, "name", required=True)
+    name_fa = str_field(body, "name_fa", required=True)
     with engine(url()).begin() as conn:
         done = conn.execute(
             text(
                 "INSERT INTO agency (code, name, name_fa) VALUES (:c, :n, :f)"
                 " ON CONFLICT (code) DO NOTHING"
             ),
-            {"c": code, "n": body["name"], "f": body["name_fa"]},
+            {"c": code, "n": name, "f": name_fa},
         ).rowcount
     if not done:
         from geo.errors import ValidationError
 
         raise ValidationError(f"agency {code!r} exists", code="agency_exists", field="code")
-    return jsonify({"code": code, "name": body["name"], "name_fa": body["name_fa"]}), 201
+    return jsonify({"code": code, "name": name, "name_fa": name_fa}), 201

@@ -10,6 +10,7 @@ from flask import Flask
 from api import admin, auth, crosswalk, divisions, editions, errors, health, openapi, uploads
 from api.database import init_app as init_database
 from api.jsonio import TagsimJSON
+from api.params import reject_nul
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -32,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
 
     init_database(app)
+    app.before_request(reject_nul)
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(divisions.bp)

@@ -79,9 +79,10 @@ def ingest(
     """Upload FILE (zipped shapefile, GeoPackage or GeoJSON)."""
     from geo.errors import GeoError, InvalidParameter
     from geo.parcels.ingest import IngestOptions, create_upload, get_upload_state, process_upload
+    from geo.persian import is_digits
 
     code = (crs or "").upper().removeprefix("EPSG:")
-    if code and not code.isdigit():
+    if code and not is_digits(code):
         raise InvalidParameter("--crs is EPSG:NNNN", field="crs")
     url = ready_url()
     options = IngestOptions(

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 import crosswalk.jobs  # noqa: F401  (registers the build job)
 from api.database import get_conn, url
-from api.params import int_arg
+from api.params import int_arg, json_body, str_field
 from crosswalk.build import start_run
 from crosswalk.export import export_rows, to_csv, to_xlsx
 from crosswalk.release import get_run, list_releases, list_runs, publish, run_of_release
@@ -15,30 +15,28 @@ from crosswalk.review import decide, links, review_queue
 from geo.db import engine
 from geo.errors import InvalidParameter
 from geo.jobs import enqueue, job_state
+from geo.persian import is_digits
 
 bp = Blueprint("crosswalk", __name__, url_prefix="/crosswalk")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _body() -> dict:
-    body = request.get_json(silent=True)
-    if body is None and request.form:
-        body = request.form.to_dict()
-    if not isinstance(body, dict):
-        raise InvalidParameter("send a JSON object", field="body")
-    return body
+    if request.form and request.get_json(silent=True) is None:
+        return request.form.to_dict()
+    return json_body()
 
 
 @bp.post("/runs")
 def post_run() -> tuple[Response, int]:
     """Queue a build (editions by id or label; the newest of each by default); 202."""
-    body = request.get_json(silent=True) or {}
+    body = json_body(required=False)
     run_id = start_run(
         url(),
-        body.get("moi"),
-        body.get("sci"),
-        body.get("hf"),
-        parameters={"requested_by": body.get("by")},
+        str_field(body, "moi"),
+        str_field(body, "sci"),
+        str_field(body, "hf"),
+        parameters={"requested_by": str_field(body, "by")},
     )
     job_id = enqueue(url(), "tagsim:crosswalk_build", kind="crosswalk_build", run_id=run_id)
     return jsonify(
@@ -113,28 +111,32 @@ def post_decision() -> tuple[Response, int]:
     other = "sci" if body.get("sci_code") else "hf" if body.get("hf_code") else None
     if other is None:
         raise InvalidParameter("name the other unit: sci_code or hf_code", field="sci_code")
-    for name in ("level", "moi_code", "decision"):
-        if not body.get(name):
-            raise InvalidParameter(f"{name} is required", field=name)
+    fields = {
+        n: str_field(body, n, required=True)
+        for n in ("level", "moi_code", "decision", f"{other}_code")
+    }
     with engine(url()).begin() as conn:
         out = decide(
             conn,
-            level=body["level"],
-            moi_code=str(body["moi_code"]),
+            level=fields["level"],
+            moi_code=fields["moi_code"],  # type: ignore[arg-type]
             other_agency=other,
-            other_code=str(body[f"{other}_code"]),
-            decision=body["decision"],
-            note=body.get("note"),
-            by=body.get("by"),
+            other_code=fields[f"{other}_code"],  # type: ignore[arg-type]
+            decision=fields["decision"],  # type: ignore[arg-type]
+            note=str_field(body, "note"),
+            by=str_field(body, "by"),
         )
     return jsonify(out), 201
 
 
 @bp.post("/releases")
 def post_release() -> tuple[Response, int]:
-    body = request.get_json(silent=True) or {}
+    body = json_body(required=False)
+    run_id = body.get("run_id")
+    if run_id is not None and (isinstance(run_id, bool) or not isinstance(run_id, int)):
+        raise InvalidParameter("run_id is a number", field="run_id")
     with engine(url()).begin() as conn:
-        out = publish(conn, body.get("run_id"), by=body.get("by"), note=body.get("note"))
+        out = publish(conn, run_id, by=str_field(body, "by"), note=str_field(body, "note"))
     return jsonify(out), 201
 
 
@@ -144,12 +146,20 @@ def get_releases() -> Response:
 
 
 def _export_run() -> int:
+    run_id = _export_run_id()
+    run = get_run(get_conn(), run_id)  # 404 when there is no such run
+    if run["status"] != "finished":
+        raise InvalidParameter(f"run {run_id} is {run['status']}, not finished", field="run")
+    return run_id
+
+
+def _export_run_id() -> int:
     release = request.args.get("release")
-    if release is not None and not release.isdigit():
+    if release is not None and not is_digits(release):
         raise InvalidParameter("release is a number", field="release")
     run = request.args.get("run")
     if run:
-        if not run.isdigit():
+        if not is_digits(run):
             raise InvalidParameter("run is a number", field="run")
         return int(run)
     return run_of_release(get_conn(), int(release) if release else None)

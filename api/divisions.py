@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
-from api.params import agency_arg, date_arg, float_arg, int_arg
+from api.params import agency_arg, date_arg, float_arg, int_arg, json_body, str_field
 from geo.dates import parse_date
 from geo.errors import InvalidParameter, ValidationError
 from geo.registry.lookup import (
@@ -103,15 +103,11 @@ def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
         options = {k: request.form.get(k) for k in ("level", "within", "as_of")}
         agency = request.form.get("agency", "")
     else:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise InvalidParameter(
-                'send JSON {"agency": ..., "codes": [...]} (or "names") or a CSV file', field="body"
-            )
+        body = json_body()
         kind = "names" if "names" in body else "codes"
         items = body.get(kind)
-        agency = body.get("agency", "")
-        options = {k: body.get(k) for k in ("level", "within", "as_of")}
+        agency = str_field(body, "agency") or ""
+        options = {k: str_field(body, k) for k in ("level", "within", "as_of")}
         if not isinstance(items, list) or not all(isinstance(c, str | int) for c in items):
             raise InvalidParameter(f"{kind} must be a list of strings", field=kind)
     if not items:

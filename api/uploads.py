@@ -13,6 +13,7 @@ from geo.db import engine
 from geo.errors import InvalidParameter
 from geo.jobs import enqueue
 from geo.parcels.ingest import IngestOptions, create_upload, get_upload
+from geo.persian import is_digits
 
 bp = Blueprint("uploads", __name__)
 
@@ -29,7 +30,7 @@ def post_upload() -> tuple[Response, int]:
     if upload is None or not upload.filename:
         raise InvalidParameter("send the file as the multipart field 'file'", field="file")
     crs = request.form.get("crs", "").upper().removeprefix("EPSG:")
-    if crs and not crs.isdigit():
+    if crs and not is_digits(crs):
         raise InvalidParameter("crs is an EPSG code, e.g. EPSG:32639", field="crs")
     try:
         mapping = json.loads(request.form.get("mapping") or "{}")

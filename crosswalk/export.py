@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from crosswalk.errors import NoRun
+
 __all__ = ["COLUMNS", "export_rows", "to_csv", "to_xlsx"]
 
 COLUMNS = [
@@ -53,10 +55,13 @@ def export_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
     """The export's rows for ``run_id``, MOI units in code order, then the unmatched others."""
     run = conn.execute(
         text(
-            "SELECT moi_edition_id, sci_edition_id, hf_edition_id FROM crosswalk_run WHERE id = :r"
+            "SELECT moi_edition_id, sci_edition_id, hf_edition_id FROM crosswalk_run"
+            " WHERE id = :r AND status = 'finished'"
         ),
         {"r": run_id},
-    ).one()
+    ).first()
+    if run is None:
+        raise NoRun(f"no finished crosswalk run {run_id}", code="no_crosswalk_run")
     moi, sci, hf = (_units(conn, e) for e in run)
     partners: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"sci": [], "hf": []})
     linked = {"sci": set(), "hf": set()}

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["ascii_digits", "is_code", "loose_key", "match_key", "normalize_code"]
+__all__ = ["ascii_digits", "is_code", "is_digits", "loose_key", "match_key", "normalize_code"]
 
 _DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")}
 _DIGITS.update({ord(c): str(i) for i, c in enumerate("٠١٢٣٤٥٦٧٨٩")})
@@ -117,6 +117,11 @@ def normalize_code(code: str) -> str:
     if code.isascii() and code.isdigit():  # the common case, kept fast for bulk imports
         return code
     return _CODE_SEPARATORS.sub("", ascii_digits(code.strip()))
+
+
+def is_digits(text: str) -> bool:
+    """True for a non-empty string of ASCII digits only (``str.isdigit`` also takes «²»)."""
+    return bool(_CODE.match(text))
 
 
 def is_code(text: str) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geo.errors import ValidationError
-from geo.persian import ascii_digits, normalize_code
+from geo.persian import ascii_digits, is_digits, normalize_code
 
 __all__ = ["FORMATS", "DivisionRow", "decode", "detect_format", "read_rows", "read_table"]
 
@@ -120,7 +120,14 @@ def read_table(raw: bytes) -> list[list[str]]:
         return _xlsx_table(raw)
     if b"\x00" in raw[:4096]:
         raise ValidationError("a binary file, neither CSV nor XLSX", code="unreadable_file")
-    return [row for row in csv.reader(io.StringIO(decode(raw))) if any(c.strip() for c in row)]
+    try:
+        return [
+            row
+            for row in csv.reader(io.StringIO(decode(raw), newline=""))
+            if any(c.strip() for c in row)
+        ]
+    except csv.Error as exc:
+        raise ValidationError(f"not a readable CSV file: {exc}", code="unreadable_file") from None
 
 
 def detect_format(header: list[str]) -> str:
@@ -174,7 +181,7 @@ def _sci(table: list[list[str]]) -> Iterator[DivisionRow]:
         parts = []
         for value, width in zip((r[0], r[2], r[4], r[6], r[8]), _SCI_WIDTHS, strict=True):
             v = _code(value)
-            parts.append(v.zfill(width) if v.isdigit() else v)  # XLSX drops leading zeros
+            parts.append(v.zfill(width) if is_digits(v) else v)  # XLSX drops leading zeros
         p, c, d, rd, v = parts
         rec = r[10].strip()
         level = SCI_LEVELS.get(rec, "")

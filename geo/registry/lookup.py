@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geo.errors import InvalidParameter, NotFound
-from geo.persian import normalize_code
+from geo.persian import is_digits, normalize_code
 from geo.registry.editions import edition_in_force
 
 __all__ = ["batch_resolve", "children", "clean_code", "history", "partners", "resolve"]
@@ -27,7 +27,7 @@ UNIT_COLUMNS = (
 def clean_code(code: str, field: str = "code") -> str:
     """The ASCII digits of a typed code, or ``InvalidParameter``."""
     cleaned = normalize_code(code or "")
-    if not cleaned.isdigit():
+    if not is_digits(cleaned):
         raise InvalidParameter(f"{code!r} is not a code (digits only)", field=field)
     return cleaned
 
@@ -287,7 +287,7 @@ def batch_resolve(
     results = []
     for given, clean, r in zip(codes, cleaned, rows, strict=True):
         if r.code is None:
-            status = "not_found" if clean.isdigit() else "malformed"
+            status = "not_found" if is_digits(clean) else "malformed"
             results.append({"input": given, "status": status})
         else:
             results.append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from geo.persian import is_digits
 from geo.registry.formats import DivisionRow
 
 __all__ = ["PARENT_LEVELS", "Report", "validate"]
@@ -84,7 +85,7 @@ def validate(rows: list[DivisionRow], fmt: str, agency: str) -> Report:
             bad_lines.add(row.line)
         if not row.code:
             report.errors.append(_finding(row, "empty_code", "code", "", "no code"))
-        elif not row.code.isdigit():
+        elif not is_digits(row.code):
             report.errors.append(
                 _finding(
                     row, "malformed_code", "code", row.code, "codes are digits (Persian or ASCII)"
