@@ -47,7 +47,11 @@ def test_every_operation_holds_under_generated_requests(schema_and_key) -> None:
             continue
 
         @settings(
-            max_examples=8, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=10,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
         )
         @given(case=op.as_strategy())
         def run(case):  # type: ignore[no-untyped-def]
