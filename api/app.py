@@ -7,7 +7,18 @@ from typing import Any
 
 from flask import Flask
 
-from api import admin, auth, crosswalk, divisions, editions, errors, health, openapi, uploads
+from api import (
+    admin,
+    auth,
+    changes,
+    crosswalk,
+    divisions,
+    editions,
+    errors,
+    health,
+    openapi,
+    uploads,
+)
 from api.database import init_app as init_database
 from api.jsonio import TagsimJSON
 from api.params import reject_nul
@@ -41,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(crosswalk.bp)
     app.register_blueprint(uploads.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(changes.bp)
     app.register_blueprint(openapi.bp)
     auth.init_app(app)
     return app

@@ -42,6 +42,7 @@ class Change(Base):
         CheckConstraint(f"entity_kind IN ({sql_in(ENTITY_KINDS)})", name="entity_kind"),
         CheckConstraint(f"operation IN ({sql_in(OPERATIONS)})", name="operation"),
         Index("ix_change_entity", "entity_kind", "entity_id"),
+        Index("ix_change_txid_id", "txid", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

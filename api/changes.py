@@ -1,0 +1,25 @@
+"""`GET /changes`: the change feed, in commit order, with an opaque cursor."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.database import get_conn
+from api.params import int_arg
+from geo.changes import read_changes
+
+bp = Blueprint("changes", __name__)
+
+
+@bp.get("/changes")
+def get_changes() -> Response:
+    """Changes after ``since`` (a cursor), optionally of some ``kinds``; follow ``next``."""
+    kinds = [k.strip() for k in request.args.get("kinds", "").split(",") if k.strip()]
+    return jsonify(
+        read_changes(
+            get_conn(),
+            request.args.get("since") or None,
+            kinds=kinds or None,
+            limit=int_arg("limit", 100, 1, 10_000),
+        )
+    )
