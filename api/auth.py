@@ -43,6 +43,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "crosswalk.post_run": ("crosswalk", "admin"),
     "crosswalk.post_release": ("crosswalk", "admin"),
     "changes.get_changes": ("changes", "reader"),
+    "changes.get_daily": ("changes", "reader"),
     "uploads.post_upload": ("uploads", "uploader"),
     "uploads.get_one_upload": ("uploads", "uploader"),
     "uploads.publish": ("uploads", "uploader"),

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
 from api.params import int_arg
-from geo.changes import read_changes
+from geo.changes import daily_digest, read_changes
 
 bp = Blueprint("changes", __name__)
 
@@ -21,5 +21,18 @@ def get_changes() -> Response:
             request.args.get("since") or None,
             kinds=kinds or None,
             limit=int_arg("limit", 100, 1, 10_000),
+        )
+    )
+
+
+@bp.get("/changes/daily/<day>")
+def get_daily(day: str) -> Response:
+    """The changes of one Jalali day (Tehran time), counted by kind and operation."""
+    return jsonify(
+        daily_digest(
+            get_conn(),
+            day,
+            limit=int_arg("limit", 1000, 1, 10_000),
+            offset=int_arg("offset", 0, 0, 10**9),
         )
     )

@@ -36,6 +36,10 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "divisions.get_division": {"as_of": STR, "children_limit": INT, "children_offset": INT},
     "divisions.get_children": {"as_of": STR, "limit": INT, "offset": INT},
     "editions.get_editions": {"agency": STR},
+    "changes.get_daily": {
+        "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "offset": INT,
+    },
     "changes.get_changes": {
         "since": STR,
         "kinds": STR,

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from geo.errors import InvalidParameter
+from geo.errors import GeoError, InvalidParameter
 from geo.models.changes import ENTITY_KINDS
 
-__all__ = ["decode_cursor", "encode_cursor", "read_changes"]
+__all__ = ["daily_digest", "decode_cursor", "encode_cursor", "read_changes"]
 
 
 def encode_cursor(txid: int, change_id: int) -> str:
@@ -73,3 +73,56 @@ def read_changes(
     for c in changes:
         c["cursor"] = encode_cursor(c.pop("txid"), c["id"])
     return {"count": len(changes), "changes": changes, "next": encode_cursor(*last)}
+
+
+def daily_digest(
+    conn: Connection, day: str, *, limit: int = 1000, offset: int = 0
+) -> dict[str, Any]:
+    """The changes of one Jalali day (Tehran time): counts by kind and operation, and a page
+    of the changes themselves."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from geo.dates import jalali, parse_date
+
+    try:
+        gregorian = parse_date(day)
+    except GeoError:
+        raise InvalidParameter("the day is a Jalali date, e.g. 1403-05-12", field="day") from None
+    tehran = ZoneInfo("Asia/Tehran")
+    start = datetime.combine(gregorian, time.min, tzinfo=tehran)
+    end = start + timedelta(days=1)
+    params = {"s": start, "e": end, "l": limit, "o": offset}
+    finished = (
+        "occurred_at >= :s AND occurred_at < :e AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+    )
+    counts = conn.execute(
+        text(
+            f"SELECT entity_kind, operation, count(*) FROM change WHERE {finished}"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        params,
+    ).all()
+    rows = (
+        conn.execute(
+            text(
+                f"SELECT id, entity_kind, entity_id, operation, occurred_at, cause, before, after"
+                f" FROM change WHERE {finished} ORDER BY txid, id LIMIT :l OFFSET :o"
+            ),
+            params,
+        )
+        .mappings()
+        .all()
+    )
+    by_kind: dict[str, dict[str, int]] = {}
+    for kind, operation, n in counts:
+        by_kind.setdefault(kind, {})[operation] = n
+    return {
+        "day": jalali(gregorian),
+        "gregorian": gregorian.isoformat(),
+        "total": sum(n for _, _, n in counts),
+        "counts": by_kind,
+        "offset": offset,
+        "limit": limit,
+        "changes": [dict(r) for r in rows],
+    }

@@ -101,3 +101,26 @@ def test_cursor_and_filters(module_db_url: str) -> None:
                     kinds=bad.get("kinds"),  # type: ignore[arg-type]
                     limit=bad.get("limit", 10),
                 )  # type: ignore[arg-type]
+
+
+def test_daily_digest_counts_a_jalali_day(module_db_url: str) -> None:
+    from geo.changes import daily_digest
+    from geo.dates import jalali
+
+    with engine(module_db_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO change (entity_kind, entity_id, operation, occurred_at)"
+                " VALUES ('guide_plan', 'g1', 'insert', '2024-08-02 10:00+03:30'),"
+                " ('guide_plan', 'g2', 'update', '2024-08-02 23:59+03:30'),"
+                " ('guide_plan', 'g3', 'update', '2024-08-03 00:00:01+03:30')"
+            )
+        )
+    day = jalali(__import__("datetime").date(2024, 8, 2))
+    with engine(module_db_url).connect() as conn:
+        digest = daily_digest(conn, day)
+        assert digest["day"] == "1403-05-12" and digest["gregorian"] == "2024-08-02"
+        assert digest["counts"]["guide_plan"] == {"insert": 1, "update": 1}
+        assert daily_digest(conn, "۱۴۰۳/۰۵/۱۳")["counts"]["guide_plan"] == {"update": 1}
+        with pytest.raises(InvalidParameter):
+            daily_digest(conn, "yesterday")
