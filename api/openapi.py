@@ -43,6 +43,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "changes.get_changes": {
         "since": STR,
         "kinds": STR,
+        "bbox": STR,
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
     },
     "editions.get_events": {"kind": STR, "limit": INT, "offset": INT},

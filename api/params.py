@@ -107,3 +107,17 @@ def reject_nul() -> None:
     ):
         if "\x00" in str(k) or "\x00" in str(v):
             raise InvalidParameter("the form holds a NUL character", field=str(k))
+
+
+def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
+    """``minlon,minlat,maxlon,maxlat`` in WGS 84, or None when absent."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        box = tuple(float(v) for v in raw.split(","))
+    except ValueError:
+        raise InvalidParameter(f"{name} is minlon,minlat,maxlon,maxlat", field=name) from None
+    if len(box) != 4 or not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
+        raise InvalidParameter(f"{name} is minlon,minlat,maxlon,maxlat", field=name)
+    return box  # type: ignore[return-value]

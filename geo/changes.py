@@ -40,9 +40,17 @@ def decode_cursor(cursor: str | None) -> tuple[int, int]:
 
 
 def read_changes(
-    conn: Connection, since: str | None = None, *, kinds: list[str] | None = None, limit: int = 100
+    conn: Connection,
+    since: str | None = None,
+    *,
+    kinds: list[str] | None = None,
+    limit: int = 100,
+    bbox: tuple[float, float, float, float] | None = None,
 ) -> dict[str, Any]:
-    """Up to ``limit`` finished changes after ``since``, and the cursor to continue from."""
+    """Up to ``limit`` finished changes after ``since``, and the cursor to continue from.
+
+    ``bbox`` (lon/lat) keeps the changes whose geometry, before or after, touches it.
+    """
     if kinds:
         unknown = sorted(set(kinds) - set(ENTITY_KINDS))
         if unknown:
@@ -60,10 +68,20 @@ def read_changes(
                 " occurred_at, cause, before, after FROM change"
                 " WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
                 " AND (txid, id) > (CAST(:t AS text)::xid8, :i)"
-                " AND (CAST(:kinds AS text[]) IS NULL OR entity_kind = ANY(CAST(:kinds AS text[])))"
+                " AND (CAST(:kinds AS text[]) IS NULL"
+                "  OR entity_kind = ANY(CAST(:kinds AS text[])))"
+                " AND (CAST(:x1 AS float8) IS NULL OR ST_Intersects("
+                "  ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326),"
+                "  ST_SetSRID(ST_GeomFromGeoJSON(coalesce(after, before)->'geometry'), 4326)))"
                 " ORDER BY txid, id LIMIT :l"
             ),
-            {"t": str(txid), "i": change_id, "kinds": kinds or None, "l": limit},
+            {
+                "t": str(txid),
+                "i": change_id,
+                "kinds": kinds or None,
+                "l": limit,
+                **dict(zip(("x1", "y1", "x2", "y2"), bbox or (None,) * 4, strict=True)),
+            },
         )
         .mappings()
         .all()

@@ -124,3 +124,39 @@ def test_daily_digest_counts_a_jalali_day(module_db_url: str) -> None:
         assert daily_digest(conn, "۱۴۰۳/۰۵/۱۳")["counts"]["guide_plan"] == {"update": 1}
         with pytest.raises(InvalidParameter):
             daily_digest(conn, "yesterday")
+
+
+def test_bbox_keeps_changes_whose_geometry_touches_it(module_db_url: str) -> None:
+    geometry = '{"type": "Point", "coordinates": [51.4, 35.7]}'
+    with engine(module_db_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO change (entity_kind, entity_id, operation, after) VALUES"
+                " ('parcel', 'in', 'insert', jsonb_build_object('geometry', CAST(:g AS jsonb))),"
+                " ('parcel', 'out', 'insert', jsonb_build_object('geometry',"
+                '   \'{"type": "Point", "coordinates": [60.0, 30.0]}\'::jsonb))'
+            ),
+            {"g": geometry},
+        )
+    with engine(module_db_url).connect() as conn:
+        tehran = read_changes(
+            conn, None, kinds=["parcel"], limit=10_000, bbox=(51.0, 35.0, 52.0, 36.0)
+        )
+    assert {c["entity_id"] for c in tehran["changes"]} >= {"in"}
+    assert "out" not in {c["entity_id"] for c in tehran["changes"]}
+
+
+def test_a_new_edition_announces_its_events_on_the_feed(fresh_url: str) -> None:
+    from geo.registry import import_edition
+
+    old = "code,name,level,parent_code\n01,قم,province,\n0101,قم,county,01\n0102,کهک,county,01\n"
+    new = (
+        "code,name,level,parent_code\n01,قم,province,\n0101,قم,county,01\n0103,جعفرآباد,county,01\n"
+    )
+    import_edition(fresh_url, "hf", "1", old.encode())
+    import_edition(fresh_url, "hf", "2", new.encode())
+    with engine(fresh_url).connect() as conn:
+        feed = read_changes(conn, None, kinds=["division"])
+    ops = {(c["entity_id"], c["operation"]) for c in feed["changes"]}
+    assert ("hf:0103", "insert") in ops and ("hf:0102", "delete") in ops
+    assert all(c["cause"]["label"] == "2" for c in feed["changes"])

@@ -108,6 +108,18 @@ def _copy_rows(conn: Connection, edition_id: int, rows: list[DivisionRow]) -> No
     )
 
 
+# Each event of the new edition is announced on the change feed, in the same transaction.
+_ANNOUNCE = """
+    INSERT INTO change (entity_kind, entity_id, operation, cause, before, after)
+    SELECT 'division', CAST(:a AS text) || ':' || coalesce(codes_after[1], codes_before[1]),
+           CASE kind WHEN 'create' THEN 'insert' WHEN 'abolish' THEN 'delete' ELSE 'update' END,
+           jsonb_build_object('edition', CAST(:e AS int), 'label', CAST(:l AS text), 'event', kind),
+           CASE WHEN kind <> 'create' THEN jsonb_build_object('codes', codes_before) END,
+           CASE WHEN kind <> 'abolish' THEN
+             jsonb_build_object('codes', codes_after, 'detail', detail) END
+    FROM division_event WHERE to_edition_id = :e ORDER BY id"""
+
+
 def import_edition(
     url: str,
     agency: str,
@@ -187,6 +199,7 @@ def import_edition(
         _copy_rows(conn, edition_id, report.kept)
         conn.execute(text("ANALYZE division"))  # plans for the next queries see the new rows
         events = record_events(conn, agency, edition_id)
+        conn.execute(text(_ANNOUNCE), {"e": edition_id, "a": agency, "l": label})
     counts = Counter(r.level for r in report.kept)
     return ImportResult(
         edition_id,
