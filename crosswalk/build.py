@@ -145,6 +145,35 @@ def _changes_since_release(conn: Connection, run_id: int) -> dict[str, Any]:
     }
 
 
+# The links that differ from the previous finished run go on the change feed, in the
+# transaction that finishes the run: added, removed, or with another relation or status.
+_ANNOUNCE = """
+    WITH prev AS (SELECT max(id) AS id FROM crosswalk_run WHERE status = 'finished'
+                  AND id < :r),
+    n AS (SELECT level, moi_code, coalesce(sci_code, '') AS s, coalesce(hf_code, '') AS h,
+                 relation, status, confidence FROM crosswalk_link
+          WHERE run_id = :r AND status <> 'rejected'),
+    o AS (SELECT level, moi_code, coalesce(sci_code, '') AS s, coalesce(hf_code, '') AS h,
+                 relation, status, confidence FROM crosswalk_link
+          WHERE run_id = (SELECT id FROM prev) AND status <> 'rejected')
+    INSERT INTO change (entity_kind, entity_id, operation, cause, before, after)
+    SELECT 'crosswalk',
+           coalesce(n.level, o.level) || ':moi:' || coalesce(n.moi_code, o.moi_code)
+           || CASE WHEN coalesce(n.s, o.s) <> '' THEN '~sci:' || coalesce(n.s, o.s)
+                   ELSE '~hf:' || coalesce(n.h, o.h) END,
+           CASE WHEN o.level IS NULL THEN 'insert' WHEN n.level IS NULL THEN 'delete'
+                ELSE 'update' END,
+           jsonb_build_object('crosswalk_run', CAST(:r AS int)),
+           CASE WHEN o.level IS NOT NULL THEN jsonb_build_object('relation', o.relation,
+             'status', o.status, 'confidence', o.confidence) END,
+           CASE WHEN n.level IS NOT NULL THEN jsonb_build_object('relation', n.relation,
+             'status', n.status, 'confidence', n.confidence) END
+    FROM n FULL JOIN o ON o.level = n.level AND o.moi_code = n.moi_code AND o.s = n.s
+      AND o.h = n.h
+    WHERE o.level IS NULL OR n.level IS NULL
+       OR (o.relation, o.status) IS DISTINCT FROM (n.relation, n.status)"""
+
+
 def build(url: str, run_id: int, progress: Progress | None = None) -> dict[str, Any]:
     """Run the queued run ``run_id`` to the end; return its counts."""
     report = progress or (lambda _d, _t, _m: None)
@@ -200,6 +229,7 @@ def build(url: str, run_id: int, progress: Progress | None = None) -> dict[str, 
         counts["peak_python_mb"] = round(peak / 2**20, 1)
         with engine(url).begin() as conn:
             counts["changes_since_release"] = _changes_since_release(conn, run_id)
+            counts["announced"] = conn.execute(text(_ANNOUNCE), {"r": run_id}).rowcount
             conn.execute(
                 text(
                     "UPDATE crosswalk_run SET status = 'finished', finished_at = now(),"

@@ -275,3 +275,17 @@ def test_http_run_as_a_job_then_review_decide_export(client: FlaskClient, cw_url
     with engine(cw_url).connect() as c:
         unit = resolve(c, "moi", county["moi_code"])
     assert {p["agency"] for p in unit["partners"]} >= {"sci"}
+
+
+def test_builds_announce_what_changed_in_the_crosswalk(cw_url: str) -> None:
+    from geo.changes import read_changes
+
+    with engine(cw_url).connect() as c:
+        before = read_changes(c, None, kinds=["crosswalk"], limit=10_000)
+    first_run = build(cw_url, start_run(cw_url))
+    again = build(cw_url, start_run(cw_url))
+    assert again["announced"] == 0  # nothing changed between two identical builds
+    with engine(cw_url).connect() as c:
+        after = read_changes(c, before["next"], kinds=["crosswalk"], limit=10_000)
+    assert after["count"] == first_run["announced"]
+    assert all(ch["entity_id"].count(":moi:") == 1 for ch in after["changes"])
