@@ -34,3 +34,25 @@ def sci_file(rows: int) -> bytes:
             w.writerow([*r[:8], f"{serial:06d}", *r[9:]])
     path.write_text(out.getvalue(), encoding="utf-8")
     return path.read_bytes()
+
+
+def world(quick: bool, *, maps: bool) -> Path:
+    """The generator's world, cached: ``small`` for quick runs, ``national`` otherwise (from
+    ../shared/data). ``maps`` adds every village's parcel map to ``truth/parcels.gpkg``."""
+    from data.generator import generate
+    from geo.config import project_root
+
+    size = "small" if quick else "national"
+    out = CACHE / f"world_{size}{'_maps' if maps else ''}"
+    if not (out / "manifest.json").exists():
+        source = None if quick else project_root().parent / "shared" / "data"
+        generate(
+            out,
+            size,
+            seed=1401,
+            source=source,
+            maps=maps,
+            map_files=False,
+            echo=lambda m: print(f"  generator: {m}", flush=True),
+        )
+    return out

@@ -13,30 +13,16 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bench.datasets import CACHE
+from bench.datasets import world
 from bench.harness import Outcome, pair
 from crosswalk import build, evaluate, start_run
 from crosswalk.units import LEVEL_ORDER, load_side
-from data.generator import generate
-from geo.config import project_root
 from geo.db import engine
 from geo.registry import import_edition
 
 
 def _world(quick: bool) -> Path:
-    size = "small" if quick else "national"
-    out = CACHE / f"world_{size}"
-    if not (out / "manifest.json").exists():
-        source = None if quick else project_root().parent / "shared" / "data"
-        generate(
-            out,
-            size,
-            seed=1401,
-            source=source,
-            maps=False,
-            echo=lambda m: print(f"  generator: {m}", flush=True),
-        )
-    return out
+    return world(quick, maps=False)
 
 
 def naive(url: str, run_id: int) -> None:

@@ -15,10 +15,9 @@ import geopandas as gpd
 import psycopg
 from sqlalchemy import text
 
+from bench import datasets
 from bench.datasets import CACHE
 from bench.harness import Outcome, pair
-from data.generator import generate
-from geo.config import project_root
 from geo.db import engine
 from geo.parcels.ingest import IngestOptions, create_upload, process_upload
 from geo.registry import import_edition
@@ -27,17 +26,7 @@ from geo.registry import import_edition
 def _file(quick: bool) -> tuple[bytes, int, bytes]:
     """(the GeoPackage, its parcel count, the HF list) for the chosen size, cached."""
     size = "small" if quick else "national"
-    world = CACHE / ("world_small_maps" if quick else "world_national_maps")
-    if not (world / "manifest.json").exists():
-        source = None if quick else project_root().parent / "shared" / "data"
-        generate(
-            world,
-            size,
-            seed=1401,
-            source=source,
-            map_files=False,
-            echo=lambda m: print(f"  generator: {m}", flush=True),
-        )
+    world = datasets.world(quick, maps=True)
     out = CACHE / f"parcels_{size}.gpkg"
     if not out.exists():
         import csv
