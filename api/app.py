@@ -11,12 +11,15 @@ from api import (
     admin,
     auth,
     changes,
+    coverage,
     crosswalk,
     divisions,
     editions,
     errors,
+    features,
     health,
     openapi,
+    tiles,
     uploads,
 )
 from api.database import init_app as init_database
@@ -54,5 +57,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(changes.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(features.bp)
+    app.register_blueprint(tiles.bp)
+    app.register_blueprint(coverage.bp)
     auth.init_app(app)
     return app

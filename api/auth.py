@@ -19,8 +19,20 @@ from api.database import url
 from api.errors import problem
 from geo.access import Forbidden, authenticate, check_policy, policy, record_audit
 from geo.db import engine
+from geo.features.collections import COLLECTIONS, get_collection
 
-PUBLIC = {"health.healthz", "health.version", "openapi.api", "static"}
+PUBLIC = {
+    "health.healthz",
+    "health.version",
+    "openapi.api",
+    "static",
+    "features.landing",
+    "features.conformance",
+    "features.get_collections",
+    "features.get_collection_doc",
+    "tiles.get_tilejson",
+}
+BY_COLLECTION = "by collection"  # the service is the collection's (geo.features.collections)
 ENDPOINTS: dict[str, tuple[str, str]] = {
     "divisions.search_divisions": ("divisions", "reader"),
     "divisions.divisions_at": ("divisions", "reader"),
@@ -43,6 +55,13 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "crosswalk.post_run": ("crosswalk", "admin"),
     "crosswalk.post_release": ("crosswalk", "admin"),
     "changes.get_changes": ("changes", "reader"),
+    "features.get_items": (BY_COLLECTION, "reader"),
+    "features.get_item": (BY_COLLECTION, "reader"),
+    "features.get_versions": (BY_COLLECTION, "reader"),
+    "tiles.get_tile": (BY_COLLECTION, "reader"),
+    "coverage.post_coverage": ("coverage", "reader"),
+    "coverage.get_plate_coverage": ("coverage", "reader"),
+    "coverage.get_plan_coverage": ("coverage", "reader"),
     "changes.get_daily": ("changes", "reader"),
     "uploads.post_upload": ("uploads", "uploader"),
     "uploads.get_one_upload": ("uploads", "uploader"),
@@ -56,7 +75,10 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "admin.get_agencies": ("admin", "admin"),
     "admin.post_agency": ("admin", "admin"),
 }
-SERVICES = sorted({s for s, _ in ENDPOINTS.values()})
+SERVICES = sorted(
+    {s for s, _ in ENDPOINTS.values() if s != BY_COLLECTION}
+    | {c.service for c in COLLECTIONS.values()}
+)
 _LIST_KEYS = (
     "results",
     "links",
@@ -95,6 +117,8 @@ def _before() -> Response | None:
         current_app.logger.error("endpoint %s has no access rule", endpoint)
         return problem(403, "no_policy", "Forbidden", "this endpoint has no access rule yet")
     service, role = rule
+    if service == BY_COLLECTION:
+        service = get_collection((request.view_args or {}).get("collection_id", "")).service
     g.service = service
     with engine(url()).begin() as conn:
         if request.method == "GET" and policy(conn, service)["public"] and not _key():

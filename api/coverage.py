@@ -1,0 +1,60 @@
+"""Coverage (سرویس پوششی پلاک ثبتی): a registered plot or a posted polygon → the parcels,
+guide-plan zones and divisions it overlaps; a village's plan coverage."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+from shapely import from_wkb
+
+from api.database import get_conn
+from api.params import agency_arg, json_body
+from geo.errors import InvalidParameter
+from geo.features.coverage import plan_coverage, plate_geometry, plot_coverage
+from geo.features.plot_input import parse_plot
+from geo.features.temporal import parse_datetime
+from geo.persian import is_digits, normalize_code
+
+bp = Blueprint("coverage", __name__)
+
+MAX_BODY = 8 * 1024 * 1024
+
+
+@bp.post("/coverage")
+def post_coverage() -> Response:
+    """The coverage of a posted plot: a GeoJSON Polygon/MultiPolygon (or a Feature, or
+    ``{"geometry": …, "crs": "EPSG:32639", "datetime": …}``) in any CRS of Iran's maps."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise InvalidParameter(
+            f"the plot is larger than {MAX_BODY // (1024 * 1024)} MB",
+            code="request_too_large",
+            field="body",
+        )
+    body = json_body()
+    when = parse_datetime(request.args.get("datetime") or _text(body.get("datetime")))
+    plot = parse_plot(body, request.args.get("crs") or body.get("crs"))
+    return jsonify(plot_coverage(get_conn(), plot, when))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@bp.get("/plates/<unit>/<main>/<sub>/coverage")
+def get_plate_coverage(unit: str, main: str, sub: str) -> Response:
+    """The coverage of a registered plot (unit/main/sub plate), now or at ``datetime``."""
+    when = parse_datetime(request.args.get("datetime"))
+    conn = get_conn()
+    plate = plate_geometry(conn, unit, main, sub, when)
+    answer = plot_coverage(conn, from_wkb(bytes(plate.pop("wkb"))), when)
+    answer["plate"] = plate
+    return jsonify(answer)
+
+
+@bp.get("/villages/<agency>/<code>/plan-coverage")
+def get_plan_coverage(agency: str, code: str) -> Response:
+    """The share of the village's guide-plan zone its parcels cover, the gaps, and the parcels
+    reaching outside the zone (the village by any agency's code)."""
+    cleaned = normalize_code(code)
+    if not is_digits(cleaned):
+        raise InvalidParameter(f"{code!r} is not a code (digits only)", field="code")
+    return jsonify(plan_coverage(get_conn(), agency_arg(agency), cleaned))

@@ -1,0 +1,69 @@
+"""The same place in every agency's coding, through the newest finished crosswalk.
+
+Links are stored pairwise with MOI (the reference): MOI↔SCI rows and MOI↔HF rows, so an
+SCI code reaches HF through its MOI unit. Only links a person or the matcher accepted
+(``auto``, ``confirmed``) count; a link waiting for review does not decide anything.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from geo.errors import InvalidParameter
+from geo.persian import is_digits, normalize_code
+
+__all__ = ["equivalent_codes", "parse_agency_code"]
+
+AGENCIES = ("moi", "sci", "hf")
+_ACCEPTED = "('auto', 'confirmed')"
+
+
+def parse_agency_code(value: str, field: str = "village") -> tuple[str, str]:
+    """``AGENCY:CODE`` (digits may be Persian) → (agency, ASCII code), or InvalidParameter."""
+    agency, sep, code = (value or "").partition(":")
+    agency = agency.strip().lower()
+    cleaned = normalize_code(code)
+    if not sep or agency not in AGENCIES or not is_digits(cleaned):
+        raise InvalidParameter(
+            f"{field} is AGENCY:CODE with AGENCY one of {', '.join(AGENCIES)},"
+            f" e.g. sci:2301010001000101 (got {value!r})",
+            field=field,
+        )
+    return agency, cleaned
+
+
+def equivalent_codes(conn: Connection, agency: str, code: str) -> set[tuple[str, str]]:
+    """``(agency, code)`` and every accepted counterpart of it in the other agencies."""
+    found = {(agency, code)}
+    run = conn.execute(
+        text("SELECT max(id) FROM crosswalk_run WHERE status = 'finished'")
+    ).scalar_one()
+    if run is None:
+        return found
+    if agency == "moi":
+        moi_codes = [code]
+    else:
+        moi_codes = list(
+            conn.execute(
+                text(
+                    f"SELECT DISTINCT moi_code FROM crosswalk_link WHERE run_id = :r"
+                    f" AND {agency}_code = :c AND moi_code IS NOT NULL"
+                    f" AND status IN {_ACCEPTED}"
+                ),
+                {"r": run, "c": code},
+            ).scalars()
+        )
+    if not moi_codes:
+        return found
+    rows = conn.execute(
+        text(
+            f"SELECT moi_code, sci_code, hf_code FROM crosswalk_link WHERE run_id = :r"
+            f" AND moi_code = ANY(:m) AND status IN {_ACCEPTED}"
+        ),
+        {"r": run, "m": moi_codes},
+    ).all()
+    for row in rows:
+        for other, value in zip(AGENCIES, row, strict=True):
+            if value:
+                found.add((other, value))
+    return found
