@@ -80,6 +80,23 @@ def fresh_url(empty_db_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
+def sample_url(server_url: str) -> Iterator[str]:
+    """A database holding the sample (lists, boundaries, parcel maps, plates), per module."""
+    from data.sample import ensure_sample_files, load_sample
+    from geo.config import settings
+
+    url = create_database(server_url, "tagsim_sample")
+    migrate.upgrade(url)
+    load_sample(url, ensure_sample_files(settings().sample_dir, echo=_quiet), echo=_quiet)
+    yield url
+    drop_database(url)
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+@pytest.fixture(scope="module")
 def module_db_url(server_url: str) -> Iterator[str]:
     """A database migrated to head, shared by one test module."""
     url = create_database(server_url, "tagsim_mod")

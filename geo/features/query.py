@@ -93,7 +93,7 @@ class FeatureQuery:
         else:
             parts.append(self._editions(conn, params))
         if self.bbox is not None:
-            parts.append(f"{c.geometry} && {self._envelope()}")
+            parts.append(f"ST_Intersects({c.geometry}, {self._envelope()})")
             params.update(dict(zip(("bx0", "by0", "bx1", "by1"), self.bbox, strict=True)))
         for name, value in self.filters.items():
             parts.append(self._filter(conn, name, c.filters[name], value, params))
