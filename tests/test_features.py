@@ -280,8 +280,7 @@ def test_versions_datetime_and_gone(sample_url: str) -> None:
     assert removed_answer.status_code == 410
     assert removed_answer.json["code"] == "feature_removed" and removed_answer.json["removed_at"]
     then = client.get(
-        f"/collections/parcels/items?village=hf:{code}&datetime={before}"
-        "&limit=1000"
+        f"/collections/parcels/items?village=hf:{code}&datetime={before}&limit=1000"
     ).json
     now = client.get(f"/collections/parcels/items?village=hf:{code}&limit=1000").json
     assert then["numberMatched"] == now["numberMatched"] + 1
@@ -292,8 +291,7 @@ def test_versions_datetime_and_gone(sample_url: str) -> None:
     assert removed in then_uses and removed not in now_uses
     assert then_uses[changed] != now_uses[changed]
     interval = client.get(
-        f"/collections/parcels/items?village=hf:{code}&datetime={before}/.."
-        "&limit=1000"
+        f"/collections/parcels/items?village=hf:{code}&datetime={before}/..&limit=1000"
     ).json
     assert interval["numberMatched"] == then["numberMatched"] + 1  # both versions of A
 

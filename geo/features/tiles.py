@@ -55,12 +55,14 @@ def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
         geometry = c.geometry
         if not c.versioned:  # divisions: boundaries simplified to about a pixel
             geometry = f"ST_Simplify({geometry}, {360.0 / (1 << z) / EXTENT})"
-        params.update({"z": z, "x": x, "y": y})
+        params.update({"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT})
         data = conn.execute(
             text(
                 f"""
-                WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env),
-                box AS (SELECT env, ST_Transform(env, 4326) AS env4326 FROM bounds),
+                WITH box AS (
+                    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+                           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)
+                             AS env4326),
                 mvt AS (
                     SELECT t.id, {props},
                         ST_AsMVTGeom(ST_Transform({geometry}, 3857), box.env,

@@ -1,0 +1,153 @@
+"""Vector tiles on the sample: decoded with GDAL's MVT driver (pyogrio) and checked against
+the parcels under the tile; ETags revalidate and change when the data does."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import pyogrio
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from geo.db import engine
+from tests.helpers import client_for
+
+
+@pytest.fixture(scope="module")
+def client(sample_url: str) -> FlaskClient:
+    return client_for(sample_url, "reader", "sci")
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def _decode(data: bytes, layer: str, z: int, x: int, y: int):  # type: ignore[no-untyped-def]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{y}.mvt"
+        path.write_bytes(data)
+        return pyogrio.read_dataframe(path, layer=layer, X=x, Y=y, Z=z)
+
+
+def _some_parcel(url: str) -> tuple[int, float, float]:
+    with engine(url).connect() as c:
+        return tuple(  # type: ignore[return-value]
+            c.execute(
+                text(
+                    "SELECT id, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom))"
+                    " FROM parcel WHERE valid_to IS NULL ORDER BY id LIMIT 1 OFFSET 500"
+                )
+            ).one()
+        )
+
+
+def _ids(url: str, sql: str, z: int, x: int, y: int) -> set[int]:
+    with engine(url).connect() as c:
+        return set(c.execute(text(sql), {"z": z, "x": x, "y": y}).scalars())
+
+
+def test_a_parcel_tile_holds_the_parcels_under_it(client: FlaskClient, sample_url: str) -> None:
+    _, lon, lat = _some_parcel(sample_url)
+    z = 16
+    x, y = _tile_of(lon, lat, z)
+    answer = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt")
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/vnd.mapbox-vector-tile"
+    frame = _decode(answer.data, "parcels", z, x, y)
+    got = set(frame["mvt_id"].astype(int))
+    inside = _ids(
+        sample_url,
+        "SELECT id FROM parcel WHERE valid_to IS NULL AND ST_Within(ST_PointOnSurface(geom),"
+        " ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326))",
+        z,
+        x,
+        y,
+    )
+    near = _ids(
+        sample_url,
+        "SELECT id FROM parcel WHERE valid_to IS NULL AND ST_Intersects(geom,"
+        " ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => 0.02), 4326))",
+        z,
+        x,
+        y,
+    )
+    assert inside and inside <= got <= near
+    assert set(frame["land_use"]) <= {
+        r
+        for (r,) in engine(sample_url)
+        .connect()
+        .execute(text("SELECT DISTINCT land_use FROM parcel"))
+        .all()
+    }
+
+
+def test_tiles_below_the_minimum_zoom_are_empty_and_divisions_show_early(
+    client: FlaskClient, sample_url: str
+) -> None:
+    _, lon, lat = _some_parcel(sample_url)
+    x, y = _tile_of(lon, lat, 9)
+    empty = client.get(f"/tiles/parcels/9/{x}/{y}.mvt")
+    assert empty.status_code == 200 and empty.data == b""
+    x, y = _tile_of(lon, lat, 6)
+    divisions = client.get(f"/tiles/divisions/6/{x}/{y}.mvt?agency=sci&level=county")
+    frame = _decode(divisions.data, "divisions", 6, x, y)
+    assert len(frame) > 0 and set(frame["level"]) == {"county"}
+    tilejson = client.get("/tiles/divisions.json").json
+    assert tilejson["tiles"][0].endswith("/tiles/divisions/{z}/{x}/{y}.mvt")
+    assert tilejson["vector_layers"][0]["id"] == "divisions"
+
+
+def test_etag_revalidates_and_changes_with_the_data(client: FlaskClient, sample_url: str) -> None:
+    fid, lon, lat = _some_parcel(sample_url)
+    z = 17
+    x, y = _tile_of(lon, lat, z)
+    first = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt")
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    again = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    with engine(sample_url).begin() as c:
+        c.execute(text("UPDATE parcel SET land_use = 'تجاری-باغ' WHERE id = :i"), {"i": fid})
+    changed = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert "تجاری-باغ" in set(_decode(changed.data, "parcels", z, x, y)["land_use"])
+
+
+@pytest.mark.parametrize("path", ["/tiles/parcels/23/0/0.mvt", "/tiles/parcels/3/8/0.mvt"])
+def test_tiles_outside_the_grid_are_refused(client: FlaskClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 400 and answer.json["code"] == "bad_tile"
+
+
+def test_tiles_follow_the_collection_policy(sample_url: str) -> None:
+    admin = client_for(sample_url, "admin", "moi")
+    assert (
+        admin.put("/admin/policies/parcels", json={"mode": "allow_list", "agencies": ["moi"]})
+    ).status_code == 200
+    try:
+        sci = client_for(sample_url, "reader", "sci")
+        assert sci.get("/tiles/parcels/16/42000/25000.mvt").status_code == 403
+        assert sci.get("/collections/parcels/items").status_code == 403
+        assert sci.get("/collections/divisions/items?limit=1").status_code == 200
+        assert (
+            client_for(sample_url, "reader", "moi")
+            .get("/tiles/parcels/16/42000/25000.mvt")
+            .status_code
+            == 200
+        )
+        with engine(sample_url).connect() as c:
+            audited = c.execute(
+                text(
+                    "SELECT service, status FROM audit WHERE endpoint = 'tiles.get_tile'"
+                    " ORDER BY id DESC LIMIT 2"
+                )
+            ).all()
+        assert [tuple(a) for a in audited] == [("parcels", 200), ("parcels", 403)]
+    finally:
+        admin.put("/admin/policies/parcels", json={"mode": "all", "agencies": []})
