@@ -15,6 +15,7 @@ run: venv ## start PostGIS, migrate, load the sample, run the worker, serve on 1
 	$(VENV)/tagsim run
 
 test: venv ## the whole test suite (ruff, then pytest against a throwaway database)
+	@bash scripts/test-tools.sh
 	$(VENV)/tagsim db up
 	$(VENV)/ruff check .
 	$(VENV)/pytest $(PYTEST_ARGS)

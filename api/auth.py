@@ -135,7 +135,12 @@ def _before() -> Response | None:
 
 
 def _rows(response: Response) -> int | None:
-    if not response.is_json:
+    """Rows answered: set by the view (``g.audit_rows``), else read from a small JSON body."""
+    if g.get("audit_rows") is not None:
+        return g.audit_rows
+    if not response.is_json or response.is_streamed:
+        return None
+    if (response.content_length or 0) > 256 * 1024:
         return None
     body = response.get_json(silent=True)
     if not isinstance(body, dict):

@@ -8,10 +8,11 @@ the OpenAPI document is ``/api``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, request, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, g, request, stream_with_context, url_for
 from sqlalchemy import Connection, text
 
 from api.database import get_conn, url
@@ -236,7 +237,9 @@ def get_items(collection_id: str) -> Response:
     q = feature_query(c)
     conn = get_conn()
     result = page(conn, q)
-    matched = count(conn, q)
+    # a first page that holds everything needs no second query to count
+    matched = len(result.features) if q.after is None and not result.more else count(conn, q)
+    g.audit_rows = len(result.features)
     links = [
         _link(_page_url(), "self", GEOJSON, "this page"),
         _link(
@@ -254,7 +257,7 @@ def get_items(collection_id: str) -> Response:
         {
             "numberMatched": matched,
             "numberReturned": len(result.features),
-            "timeStamp": _now(conn),
+            "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "links": links,
         }
     )
@@ -262,12 +265,6 @@ def get_items(collection_id: str) -> Response:
     response = Response(body, mimetype=GEOJSON)
     response.headers["Content-Crs"] = f"<{q.crs.uri}>"
     return response
-
-
-def _now(conn: Connection) -> str:
-    return conn.execute(
-        text("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
-    ).scalar_one()
 
 
 def _download(c: Collection, fmt: str) -> Response:
@@ -286,6 +283,7 @@ def _download(c: Collection, fmt: str) -> Response:
         return Response(stream_with_context(rows()), mimetype=spec.media_type, headers=headers)
     download = write_file(get_conn(), q, fmt)
     headers["X-Feature-Count"] = str(download.features)
+    g.audit_rows = download.features
     headers["Content-Length"] = str(download.path.stat().st_size)
     return Response(download.chunks(), mimetype=spec.media_type, headers=headers)
 
@@ -296,6 +294,7 @@ def get_item(collection_id: str, fid: int) -> Response:
     c = get_collection(collection_id)
     crs = parse_crs(request.args.get("crs"))
     body, successor = feature(get_conn(), c, fid, crs)
+    g.audit_rows = 1
     links = [
         _link(request.base_url, "self", GEOJSON, "this feature"),
         _link(
@@ -334,6 +333,7 @@ def get_versions(collection_id: str, fid: int) -> Response:
     """Every version of the feature, oldest first (valid_from / valid_to in properties)."""
     c = get_collection(collection_id)
     found = versions(get_conn(), c, fid, parse_crs(request.args.get("crs")))
+    g.audit_rows = len(found)
     body = (
         '{"type":"FeatureCollection","features":['
         + ",".join(found)

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from api.auth import ENDPOINTS
+from geo.features.collections import COLLECTIONS, Collection
 
 bp = Blueprint("openapi", __name__)
 
@@ -63,6 +64,20 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "crosswalk.export_csv": {"release": STR, "run": STR},
     "crosswalk.export_xlsx": {"release": STR, "run": STR},
     "admin.get_audit": {"agency": STR, "service": STR, "status": STR, "limit": INT, "offset": INT},
+    "features.get_items": {
+        "bbox": {"type": "string", "description": "x0,y0,x1,y1 (CRS84 unless bbox-crs)"},
+        "bbox-crs": STR,
+        "datetime": {"type": "string", "description": "an instant or start/end (.. open)"},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "after": {"type": "integer", "minimum": 0, "description": "paging key (next link)"},
+        "crs": STR,
+        "f": {"type": "string", "enum": ["json", "geojson", "gpkg", "fgb", "shp", "csv"]},
+    },
+    "features.get_item": {"crs": STR},
+    "features.get_versions": {"crs": STR},
+    "tiles.get_tile": {"datetime": STR},
+    "coverage.post_coverage": {"crs": STR, "datetime": STR},
+    "coverage.get_plate_coverage": {"datetime": STR},
 }
 OBJECT = {"type": "object"}
 MULTIPART_FILE = {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
@@ -169,7 +184,18 @@ PROBLEM = {
         "field": STR,
     },
 }
-MEDIA = {
+GEOJSON_MEDIA = "application/geo+json"
+MEDIA: dict[str, str | list[str]] = {
+    "features.get_items": [
+        GEOJSON_MEDIA,
+        "application/geopackage+sqlite3",
+        "application/flatgeobuf",
+        "application/zip",
+        "text/csv",
+    ],
+    "features.get_item": GEOJSON_MEDIA,
+    "features.get_versions": GEOJSON_MEDIA,
+    "tiles.get_tile": "application/vnd.mapbox-vector-tile",
     "crosswalk.export_csv": "text/csv",
     "crosswalk.export_xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
@@ -187,7 +213,15 @@ SUCCESS = {
 }
 
 
-def _operation(endpoint: str, method: str, rule: Any) -> dict[str, Any]:
+def _schema(media: str) -> dict[str, Any]:
+    if media in {"application/json", GEOJSON_MEDIA}:
+        return OBJECT
+    return {"type": "string", "format": "binary"} if "text" not in media else STR
+
+
+def _operation(
+    endpoint: str, method: str, rule: Any, collection: Collection | None = None
+) -> dict[str, Any]:
     view = current_app.view_functions[endpoint]
     doc = (view.__doc__ or endpoint).strip().splitlines()[0]
     params = [
@@ -200,13 +234,26 @@ def _operation(endpoint: str, method: str, rule: Any) -> dict[str, Any]:
             else STR,
         }
         for a in sorted(rule.arguments)
+        if not (collection and a == "collection_id")
     ]
     params += [
         {"name": n, "in": "query", "required": False, "schema": s}
         for n, s in QUERY.get(endpoint, {}).items()
     ]
+    if collection is not None and endpoint in {"features.get_items", "tiles.get_tile"}:
+        params += [
+            {
+                "name": n,
+                "in": "query",
+                "required": False,
+                "description": f.description,
+                "schema": STR,
+            }
+            for n, f in collection.filters.items()
+        ]
     success = SUCCESS.get(method, {}).get(endpoint, "200")
     media = MEDIA.get(endpoint, "application/json")
+    medias = media if isinstance(media, list) else [media]
     problem = {
         "description": "a problem (RFC 9457)",
         "content": {"application/problem+json": {"schema": PROBLEM}},
@@ -214,13 +261,23 @@ def _operation(endpoint: str, method: str, rule: Any) -> dict[str, Any]:
     responses: dict[str, Any] = {
         success: {
             "description": "success",
-            "content": {
-                media: {"schema": OBJECT} if media == "application/json" else {"schema": STR}
-            },
+            "content": {m: {"schema": _schema(m)} for m in medias},
         },
         **{
             code: problem
-            for code in ("400", "401", "403", "404", "405", "413", "415", "422", "429", "503")
+            for code in (
+                "400",
+                "401",
+                "403",
+                "404",
+                "405",
+                "410",
+                "413",
+                "415",
+                "422",
+                "429",
+                "503",
+            )
         },
     }
     if endpoint == "crosswalk.post_release" or endpoint == "admin.delete_key":
@@ -234,9 +291,14 @@ def _operation(endpoint: str, method: str, rule: Any) -> dict[str, Any]:
         "parameters": params,
         "responses": responses,
     }
+    if endpoint == "tiles.get_tile":
+        responses["304"] = {"description": "the client's copy (If-None-Match) is current"}
     if endpoint in ENDPOINTS:
-        op["tags"] = [ENDPOINTS[endpoint][0]]
+        service = ENDPOINTS[endpoint][0]
+        op["tags"] = [collection.service if collection else service]
         op["security"] = [{"apiKey": []}]
+    if collection is not None:
+        op["operationId"] = f"{endpoint}.{collection.id}.{method.lower()}"
     if endpoint in BODIES:
         media_type, schema = BODIES[endpoint]
         op["requestBody"] = {"required": True, "content": {media_type: {"schema": schema}}}
@@ -249,8 +311,14 @@ def spec() -> dict[str, Any]:
         if rule.endpoint in {"static"}:
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, method, rule)
+        # OGC style: one path per collection, each with its own queryables
+        collections = list(COLLECTIONS.values()) if "collection_id" in rule.arguments else [None]
+        for collection in collections:
+            concrete = path.replace("{collection_id}", collection.id) if collection else path
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                paths.setdefault(concrete, {})[method.lower()] = _operation(
+                    rule.endpoint, method, rule, collection
+                )
     return {
         "openapi": "3.0.3",
         "info": {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, g, request, url_for
 
 from api.database import get_conn
 from api.features import feature_query
@@ -27,6 +27,7 @@ def get_tile(collection_id: str, z: int, x: int, y: int) -> Response:
     c = get_collection(collection_id)
     q = feature_query(c, default_limit=None)
     result = tile(get_conn(), q, z, x, y)
+    g.audit_rows = 1
     if request.if_none_match.contains(result.etag):
         response = Response(status=304)
     else:

@@ -11,11 +11,16 @@ import sys
 import uuid
 
 from bench import harness
-from bench.cases import crosswalk, parcels, registry
+from bench.cases import crosswalk, parcels, registry, serving
 from geo import migrate
 from geo.db import create_database, database_url, drop_database
 
-CASES = {"registry": registry.run, "crosswalk": crosswalk.run, "parcels": parcels.run}
+CASES = {
+    "registry": registry.run,
+    "crosswalk": crosswalk.run,
+    "parcels": parcels.run,
+    "serving": serving.run,
+}
 
 
 def main() -> None:

@@ -235,10 +235,8 @@ def test_not_json_nan_and_oversized_bodies(client: FlaskClient) -> None:
 def test_coverage_as_of_a_date_before_any_parcel(client: FlaskClient, sample_url: str) -> None:
     plot = _a_plot(sample_url)
     answer = client.post("/coverage?datetime=2001-01-01", json=mapping(plot)).json
-    assert (
-        (answer["parcels"] == []
-        and answer["totals"]["share_by_parcels"] is None)
-        or (answer["totals"]["parcels_m2"] == 0)
+    assert (answer["parcels"] == [] and answer["totals"]["share_by_parcels"] is None) or (
+        answer["totals"]["parcels_m2"] == 0
     )
     assert answer["as_of"].startswith("2001-01-01")
     assert box(*plot.bounds).area > 0

@@ -1,0 +1,508 @@
+"""Serving under load: tagsim vs the thin wrapper (and pygeoapi for items), with ``wrk``.
+
+Every server runs under gunicorn with the same worker count and worker class, on the same
+database and table, and is loaded from 127.0.0.1 only, for a bounded time, at concurrency
+8. Rounds alternate between servers; the throughput ratio of the medians is printed
+(higher is better for us), with median and p95 latency.
+
+Cases: items by bbox (one village's extent, ~400–500 parcels, ``limit=500``), MVT tiles at
+zoom 14 over villages, coverage of a 2–5 ha round plot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bench.cases.parcels import _file
+from bench.datasets import CACHE
+from bench.harness import Outcome
+from geo.access import create_key
+from geo.db import engine
+
+WORKERS = 2
+THREADS = 4
+CONCURRENCY = 8
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+PYGEOAPI_VENV = CACHE / "pygeoapi-venv"
+
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local method = os.getenv("WRK_METHOD") or "GET"
+local key = os.getenv("WRK_KEY")
+local body_file = os.getenv("WRK_BODIES")
+local bodies = {}
+if body_file then for line in io.lines(body_file) do bodies[#bodies + 1] = line end end
+local i = math.random(#paths)
+request = function()
+  i = i % #paths + 1
+  local headers = {}
+  if key and key ~= "" then headers["Authorization"] = "Bearer " .. key end
+  if method == "POST" then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("POST", paths[1], headers, bodies[(i % #bodies) + 1])
+  end
+  return wrk.format("GET", paths[i], headers)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("JSON{\\"rps\\": %f, \\"p50_ms\\": %f, \\"p95_ms\\": %f, " ..
+    "\\"errors\\": %d, \\"non2xx\\": %d, \\"requests\\": %d}\\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout, summary.errors.status, summary.requests))
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, headers: dict[str, str] | None = None, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def _gunicorn(
+    python_bin: Path, app: str, env: dict[str, str], ready: str, port: int
+) -> Iterator[str]:
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            str(python_bin / "gunicorn"),
+            "-w",
+            str(WORKERS),
+            "-k",
+            "gthread",
+            "--threads",
+            str(THREADS),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            app,
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait(base + ready)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _load(url: str, quick: bool) -> int:
+    """The parcel layer (every clean village of the generator's maps) and its plan zones,
+    loaded straight with ogr2ogr (the load is not what this case measures)."""
+    _, count, _ = _file(quick)
+    path = CACHE / f"parcels_{'small' if quick else 'national'}.gpkg"
+    u = make_url(url)
+    dsn = (
+        f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
+        f"password={u.password}"
+    )
+    for layer in ("parcels", "zones"):
+        subprocess.run(
+            [
+                "ogr2ogr",
+                "-f",
+                "PostgreSQL",
+                dsn,
+                str(path),
+                layer,
+                "-nln",
+                f"bench_{layer}",
+                "-nlt",
+                "PROMOTE_TO_MULTI",
+                "-t_srs",
+                "EPSG:4326",
+                "-lco",
+                "GEOMETRY_NAME=geom",
+                "-overwrite",
+            ],
+            check=True,
+            env={**os.environ, "PG_USE_COPY": "YES"},
+        )
+    with engine(url).begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO parcel (village_agency, village_code, parcel_no, land_use,"
+                " area_declared, area_m2, geom)"
+                " SELECT 'hf', code_hf, shomare, karbari, masahat, ST_Area(geom::geography),"
+                " ST_Multi(geom) FROM bench_parcels"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO guide_plan (village_agency, village_code, zone)"
+                " SELECT 'hf', code_hf, ST_Multi(geom) FROM bench_zones"
+            )
+        )
+        c.execute(text("DROP TABLE bench_parcels, bench_zones"))
+    with engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("VACUUM ANALYZE parcel"))
+        c.execute(text("VACUUM ANALYZE guide_plan"))
+    return count
+
+
+def _villages(url: str, n: int) -> list[tuple[float, float, float, float, float, float]]:
+    """Up to ``n`` villages: their parcel extent and a point inside a parcel."""
+    with engine(url).connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), ST_X(p), ST_Y(p) FROM ("
+                " SELECT ST_Extent(geom)::geometry AS e,"
+                "        ST_PointOnSurface((array_agg(geom ORDER BY id))[1]) AS p"
+                " FROM parcel GROUP BY village_code ORDER BY village_code) v"
+            )
+        ).all()
+    random.Random(14).shuffle(rows)
+    return [tuple(r) for r in rows[:n]]  # type: ignore[misc]
+
+
+def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 1 << z
+    return (
+        int((lon + 180) / 360 * n),
+        int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n),
+    )
+
+
+def _plot(lon: float, lat: float, radius_m: float) -> dict[str, Any]:
+    """A round plot of ``radius_m`` (100 m ≈ 3.1 ha), as GeoJSON lon/lat."""
+    dlat = radius_m / 111_320
+    dlon = dlat / math.cos(math.radians(lat))
+    ring = [
+        [lon + dlon * math.cos(a / 32 * 2 * math.pi), lat + dlat * math.sin(a / 32 * 2 * math.pi)]
+        for a in range(32)
+    ]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+def _wrk(
+    base: str, paths: list[str], seconds: int, key: str = "", bodies: list[str] | None = None
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "rotate.lua"
+        script.write_text(WRK_SCRIPT)
+        path_file = Path(tmp) / "paths.txt"
+        path_file.write_text("\n".join(paths) + "\n")
+        env = {**os.environ, "WRK_PATHS": str(path_file), "WRK_KEY": key}
+        if bodies:
+            body_file = Path(tmp) / "bodies.txt"
+            body_file.write_text("\n".join(bodies) + "\n")
+            env.update(WRK_METHOD="POST", WRK_BODIES=str(body_file))
+        done = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(CONCURRENCY),
+                "-d",
+                f"{seconds}s",
+                "--timeout",
+                "30s",
+                "-s",
+                str(script),
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=seconds + 60,
+            check=True,
+        )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("JSON"))
+    result = json.loads(line[4:])
+    if result["errors"] or result["non2xx"]:
+        raise RuntimeError(f"{base}{paths[0]}: {result} — the server answered errors")
+    return result
+
+
+def _pygeoapi(url: str, port: int) -> tuple[Path, dict[str, str]] | None:
+    """pygeoapi in its own virtualenv, configured on the same table; None if it cannot be
+    installed here."""
+    python = PYGEOAPI_VENV / "bin" / "python"
+    if not (PYGEOAPI_VENV / "bin" / "pygeoapi").exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(PYGEOAPI_VENV)], check=True)
+            subprocess.run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "pygeoapi",
+                    "gunicorn",
+                    "psycopg2-binary",
+                ],
+                check=True,
+            )
+        except subprocess.CalledProcessError:
+            print("  pygeoapi could not be installed: its baseline is skipped")
+            return None
+    u = make_url(url)
+    folder = CACHE / "pygeoapi"
+    folder.mkdir(exist_ok=True)
+    config = {
+        "server": {
+            "bind": {"host": "127.0.0.1", "port": port},
+            "url": f"http://127.0.0.1:{port}",
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "languages": ["en-US"],
+            "limits": {"default_items": 10, "max_items": 10000},
+            "map": {"url": "http://127.0.0.1/{z}/{x}/{y}.png", "attribution": "none"},
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {
+                "title": "bench",
+                "description": "bench",
+                "keywords": ["bench"],
+                "keywords_type": "theme",
+                "terms_of_service": "none",
+                "url": "http://127.0.0.1",
+            },
+            "license": {"name": "none", "url": "http://127.0.0.1"},
+            "provider": {"name": "bench", "url": "http://127.0.0.1"},
+            "contact": {
+                "name": "bench",
+                "position": "bench",
+                "address": "x",
+                "city": "x",
+                "stateorprovince": "x",
+                "postalcode": "x",
+                "country": "IR",
+                "phone": "x",
+                "fax": "x",
+                "email": "x@127.0.0.1",
+                "url": "x",
+                "hours": "x",
+                "instructions": "x",
+                "role": "pointOfContact",
+            },
+        },
+        "resources": {
+            "parcels": {
+                "type": "collection",
+                "title": "parcels",
+                "description": "parcels",
+                "keywords": ["parcels"],
+                "extents": {
+                    "spatial": {
+                        "bbox": [44, 25, 63.4, 39.8],
+                        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                    }
+                },
+                "providers": [
+                    {
+                        "type": "feature",
+                        "name": "PostgreSQL",
+                        "data": {
+                            "host": u.host,
+                            "port": u.port,
+                            "dbname": u.database,
+                            "user": u.username,
+                            "password": u.password,
+                            "search_path": ["public"],
+                        },
+                        "id_field": "id",
+                        "table": "parcel",
+                        "geom_field": "geom",
+                    }
+                ],
+            }
+        },
+    }
+    config_path = folder / "config.yml"
+    config_path.write_text(json.dumps(config, indent=1))  # JSON is YAML
+    openapi_path = folder / "openapi.yml"
+    env = {"PYGEOAPI_CONFIG": str(config_path), "PYGEOAPI_OPENAPI": str(openapi_path)}
+    generated = subprocess.run(
+        [
+            str(PYGEOAPI_VENV / "bin" / "pygeoapi"),
+            "openapi",
+            "generate",
+            str(config_path),
+            "--output-file",
+            str(openapi_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+    if generated.returncode != 0:
+        print(f"  pygeoapi openapi generate failed: {generated.stderr[-400:]}")
+        return None
+    return PYGEOAPI_VENV / "bin", env
+
+
+def _rounds(
+    name: str,
+    servers: list[tuple[str, str, list[str], str, list[str] | None]],
+    rounds: int,
+    seconds: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Each round loads every server once, the order turning each round."""
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, *_ in servers}
+    for i in range(rounds):
+        order = servers[i % len(servers) :] + servers[: i % len(servers)]
+        for label, base, paths, key, bodies in order:
+            results[label].append(_wrk(base, paths, seconds, key, bodies))
+    for label, runs in results.items():
+        rps = sorted(r["rps"] for r in runs)[len(runs) // 2]
+        p50 = sorted(r["p50_ms"] for r in runs)[len(runs) // 2]
+        p95 = sorted(r["p95_ms"] for r in runs)[len(runs) // 2]
+        print(
+            f"  {name:<22} {label:<12} {rps:8.1f} req/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms",
+            flush=True,
+        )
+    return results
+
+
+def _outcome(
+    case: str, results: dict[str, list[dict[str, Any]]], ours: str, base: str, size: dict[str, Any]
+) -> Outcome:
+    """An Outcome in seconds per request (1 / throughput), so ratio < 1 means faster."""
+    out = Outcome(
+        case,
+        ours,
+        base,
+        len(results[ours]),
+        size=size,
+        note="throughput at concurrency 8; ratio = their req/s ÷ ours (below 1: ours faster)",
+    )
+    out.ours_s = [1 / r["rps"] for r in results[ours]]
+    out.baseline_s = [1 / r["rps"] for r in results[base]]
+    p = {
+        label: {
+            "p50_ms": sorted(r["p50_ms"] for r in runs)[len(runs) // 2],
+            "p95_ms": sorted(r["p95_ms"] for r in runs)[len(runs) // 2],
+        }
+        for label, runs in results.items()
+    }
+    out.size = {**size, "latency": p}
+    print(
+        f"{case:<34} throughput ours/{base} = {out.baseline_median / out.ours_median:5.2f}",
+        flush=True,
+    )
+    return out
+
+
+def run(url: str, quick: bool) -> list[Outcome]:
+    if shutil.which("ogr2ogr") is None or shutil.which("wrk") is None:
+        print("  ogr2ogr or wrk missing (apt-get install gdal-bin wrk): serving case skipped")
+        return []
+    parcels = _load(url, quick)
+    with engine(url).begin() as c:
+        key = create_key(c, "sci", "reader", "bench")["key"]
+    villages = _villages(url, 200)
+    seconds, rounds = (4, 2) if quick else (15, 3)
+    env = {
+        "TAGSIM_DATABASE_URL": url,
+        "TAGSIM_RATE_LIMIT": "100000000 per minute",
+        "THIN_DATABASE_URL": url,
+    }
+    items = [f"?bbox={x0},{y0},{x1},{y1}&limit=500" for x0, y0, x1, y1, _, _ in villages]
+    tiles = sorted({_tile(lon, lat, 14) for *_, lon, lat in villages})
+    bodies = [
+        json.dumps(_plot(lon, lat, random.Random(i).uniform(80, 125)))
+        for i, (*_, lon, lat) in enumerate(villages)
+    ]
+    outcomes: list[Outcome] = []
+    size = {"parcels": parcels, "villages": len(villages)}
+    ours_port, thin_port, pyg_port = _free_port(), _free_port(), _free_port()
+    with (
+        _gunicorn(VENV_BIN, "api.app:create_app()", env, "/healthz", ours_port) as ours,
+        _gunicorn(VENV_BIN, "bench.thin:app", env, "/items?bbox=0,0,0,0", thin_port) as thin,
+    ):
+        servers = [
+            ("tagsim", ours, [f"/collections/parcels/items{q}" for q in items], key, None),
+            ("thin", thin, [f"/items{q}" for q in items], "", None),
+        ]
+        pyg = _pygeoapi(url, pyg_port)
+        if pyg is not None:
+            with _gunicorn(
+                pyg[0], "pygeoapi.flask_app:APP", pyg[1], "/collections/parcels", pyg_port
+            ) as pygeoapi:
+                servers.append(
+                    (
+                        "pygeoapi",
+                        pygeoapi,
+                        [f"/collections/parcels/items{q}&f=json" for q in items],
+                        "",
+                        None,
+                    )
+                )
+                results = _rounds("items by bbox", servers, rounds, seconds)
+            outcomes.append(
+                _outcome("items by bbox vs pygeoapi", results, "tagsim", "pygeoapi", size)
+            )
+        else:
+            results = _rounds("items by bbox", servers, rounds, seconds)
+        outcomes.append(_outcome("items by bbox vs thin", results, "tagsim", "thin", size))
+        results = _rounds(
+            "MVT z14",
+            [
+                ("tagsim", ours, [f"/tiles/parcels/14/{x}/{y}.mvt" for x, y in tiles], key, None),
+                ("thin", thin, [f"/tiles/14/{x}/{y}" for x, y in tiles], "", None),
+            ],
+            rounds,
+            seconds,
+        )
+        outcomes.append(
+            _outcome("MVT z14 vs thin", results, "tagsim", "thin", {**size, "tiles": len(tiles)})
+        )
+        results = _rounds(
+            "coverage 2-5 ha",
+            [
+                ("tagsim", ours, ["/coverage"], key, bodies),
+                ("thin", thin, ["/coverage"], "", bodies),
+            ],
+            rounds,
+            seconds,
+        )
+        outcomes.append(_outcome("coverage 2-5 ha vs thin", results, "tagsim", "thin", size))
+    return outcomes

@@ -1,0 +1,93 @@
+"""The thin wrapper: a minimal WSGI app that runs the serving SQL with psycopg and returns
+PostGIS's own output as is — no auth, no audit, no validation. The practical limit a
+service on the same PostGIS can reach; tagsim is measured against it.
+
+Run under gunicorn like the service: ``gunicorn -w 2 -k gthread bench.thin:app`` with
+``THIN_DATABASE_URL`` set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+import psycopg
+
+_local = threading.local()
+
+ITEMS = """
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(f), '[]'),
+                         'numberReturned', count(*))::text
+FROM (SELECT json_build_object('type', 'Feature', 'id', id,
+        'geometry', ST_AsGeoJSON(geom, 7)::json,
+        'properties', json_build_object('village_agency', village_agency,
+          'village_code', village_code, 'parcel_no', parcel_no, 'land_use', land_use,
+          'area_declared', area_declared, 'area_m2', round(area_m2::numeric, 2),
+          'upload_id', upload_id, 'valid_from', valid_from, 'valid_to', valid_to)) AS f
+      FROM parcel
+      WHERE valid_to IS NULL AND ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))
+      ORDER BY id + 0 LIMIT %s) x
+"""
+
+TILE = """
+WITH box AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
+mvt AS (
+  SELECT id, village_agency, village_code, parcel_no, land_use, area_declared, area_m2,
+         ST_AsMVTGeom(ST_Transform(geom, 3857), box.env, 4096, 64, true) AS geom
+  FROM parcel, box
+  WHERE valid_to IS NULL AND geom && ST_Transform(box.env, 4326))
+SELECT coalesce(ST_AsMVT(mvt, 'parcels', 4096, 'geom', 'id'), '') FROM mvt
+"""
+
+COVERAGE = """
+WITH plot AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326) AS g)
+SELECT json_build_object('plot_m2', (SELECT ST_Area(g::geography) FROM plot),
+  'parcels', coalesce(json_agg(json_build_object('id', id, 'overlap_m2', overlap_m2,
+     'parcel_m2', parcel_m2)), '[]'))::text
+FROM (SELECT t.id,
+        ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, plot.g), 3)::geography) AS overlap_m2,
+        ST_Area(t.geom::geography) AS parcel_m2
+      FROM parcel t, plot
+      WHERE t.valid_to IS NULL AND t.geom && plot.g AND ST_Intersects(t.geom, plot.g)) x
+"""
+
+
+def _conn() -> psycopg.Connection:
+    conn = getattr(_local, "conn", None)
+    if conn is None or conn.closed:
+        url = os.environ["THIN_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        conn = _local.conn = psycopg.connect(url, autocommit=True)
+    return conn
+
+
+def _one(sql: str, params: Any) -> Any:
+    with _conn().cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]  # type: ignore[index]
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ.get("PATH_INFO", "")
+    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    if path == "/items":
+        x0, y0, x1, y1 = (float(v) for v in query["bbox"].split(","))
+        body = _one(ITEMS, (x0, y0, x1, y1, int(query.get("limit", 10)))).encode()
+        media = "application/geo+json"
+    elif path.startswith("/tiles/"):
+        z, x, y = (int(v) for v in path.removeprefix("/tiles/").split("/"))
+        body = bytes(_one(TILE, {"z": z, "x": x, "y": y}))
+        media = "application/vnd.mapbox-vector-tile"
+    elif path == "/coverage":
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        plot = json.loads(environ["wsgi.input"].read(size))
+        body = _one(COVERAGE, (json.dumps(plot),)).encode()
+        media = "application/json"
+    else:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+    start_response("200 OK", [("Content-Type", media), ("Content-Length", str(len(body)))])
+    return [body]

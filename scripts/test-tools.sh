@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The programs the tests drive as real clients: GDAL's command line tools (ogrinfo and
+# ogr2ogr against our OGC API). Installed with apt when missing and we are root;
+# otherwise those tests say how to install them and are skipped.
+set -euo pipefail
+missing=()
+command -v ogr2ogr >/dev/null 2>&1 || missing+=(gdal-bin)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "tagsim: installing ${missing[*]} for the client tests ..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 \
+    || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; }
+else
+  echo "tagsim: ${missing[*]} missing (apt-get install ${missing[*]}); their tests will be skipped" >&2
+fi
