@@ -12,13 +12,12 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.database import url
+from api import ratelimit
+from api.database import get_conn
 from api.errors import problem
 from geo.access import Forbidden, authenticate, check_policy, policy, record_audit
-from geo.db import engine
 from geo.features.collections import COLLECTIONS, get_collection
 
 PUBLIC = {
@@ -99,11 +98,6 @@ def _key() -> str | None:
     return request.headers.get("X-API-Key")
 
 
-def _limit_key() -> str:
-    principal = g.get("principal")
-    return f"key:{principal.key_id}" if principal else f"ip:{request.remote_addr}"
-
-
 def _before() -> Response | None:
     g.started = time.perf_counter()
     g.principal = None
@@ -120,7 +114,8 @@ def _before() -> Response | None:
     if service == BY_COLLECTION:
         service = get_collection((request.view_args or {}).get("collection_id", "")).service
     g.service = service
-    with engine(url()).begin() as conn:
+    conn = get_conn()  # the request's one connection: auth, the view and the audit share it
+    try:
         if request.method == "GET" and policy(conn, service)["public"] and not _key():
             return None
         principal = authenticate(conn, _key())
@@ -131,6 +126,8 @@ def _before() -> Response | None:
                 code="role_too_low",
             )
         check_policy(conn, service, principal)
+    finally:
+        conn.commit()
     return None
 
 
@@ -170,7 +167,9 @@ def _after(response: Response) -> Response:
         params: dict[str, Any] = {k: v for k, v in request.args.items()}
         params.update({f"path:{k}": str(v) for k, v in (request.view_args or {}).items()})
         try:
-            with engine(url()).begin() as conn:
+            conn = get_conn()
+            conn.rollback()  # whatever the view left open was a read
+            with conn.begin():
                 record_audit(
                     conn,
                     g.get("principal"),
@@ -191,10 +190,4 @@ def init_app(app: Flask) -> None:
     """Authenticate before the rate limiter runs, so that limits are per key."""
     app.before_request(_before)
     app.after_request(_after)
-    Limiter(
-        key_func=_limit_key,
-        app=app,
-        storage_uri="memory://",
-        headers_enabled=True,
-        default_limits=[app.config.get("RATE_LIMIT") or "1200 per minute"],
-    )
+    ratelimit.init_app(app)

@@ -1,5 +1,6 @@
 """The thin wrapper: a minimal WSGI app that runs the serving SQL with psycopg and returns
-PostGIS's own output as is — no auth, no audit, no validation. The practical limit a
+PostGIS's own output as is — no auth, no audit, no validation (coverage: the same
+overlay statement tagsim runs, its rows dumped as they come). The practical limit a
 service on the same PostGIS can reach; tagsim is measured against it.
 
 Run under gunicorn like the service: ``gunicorn -w 2 -k gthread bench.thin:app`` with
@@ -16,6 +17,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import psycopg
+import shapely
+
+from geo.features.coverage import OVERLAY_SQL
 
 _local = threading.local()
 
@@ -43,17 +47,13 @@ mvt AS (
 SELECT coalesce(ST_AsMVT(mvt, 'parcels', 4096, 'geom', 'id'), '') FROM mvt
 """
 
-COVERAGE = """
-WITH plot AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326) AS g)
-SELECT json_build_object('plot_m2', (SELECT ST_Area(g::geography) FROM plot),
-  'parcels', coalesce(json_agg(json_build_object('id', id, 'overlap_m2', overlap_m2,
-     'parcel_m2', parcel_m2)), '[]'))::text
-FROM (SELECT t.id,
-        ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, plot.g), 3)::geography) AS overlap_m2,
-        ST_Area(t.geom::geography) AS parcel_m2
-      FROM parcel t, plot
-      WHERE t.valid_to IS NULL AND t.geom && plot.g AND ST_Intersects(t.geom, plot.g)) x
-"""
+# the very statement tagsim's coverage runs (parcels, plan zones, divisions, unions)
+COVERAGE = (
+    OVERLAY_SQL.format(parcel_valid="t.valid_to IS NULL", plan_valid="t.valid_to IS NULL")
+    .replace(":plot", "%(plot)s")
+    .replace(":editions", "%(editions)s")
+)
+EDITIONS = "SELECT coalesce(array_agg(id), '{}') FROM edition"
 
 
 def _conn() -> psycopg.Connection:
@@ -62,6 +62,13 @@ def _conn() -> psycopg.Connection:
         url = os.environ["THIN_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
         conn = _local.conn = psycopg.connect(url, autocommit=True)
     return conn
+
+
+def _row(sql: str, params: Any) -> dict[str, Any]:
+    with _conn().cursor() as cur:
+        cur.execute(sql, params)
+        names = [d.name for d in cur.description or []]
+        return dict(zip(names, cur.fetchone() or (), strict=True))
 
 
 def _one(sql: str, params: Any) -> Any:
@@ -83,8 +90,9 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         media = "application/vnd.mapbox-vector-tile"
     elif path == "/coverage":
         size = int(environ.get("CONTENT_LENGTH") or 0)
-        plot = json.loads(environ["wsgi.input"].read(size))
-        body = _one(COVERAGE, (json.dumps(plot),)).encode()
+        plot = shapely.to_wkb(shapely.from_geojson(environ["wsgi.input"].read(size)))
+        row = _row(COVERAGE, {"plot": plot, "editions": _one(EDITIONS, None)})
+        body = json.dumps(row, default=str).encode()
         media = "application/json"
     else:
         start_response("404 Not Found", [("Content-Type", "text/plain")])

@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +38,36 @@ __all__ = [
 ]
 
 RANK = {role: i for i, role in enumerate(ROLES)}
+CACHE_SECONDS = 5.0  # a key or policy change made by another process applies within this
+
+
+class _Recent:
+    """What was read from the database less than ``CACHE_SECONDS`` ago, per database: a
+    busy service does not look up the same key and policy on every request. Changes made
+    through this module clear it at once; other processes' changes age out."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, name: str) -> Any | None:
+        found = self._items.get((str(conn.engine.url), name))
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, conn: Connection, name: str, value: Any) -> None:
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[(str(conn.engine.url), name)] = (time.monotonic() + CACHE_SECONDS, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_recent = _Recent()
 
 
 class Unauthenticated(GeoError):
@@ -119,6 +151,7 @@ def revoke_key(conn: Connection, key_id: int) -> None:
         text("UPDATE api_key SET revoked_at = now() WHERE id = :k AND revoked_at IS NULL"),
         {"k": key_id},
     ).rowcount
+    _recent.clear()
     if not done:
         raise NotFound(f"no active key {key_id}", code="unknown_key")
 
@@ -130,6 +163,12 @@ def authenticate(conn: Connection, key: str | None) -> Principal:
     parts = key.strip().split("_")
     if len(parts) < 3 or parts[0] != "tgs":
         raise Unauthenticated("this is not a tagsim API key")
+    digest = _hash(key.strip())
+    cached = _recent.get(conn, "key:" + digest)
+    if cached is not None:
+        principal, expires_at = cached
+        if expires_at is None or expires_at >= datetime.now(UTC):
+            return principal
     row = (
         conn.execute(
             text(
@@ -142,7 +181,7 @@ def authenticate(conn: Connection, key: str | None) -> Principal:
         .mappings()
         .first()
     )
-    if row is None or not hmac.compare_digest(row["key_hash"], _hash(key.strip())):
+    if row is None or not hmac.compare_digest(row["key_hash"], digest):
         raise Unauthenticated("unknown API key")
     if row["revoked_at"] is not None or row["disabled"]:
         raise Unauthenticated("this API key was revoked")
@@ -155,10 +194,16 @@ def authenticate(conn: Connection, key: str | None) -> Principal:
         ),
         {"k": row["id"]},
     )
-    return Principal(row["pid"], row["id"], row["agency"], row["name"], row["role"])
+    principal = Principal(row["pid"], row["id"], row["agency"], row["name"], row["role"])
+    _recent.put(conn, "key:" + digest, (principal, row["expires_at"]))
+    return principal
 
 
 def policy(conn: Connection, service: str) -> dict[str, Any]:
+    """The service's policy (``all`` for every agency when none was set)."""
+    cached = _recent.get(conn, "policy:" + service)
+    if cached is not None:
+        return dict(cached)
     row = (
         conn.execute(
             text("SELECT service, mode, agencies, public FROM policy WHERE service = :s"),
@@ -167,9 +212,11 @@ def policy(conn: Connection, service: str) -> dict[str, Any]:
         .mappings()
         .first()
     )
-    return (
+    found = (
         dict(row) if row else {"service": service, "mode": "all", "agencies": [], "public": False}
     )
+    _recent.put(conn, "policy:" + service, found)
+    return dict(found)
 
 
 def check_policy(conn: Connection, service: str, principal: Principal) -> None:
@@ -207,6 +254,7 @@ def set_policy(
         ),
         {"s": service, "m": mode, "a": agencies, "p": public, "by": by},
     )
+    _recent.clear()
     return policy(conn, service)
 
 

@@ -262,7 +262,15 @@ def _pygeoapi(url: str, port: int) -> tuple[Path, dict[str, str]] | None:
     """pygeoapi in its own virtualenv, configured on the same table; None if it cannot be
     installed here."""
     python = PYGEOAPI_VENV / "bin" / "python"
-    if not (PYGEOAPI_VENV / "bin" / "pygeoapi").exists():
+    ready = (
+        subprocess.run(
+            [str(python), "-c", "import geoalchemy2, pygeoapi"], check=False, capture_output=True
+        ).returncode
+        == 0
+        if python.exists()
+        else False
+    )
+    if not ready:
         try:
             subprocess.run([sys.executable, "-m", "venv", str(PYGEOAPI_VENV)], check=True)
             subprocess.run(
@@ -275,6 +283,8 @@ def _pygeoapi(url: str, port: int) -> tuple[Path, dict[str, str]] | None:
                     "pygeoapi",
                     "gunicorn",
                     "psycopg2-binary",
+                    "sqlalchemy",
+                    "geoalchemy2",
                 ],
                 check=True,
             )

@@ -19,7 +19,6 @@ from sqlalchemy import Connection, text
 from geo.errors import NotFound
 from geo.features.temporal import TimeFilter
 from geo.persian import normalize_code
-from geo.registry.editions import edition_in_force
 from geo.registry.equivalents import AGENCIES, equivalent_codes
 
 __all__ = ["AREA_METHOD", "MAX_PARCELS", "plan_coverage", "plate_geometry", "plot_coverage"]
@@ -42,147 +41,126 @@ def _share(part: float | None, whole: float | None) -> float | None:
 
 
 def _editions(conn: Connection, as_of: date | None) -> list[dict[str, Any]]:
-    found = []
-    for agency in AGENCIES:
-        try:
-            found.append(edition_in_force(conn, agency, as_of))
-        except NotFound:
-            continue
-    return found
-
-
-def _parcels(conn: Connection, wkb: bytes, when: TimeFilter | None) -> list[dict[str, Any]]:
-    valid, params = _valid("t", when)
+    """Each agency's edition in force (on ``as_of``, or the newest), in one query."""
     rows = conn.execute(
         text(
-            f"""
-            WITH plot AS (SELECT {_PLOT} AS g)
-            SELECT t.id, t.village_agency, t.village_code, t.parcel_no, t.land_use,
-                   t.upload_id, t.valid_from,
-                   ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, plot.g), 3)::geography)
-                     AS overlap_m2,
-                   ST_Area(t.geom::geography) AS parcel_m2
-            FROM parcel t, plot
-            WHERE t.geom && plot.g AND ST_Intersects(t.geom, plot.g) AND {valid}
-            ORDER BY t.id
-            """
+            "SELECT DISTINCT ON (agency) id, agency, label, published_on FROM edition"
+            " WHERE CAST(:d AS date) IS NULL"
+            "   OR coalesce(published_on, imported_at::date) <= CAST(:d AS date)"
+            " ORDER BY agency, coalesce(published_on, imported_at::date) DESC, id DESC"
         ),
-        {"plot": wkb, **params},
+        {"d": as_of},
     ).mappings()
-    return [dict(r) for r in rows if r["overlap_m2"] > 0.0005]
+    return [dict(r) for r in rows if r["agency"] in AGENCIES]
 
 
-def _plans(conn: Connection, wkb: bytes, when: TimeFilter | None) -> list[dict[str, Any]]:
-    valid, params = _valid("t", when)
-    rows = conn.execute(
-        text(
-            f"""
-            WITH plot AS (SELECT {_PLOT} AS g)
-            SELECT t.id, t.village_agency, t.village_code, t.plan_year, t.valid_from,
-                   ST_Area(ST_CollectionExtract(ST_Intersection(t.zone, plot.g), 3)::geography)
-                     AS overlap_m2,
-                   ST_Area(t.zone::geography) AS zone_m2
-            FROM guide_plan t, plot
-            WHERE t.zone && plot.g AND ST_Intersects(t.zone, plot.g) AND {valid}
-            ORDER BY t.id
-            """
-        ),
-        {"plot": wkb, **params},
-    ).mappings()
-    return [dict(r) for r in rows if r["overlap_m2"] > 0.0005]
-
-
-def _union_area(conn: Connection, table: str, column: str, ids: list[int], wkb: bytes) -> float:
-    """Area of the plot covered by the union of these rows (overlapping rows count once)."""
-    if not ids:
-        return 0.0
-    return float(
-        conn.execute(
-            text(
-                f"SELECT coalesce(ST_Area(ST_CollectionExtract(ST_Intersection("
-                f" ST_Union({column}), {_PLOT}), 3)::geography), 0)"
-                f" FROM {table} WHERE id = ANY(:ids)"
-            ),
-            {"ids": ids, "plot": wkb},
-        ).scalar_one()
-    )
-
-
-def _divisions(
-    conn: Connection, wkb: bytes, editions: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Units whose boundary (where the registry has one) the plot intersects."""
-    if not editions:
-        return []
-    rows = conn.execute(
-        text(
-            f"""
-            WITH plot AS (SELECT {_PLOT} AS g)
-            SELECT e.agency, e.label AS edition, d.level, d.code, d.name,
-                   ST_Area(ST_CollectionExtract(ST_Intersection(d.polygon, plot.g), 3)::geography)
-                     AS overlap_m2
-            FROM division d JOIN edition e ON e.id = d.edition_id, plot
-            WHERE d.edition_id = ANY(:editions) AND d.polygon && plot.g
-              AND ST_Intersects(d.polygon, plot.g)
-            ORDER BY e.agency, length(d.code), d.code
-            """
-        ),
-        {"plot": wkb, "editions": [e["id"] for e in editions]},
-    ).mappings()
-    return [dict(r) for r in rows]
+OVERLAY_SQL = """
+WITH plot AS (SELECT ST_GeomFromWKB(:plot, 4326) AS g),
+parcels AS (
+    SELECT t.id, t.village_agency, t.village_code, t.parcel_no, t.land_use, t.upload_id,
+           t.valid_from, t.geom,
+           ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, plot.g), 3)::geography)
+             AS overlap_m2,
+           ST_Area(t.geom::geography) AS parcel_m2
+    FROM parcel t, plot
+    WHERE t.geom && plot.g AND ST_Intersects(t.geom, plot.g) AND {parcel_valid}),
+plans AS (
+    SELECT t.id, t.village_agency, t.village_code, t.plan_year, t.valid_from, t.zone,
+           ST_Area(ST_CollectionExtract(ST_Intersection(t.zone, plot.g), 3)::geography)
+             AS overlap_m2,
+           ST_Area(t.zone::geography) AS zone_m2
+    FROM guide_plan t, plot
+    WHERE t.zone && plot.g AND ST_Intersects(t.zone, plot.g) AND {plan_valid}),
+divisions AS (
+    SELECT e.agency, e.label AS edition, d.level, d.code, d.name,
+           ST_Area(ST_CollectionExtract(ST_Intersection(d.polygon, plot.g), 3)::geography)
+             AS overlap_m2
+    FROM division d JOIN edition e ON e.id = d.edition_id, plot
+    WHERE d.edition_id = ANY(:editions) AND d.polygon && plot.g
+      AND ST_Intersects(d.polygon, plot.g))
+SELECT
+  (SELECT ST_Area(g::geography) FROM plot) AS plot_m2,
+  (SELECT coalesce(json_agg(json_build_object('id', id, 'village_agency', village_agency,
+      'village_code', village_code, 'parcel_no', parcel_no, 'land_use', land_use,
+      'upload_id', upload_id, 'valid_from', valid_from, 'overlap_m2', overlap_m2,
+      'parcel_m2', parcel_m2) ORDER BY overlap_m2 DESC, id), '[]')
+   FROM parcels WHERE overlap_m2 > 0.0005) AS parcels,
+  (SELECT coalesce(ST_Area(ST_CollectionExtract(ST_Intersection(ST_Union(p.geom), plot.g), 3)
+      ::geography), 0) FROM parcels p, plot WHERE p.overlap_m2 > 0.0005 GROUP BY plot.g)
+    AS parcels_union_m2,
+  (SELECT coalesce(json_agg(json_build_object('id', id, 'village_agency', village_agency,
+      'village_code', village_code, 'plan_year', plan_year, 'valid_from', valid_from,
+      'overlap_m2', overlap_m2, 'zone_m2', zone_m2) ORDER BY id), '[]')
+   FROM plans WHERE overlap_m2 > 0.0005) AS plans,
+  (SELECT coalesce(ST_Area(ST_CollectionExtract(ST_Intersection(ST_Union(p.zone), plot.g), 3)
+      ::geography), 0) FROM plans p, plot WHERE p.overlap_m2 > 0.0005 GROUP BY plot.g)
+    AS plans_union_m2,
+  (SELECT coalesce(json_agg(json_build_object('agency', agency, 'edition', edition,
+      'level', level, 'code', code, 'name', name, 'overlap_m2', overlap_m2)
+      ORDER BY agency, length(code), code), '[]') FROM divisions) AS divisions
+"""
 
 
 def _villages(
     conn: Connection, pairs: set[tuple[str, str]], editions: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The villages the parcels and zones belong to, named, with their codes in every agency."""
-    by_agency = {e["agency"]: e["id"] for e in editions}
+    if not pairs:
+        return []
+    ordered = sorted(pairs)
+    names = dict(
+        conn.execute(
+            text(
+                "SELECT e.agency || ':' || d.code, d.name FROM division d"
+                " JOIN edition e ON e.id = d.edition_id"
+                " WHERE d.edition_id = ANY(:editions) AND (e.agency, d.code) IN"
+                " (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:c AS text[])))"
+            ),
+            {
+                "editions": [e["id"] for e in editions],
+                "a": [a for a, _ in ordered],
+                "c": [c for _, c in ordered],
+            },
+        ).all()
+    )
     out = []
-    for agency, code in sorted(pairs):
+    for agency, code in ordered:
         codes: dict[str, list[str]] = {}
         for other, other_code in sorted(equivalent_codes(conn, agency, code)):
             codes.setdefault(other, []).append(other_code)
-        name = None
-        if agency in by_agency:
-            name = conn.execute(
-                text("SELECT name FROM division WHERE edition_id = :e AND code = :c"),
-                {"e": by_agency[agency], "c": code},
-            ).scalar()
-        out.append({"agency": agency, "code": code, "name": name, "codes": codes})
+        out.append(
+            {"agency": agency, "code": code, "name": names.get(f"{agency}:{code}"), "codes": codes}
+        )
     return out
+
+
+def _village_of(row: dict[str, Any]) -> dict[str, str]:
+    return {"agency": row["village_agency"], "code": row["village_code"]}
 
 
 def plot_coverage(
     conn: Connection, plot: BaseGeometry, when: TimeFilter | None = None
 ) -> dict[str, Any]:
-    """Every parcel, guide-plan zone and division the plot intersects, with overlaps."""
+    """Every parcel, guide-plan zone and division the plot intersects, with overlaps: the
+    overlay is one statement, so the answer is consistent within itself."""
     wkb = shapely.to_wkb(plot, output_dimension=2)
-    plot_m2 = float(
-        conn.execute(text(f"SELECT ST_Area({_PLOT}::geography)"), {"plot": wkb}).scalar_one()
-    )
     as_of = when.start if when is not None and when.instant else None
     editions = _editions(conn, as_of.date() if as_of else None)
-    parcels = _parcels(conn, wkb, when)
-    plans = _plans(conn, wkb, when)
-    covered_parcels = _union_area(conn, "parcel", "geom", [p["id"] for p in parcels], wkb)
-    covered_plans = _union_area(conn, "guide_plan", "zone", [p["id"] for p in plans], wkb)
+    parcel_valid, params = _valid("t", when)
+    plan_valid, _ = _valid("t", when)
+    row = (
+        conn.execute(
+            text(OVERLAY_SQL.format(parcel_valid=parcel_valid, plan_valid=plan_valid)),
+            {"plot": wkb, "editions": [e["id"] for e in editions], **params},
+        )
+        .mappings()
+        .one()
+    )
+    plot_m2 = float(row["plot_m2"])
+    parcels, plans = row["parcels"], row["plans"]
+    covered_parcels = float(row["parcels_union_m2"] or 0)
+    covered_plans = float(row["plans_union_m2"] or 0)
     pairs = {(p["village_agency"], p["village_code"]) for p in [*parcels, *plans]}
-    parcel_items = [
-        {
-            "id": p["id"],
-            "village": {"agency": p["village_agency"], "code": p["village_code"]},
-            "parcel_no": p["parcel_no"],
-            "land_use": p["land_use"],
-            "overlap_m2": round(p["overlap_m2"], 3),
-            "share_of_plot": _share(p["overlap_m2"], plot_m2),
-            "share_of_parcel": _share(p["overlap_m2"], p["parcel_m2"]),
-            "parcel_area_m2": round(p["parcel_m2"], 3),
-            "upload_id": p["upload_id"],
-            "version_from": p["valid_from"],
-        }
-        for p in parcels
-    ]
-    parcel_items.sort(key=lambda p: -p["overlap_m2"])
     return {
         "plot": {"area_m2": round(plot_m2, 3), "geometry": json.loads(shapely.to_geojson(plot))},
         "area_method": AREA_METHOD,
@@ -198,12 +176,26 @@ def plot_coverage(
             "guide_plans_m2": round(covered_plans, 3),
             "share_by_guide_plans": _share(covered_plans, plot_m2),
         },
-        "parcels": parcel_items[:MAX_PARCELS],
-        "truncated": len(parcel_items) > MAX_PARCELS,
+        "parcels": [
+            {
+                "id": p["id"],
+                "village": _village_of(p),
+                "parcel_no": p["parcel_no"],
+                "land_use": p["land_use"],
+                "overlap_m2": round(p["overlap_m2"], 3),
+                "share_of_plot": _share(p["overlap_m2"], plot_m2),
+                "share_of_parcel": _share(p["overlap_m2"], p["parcel_m2"]),
+                "parcel_area_m2": round(p["parcel_m2"], 3),
+                "upload_id": p["upload_id"],
+                "version_from": p["valid_from"],
+            }
+            for p in parcels[:MAX_PARCELS]
+        ],
+        "truncated": len(parcels) > MAX_PARCELS,
         "guide_plans": [
             {
                 "id": p["id"],
-                "village": {"agency": p["village_agency"], "code": p["village_code"]},
+                "village": _village_of(p),
                 "plan_year": p["plan_year"],
                 "overlap_m2": round(p["overlap_m2"], 3),
                 "share_of_plot": _share(p["overlap_m2"], plot_m2),
@@ -218,7 +210,7 @@ def plot_coverage(
                 "overlap_m2": round(d["overlap_m2"], 3),
                 "share_of_plot": _share(d["overlap_m2"], plot_m2),
             }
-            for d in _divisions(conn, wkb, editions)
+            for d in row["divisions"]
         ],
         "villages": _villages(conn, pairs, editions),
     }
