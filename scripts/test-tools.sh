@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The programs the tests drive as real clients: GDAL's command line tools (ogrinfo and
-# ogr2ogr against our OGC API). Installed with apt when missing and we are root;
-# otherwise those tests say how to install them and are skipped.
+# Programs the tests drive: GDAL's command line tools (ogrinfo and ogr2ogr, real clients
+# of our OGC API) and wrk (the quick benchmark's load generator). Installed with apt when
+# missing and we are root; otherwise the tests that need them are skipped, saying why.
 set -euo pipefail
 missing=()
 command -v ogr2ogr >/dev/null 2>&1 || missing+=(gdal-bin)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -449,7 +449,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
     with engine(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench")["key"]
     villages = _villages(url, 200)
-    seconds, rounds = (4, 2) if quick else (15, 3)
+    seconds, rounds = (3, 2) if quick else (15, 3)
     env = {
         "TAGSIM_DATABASE_URL": url,
         "TAGSIM_RATE_LIMIT": "100000000 per minute",
