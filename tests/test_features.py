@@ -17,12 +17,9 @@ from shapely.geometry import box, shape
 from sqlalchemy import text
 
 from api import create_app
-from data.sample import SAMPLE_UPLOAD
-from geo.config import settings
 from geo.crs import transformer
 from geo.db import engine
-from geo.parcels.ingest import IngestOptions, create_upload, process_upload
-from tests.helpers import client_for
+from tests.helpers import client_for, republish_village
 
 
 @pytest.fixture(scope="module")
@@ -225,37 +222,9 @@ def test_downloads_in_every_format_keep_persian_and_the_selection(
     assert "MULTIPOLYGON" in lines[1]
 
 
-def _republish_one_village(url: str) -> tuple[str, str, str, str]:
-    """Publish a new version of one sample village: parcel A's land use changes and parcel
-    B is removed. Returns (village, A, B, the time before the publish)."""
-    folder = settings().sample_dir / "truth"
-    with engine(url).connect() as c:
-        code = c.execute(
-            text("SELECT village_code FROM parcel GROUP BY 1 ORDER BY count(*), 1 LIMIT 1")
-        ).scalar_one()
-        before = c.execute(
-            text("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-        ).scalar_one()
-    parcels = gpd.read_file(folder / "parcels.gpkg", layer="parcels")
-    zones = gpd.read_file(folder / "parcels.gpkg", layer="zones")
-    parcels = parcels[parcels["CODE_HF"] == code].reset_index(drop=True)
-    zones = zones[zones["CODE_HF"] == code]
-    a, b = str(parcels.loc[0, "SHOMARE"]), str(parcels.loc[1, "SHOMARE"])
-    parcels.loc[0, "KARBARI"] = "تجاری" if parcels.loc[0, "KARBARI"] != "تجاری" else "باغ"
-    parcels = parcels.drop(index=1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "v2.gpkg"
-        parcels.to_file(path, layer="parcels", driver="GPKG")
-        zones.to_file(path, layer="zones", driver="GPKG")
-        upload = create_upload(url, path.read_bytes(), "v2-" + SAMPLE_UPLOAD, IngestOptions())
-    state = process_upload(url, upload)
-    assert state["status"] == "published", state["report"]
-    return code, a, b, before
-
-
 def test_versions_datetime_and_gone(sample_url: str) -> None:
     client = client_for(sample_url, "reader", "sci")
-    code, changed, removed, before = _republish_one_village(sample_url)
+    code, changed, removed, before = republish_village(sample_url)
     with engine(sample_url).connect() as c:
         ids = dict(
             c.execute(

@@ -7,13 +7,15 @@ import math
 import tempfile
 from pathlib import Path
 
+import geopandas as gpd
 import pyogrio
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from geo.config import settings
 from geo.db import engine
-from tests.helpers import client_for
+from tests.helpers import client_for, republish_village
 
 
 @pytest.fixture(scope="module")
@@ -103,20 +105,41 @@ def test_tiles_below_the_minimum_zoom_are_empty_and_divisions_show_early(
     assert tilejson["vector_layers"][0]["id"] == "divisions"
 
 
-def test_etag_revalidates_and_changes_with_the_data(client: FlaskClient, sample_url: str) -> None:
-    fid, lon, lat = _some_parcel(sample_url)
+def test_etag_revalidates_and_a_new_upload_refreshes_the_tile(
+    client: FlaskClient, sample_url: str
+) -> None:
+    with engine(sample_url).connect() as c:
+        code = c.execute(
+            text("SELECT village_code FROM parcel GROUP BY 1 ORDER BY count(*), 1 LIMIT 1")
+        ).scalar_one()
+    truth = gpd.read_file(settings().sample_dir / "truth" / "parcels.gpkg", layer="parcels")
+    first = str(truth[truth["CODE_HF"] == code].iloc[0]["SHOMARE"])
+    with engine(sample_url).connect() as c:
+        lon, lat = c.execute(
+            text(
+                "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM parcel"
+                " WHERE village_code = :c AND parcel_no = :n AND valid_to IS NULL"
+            ),
+            {"c": code, "n": first},
+        ).one()
     z = 17
     x, y = _tile_of(lon, lat, z)
-    first = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt")
-    etag = first.headers["ETag"]
-    assert first.headers["Cache-Control"] == "private, no-cache"
-    again = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt", headers={"If-None-Match": etag})
+    path = f"/tiles/parcels/{z}/{x}/{y}.mvt"
+    before = client.get(path)
+    etag = before.headers["ETag"]
+    assert before.headers["Cache-Control"] == "private, no-cache"
+    again = client.get(path, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
-    with engine(sample_url).begin() as c:
-        c.execute(text("UPDATE parcel SET land_use = 'تجاری-باغ' WHERE id = :i"), {"i": fid})
-    changed = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt", headers={"If-None-Match": etag})
-    assert changed.status_code == 200 and changed.headers["ETag"] != etag
-    assert "تجاری-باغ" in set(_decode(changed.data, "parcels", z, x, y)["land_use"])
+    old_use = _uses(before.data, z, x, y)[first]
+    republish_village(sample_url, code)  # the real upload path: parcel `first` changes use
+    after = client.get(path, headers={"If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["ETag"] != etag
+    assert _uses(after.data, z, x, y)[first] != old_use
+
+
+def _uses(data: bytes, z: int, x: int, y: int) -> dict[str, str]:
+    frame = _decode(data, "parcels", z, x, y)
+    return dict(zip(frame["parcel_no"], frame["land_use"], strict=True))
 
 
 @pytest.mark.parametrize("path", ["/tiles/parcels/23/0/0.mvt", "/tiles/parcels/3/8/0.mvt"])
