@@ -5,15 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
-from api.params import int_arg
+from api.params import bbox_arg, int_arg
 from geo.changes import daily_digest, read_changes
+from geo.registry.equivalents import parse_agency_code
 
 bp = Blueprint("changes", __name__)
 
 
 @bp.get("/changes")
 def get_changes() -> Response:
-    """Changes after ``since`` (a cursor), optionally of some ``kinds``; follow ``next``."""
+    """Changes after ``since`` (a cursor), of some ``kinds``, in a ``bbox`` or ``within`` a
+    division (``AGENCY:CODE``); follow ``next``."""
     kinds = [k.strip() for k in request.args.get("kinds", "").split(",") if k.strip()]
     return jsonify(
         read_changes(
@@ -21,8 +23,15 @@ def get_changes() -> Response:
             request.args.get("since") or None,
             kinds=kinds or None,
             limit=int_arg("limit", 100, 1, 10_000),
+            bbox=bbox_arg(),
+            within=_within(),
         )
     )
+
+
+def _within() -> tuple[str, str] | None:
+    raw = request.args.get("within")
+    return parse_agency_code(raw, "within") if raw else None
 
 
 @bp.get("/changes/daily/<day>")

@@ -45,6 +45,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
         "since": STR,
         "kinds": STR,
         "bbox": STR,
+        "within": STR,
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
     },
     "editions.get_events": {"kind": STR, "limit": INT, "offset": INT},

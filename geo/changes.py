@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 from geo.errors import GeoError, InvalidParameter
 from geo.models.changes import ENTITY_KINDS
+from geo.registry.equivalents import equivalent_codes
 
 __all__ = ["daily_digest", "decode_cursor", "encode_cursor", "read_changes"]
 
@@ -39,6 +40,45 @@ def decode_cursor(cursor: str | None) -> tuple[int, int]:
     return out
 
 
+_GEOMETRY = "ST_SetSRID(ST_GeomFromGeoJSON(coalesce(after, before)->'geometry'), 4326)"
+
+
+def within_filter(conn: Connection, within: tuple[str, str] | None) -> tuple[str, dict[str, Any]]:
+    """SQL keeping the changes inside a division, by code and by place.
+
+    By code: the division's code and its counterparts in the other agencies (through the
+    crosswalk) are prefixes — SCI and MOI codes nest, so ``sci:2304`` takes in every SCI
+    unit of that county, and a parcel or plan change of village ``hf:X`` is inside
+    ``hf:X``. By place: where the registry has the division's boundary, any change whose
+    geometry (after, or before for a removal) intersects it.
+    """
+    if within is None:
+        return "TRUE", {}
+    agency, code = within
+    pairs = sorted(equivalent_codes(conn, agency, code))
+    boundary = conn.execute(
+        text(
+            "SELECT ST_AsBinary(ST_Union(d.polygon)) FROM division d"
+            " JOIN edition e ON e.id = d.edition_id"
+            " WHERE d.polygon IS NOT NULL AND (e.agency, d.code) IN"
+            "  (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:c AS text[])))"
+            " AND d.edition_id IN (SELECT DISTINCT ON (agency) id FROM edition"
+            "  ORDER BY agency, coalesce(published_on, imported_at::date) DESC, id DESC)"
+        ),
+        {"a": [a for a, _ in pairs], "c": [c for _, c in pairs]},
+    ).scalar()
+    sql = (
+        "EXISTS (SELECT 1 FROM unnest(CAST(:w_prefixes AS text[])) p"
+        "  WHERE (':' || replace(entity_id, '~', ':')) LIKE '%:' || p || '%')"
+        " OR (CAST(:w_boundary AS bytea) IS NOT NULL"
+        f"  AND ST_Intersects(ST_GeomFromWKB(CAST(:w_boundary AS bytea), 4326), {_GEOMETRY}))"
+    )
+    return sql, {
+        "w_prefixes": [f"{a}:{c}" for a, c in pairs],
+        "w_boundary": bytes(boundary) if boundary is not None else None,
+    }
+
+
 def read_changes(
     conn: Connection,
     since: str | None = None,
@@ -46,10 +86,13 @@ def read_changes(
     kinds: list[str] | None = None,
     limit: int = 100,
     bbox: tuple[float, float, float, float] | None = None,
+    within: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Up to ``limit`` finished changes after ``since``, and the cursor to continue from.
 
     ``bbox`` (lon/lat) keeps the changes whose geometry, before or after, touches it.
+    ``within`` (agency, code) keeps the changes of that division and what lies in it: see
+    :func:`within_filter`.
     """
     if kinds:
         unknown = sorted(set(kinds) - set(ENTITY_KINDS))
@@ -61,6 +104,7 @@ def read_changes(
     if not 1 <= limit <= 10_000:
         raise InvalidParameter("limit is 1 to 10000", field="limit")
     txid, change_id = decode_cursor(since)
+    where_within, within_params = within_filter(conn, within)
     rows = (
         conn.execute(
             text(
@@ -72,7 +116,8 @@ def read_changes(
                 "  OR entity_kind = ANY(CAST(:kinds AS text[])))"
                 " AND (CAST(:x1 AS float8) IS NULL OR ST_Intersects("
                 "  ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326),"
-                "  ST_SetSRID(ST_GeomFromGeoJSON(coalesce(after, before)->'geometry'), 4326)))"
+                f"  {_GEOMETRY}))"
+                f" AND ({where_within})"
                 " ORDER BY txid, id LIMIT :l"
             ),
             {
@@ -81,6 +126,7 @@ def read_changes(
                 "kinds": kinds or None,
                 "l": limit,
                 **dict(zip(("x1", "y1", "x2", "y2"), bbox or (None,) * 4, strict=True)),
+                **within_params,
             },
         )
         .mappings()

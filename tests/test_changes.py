@@ -160,3 +160,51 @@ def test_a_new_edition_announces_its_events_on_the_feed(fresh_url: str) -> None:
     ops = {(c["entity_id"], c["operation"]) for c in feed["changes"]}
     assert ("hf:0103", "insert") in ops and ("hf:0102", "delete") in ops
     assert all(c["cause"]["label"] == "2" for c in feed["changes"])
+
+
+def _all_changes(client, query: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    out, since = [], ""
+    while True:
+        page = client.get(f"/changes?limit=5000&since={since}&{query}").get_json()
+        out += page["changes"]
+        if not page["changes"]:
+            return out
+        since = page["next"]
+
+
+def test_within_a_village_and_within_a_county(sample_url: str) -> None:
+    from shapely import from_wkb
+    from shapely.geometry import shape
+
+    from tests.helpers import client_for
+
+    client = client_for(sample_url, "reader", "sci")
+    with engine(sample_url).connect() as c:
+        village = c.execute(
+            text("SELECT village_code FROM parcel GROUP BY 1 ORDER BY 1 LIMIT 1")
+        ).scalar_one()
+        expected = c.execute(
+            text("SELECT count(*) FROM change WHERE entity_id LIKE :p OR entity_id = :v"),
+            {"p": f"hf:{village}:%", "v": f"hf:{village}"},
+        ).scalar_one()
+        county, boundary = c.execute(
+            text(
+                "SELECT d.code, ST_AsBinary(d.polygon) FROM division d JOIN edition e"
+                " ON e.id = d.edition_id WHERE e.agency = 'sci' AND d.level = 'county'"
+                " AND d.polygon IS NOT NULL AND EXISTS (SELECT 1 FROM parcel p"
+                "  WHERE ST_Intersects(p.geom, d.polygon)) ORDER BY d.code LIMIT 1"
+            )
+        ).one()
+    in_village = _all_changes(client, f"within=hf:{village}")
+    assert len(in_village) == expected > 1
+    assert {ch["entity_kind"] for ch in in_village} == {"parcel", "guide_plan"}
+    in_county = _all_changes(client, f"within=sci:{county}&kinds=parcel")
+    polygon = from_wkb(bytes(boundary))
+    assert in_county and all(
+        shape((ch["after"] or ch["before"])["geometry"]).intersects(polygon) for ch in in_county
+    )
+    everything = _all_changes(client, "kinds=parcel")
+    outside = [ch for ch in everything if not shape(ch["after"]["geometry"]).intersects(polygon)]
+    assert len(in_county) + len(outside) == len(everything)
+    bad = client.get("/changes?within=county")
+    assert bad.status_code == 400 and bad.get_json()["field"] == "within"
