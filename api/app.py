@@ -19,6 +19,7 @@ from api import (
     features,
     health,
     openapi,
+    plates,
     tiles,
     uploads,
 )
@@ -60,5 +61,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(features.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(coverage.bp)
+    app.register_blueprint(plates.bp)
     auth.init_app(app)
     return app

@@ -59,6 +59,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "features.get_versions": (BY_COLLECTION, "reader"),
     "tiles.get_tile": (BY_COLLECTION, "reader"),
     "coverage.post_coverage": ("coverage", "reader"),
+    "plates.post_notice": ("plates", "uploader"),
     "coverage.get_plate_coverage": ("coverage", "reader"),
     "coverage.get_plan_coverage": ("coverage", "reader"),
     "changes.get_daily": ("changes", "reader"),

@@ -121,6 +121,18 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
             },
         },
     ),
+    "plates.post_notice": (
+        "multipart/form-data",
+        {
+            "type": "object",
+            "required": ["file"],
+            "properties": {
+                "file": {"type": "string", "format": "binary"},
+                "crs": STR,
+                "name": STR,
+            },
+        },
+    ),
     "crosswalk.post_run": (
         "application/json",
         {"type": "object", "properties": {"moi": STR, "sci": STR, "hf": STR}},

@@ -23,7 +23,15 @@ from shapely.geometry.base import BaseGeometry
 from geo.crs import SUPPORTED_EPSG, WGS84, transformer
 from geo.errors import InvalidParameter
 
-__all__ = ["IRAN_BOUNDS", "MAX_PLOT_KM2", "MAX_VERTICES", "geodesic_area", "parse_plot"]
+__all__ = [
+    "IRAN_BOUNDS",
+    "MAX_PLOT_KM2",
+    "MAX_VERTICES",
+    "checked_polygon",
+    "epsg_of",
+    "geodesic_area",
+    "parse_plot",
+]
 
 IRAN_BOUNDS = (43.5, 24.5, 63.8, 40.0)  # lon/lat box around Iran with a margin
 MAX_VERTICES = 50_000
@@ -134,8 +142,21 @@ def _inside_iran(geom: BaseGeometry) -> None:
 def parse_plot(body: Any, crs: Any = None) -> MultiPolygon:
     """The plot as a valid lon/lat MultiPolygon inside Iran, or ``InvalidParameter``."""
     geometry, named = _geometry_object(body)
-    epsg = _epsg(crs or named)
-    geom = _build(geometry)
+    return checked_polygon(_build(geometry), epsg_of(crs or named))
+
+
+def epsg_of(crs: Any) -> int:
+    """The EPSG code of a CRS named as ``EPSG:N``, an OGC URI or a GeoJSON ``crs`` member."""
+    return _epsg(crs)
+
+
+def checked_polygon(geom: BaseGeometry, epsg: int = WGS84) -> MultiPolygon:
+    """A polygon in ``epsg`` as a valid lon/lat MultiPolygon inside Iran, or InvalidParameter."""
+    if geom.geom_type not in {"Polygon", "MultiPolygon"}:
+        raise InvalidParameter(
+            f"the plot must be a Polygon or MultiPolygon, not {geom.geom_type!r}",
+            code="wrong_geometry_type",
+        )
     _check_size(geom)
     if epsg != WGS84:
         t = transformer(epsg)

@@ -1,0 +1,48 @@
+"""`POST /plates/notices`: the Registration Organization's daily notice of new and changed
+plates, applied all or nothing; applying the same notice again changes nothing."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from api.database import url
+from geo.errors import InvalidParameter
+from geo.features.plot_input import epsg_of
+from geo.plates import apply_notice
+
+bp = Blueprint("plates", __name__)
+
+MAX_NOTICE = 64 * 1024 * 1024
+
+
+@bp.post("/plates/notices")
+def post_notice() -> Response:
+    """A notice as multipart ``file`` (CSV ``unit,main,sub,wkt[,action]`` or GeoJSON) or as
+    the request body (``text/csv`` or GeoJSON); ``crs`` and ``name`` optional."""
+    if request.content_length is not None and request.content_length > MAX_NOTICE:
+        raise InvalidParameter(
+            f"a notice is at most {MAX_NOTICE // 1024 // 1024} MB",
+            code="request_too_large",
+            field="file",
+        )
+    upload = request.files.get("file")
+    if upload is not None:
+        raw, name = upload.read(), upload.filename or "notice"
+    else:
+        raw, name = request.get_data(), "notice"
+    if not raw:
+        raise InvalidParameter("send the notice as the multipart field 'file'", field="file")
+    name = request.values.get("name") or name
+    epsg = epsg_of(request.values.get("crs"))
+    principal = g.get("principal")
+    result = apply_notice(
+        url(),
+        raw,
+        name,
+        epsg=epsg,
+        by=f"{principal.agency}:{principal.name}" if principal else None,
+    )
+    g.audit_rows = result.rows
+    return jsonify(
+        {"name": result.name, "checksum": result.checksum, "rows": result.rows, **result.counts}
+    )
