@@ -20,6 +20,7 @@ from api import (
     health,
     openapi,
     plates,
+    subscriptions,
     tiles,
     uploads,
 )
@@ -62,5 +63,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tiles.bp)
     app.register_blueprint(coverage.bp)
     app.register_blueprint(plates.bp)
+    app.register_blueprint(subscriptions.bp)
     auth.init_app(app)
     return app

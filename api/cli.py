@@ -115,12 +115,23 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--concurrency", default=1, show_default=True, type=int)
 @reports_errors
 def worker(concurrency: int) -> None:
-    """Run background jobs (uploads, crosswalk builds) until stopped."""
+    """Run background jobs (uploads, crosswalk builds) and webhook deliveries until stopped."""
+    import threading
+
     import crosswalk.jobs  # noqa: F401  (registers its job)
     import geo.parcels.jobs  # noqa: F401
     from geo.jobs import run_worker
+    from geo.webhooks import delivery_loop
 
-    run_worker(ready_url(), concurrency=concurrency)
+    url = ready_url()
+    stop = threading.Event()
+    pusher = threading.Thread(target=delivery_loop, args=(url, stop), daemon=True)
+    pusher.start()  # webhook deliveries beside the jobs
+    try:
+        run_worker(url, concurrency=concurrency)
+    finally:
+        stop.set()
+        pusher.join(timeout=15)
 
 
 @main.command()

@@ -121,6 +121,22 @@ BODIES: dict[str, tuple[str, dict[str, Any]]] = {
             },
         },
     ),
+    "subscriptions.post_subscription": (
+        "application/json",
+        {
+            "type": "object",
+            "required": ["url"],
+            "properties": {
+                "url": STR,
+                "kinds": {"type": "array", "items": STR},
+                "bbox": {"type": "array", "items": {"type": "number"}},
+                "within": STR,
+                "secret": STR,
+                "since": STR,
+                "batch_size": {"type": "integer", "minimum": 1, "maximum": 5000},
+            },
+        },
+    ),
     "plates.post_notice": (
         "multipart/form-data",
         {
@@ -218,6 +234,7 @@ SUCCESS = {
         "uploads.post_upload": "202",
         "uploads.publish": "202",
         "crosswalk.post_decision": "201",
+        "subscriptions.post_subscription": "201",
         "crosswalk.post_release": "201",
         "admin.post_key": "201",
         "admin.post_agency": "201",

@@ -12,6 +12,7 @@ from geo.models.crosswalk import (
 from geo.models.jobs import JobProgress
 from geo.models.parcels import GuidePlan, Parcel, ParcelStage, Plate, Upload, UploadFile
 from geo.models.registry import LEVELS, Agency, Division, DivisionEvent, Edition
+from geo.models.subscriptions import Delivery, Subscription
 
 __all__ = [
     "LEVELS",
@@ -24,6 +25,7 @@ __all__ = [
     "CrosswalkLink",
     "CrosswalkRelease",
     "CrosswalkRun",
+    "Delivery",
     "Division",
     "DivisionEvent",
     "Edition",
@@ -34,6 +36,7 @@ __all__ = [
     "Plate",
     "Policy",
     "Principal",
+    "Subscription",
     "Upload",
     "UploadFile",
 ]
