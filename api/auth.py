@@ -9,9 +9,12 @@ endpoint cannot ship without a policy.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import ratelimit
@@ -175,8 +178,11 @@ def _after(response: Response) -> Response:
         params.update({f"path:{k}": str(v) for k, v in (request.view_args or {}).items()})
         try:
             conn = get_conn()
-            conn.rollback()  # whatever the view left open was a read
-            with conn.begin():
+            if response.status_code >= 400 or not conn.in_transaction():
+                conn.rollback()  # a failed request leaves nothing of its own behind
+            # after a success the audit row joins the request's (read) transaction: one
+            # commit, no extra BEGIN
+            with conn.begin() if not conn.in_transaction() else _joined(conn):
                 record_audit(
                     conn,
                     g.get("principal"),
@@ -191,6 +197,17 @@ def _after(response: Response) -> Response:
         except SQLAlchemyError:
             current_app.logger.exception("audit could not be written")
     return response
+
+
+@contextmanager
+def _joined(conn: Connection) -> Iterator[None]:
+    """Commit the connection's open transaction at the end (roll back on error)."""
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
 
 
 def init_app(app: Flask) -> None:

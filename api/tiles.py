@@ -57,7 +57,11 @@ def get_tilejson(collection_id: str) -> Response:
                         "id": c.id,
                         "minzoom": c.min_zoom,
                         "maxzoom": MAX_ZOOM,
-                        "fields": {name: kind for name, _, kind in c.properties},
+                        "fields": {
+                            name: kind
+                            for name, _, kind in c.properties
+                            if name in c.tile_properties
+                        },
                     }
                 ],
             },

@@ -19,7 +19,9 @@ from urllib.parse import parse_qs
 import psycopg
 import shapely
 
+from geo.features.collections import PARCELS
 from geo.features.coverage import OVERLAY_SQL
+from geo.features.tiles import tile_sql
 
 _local = threading.local()
 
@@ -37,23 +39,22 @@ FROM (SELECT json_build_object('type', 'Feature', 'id', id,
       ORDER BY id + 0 LIMIT %s) x
 """
 
-TILE = """
-WITH box AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env),
-mvt AS (
-  SELECT id, village_agency, village_code, parcel_no, land_use, area_declared, area_m2,
-         ST_AsMVTGeom(ST_Transform(geom, 3857), box.env, 4096, 64, true) AS geom
-  FROM parcel, box
-  WHERE valid_to IS NULL AND geom && ST_Transform(box.env, 4326))
-SELECT coalesce(ST_AsMVT(mvt, 'parcels', 4096, 'geom', 'id'), '') FROM mvt
-"""
+# the very statement tagsim's parcel tiles run
+TILE = (
+    tile_sql(PARCELS, "t.valid_to IS NULL", 14)
+    .replace(":z", "%(z)s")
+    .replace(":x", "%(x)s")
+    .replace(":y", "%(y)s")
+    .replace(":margin", "%(margin)s")
+    .replace(":layer", "%(layer)s")
+)
 
 # the very statement tagsim's coverage runs (parcels, plan zones, divisions, unions)
 COVERAGE = (
     OVERLAY_SQL.format(parcel_valid="t.valid_to IS NULL", plan_valid="t.valid_to IS NULL")
     .replace(":plot", "%(plot)s")
-    .replace(":editions", "%(editions)s")
+    .replace(":as_of", "%(as_of)s")
 )
-EDITIONS = "SELECT coalesce(array_agg(id), '{}') FROM edition"
 
 
 def _conn() -> psycopg.Connection:
@@ -86,12 +87,12 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         media = "application/geo+json"
     elif path.startswith("/tiles/"):
         z, x, y = (int(v) for v in path.removeprefix("/tiles/").split("/"))
-        body = bytes(_one(TILE, {"z": z, "x": x, "y": y}))
+        body = bytes(_one(TILE, {"z": z, "x": x, "y": y, "margin": 64 / 4096, "layer": "parcels"}))
         media = "application/vnd.mapbox-vector-tile"
     elif path == "/coverage":
         size = int(environ.get("CONTENT_LENGTH") or 0)
         plot = shapely.to_wkb(shapely.from_geojson(environ["wsgi.input"].read(size)))
-        row = _row(COVERAGE, {"plot": plot, "editions": _one(EDITIONS, None)})
+        row = _row(COVERAGE, {"plot": plot, "as_of": None})
         body = json.dumps(row, default=str).encode()
         media = "application/json"
     else:

@@ -272,11 +272,12 @@ def record_audit(
     """One audit row. Its commit does not wait for the disk flush (``synchronous_commit``
     off for this transaction only): a crash can lose the last fraction of a second of audit
     rows, never reorder or corrupt them; the request does not pay a flush for its log line."""
-    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
     conn.execute(
         text(
-            "INSERT INTO audit (principal_id, agency, service, endpoint, method, params, row_count,"
-            " status, duration_ms) VALUES (:p, :a, :s, :e, :m, :params, :r, :st, :d)"
+            "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
+            " INSERT INTO audit (principal_id, agency, service, endpoint, method, params,"
+            " row_count, status, duration_ms)"
+            " SELECT :p, :a, :s, :e, :m, CAST(:params AS jsonb), :r, :st, :d FROM quick"
         ),
         {
             "p": principal.id if principal else None,

@@ -45,6 +45,7 @@ class Collection:
     entity_kind: str = ""  # its kind on the change feed
     min_zoom: int = 0
     shapefile_names: dict[str, str] = field(default_factory=dict)
+    tile_properties: tuple[str, ...] = ()  # what a map needs; the rest is one click away
 
     @property
     def property_names(self) -> list[str]:
@@ -89,6 +90,7 @@ PARCELS = Collection(
     identity=("village_agency", "village_code", "parcel_no"),
     entity_kind="parcel",
     min_zoom=12,
+    tile_properties=("village_agency", "village_code", "parcel_no", "land_use", "area_m2"),
     shapefile_names={
         "village_agency": "v_agency",
         "village_code": "v_code",
@@ -119,6 +121,7 @@ GUIDE_PLANS = Collection(
     identity=("village_agency", "village_code"),
     entity_kind="guide_plan",
     min_zoom=8,
+    tile_properties=("village_agency", "village_code", "plan_year"),
     shapefile_names={"village_agency": "v_agency", "village_code": "v_code"},
 )
 
@@ -147,6 +150,7 @@ PLATES = Collection(
     identity=("registration_unit", "main_plate", "sub_plate"),
     entity_kind="plate",
     min_zoom=12,
+    tile_properties=("registration_unit", "main_plate", "sub_plate"),
     shapefile_names={"registration_unit": "reg_unit", "source_notice": "notice"},
 )
 
@@ -182,6 +186,7 @@ DIVISIONS = Collection(
     versioned=False,
     entity_kind="division",
     min_zoom=0,
+    tile_properties=("agency", "code", "level", "name"),
     shapefile_names={"parent_code": "parent", "national_id": "nat_id", "population": "pop"},
 )
 

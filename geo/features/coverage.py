@@ -9,7 +9,6 @@ are cut in lon/lat (``ST_Intersection``), exact for plots of a few km².
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 import shapely
@@ -19,7 +18,7 @@ from sqlalchemy import Connection, text
 from geo.errors import NotFound
 from geo.features.temporal import TimeFilter
 from geo.persian import normalize_code
-from geo.registry.equivalents import AGENCIES, equivalent_codes
+from geo.registry.equivalents import equivalent_codes, latest_run
 
 __all__ = ["AREA_METHOD", "MAX_PARCELS", "plan_coverage", "plate_geometry", "plot_coverage"]
 
@@ -40,22 +39,13 @@ def _share(part: float | None, whole: float | None) -> float | None:
     return round(min(1.0, part / whole), 6)
 
 
-def _editions(conn: Connection, as_of: date | None) -> list[dict[str, Any]]:
-    """Each agency's edition in force (on ``as_of``, or the newest), in one query."""
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT ON (agency) id, agency, label, published_on FROM edition"
-            " WHERE CAST(:d AS date) IS NULL"
-            "   OR coalesce(published_on, imported_at::date) <= CAST(:d AS date)"
-            " ORDER BY agency, coalesce(published_on, imported_at::date) DESC, id DESC"
-        ),
-        {"d": as_of},
-    ).mappings()
-    return [dict(r) for r in rows if r["agency"] in AGENCIES]
-
-
 OVERLAY_SQL = """
 WITH plot AS (SELECT ST_GeomFromWKB(:plot, 4326) AS g),
+editions AS (
+    SELECT DISTINCT ON (agency) id, agency, label, published_on FROM edition
+    WHERE agency IN ('moi', 'sci', 'hf') AND (CAST(:as_of AS date) IS NULL
+       OR coalesce(published_on, imported_at::date) <= CAST(:as_of AS date))
+    ORDER BY agency, coalesce(published_on, imported_at::date) DESC, id DESC),
 parcels AS (
     SELECT t.id, t.village_agency, t.village_code, t.parcel_no, t.land_use, t.upload_id,
            t.valid_from, t.geom,
@@ -76,8 +66,13 @@ divisions AS (
            ST_Area(ST_CollectionExtract(ST_Intersection(d.polygon, plot.g), 3)::geography)
              AS overlap_m2
     FROM division d JOIN edition e ON e.id = d.edition_id, plot
-    WHERE d.edition_id = ANY(:editions) AND d.polygon && plot.g
-      AND ST_Intersects(d.polygon, plot.g))
+    WHERE d.edition_id IN (SELECT id FROM editions) AND d.polygon && plot.g
+      AND ST_Intersects(d.polygon, plot.g)),
+villages AS (
+    SELECT village_agency AS agency, village_code AS code FROM parcels
+    WHERE overlap_m2 > 0.0005
+    UNION
+    SELECT village_agency, village_code FROM plans WHERE overlap_m2 > 0.0005)
 SELECT
   (SELECT ST_Area(g::geography) FROM plot) AS plot_m2,
   (SELECT coalesce(json_agg(json_build_object('id', id, 'village_agency', village_agency,
@@ -97,40 +92,25 @@ SELECT
     AS plans_union_m2,
   (SELECT coalesce(json_agg(json_build_object('agency', agency, 'edition', edition,
       'level', level, 'code', code, 'name', name, 'overlap_m2', overlap_m2)
-      ORDER BY agency, length(code), code), '[]') FROM divisions) AS divisions
+      ORDER BY agency, length(code), code), '[]') FROM divisions) AS divisions,
+  (SELECT coalesce(json_agg(json_build_object('id', id, 'agency', agency, 'label', label,
+      'published_on', published_on) ORDER BY agency), '[]') FROM editions) AS editions,
+  (SELECT coalesce(json_agg(json_build_object('agency', v.agency, 'code', v.code,
+      'name', (SELECT d.name FROM division d JOIN editions e ON e.id = d.edition_id
+               WHERE e.agency = v.agency AND d.code = v.code LIMIT 1))
+      ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages
 """
 
 
-def _villages(
-    conn: Connection, pairs: set[tuple[str, str]], editions: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The villages the parcels and zones belong to, named, with their codes in every agency."""
-    if not pairs:
-        return []
-    ordered = sorted(pairs)
-    names = dict(
-        conn.execute(
-            text(
-                "SELECT e.agency || ':' || d.code, d.name FROM division d"
-                " JOIN edition e ON e.id = d.edition_id"
-                " WHERE d.edition_id = ANY(:editions) AND (e.agency, d.code) IN"
-                " (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:c AS text[])))"
-            ),
-            {
-                "editions": [e["id"] for e in editions],
-                "a": [a for a, _ in ordered],
-                "c": [c for _, c in ordered],
-            },
-        ).all()
-    )
+def _with_codes(conn: Connection, villages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each village with its codes in every agency (through the newest crosswalk run)."""
+    run = latest_run(conn) if villages else None
     out = []
-    for agency, code in ordered:
+    for v in villages:
         codes: dict[str, list[str]] = {}
-        for other, other_code in sorted(equivalent_codes(conn, agency, code)):
+        for other, other_code in sorted(equivalent_codes(conn, v["agency"], v["code"], run)):
             codes.setdefault(other, []).append(other_code)
-        out.append(
-            {"agency": agency, "code": code, "name": names.get(f"{agency}:{code}"), "codes": codes}
-        )
+        out.append({**v, "codes": codes})
     return out
 
 
@@ -145,13 +125,12 @@ def plot_coverage(
     overlay is one statement, so the answer is consistent within itself."""
     wkb = shapely.to_wkb(plot, output_dimension=2)
     as_of = when.start if when is not None and when.instant else None
-    editions = _editions(conn, as_of.date() if as_of else None)
     parcel_valid, params = _valid("t", when)
     plan_valid, _ = _valid("t", when)
     row = (
         conn.execute(
             text(OVERLAY_SQL.format(parcel_valid=parcel_valid, plan_valid=plan_valid)),
-            {"plot": wkb, "editions": [e["id"] for e in editions], **params},
+            {"plot": wkb, "as_of": as_of.date() if as_of else None, **params},
         )
         .mappings()
         .one()
@@ -160,14 +139,13 @@ def plot_coverage(
     parcels, plans = row["parcels"], row["plans"]
     covered_parcels = float(row["parcels_union_m2"] or 0)
     covered_plans = float(row["plans_union_m2"] or 0)
-    pairs = {(p["village_agency"], p["village_code"]) for p in [*parcels, *plans]}
     return {
         "plot": {"area_m2": round(plot_m2, 3), "geometry": json.loads(shapely.to_geojson(plot))},
         "area_method": AREA_METHOD,
         "as_of": as_of.isoformat() if as_of else None,
         "editions": [
             {"agency": e["agency"], "label": e["label"], "published_on": e["published_on"]}
-            for e in editions
+            for e in row["editions"]
         ],
         "totals": {
             "parcel_count": len(parcels),
@@ -212,7 +190,7 @@ def plot_coverage(
             }
             for d in row["divisions"]
         ],
-        "villages": _villages(conn, pairs, editions),
+        "villages": _with_codes(conn, row["villages"]),
     }
 
 

@@ -17,7 +17,7 @@ from geo.errors import InvalidParameter
 from geo.features.collections import Collection
 from geo.features.query import FeatureQuery
 
-__all__ = ["MAX_ZOOM", "Tile", "tile"]
+__all__ = ["MAX_ZOOM", "Tile", "tile", "tile_sql"]
 
 MAX_ZOOM = 22
 EXTENT = 4096
@@ -42,6 +42,31 @@ def _check(z: int, x: int, y: int) -> None:
         )
 
 
+def tile_sql(c: Collection, where: str, z: int) -> str:
+    """The statement making one tile of ``c`` (parameters ``z``, ``x``, ``y``, ``margin``,
+    ``layer`` and those of ``where``); the bench's thin wrapper runs it too."""
+    props = ", ".join(
+        f"{expr} AS {name}" for name, expr, _ in c.properties if name in c.tile_properties
+    )
+    geometry = c.geometry
+    if not c.versioned:  # divisions: boundaries simplified to about a pixel
+        geometry = f"ST_Simplify({geometry}, {360.0 / (1 << z) / EXTENT})"
+    return f"""
+        WITH box AS (
+            SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326) AS env4326),
+        mvt AS (
+            SELECT t.id, {props},
+                ST_AsMVTGeom(ST_Transform({geometry}, 3857), box.env, {EXTENT}, {BUFFER}, true)
+                  AS geom
+            FROM {c.table}, box
+            WHERE {where} AND {c.geometry} && box.env4326
+        )
+        SELECT coalesce(ST_AsMVT(mvt, :layer, {EXTENT}, 'geom', 'id'), '')
+        FROM mvt WHERE geom IS NOT NULL
+        """
+
+
 def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
     """The tile z/x/y of the features ``q`` selects (its bbox and paging are ignored)."""
     _check(z, x, y)
@@ -51,31 +76,7 @@ def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
     else:
         q.bbox = None
         where, params = q.where(conn)
-        props = ", ".join(f"{expr} AS {name}" for name, expr, _ in c.properties)
-        geometry = c.geometry
-        if not c.versioned:  # divisions: boundaries simplified to about a pixel
-            geometry = f"ST_Simplify({geometry}, {360.0 / (1 << z) / EXTENT})"
-        params.update({"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT})
-        data = conn.execute(
-            text(
-                f"""
-                WITH box AS (
-                    SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-                           ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)
-                             AS env4326),
-                mvt AS (
-                    SELECT t.id, {props},
-                        ST_AsMVTGeom(ST_Transform({geometry}, 3857), box.env,
-                                     {EXTENT}, {BUFFER}, true) AS geom
-                    FROM {c.table}, box
-                    WHERE {where} AND {c.geometry} && box.env4326
-                )
-                SELECT coalesce(ST_AsMVT(mvt, :layer, {EXTENT}, 'geom', 'id'), '')
-                FROM mvt WHERE geom IS NOT NULL
-                """
-            ),
-            {**params, "layer": c.id},
-        ).scalar_one()
-        data = bytes(data or b"")
+        params.update({"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer": c.id})
+        data = bytes(conn.execute(text(tile_sql(c, where, z)), params).scalar_one() or b"")
     digest = hashlib.blake2b(data, digest_size=12).hexdigest()
     return Tile(data, f"{c.id}-{z}-{digest}")

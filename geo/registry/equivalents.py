@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 from geo.errors import InvalidParameter
 from geo.persian import is_digits, normalize_code
 
-__all__ = ["equivalent_codes", "parse_agency_code"]
+__all__ = ["equivalent_codes", "latest_run", "parse_agency_code"]
 
 AGENCIES = ("moi", "sci", "hf")
 _ACCEPTED = "('auto', 'confirmed')"
@@ -32,13 +32,22 @@ def parse_agency_code(value: str, field: str = "village") -> tuple[str, str]:
     return agency, cleaned
 
 
-def equivalent_codes(conn: Connection, agency: str, code: str) -> set[tuple[str, str]]:
-    """``(agency, code)`` and every accepted counterpart of it in the other agencies."""
-    found = {(agency, code)}
-    run = conn.execute(
+def latest_run(conn: Connection) -> int | None:
+    """The newest finished crosswalk run, or None."""
+    return conn.execute(
         text("SELECT max(id) FROM crosswalk_run WHERE status = 'finished'")
     ).scalar_one()
-    if run is None:
+
+
+def equivalent_codes(
+    conn: Connection, agency: str, code: str, run: int | bool | None = True
+) -> set[tuple[str, str]]:
+    """``(agency, code)`` and every accepted counterpart of it in the other agencies
+    (``run``: the crosswalk run to use, looked up when True; None when there is none)."""
+    found = {(agency, code)}
+    if run is True:
+        run = latest_run(conn)
+    if run is None or run is False:
         return found
     if agency == "moi":
         moi_codes = [code]
