@@ -11,7 +11,7 @@ import sys
 import uuid
 
 from bench import harness
-from bench.cases import crosswalk, parcels, registry, serving
+from bench.cases import crosswalk, feed, parcels, registry, serving
 from geo import migrate
 from geo.db import create_database, database_url, drop_database
 
@@ -20,6 +20,7 @@ CASES = {
     "crosswalk": crosswalk.run,
     "parcels": parcels.run,
     "serving": serving.run,
+    "feed": feed.run,
 }
 
 
