@@ -238,8 +238,8 @@ def get_items(collection_id: str) -> Response:
     conn = get_conn()
     result = page(conn, q)
     # a first page that holds everything needs no second query to count
-    matched = len(result.features) if q.after is None and not result.more else count(conn, q)
-    g.audit_rows = len(result.features)
+    matched = result.returned if q.after is None and not result.more else count(conn, q)
+    g.audit_rows = result.returned
     links = [
         _link(_page_url(), "self", GEOJSON, "this page"),
         _link(
@@ -256,12 +256,12 @@ def get_items(collection_id: str) -> Response:
     head = current_app.json.dumps(
         {
             "numberMatched": matched,
-            "numberReturned": len(result.features),
+            "numberReturned": result.returned,
             "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "links": links,
         }
     )
-    body = '{"type":"FeatureCollection","features":[' + ",".join(result.features) + "]," + head[1:]
+    body = '{"type":"FeatureCollection","features":[' + result.features + "]," + head[1:]
     response = Response(body, mimetype=GEOJSON)
     response.headers["Content-Crs"] = f"<{q.crs.uri}>"
     return response
