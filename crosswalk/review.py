@@ -120,6 +120,60 @@ def review_queue(
     return page
 
 
+def _touched(
+    conn: Connection, run_id: int, level: str, moi_code: str, other: str, other_code: str
+) -> dict[str, dict[str, Any]]:
+    """The links a decision can change (same MOI unit or same other unit), by feed id."""
+    col = f"{other}_code"
+    rows = conn.execute(
+        text(
+            f"SELECT level, moi_code, {col} AS other, relation, status, confidence"
+            f" FROM crosswalk_link WHERE run_id = :r AND level = :l AND {col} IS NOT NULL"
+            f" AND (moi_code = :m OR {col} = :o) AND status <> 'rejected'"
+        ),
+        {"r": run_id, "l": level, "m": moi_code, "o": other_code},
+    ).mappings()
+    return {
+        f"{r['level']}:moi:{r['moi_code']}~{other}:{r['other']}": {
+            "relation": r["relation"],
+            "status": r["status"],
+            "confidence": r["confidence"],
+        }
+        for r in rows
+    }
+
+
+def _announce(
+    conn: Connection,
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    cause: dict[str, Any],
+) -> None:
+    """A change event per link the decision added, removed (rejected) or changed, in the
+    decision's transaction: the feed tells agencies at once, not at the next build."""
+    import json
+
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        operation = "insert" if old is None else "delete" if new is None else "update"
+        conn.execute(
+            text(
+                "INSERT INTO change (entity_kind, entity_id, operation, cause, before, after)"
+                " VALUES ('crosswalk', :k, :op, CAST(:c AS jsonb), CAST(:b AS jsonb),"
+                " CAST(:a AS jsonb))"
+            ),
+            {
+                "k": key,
+                "op": operation,
+                "c": json.dumps(cause),
+                "b": json.dumps(old) if old else None,
+                "a": json.dumps(new) if new else None,
+            },
+        )
+
+
 def decide(
     conn: Connection,
     *,
@@ -171,6 +225,7 @@ def decide(
             raise ValidationError(
                 f"{agency} {code} is a {found}, not a {level}", code="level_mismatch", field="level"
             )
+    touched = _touched(conn, run_id, level, moi_code, other_agency, other_code)
     decision_id = conn.execute(
         text(
             f"INSERT INTO crosswalk_decision (level, moi_code, {other_agency}_code, decision,"
@@ -220,6 +275,12 @@ def decide(
                     "e": '{"text": "decision: ' + decision + '"}',
                 },
             )
+    _announce(
+        conn,
+        touched,
+        _touched(conn, run_id, level, moi_code, other_agency, other_code),
+        {"crosswalk_run": run_id, "decision": decision_id},
+    )
     return {
         "decision_id": decision_id,
         "run_id": run_id,

@@ -289,3 +289,28 @@ def test_builds_announce_what_changed_in_the_crosswalk(cw_url: str) -> None:
         after = read_changes(c, before["next"], kinds=["crosswalk"], limit=10_000)
     assert after["count"] == first_run["announced"]
     assert all(ch["entity_id"].count(":moi:") == 1 for ch in after["changes"])
+
+
+def test_a_decision_reaches_the_feed_at_once(cw_url: str) -> None:
+    from geo.changes import read_changes
+
+    with engine(cw_url).begin() as c:
+        start = read_changes(c, None, kinds=["crosswalk"], limit=10_000)["next"]
+        link = next(lk for lk in review_queue(c, limit=500)["links"] if lk["sci_code"])
+        decide(
+            c,
+            level=link["level"],
+            moi_code=link["moi_code"],
+            other_agency="sci",
+            other_code=link["sci_code"],
+            decision="confirm",
+            by="tester",
+        )
+    with engine(cw_url).connect() as c:
+        news = read_changes(c, start, kinds=["crosswalk"], limit=100)["changes"]
+    key = f"{link['level']}:moi:{link['moi_code']}~sci:{link['sci_code']}"
+    mine = [ch for ch in news if ch["entity_id"] == key]
+    assert len(mine) == 1 and mine[0]["operation"] == "update"
+    assert mine[0]["before"]["status"] == "needs_review"
+    assert mine[0]["after"]["status"] == "confirmed"
+    assert mine[0]["cause"]["decision"] >= 1

@@ -39,7 +39,7 @@ class Receiver:
 @contextmanager
 def receiving(receiver: Receiver) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             entry = {"headers": dict(self.headers), "body": body}
             with receiver.lock:
@@ -73,9 +73,12 @@ def _notice(url: str, unit: str, n: int, lon: float = 51.4) -> None:
 
 def _verified(entry: dict[str, Any]) -> dict[str, Any]:
     stamp = entry["headers"]["X-Tagsim-Timestamp"]
-    expected = "sha256=" + hmac.new(
-        SECRET.encode(), f"{stamp}.".encode() + entry["body"], hashlib.sha256
-    ).hexdigest()
+    expected = (
+        "sha256="
+        + hmac.new(
+            SECRET.encode(), f"{stamp}.".encode() + entry["body"], hashlib.sha256
+        ).hexdigest()
+    )
     assert hmac.compare_digest(entry["headers"]["X-Tagsim-Signature"], expected)
     assert abs(int(stamp) - time.time()) < 120
     return json.loads(entry["body"])
