@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
 from api.params import bbox_arg, int_arg
-from geo.changes import daily_digest, read_changes
+from geo.changes import daily_digest, read_changes_json
 from geo.registry.equivalents import parse_agency_code
 
 bp = Blueprint("changes", __name__)
@@ -17,16 +17,15 @@ def get_changes() -> Response:
     """Changes after ``since`` (a cursor), of some ``kinds``, in a ``bbox`` or ``within`` a
     division (``AGENCY:CODE``); follow ``next``."""
     kinds = [k.strip() for k in request.args.get("kinds", "").split(",") if k.strip()]
-    return jsonify(
-        read_changes(
-            get_conn(),
-            request.args.get("since") or None,
-            kinds=kinds or None,
-            limit=int_arg("limit", 100, 1, 10_000),
-            bbox=bbox_arg(),
-            within=_within(),
-        )
+    body = read_changes_json(
+        get_conn(),
+        request.args.get("since") or None,
+        kinds=kinds or None,
+        limit=int_arg("limit", 100, 1, 10_000),
+        bbox=bbox_arg(),
+        within=_within(),
     )
+    return Response(body, mimetype="application/json")
 
 
 def _within() -> tuple[str, str] | None:

@@ -208,3 +208,21 @@ def test_within_a_village_and_within_a_county(sample_url: str) -> None:
     assert len(in_county) + len(outside) == len(everything)
     bad = client.get("/changes?within=county")
     assert bad.status_code == 400 and bad.get_json()["field"] == "within"
+
+
+def test_the_json_written_by_postgresql_is_the_same_page(sample_url: str) -> None:
+    import json
+    from datetime import datetime
+
+    from geo.changes import read_changes_json
+
+    with engine(sample_url).connect() as c:
+        as_dicts = read_changes(c, None, kinds=["parcel", "guide_plan"], limit=50)
+        as_text = json.loads(read_changes_json(c, None, kinds=["parcel", "guide_plan"], limit=50))
+        again = read_changes(c, as_dicts["next"], limit=5)
+        again_text = json.loads(read_changes_json(c, as_text["next"], limit=5))
+    assert as_text["next"] == as_dicts["next"] and as_text["count"] == as_dicts["count"] == 50
+    for mine, theirs in zip(as_text["changes"], as_dicts["changes"], strict=True):
+        assert datetime.fromisoformat(mine.pop("occurred_at")) == theirs.pop("occurred_at")
+        assert mine == theirs
+    assert [c["id"] for c in again_text["changes"]] == [c["id"] for c in again["changes"]]

@@ -58,27 +58,30 @@ def count(conn: Connection, q: FeatureQuery) -> int:
 
 def page(conn: Connection, q: FeatureQuery) -> Page:
     """Up to ``q.limit`` features after ``q.after``, in id order, joined by PostgreSQL into
-    one text (one row crosses the wire, not one per feature)."""
+    one text (one row crosses the wire, not one per feature). Whether more follow is asked
+    only when the page is full."""
     where, params = q.where(conn)
     if q.after is not None:
         where += " AND t.id > :after"
         params["after"] = q.after
-    n = 10**9 if q.limit is None else int(q.limit)
-    row = conn.execute(
+    limit = "" if q.limit is None else f" LIMIT {int(q.limit)}"
+    features, returned, last_id = conn.execute(
         text(
-            f"""
-            SELECT coalesce(string_agg(f, ',' ORDER BY id) FILTER (WHERE rn <= :n), ''),
-                   count(*) FILTER (WHERE rn <= :n), max(id) FILTER (WHERE rn <= :n), count(*)
-            FROM (SELECT id, f, row_number() OVER (ORDER BY id) AS rn FROM (
-                    SELECT t.id, {feature_sql(q.collection, q.crs)} AS f
-                    FROM {q.collection.table} WHERE {where}
-                    ORDER BY {q.order()} LIMIT :n1) p) x
-            """
+            f"SELECT coalesce(string_agg(f, ',' ORDER BY id), ''), count(*), max(id) FROM ("
+            f" SELECT t.id, {feature_sql(q.collection, q.crs)} AS f"
+            f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p"
         ),
-        {**params, "n": n, "n1": n + 1},
+        params,
     ).one()
-    features, returned, last_id, fetched = row
-    return Page(features, returned, last_id, fetched > returned)
+    more = False
+    if q.limit is not None and returned == q.limit:
+        more = conn.execute(
+            text(
+                f"SELECT EXISTS (SELECT 1 FROM {q.collection.table} WHERE {where} AND t.id > :last)"
+            ),
+            {**params, "last": last_id},
+        ).scalar_one()
+    return Page(features, returned, last_id, more)
 
 
 def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:
