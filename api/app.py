@@ -23,6 +23,7 @@ from api import (
     subscriptions,
     tiles,
     uploads,
+    web,
 )
 from api.database import init_app as init_database
 from api.jsonio import TagsimJSON
@@ -64,5 +65,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(coverage.bp)
     app.register_blueprint(plates.bp)
     app.register_blueprint(subscriptions.bp)
+    app.register_blueprint(web.bp)
     auth.init_app(app)
     return app

@@ -33,6 +33,8 @@ PUBLIC = {
     "features.get_collections",
     "features.get_collection_doc",
     "tiles.get_tilejson",
+    "web.static",
+    "web.vendor",
 }
 BY_COLLECTION = "by collection"  # the service is the collection's (geo.features.collections)
 ENDPOINTS: dict[str, tuple[str, str]] = {

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 
 from api.database import get_conn, url
 from api.params import bbox_arg, int_arg
+from api.web import wants_page, web_page
 from geo.db import engine
 from geo.errors import InvalidParameter
 from geo.features.collections import COLLECTIONS, Collection, get_collection
@@ -50,7 +51,10 @@ def _link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
 
 @bp.get("/")
 def landing() -> Response:
-    """The OGC API landing page: links to the API description, conformance and collections."""
+    """The OGC API landing page (JSON): links to the API description, conformance and
+    collections. A browser asking for HTML gets the web page instead."""
+    if wants_page():
+        return web_page()
     return _json(
         {
             "title": "tagsim",

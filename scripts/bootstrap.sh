@@ -33,3 +33,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]' >&2
   touch "$stamp"
 fi
+
+# The web page's front-end libraries (MapLibre GL JS, the Vazirmatn font) come from npm at
+# set-up time, never from a CDN at run time.
+web=api/web
+if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "tagsim: installing nodejs and npm with apt-get ..." >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >&2 \
+        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >&2; }
+    else
+      echo "tagsim: npm is needed for the web page's libraries: apt-get install nodejs npm" >&2
+      exit 1
+    fi
+  fi
+  echo "tagsim: installing the web page's libraries with npm ..." >&2
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi

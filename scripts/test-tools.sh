@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Programs the tests drive: GDAL's command line tools (ogrinfo and ogr2ogr, real clients
-# of our OGC API) and wrk (the quick benchmark's load generator). Installed with apt when
+# of our OGC API), wrk (the quick benchmark's load generator) and chromium (the browser
+# Playwright drives through the web page; Debian's, no browser download). Installed with apt when
 # missing and we are root; otherwise the tests that need them are skipped, saying why.
 set -euo pipefail
 missing=()
 command -v ogr2ogr >/dev/null 2>&1 || missing+=(gdal-bin)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

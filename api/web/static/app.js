@@ -1,0 +1,365 @@
+/* tagsim's web page: map, upload, crosswalk review, changes. Plain JavaScript, no build.
+   The API key lives in sessionStorage (never in a URL) and goes in the Authorization header
+   of every request, tiles included. */
+"use strict";
+
+const T = {
+  fa: {
+    title: "تقسیمات", tab_map: "نقشه", tab_upload: "بارگذاری", tab_review: "بازبینی تناظر",
+    tab_changes: "تغییرات", signout: "خروج", key_label: "کلید دسترسی (API key)", signin: "ورود",
+    search_hint: "نام یا کد (هر سازمان)", click_hint: "روی قطعه یا تقسیمات کلیک کنید.",
+    coverage: "پوشش پلاک", draw: "رسم محدوده", draw_done: "پایان و محاسبه", clear: "پاک کردن",
+    unit: "حوزه", main: "اصلی", sub: "فرعی", ask: "پرسش", paste_hint: "GeoJSON چندضلعی",
+    ask_pasted: "محاسبه برای GeoJSON", file: "فایل (shapefile zip، GeoPackage، GeoJSON)",
+    village: "روستا (اختیاری)", dry_run: "فقط بررسی (بدون انتشار)", send: "ارسال",
+    publish: "انتشار", review_keys: "کلیدها: c تأیید، r رد، j بعدی، k قبلی",
+    confirm: "تأیید (c)", reject: "رد (r)", next: "بعدی (j)", all_kinds: "همه", show: "نمایش",
+    when: "زمان", kind: "نوع", entity: "شناسه", operation: "عمل", parcel: "قطعه",
+    village_codes: "کدهای روستا در سه سازمان", overlap: "هم‌پوشانی", share_plot: "سهم از پلاک",
+    share_parcel: "سهم از قطعه", plot_area: "مساحت پلاک", covered_parcels: "پوشش قطعات",
+    covered_plan: "پوشش طرح هادی", divisions: "تقسیمات", uploading: "ارسال فایل",
+    processing: "پردازش", status: "وضعیت", errors: "خطا", warnings: "هشدار",
+    published: "منتشر شد", inserted: "افزوده", updated: "تغییر یافته", removed: "حذف شده",
+    queue: "صف بازبینی", of: "از", confirmed: "تأیید شد", rejected: "رد شد", evidence: "شواهد",
+    bad_key: "کلید پذیرفته نشد", none: "موردی نیست", m2: "متر مربع",
+  },
+  en: {
+    title: "tagsim", tab_map: "Map", tab_upload: "Upload", tab_review: "Crosswalk review",
+    tab_changes: "Changes", signout: "Sign out", key_label: "API key", signin: "Sign in",
+    search_hint: "Name or code (any agency)", click_hint: "Click a parcel or a division.",
+    coverage: "Plot coverage", draw: "Draw a plot", draw_done: "Finish and ask", clear: "Clear",
+    unit: "unit", main: "main", sub: "sub", ask: "Ask", paste_hint: "GeoJSON polygon",
+    ask_pasted: "Ask for the GeoJSON", file: "File (zipped shapefile, GeoPackage, GeoJSON)",
+    village: "Village (optional)", dry_run: "Validate only (dry run)", send: "Send",
+    publish: "Publish", review_keys: "Keys: c confirm, r reject, j next, k previous",
+    confirm: "Confirm (c)", reject: "Reject (r)", next: "Next (j)", all_kinds: "All",
+    show: "Show", when: "When", kind: "Kind", entity: "Entity", operation: "Operation",
+    parcel: "Parcel", village_codes: "The village in the three agencies", overlap: "Overlap",
+    share_plot: "Share of plot", share_parcel: "Share of parcel", plot_area: "Plot area",
+    covered_parcels: "Covered by parcels", covered_plan: "Covered by the plan zone",
+    divisions: "Divisions", uploading: "Uploading", processing: "Processing", status: "Status",
+    errors: "errors", warnings: "warnings", published: "Published", inserted: "added",
+    updated: "modified", removed: "removed", queue: "Review queue", of: "of",
+    confirmed: "confirmed", rejected: "rejected", evidence: "Evidence",
+    bad_key: "The key was refused", none: "Nothing", m2: "m²",
+  },
+};
+
+const state = { lang: localStorage.getItem("tagsim-lang") || "fa", map: null, review: [], index: 0 };
+const $ = (sel) => document.querySelector(sel);
+const t = (k) => (T[state.lang] || T.fa)[k] || k;
+const key = () => sessionStorage.getItem("tagsim-key");
+const fmt = (n, d = 1) => (n === null || n === undefined ? "—" : Number(n).toLocaleString(state.lang === "fa" ? "fa-IR" : "en-US", { maximumFractionDigits: d }));
+const pct = (x) => (x === null || x === undefined ? "—" : fmt(x * 100, 1) + "٪".replace("٪", state.lang === "fa" ? "٪" : "%"));
+const when = (iso) => new Intl.DateTimeFormat(state.lang === "fa" ? "fa-IR-u-ca-persian" : "en-GB", { dateStyle: "medium", timeStyle: "short", timeZone: "Asia/Tehran" }).format(new Date(iso));
+function esc(s) { return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c])); }
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({ Authorization: `Bearer ${key()}` }, opts.headers || {});
+  if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(opts.json); }
+  const r = await fetch(path, Object.assign({}, opts, { headers }));
+  if (r.status === 401) { signOut(); throw new Error(t("bad_key")); }
+  const body = r.headers.get("Content-Type")?.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) throw new Error(body.detail || body.title || r.statusText);
+  return body;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  document.documentElement.dir = state.lang === "fa" ? "rtl" : "ltr";
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+  $("#lang").textContent = state.lang === "fa" ? "English" : "فارسی";
+}
+
+// -- sign-in -------------------------------------------------------------------------------
+async function signIn(candidate) {
+  sessionStorage.setItem("tagsim-key", candidate);
+  try {
+    const who = await api("/collections");
+    $("#signin").hidden = true; $("#app").hidden = false; $("#signout").hidden = false;
+    $("#who").textContent = candidate.split("_").slice(0, 2).join("_") + "…";
+    startMap(who);
+  } catch (e) {
+    sessionStorage.removeItem("tagsim-key");
+    $("#signin-error").textContent = e.message;
+  }
+}
+function signOut() {
+  sessionStorage.removeItem("tagsim-key");
+  $("#app").hidden = true; $("#signin").hidden = false; $("#signout").hidden = true;
+}
+
+// -- map -----------------------------------------------------------------------------------
+function tileSource(id, minzoom) {
+  return { type: "vector", tiles: [`${location.origin}/tiles/${id}/{z}/{x}/{y}.mvt`], minzoom, maxzoom: 22 };
+}
+function newMap(container, center = [51.4, 35.7], zoom = 7) {
+  maplibregl.setWorkerUrl("/assets/vendor/maplibre-gl-worker.js");
+  return new maplibregl.Map({
+    container, center, zoom, attributionControl: false,
+    transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: { Authorization: `Bearer ${key()}` } } : { url }),
+    style: {
+      version: 8,
+      sources: {
+        divisions: tileSource("divisions", 0), guide_plans: tileSource("guide_plans", 8),
+        parcels: tileSource("parcels", 12),
+        plot: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+        marks: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+      },
+      layers: [
+        { id: "bg", type: "background", paint: { "background-color": "#eef1f4" } },
+        { id: "divisions-fill", type: "fill", source: "divisions", "source-layer": "divisions", filter: ["==", ["geometry-type"], "Polygon"], paint: { "fill-color": "#d9e4ef", "fill-opacity": 0.4 } },
+        { id: "divisions-line", type: "line", source: "divisions", "source-layer": "divisions", paint: { "line-color": "#5577aa", "line-width": 1 } },
+        { id: "divisions-point", type: "circle", source: "divisions", "source-layer": "divisions", filter: ["==", ["geometry-type"], "Point"], minzoom: 8, paint: { "circle-radius": 3, "circle-color": "#12355b" } },
+        { id: "plans", type: "line", source: "guide_plans", "source-layer": "guide_plans", paint: { "line-color": "#c77800", "line-width": 2, "line-dasharray": [2, 1] } },
+        { id: "parcels-fill", type: "fill", source: "parcels", "source-layer": "parcels", paint: { "fill-color": ["match", ["get", "land_use"], "مسکونی", "#f4c27a", "زراعی", "#b7d99a", "باغ", "#7fbf6a", "تجاری", "#e58f8f", "#c9cdd3"], "fill-opacity": 0.75 } },
+        { id: "parcels-line", type: "line", source: "parcels", "source-layer": "parcels", paint: { "line-color": "#6b5a3a", "line-width": 0.6 } },
+        { id: "parcels-hit", type: "line", source: "parcels", "source-layer": "parcels", filter: ["in", ["id"], ["literal", []]], paint: { "line-color": "#d0021b", "line-width": 3 } },
+        { id: "plot-fill", type: "fill", source: "plot", paint: { "fill-color": "#1e88e5", "fill-opacity": 0.25 } },
+        { id: "plot-line", type: "line", source: "plot", paint: { "line-color": "#1e88e5", "line-width": 2 } },
+        { id: "marks", type: "circle", source: "marks", paint: { "circle-radius": 6, "circle-color": ["match", ["get", "level"], "error", "#d0021b", "#f5a623"], "circle-stroke-color": "#fff", "circle-stroke-width": 1 } },
+      ],
+    },
+  });
+}
+
+function startMap() {
+  if (state.map) return;
+  const map = (state.map = newMap("map"));
+  window.tagsimMap = map; // for the end-to-end tests
+  map.addControl(new maplibregl.NavigationControl(), "top-left");
+  map.on("click", (e) => (state.drawing ? addVertex(e.lngLat) : showFeature(e)));
+  for (const layer of ["parcels-fill", "divisions-fill", "divisions-point"]) {
+    map.on("mouseenter", layer, () => { map.getCanvas().style.cursor = "pointer"; });
+    map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
+  }
+}
+
+function table(rows) {
+  return `<table class="kv">${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`).join("")}</table>`;
+}
+
+async function showFeature(e) {
+  const hit = state.map.queryRenderedFeatures(e.point, { layers: ["parcels-fill", "divisions-point", "divisions-fill"] })[0];
+  if (!hit) return;
+  const out = $("#details");
+  if (hit.layer.id === "parcels-fill") {
+    const f = await api(`/collections/parcels/items/${hit.id}`);
+    const p = f.properties;
+    let codes = `<p class="hint">—</p>`;
+    try {
+      const unit = await api(`/divisions/${p.village_agency}/${p.village_code}`);
+      codes = table([[p.village_agency, `<span class="ltr">${esc(unit.code)}</span> ${esc(unit.name)}`], ...unit.partners.map((x) => [x.agency, `<span class="ltr">${esc(x.code)}</span> (${esc(x.status)})`])]);
+    } catch (err) { codes = `<p class="hint">${esc(err.message)}</p>`; }
+    out.innerHTML = `<h3>${t("parcel")} ${esc(p.parcel_no)}</h3>` + table(Object.entries(p).map(([k, v]) => [k, k.startsWith("valid_") && v ? esc(when(v)) : `<span class="ltr">${esc(v)}</span>`])) + `<h4>${t("village_codes")}</h4>` + codes;
+    out.dataset.parcel = p.parcel_no;
+  } else {
+    const p = hit.properties;
+    const unit = await api(`/divisions/${p.agency}/${p.code}`);
+    out.innerHTML = `<h3>${esc(unit.name)}</h3>` + table([["agency", p.agency], ["code", `<span class="ltr">${esc(unit.code)}</span>`], ["level", unit.level], ...unit.partners.map((x) => [x.agency, `<span class="ltr">${esc(x.code)}</span>`])]);
+  }
+}
+
+let searchTimer = null;
+function search(q) {
+  clearTimeout(searchTimer);
+  if (!q.trim()) { $("#search-results").innerHTML = ""; return; }
+  searchTimer = setTimeout(async () => {
+    const r = await api(`/divisions/search?limit=8&q=${encodeURIComponent(q)}`);
+    $("#search-results").innerHTML = r.results.map((u, i) => `<li data-i="${i}">${esc(u.name)} <span class="hint">${esc(u.agency)} ${esc(u.level)} <span class="ltr">${esc(u.code)}</span></span></li>`).join("");
+    $("#search-results").onclick = (ev) => { const li = ev.target.closest("li"); if (li) flyTo(r.results[li.dataset.i]); };
+  }, 250);
+}
+async function flyTo(u) {
+  $("#search-results").innerHTML = "";
+  const found = await api(`/collections/divisions/items?agency=${u.agency}&code=${u.code}&limit=1`);
+  const g = found.features[0]?.geometry;
+  if (g && g.type === "Point") state.map.flyTo({ center: g.coordinates, zoom: 14 });
+  else if (g) state.map.fitBounds(bounds(g), { padding: 30 });
+  else if (u.lon) state.map.flyTo({ center: [u.lon, u.lat], zoom: 14 });
+}
+function bounds(g) {
+  const b = [Infinity, Infinity, -Infinity, -Infinity];
+  const walk = (c) => (typeof c[0] === "number" ? (b[0] = Math.min(b[0], c[0]), b[1] = Math.min(b[1], c[1]), b[2] = Math.max(b[2], c[0]), b[3] = Math.max(b[3], c[1])) : c.forEach(walk));
+  walk(g.coordinates);
+  return [[b[0], b[1]], [b[2], b[3]]];
+}
+
+// -- coverage ------------------------------------------------------------------------------
+function setPlot(ring) {
+  const features = ring.length >= 3 ? [{ type: "Feature", geometry: { type: "Polygon", coordinates: [[...ring, ring[0]]] } }] : ring.map((c) => ({ type: "Feature", geometry: { type: "Point", coordinates: c } }));
+  state.map.getSource("plot").setData({ type: "FeatureCollection", features });
+}
+function addVertex(ll) { state.ring.push([ll.lng, ll.lat]); setPlot(state.ring); $("#draw-done").disabled = state.ring.length < 3; }
+function showCoverage(c) {
+  const ids = c.parcels.map((p) => p.id);
+  state.map.setFilter("parcels-hit", ["in", ["id"], ["literal", ids]]);
+  if (c.plot?.geometry) state.map.getSource("plot").setData(c.plot.geometry);
+  const rows = c.parcels.map((p) => `<tr><td>${esc(p.parcel_no)}</td><td>${esc(p.land_use)}</td><td>${fmt(p.overlap_m2)}</td><td>${pct(p.share_of_plot)}</td><td>${pct(p.share_of_parcel)}</td></tr>`).join("");
+  $("#coverage-result").innerHTML =
+    table([[t("plot_area"), `${fmt(c.plot.area_m2)} ${t("m2")}`], [t("covered_parcels"), pct(c.totals.share_by_parcels)], [t("covered_plan"), pct(c.totals.share_by_guide_plans)], [t("divisions"), c.divisions.map((d) => `${esc(d.agency)}: ${esc(d.name)}`).join("، ")]]) +
+    `<table id="coverage-table"><thead><tr><th>${t("parcel")}</th><th>land use</th><th>${t("overlap")}</th><th>${t("share_plot")}</th><th>${t("share_parcel")}</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+async function askCoverage(body) {
+  try { showCoverage(await api("/coverage", { method: "POST", json: body })); }
+  catch (e) { $("#coverage-result").innerHTML = `<p class="error">${esc(e.message)}</p>`; }
+}
+async function askPlate() {
+  const [u, m, s] = ["#plate-unit", "#plate-main", "#plate-sub"].map((x) => encodeURIComponent($(x).value.trim()));
+  try {
+    const c = await api(`/plates/${u}/${m}/${s}/coverage`);
+    showCoverage(c);
+    state.map.fitBounds(bounds(c.plot.geometry), { padding: 80, maxZoom: 18 });
+  } catch (e) { $("#coverage-result").innerHTML = `<p class="error">${esc(e.message)}</p>`; }
+}
+
+// -- upload --------------------------------------------------------------------------------
+function sendUpload(ev) {
+  ev.preventDefault();
+  const file = $("#upload-file").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file);
+  if ($("#upload-village").value.trim()) form.append("village", $("#upload-village").value.trim());
+  form.append("dry_run", $("#upload-dry").checked ? "true" : "false");
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/uploads");
+  xhr.setRequestHeader("Authorization", `Bearer ${key()}`);
+  xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress(0.3 * e.loaded / e.total, `${t("uploading")} ${fmt(100 * e.loaded / e.total, 0)}%`); };
+  xhr.onload = () => {
+    const body = JSON.parse(xhr.responseText);
+    if (xhr.status !== 202) { $("#upload-status").textContent = body.detail || body.title; return; }
+    follow(body.upload_id);
+  };
+  xhr.send(form);
+}
+function progress(fraction, text) { $("#upload-bar").style.width = `${Math.round(fraction * 100)}%`; $("#upload-status").textContent = text; }
+async function follow(id) {
+  state.upload = id;
+  for (;;) {
+    const u = await api(`/uploads/${id}`);
+    progress(0.3 + 0.7 * (u.progress || 0), `${t("processing")} #${id}: ${u.status} ${fmt(100 * (u.progress || 0), 0)}%`);
+    if (["validated", "invalid", "published", "failed"].includes(u.status)) return showReport(u);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+function showReport(u) {
+  const r = u.report || {};
+  const findings = r.findings || [];
+  const s = r.summary || {};
+  const published = r.published;
+  $("#upload-status").textContent = `#${u.id}: ${u.status} — ${fmt(s.features, 0)} features, ${fmt(s.errors || 0, 0)} ${t("errors")}, ${fmt(s.warnings || 0, 0)} ${t("warnings")}` +
+    (published ? ` — ${t("published")}: ${published.insert} ${t("inserted")}, ${published.update} ${t("updated")}, ${published.delete} ${t("removed")}` : "");
+  $("#upload-status").dataset.status = u.status;
+  if (published) $("#upload-status").dataset.changed = published.insert + published.update + published.delete;
+  $("#upload-report").innerHTML = findings.map((f) => `<li class="${f.level}"><code>${esc(f.code)}</code> ${f.parcel_no ? `${t("parcel")} ${esc(f.parcel_no)}: ` : ""}${esc(f.message)}</li>`).join("") || `<li>${t("none")}</li>`;
+  $("#upload-publish").hidden = u.status !== "validated";
+  const marks = findings.filter((f) => f.location).map((f) => { const m = /POINT\s*\(([-\d.]+)\s+([-\d.]+)\)/.exec(f.location); return m && { type: "Feature", properties: { level: f.level }, geometry: { type: "Point", coordinates: [+m[1], +m[2]] } }; }).filter(Boolean);
+  if (!state.uploadMap) { state.uploadMap = newMap("upload-map"); window.tagsimUploadMap = state.uploadMap; }
+  const show = () => {
+    state.uploadMap.getSource("marks").setData({ type: "FeatureCollection", features: marks });
+    const v = u.village_code ? `${u.village_agency}:${u.village_code}` : null;
+    if (v) api(`/collections/guide_plans/items?village=${v}&limit=1`).then((z) => { if (z.features[0]) state.uploadMap.fitBounds(bounds(z.features[0].geometry), { padding: 20, animate: false }); }).catch(() => {});
+    else if (marks[0]) state.uploadMap.jumpTo({ center: marks[0].geometry.coordinates, zoom: 15 });
+  };
+  state.uploadMap.loaded() ? show() : state.uploadMap.once("load", show);
+}
+async function publishUpload() {
+  $("#upload-publish").hidden = true;
+  await api(`/uploads/${state.upload}/publish`, { method: "POST" });
+  await follow(state.upload);
+}
+
+// -- crosswalk review ----------------------------------------------------------------------
+async function loadReview() {
+  const q = await api("/crosswalk/review?limit=50");
+  state.review = q.links; state.index = 0; state.reviewTotal = q.total; state.decided = 0;
+  renderReview();
+}
+function renderReview() {
+  const items = state.review;
+  $("#review-progress").textContent = `${t("queue")}: ${state.decided} / ${state.reviewTotal}`;
+  $("#review-queue").innerHTML = items.map((l, i) => `<li class="${i === state.index ? "current" : ""} ${l.done ? "done" : ""}">${esc(l.moi_name)} ↔ ${esc(l.sci_name || l.hf_name)} (${fmt(l.confidence * 100, 0)}%) ${l.done ? "— " + t(l.done) : ""}</li>`).join("");
+  const l = items[state.index];
+  if (!l) { $("#review-item").innerHTML = `<p>${t("none")}</p>`; return; }
+  const other = l.sci_code ? "sci" : "hf";
+  $("#review-item").innerHTML = `<h3>${esc(l.level)}: ${esc(l.moi_name)} ↔ ${esc(l[other + "_name"])}</h3>` +
+    table([["MOI", `<span class="ltr">${esc(l.moi_code)}</span> — ${esc(l.moi_parents)}`], [other.toUpperCase(), `<span class="ltr">${esc(l[other + "_code"])}</span> — ${esc(l[other + "_parents"])}`], [t("evidence"), esc(l.evidence?.text)], ["confidence", fmt(l.confidence, 2)]]);
+  reviewMap(l, other);
+}
+async function reviewMap(l, other) {
+  if (!state.reviewMap) { state.reviewMap = newMap("review-map"); }
+  const points = [];
+  for (const [agency, code] of [["moi", l.moi_code], [other, l[other + "_code"]]]) {
+    try { const u = await api(`/divisions/${agency}/${code}`); if (u.lon) points.push({ type: "Feature", properties: { level: agency === "moi" ? "error" : "warning" }, geometry: { type: "Point", coordinates: [u.lon, u.lat] } }); } catch (e) { /* no location */ }
+  }
+  const show = () => { state.reviewMap.getSource("marks").setData({ type: "FeatureCollection", features: points }); if (points[0]) state.reviewMap.jumpTo({ center: points[0].geometry.coordinates, zoom: 11 }); };
+  state.reviewMap.loaded() ? show() : state.reviewMap.once("load", show);
+}
+async function decide(decision) {
+  const l = state.review[state.index];
+  if (!l || l.done) return;
+  const other = l.sci_code ? "sci" : "hf";
+  await api("/crosswalk/decisions", { method: "POST", json: { level: l.level, moi_code: l.moi_code, [`${other}_code`]: l[other + "_code"], decision } });
+  l.done = decision === "reject" ? "rejected" : "confirmed";
+  state.decided += 1;
+  state.index = Math.min(state.index + 1, state.review.length - 1);
+  renderReview();
+}
+
+// -- changes -------------------------------------------------------------------------------
+async function loadChanges() {
+  const today = new Intl.DateTimeFormat("en-US-u-ca-persian-nu-latn", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: "Asia/Tehran" }).formatToParts(new Date());
+  const part = (ty) => today.find((p) => p.type === ty).value;
+  const kind = $("#changes-kind").value;
+  const within = $("#changes-within").value.trim();
+  let rows;
+  if (within) {
+    const r = await api(`/changes?limit=200${kind ? `&kinds=${kind}` : ""}&within=${encodeURIComponent(within)}`);
+    rows = r.changes.reverse();
+  } else {
+    const r = await api(`/changes/daily/${part("year").replace(/\D/g, "")}-${part("month")}-${part("day")}?limit=200`);
+    rows = r.changes.filter((c) => !kind || c.entity_kind === kind).reverse();
+  }
+  $("#changes-table tbody").innerHTML = rows.map((c) => `<tr><td>${when(c.occurred_at)}</td><td>${esc(c.entity_kind)}</td><td class="ltr">${esc(c.entity_id)}</td><td>${esc(c.operation)}</td></tr>`).join("") || `<tr><td colspan="4">${t("none")}</td></tr>`;
+}
+
+// -- wiring --------------------------------------------------------------------------------
+function showTab(name) {
+  document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  document.querySelectorAll(".tab").forEach((s) => { s.hidden = s.id !== `tab-${name}`; });
+  state.tab = name;
+  if (name === "review") loadReview();
+  if (name === "changes") loadChanges();
+  if (name === "map" && state.map) state.map.resize();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  applyLanguage();
+  $("#lang").onclick = () => { state.lang = state.lang === "fa" ? "en" : "fa"; localStorage.setItem("tagsim-lang", state.lang); applyLanguage(); };
+  $("#signin-form").onsubmit = (e) => { e.preventDefault(); signIn($("#key").value.trim()); };
+  $("#signout").onclick = signOut;
+  document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => showTab(b.dataset.tab); });
+  $("#search").oninput = (e) => search(e.target.value);
+  $("#draw").onclick = () => { state.drawing = true; state.ring = []; setPlot([]); };
+  $("#draw-done").onclick = () => { state.drawing = false; askCoverage({ type: "Polygon", coordinates: [[...state.ring, state.ring[0]]] }); };
+  $("#draw-clear").onclick = () => { state.drawing = false; state.ring = []; setPlot([]); state.map.setFilter("parcels-hit", ["in", ["id"], ["literal", []]]); $("#coverage-result").innerHTML = ""; };
+  $("#plate-go").onclick = askPlate;
+  $("#plot-go").onclick = () => { try { askCoverage(JSON.parse($("#plot-geojson").value)); } catch (e) { $("#coverage-result").innerHTML = `<p class="error">${esc(e.message)}</p>`; } };
+  $("#upload-form").onsubmit = sendUpload;
+  $("#upload-publish").onclick = publishUpload;
+  $("#review-confirm").onclick = () => decide("confirm");
+  $("#review-reject").onclick = () => decide("reject");
+  $("#review-next").onclick = () => { state.index = Math.min(state.index + 1, state.review.length - 1); renderReview(); };
+  $("#changes-go").onclick = loadChanges;
+  document.addEventListener("keydown", (e) => {
+    if (state.tab !== "review" || e.target.matches("input, textarea, select")) return;
+    if (e.key === "c") decide("confirm");
+    else if (e.key === "r") decide("reject");
+    else if (e.key === "j") { state.index = Math.min(state.index + 1, state.review.length - 1); renderReview(); }
+    else if (e.key === "k") { state.index = Math.max(state.index - 1, 0); renderReview(); }
+  });
+  state.tab = "map";
+  if (key()) signIn(key()); else $("#signin").hidden = false;
+});

@@ -1,0 +1,224 @@
+"""The web page end to end in a real browser: Playwright (Python) driving Debian's chromium
+(headless, ``--no-sandbox``, no browser download) against a live server on 127.0.0.1 with
+the sample, a job worker and a crosswalk. Screenshots go to ``tests/artifacts/``."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pytest
+from sqlalchemy import text
+
+from api.web import MODULES, VENDOR
+from geo.access import create_key
+from geo.config import settings
+from geo.db import engine
+from tests.live import live_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Debian's chromium missing: apt-get install chromium"
+    ),
+    pytest.mark.skipif(
+        not all((MODULES / p).exists() for p in VENDOR.values()),
+        reason="front-end libraries missing: npm ci in api/web (make run does it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def site(sample_url: str) -> Iterator[dict[str, Any]]:
+    from crosswalk.build import build, start_run
+
+    build(sample_url, start_run(sample_url))
+    with engine(sample_url).begin() as c:
+        key = create_key(c, "moi", "admin", "browser tests")["key"]
+    worker = subprocess.Popen(  # the real worker, as `make run` starts it
+        [sys.executable, "-m", "api.cli", "worker"],
+        env={**os.environ, "TAGSIM_DATABASE_URL": sample_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with live_server(sample_url, RATE_LIMIT="100000 per minute") as base:
+        yield {"base": base, "key": key, "url": sample_url}
+    worker.terminate()
+    worker.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(site: dict[str, Any]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--use-gl=swiftshader"]
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="fa-IR")
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.goto(site["base"] + "/")
+        tab.fill("#key", site["key"])
+        tab.click("#signin-form button")
+        tab.wait_for_selector("#map canvas")
+        tab.wait_for_function("() => window.tagsimMap && window.tagsimMap.loaded()")
+        tab.errors = errors  # type: ignore[attr-defined]
+        yield tab
+        browser.close()
+    assert errors == [], errors
+
+
+def _shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def _idle(page: Any, map_name: str = "tagsimMap") -> None:
+    page.wait_for_function(
+        f"() => window.{map_name}.loaded() && window.{map_name}.areTilesLoaded()",
+        timeout=20_000,
+    )
+    page.wait_for_timeout(300)
+
+
+def test_the_page_is_persian_first_and_switches_to_english(page: Any) -> None:
+    assert page.evaluate("document.documentElement.dir") == "rtl"
+    assert page.inner_text("#tabs button[data-tab=map]") == "نقشه"
+    _shot(page, "map-fa")
+    page.click("#lang")
+    assert page.evaluate("document.documentElement.dir") == "ltr"
+    assert page.inner_text("#tabs button[data-tab=map]") == "Map"
+    page.click("#lang")
+
+
+def test_a_parcel_shows_its_attributes_and_codes(page: Any, site: dict[str, Any]) -> None:
+    with engine(site["url"]).connect() as c:
+        lon, lat, number = c.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p), parcel_no FROM (SELECT ST_PointOnSurface(geom) p,"
+                " parcel_no FROM parcel WHERE valid_to IS NULL AND area_m2 > 300"
+                " ORDER BY id LIMIT 1 OFFSET 40) x"
+            )
+        ).one()
+    page.evaluate(f"window.tagsimMap.jumpTo({{center: [{lon}, {lat}], zoom: 18}})")
+    _idle(page)
+    x, y = page.evaluate(
+        f"(() => {{ const p = window.tagsimMap.project([{lon}, {lat}]); return [p.x, p.y]; }})()"
+    )
+    page.click("#map canvas", position={"x": x, "y": y})
+    page.wait_for_function("() => document.querySelector('#details').dataset.parcel")
+    assert page.eval_on_selector("#details", "e => e.dataset.parcel") == number
+    assert "hf" in page.inner_text("#details")
+    _shot(page, "parcel-details")
+
+
+def test_a_plates_coverage_is_tabled_and_highlighted(page: Any, site: dict[str, Any]) -> None:
+    with engine(site["url"]).connect() as c:
+        unit, main, sub = c.execute(
+            text(
+                "SELECT registration_unit, main_plate, sub_plate FROM plate ORDER BY id"
+                " LIMIT 1 OFFSET 3"
+            )
+        ).one()
+    page.fill("#plate-unit", unit)
+    page.fill("#plate-main", main)
+    page.fill("#plate-sub", sub)
+    page.click("#plate-go")
+    page.wait_for_selector("#coverage-table tbody tr")
+    rows = page.locator("#coverage-table tbody tr").count()
+    from tests.helpers import client_for
+
+    expected = client_for(site["url"], "reader", "sci").get(f"/plates/{unit}/{main}/{sub}/coverage")
+    assert rows == len(expected.get_json()["parcels"]) >= 1
+    _idle(page)
+    _shot(page, "coverage")
+
+
+def _changed_shapefile(url: str) -> tuple[bytes, str]:
+    """A zipped shapefile of one published sample village, one parcel's land use changed."""
+    truth = settings().sample_dir / "truth" / "parcels.gpkg"
+    parcels = gpd.read_file(truth, layer="parcels")
+    with engine(url).connect() as c:
+        code = c.execute(
+            text("SELECT min(village_code) FROM parcel WHERE valid_to IS NULL")
+        ).scalar_one()
+    village = parcels[parcels["CODE_HF"] == code].reset_index(drop=True)
+    village.loc[0, "KARBARI"] = "آموزشی" if village.loc[0, "KARBARI"] != "آموزشی" else "باغ"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "map.shp"
+        village.to_file(path, encoding="utf-8")
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as z:
+            for part in Path(tmp).iterdir():
+                z.write(part, part.name)
+    return out.getvalue(), code
+
+
+def test_upload_shows_progress_report_then_publishes(
+    page: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    raw, code = _changed_shapefile(site["url"])
+    file = tmp_path / "village.zip"
+    file.write_bytes(raw)
+    page.click("#tabs button[data-tab=upload]")
+    page.set_input_files("#upload-file", str(file))
+    page.fill("#upload-village", f"hf:{code}")
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_function(
+        "() => ['validated', 'invalid'].includes("
+        "document.querySelector('#upload-status').dataset.status)",
+        timeout=60_000,
+    )
+    assert page.eval_on_selector("#upload-status", "e => e.dataset.status") == "validated"
+    assert page.locator("#upload-report li").count() >= 1
+    _idle(page, "tagsimUploadMap")
+    _shot(page, "upload-report")
+    page.click("#upload-publish")
+    page.wait_for_function(
+        "() => document.querySelector('#upload-status').dataset.status === 'published'",
+        timeout=60_000,
+    )
+    assert page.eval_on_selector("#upload-status", "e => e.dataset.changed") == "1"
+    _shot(page, "upload-published")
+
+
+def test_three_review_items_with_the_keyboard(page: Any, site: dict[str, Any]) -> None:
+    with engine(site["url"]).connect() as c:
+        before = c.execute(text("SELECT count(*) FROM crosswalk_decision")).scalar_one()
+    page.click("#tabs button[data-tab=review]")
+    page.wait_for_selector("#review-queue li.current")
+    _shot(page, "review")
+    for key in ("c", "r", "c"):
+        done = page.locator("#review-queue li.done").count()
+        page.keyboard.press(key)
+        page.wait_for_function(
+            f"() => document.querySelectorAll('#review-queue li.done').length > {done}"
+        )
+    with engine(site["url"]).connect() as c:
+        after = c.execute(
+            text("SELECT decision, count(*) FROM crosswalk_decision GROUP BY 1")
+        ).all()
+    assert sum(n for _, n in after) == before + 3
+    assert dict(after)["reject"] >= 1
+    assert "3" in page.inner_text("#review-progress")
+    _shot(page, "review-done")
+
+
+def test_the_changes_of_today(page: Any) -> None:
+    page.click("#tabs button[data-tab=changes]")
+    page.click("#changes-go")
+    page.wait_for_selector("#changes-table tbody tr td:nth-child(2)")
+    assert page.locator("#changes-table tbody tr").count() > 1
+    _shot(page, "changes")
