@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from sqlalchemy import Connection
 
 from geo.db import database_url, engine
@@ -17,9 +17,13 @@ def url() -> str:
 
 
 def get_conn() -> Connection:
-    """The request's connection (opened on first use)."""
+    """The request's connection (opened on first use).
+
+    A GET's connection is in autocommit: its reads need no BEGIN/COMMIT round trips (each
+    statement sees its own snapshot, as under READ COMMITTED anyway) and its audit row is
+    one statement. Other methods get a transaction, committed by the view."""
     if "conn" not in g:
-        g.conn = engine(url()).connect()
+        g.conn = engine(url(), autocommit=request.method in {"GET", "HEAD"}).connect()
     return g.conn
 
 

@@ -285,7 +285,8 @@ def _download(c: Collection, fmt: str) -> Response:
                 yield from csv_chunks(conn, q)
 
         return Response(stream_with_context(rows()), mimetype=spec.media_type, headers=headers)
-    download = write_file(get_conn(), q, fmt)
+    with engine(url()).connect() as conn:  # a server-side cursor needs a transaction
+        download = write_file(conn, q, fmt)
     headers["X-Feature-Count"] = str(download.features)
     g.audit_rows = download.features
     headers["Content-Length"] = str(download.path.stat().st_size)

@@ -65,27 +65,33 @@ _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def engine(url: str) -> Engine:
-    """A pooled engine for ``url``, created once per process and URL (see :func:`dispose`)."""
+def engine(url: str, *, autocommit: bool = False) -> Engine:
+    """A pooled engine for ``url``, created once per process and URL (see :func:`dispose`).
+
+    ``autocommit``: a separate pool whose connections never open a transaction — for
+    requests that only read (and append one audit row): no BEGIN/COMMIT round trips."""
+    key = f"{url}#autocommit" if autocommit else url
     with _ENGINES_LOCK:
-        found = _ENGINES.get(url)
+        found = _ENGINES.get(key)
         if found is None:
-            found = _ENGINES[url] = create_engine(
+            found = _ENGINES[key] = create_engine(
                 normalize_url(url),
                 pool_pre_ping=True,
                 pool_size=5,
                 max_overflow=10,
                 connect_args={"connect_timeout": 10, "application_name": "tagsim"},
+                **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
             )
         return found
 
 
 def dispose(url: str) -> None:
-    """Close the pooled connections of ``url`` and forget its engine."""
+    """Close the pooled connections of ``url`` and forget its engines."""
     with _ENGINES_LOCK:
-        found = _ENGINES.pop(url, None)
-    if found is not None:
-        found.dispose()
+        found = [_ENGINES.pop(k, None) for k in (url, f"{url}#autocommit")]
+    for one in found:
+        if one is not None:
+            one.dispose()
 
 
 def check_database(url: str, *, create_postgis: bool = True) -> dict[str, Any]:
