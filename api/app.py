@@ -18,6 +18,7 @@ from api import (
     errors,
     features,
     health,
+    me,
     openapi,
     plates,
     subscriptions,
@@ -66,5 +67,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(plates.bp)
     app.register_blueprint(subscriptions.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(me.bp)
     auth.init_app(app)
     return app

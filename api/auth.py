@@ -36,6 +36,7 @@ PUBLIC = {
     "web.static",
     "web.vendor",
 }
+KEY_ONLY = {"me.get_me"}  # any valid key, whatever its role and the policies
 BY_COLLECTION = "by collection"  # the service is the collection's (geo.features.collections)
 ENDPOINTS: dict[str, tuple[str, str]] = {
     "divisions.search_divisions": ("divisions", "reader"),
@@ -76,6 +77,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "changes.get_daily": ("changes", "reader"),
     "uploads.post_upload": ("uploads", "uploader"),
     "uploads.get_one_upload": ("uploads", "uploader"),
+    "uploads.get_finding_features": ("uploads", "uploader"),
     "uploads.publish": ("uploads", "uploader"),
     "admin.get_keys": ("admin", "admin"),
     "admin.post_key": ("admin", "admin"),
@@ -117,6 +119,10 @@ def _before() -> Response | None:
     if endpoint in PUBLIC or request.method == "OPTIONS":
         return None
     if request.url_rule is None:  # 404/405 are answered by Flask itself
+        return None
+    if endpoint in KEY_ONLY:
+        conn = get_conn()
+        g.principal = authenticate(conn, _key())
         return None
     rule = ENDPOINTS.get(endpoint)
     if rule is None:

@@ -24,6 +24,7 @@ def get_changes() -> Response:
         limit=int_arg("limit", 100, 1, 10_000),
         bbox=bbox_arg(),
         within=_within(),
+        upload=int_arg("upload", 0, 1, 2**62) if request.args.get("upload") else None,
     )
     return Response(body, mimetype="application/json")
 

@@ -46,6 +46,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
         "kinds": STR,
         "bbox": STR,
         "within": STR,
+        "upload": {"type": "integer", "minimum": 1},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
     },
     "editions.get_events": {"kind": STR, "limit": INT, "offset": INT},

@@ -69,6 +69,42 @@ def get_one_upload(upload_id: int) -> Response:
     return jsonify(get_upload(get_conn(), upload_id))
 
 
+@bp.get("/uploads/<int:upload_id>/features")
+def get_finding_features(upload_id: int) -> Response:
+    """The staged parcels that have a finding (error or warning), as GeoJSON, while the
+    upload waits to be published: what the report talks about, on a map."""
+    conn = get_conn()
+    report = get_upload(conn, upload_id)["report"] or {}
+    worst: dict[str, str] = {}
+    codes: dict[str, list[str]] = {}
+    for f in report.get("findings", []):
+        key = f.get("parcel_no") or (f"#{f['feature']}" if f.get("feature") is not None else None)
+        if key is None:
+            continue
+        codes.setdefault(key, []).append(f["code"])
+        if f.get("level") == "error" or key not in worst:
+            worst[key] = f.get("level", "warning")
+    rows = conn.execute(
+        text(
+            "SELECT coalesce(parcel_no, '#' || feature) AS key, parcel_no,"
+            " ST_AsGeoJSON(geom, 7) AS g FROM parcel_stage WHERE upload_id = :u"
+            " AND layer = 'parcels' AND geom IS NOT NULL"
+            " AND (parcel_no = ANY(:k) OR '#' || feature = ANY(:k))"
+        ),
+        {"u": upload_id, "k": list(codes)},
+    ).all()
+    features = [
+        {
+            "type": "Feature",
+            "geometry": json.loads(g),
+            "properties": {"parcel_no": number, "level": worst[key], "codes": codes[key]},
+        }
+        for key, number, g in rows
+        if key in codes
+    ]
+    return jsonify({"type": "FeatureCollection", "features": features})
+
+
 @bp.post("/uploads/<int:upload_id>/publish")
 def publish(upload_id: int) -> tuple[Response, int]:
     state = get_upload(get_conn(), upload_id)

@@ -86,6 +86,7 @@ def _feed(
     limit: int,
     bbox: tuple[float, float, float, float] | None,
     within: tuple[str, str] | None,
+    upload: int | None = None,
 ) -> tuple[str, dict[str, Any], tuple[int, int]]:
     """The feed's selection: FROM/WHERE/ORDER/LIMIT SQL, its parameters, the cursor asked."""
     if kinds:
@@ -109,6 +110,7 @@ def _feed(
         "  ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326),"
         f"  {_GEOMETRY}))"
         f" AND ({where_within})"
+        " AND (CAST(:upload AS text) IS NULL OR cause->>'upload' = CAST(:upload AS text))"
         " ORDER BY txid, id LIMIT :l"
     )
     params = {
@@ -118,6 +120,7 @@ def _feed(
         "l": limit,
         **dict(zip(("x1", "y1", "x2", "y2"), bbox or (None,) * 4, strict=True)),
         **within_params,
+        "upload": str(upload) if upload is not None else None,
     }
     return sql, params, (txid, change_id)
 
@@ -164,10 +167,11 @@ def read_changes_json(
     limit: int = 100,
     bbox: tuple[float, float, float, float] | None = None,
     within: tuple[str, str] | None = None,
+    upload: int | None = None,
 ) -> str:
     """:func:`read_changes` as JSON text written by PostgreSQL (what ``GET /changes`` sends):
     the same page, without turning every change into Python objects and back."""
-    sql, params, asked = _feed(conn, since, kinds, limit, bbox, within)
+    sql, params, asked = _feed(conn, since, kinds, limit, bbox, within, upload)
     body, count, last = conn.execute(
         text(
             "SELECT coalesce(string_agg(j, ',' ORDER BY txid, id), ''), count(*),"

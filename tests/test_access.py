@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from api import create_app
-from api.auth import ENDPOINTS, PUBLIC, SERVICES
+from api.auth import ENDPOINTS, KEY_ONLY, PUBLIC, SERVICES
 from geo.access import RANK, create_key, revoke_key, set_policy
 from geo.db import engine
 
@@ -64,9 +64,9 @@ def _call(client: FlaskClient, method: str, path: str, key: str | None) -> int:
 
 
 def test_every_endpoint_has_an_access_rule(app: Flask) -> None:
-    missing = [e for e, _, _ in _routes(app) if e not in ENDPOINTS and e not in PUBLIC]
+    missing = [e for e, _, _ in _routes(app) if e not in ENDPOINTS and e not in PUBLIC | KEY_ONLY]
     assert missing == []
-    assert not set(ENDPOINTS) & PUBLIC
+    assert not set(ENDPOINTS) & PUBLIC and not set(ENDPOINTS) & KEY_ONLY
 
 
 @pytest.mark.parametrize(
@@ -90,6 +90,10 @@ def test_the_matrix(
         for endpoint, method, path in _routes(app):
             if endpoint in PUBLIC:
                 assert _call(client, method, path, None) not in (401, 403), endpoint
+                continue
+            if endpoint in KEY_ONLY:
+                assert _call(client, method, path, None) == 401, endpoint
+                assert _call(client, method, path, keys[outsider]) == 200, endpoint
                 continue
             _, needed = ENDPOINTS[endpoint]
             expect = {
@@ -245,3 +249,21 @@ def test_oversized_requests_are_refused(module_db_url: str, keys: dict[str, str]
         headers={"Authorization": f"Bearer {keys['reader']}"},
     )
     assert r.status_code == 413 and r.get_json()["code"] == "request_entity_too_large"
+
+
+def test_me_tells_a_key_what_it_may_do(module_db_url: str, keys: dict[str, str]) -> None:
+    client = create_app({"DATABASE_URL": module_db_url}).test_client()
+    with engine(module_db_url).begin() as conn:
+        set_policy(conn, "uploads", "allow_list", ["hf"], public=False)
+    try:
+        me = client.get("/me", headers={"Authorization": f"Bearer {keys['uploader']}"}).get_json()
+        assert (me["agency"], me["role"]) == ("sci", "uploader")
+        assert me["services"]["uploads"] == {"open": False, "can": []}
+        assert me["services"]["parcels"]["can"] == ["reader"]
+        assert "reviewer" not in me["services"]["crosswalk"]["can"]
+        admin = client.get("/me", headers={"Authorization": f"Bearer {keys['admin']}"})
+        assert "uploader" in admin.get_json()["services"]["uploads"]["can"]
+        assert client.get("/me").status_code == 401
+    finally:
+        with engine(module_db_url).begin() as conn:
+            set_policy(conn, "uploads", "all", [], public=False)

@@ -58,26 +58,32 @@ def site(sample_url: str) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def page(site: dict[str, Any]) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
+        chromium = p.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--use-gl=swiftshader"]
         )
-        context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="fa-IR")
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(site["base"] + "/")
-        tab.fill("#key", site["key"])
-        tab.click("#signin-form button")
-        tab.wait_for_selector("#map canvas")
-        tab.wait_for_function("() => window.tagsimMap && window.tagsimMap.loaded()")
-        tab.errors = errors  # type: ignore[attr-defined]
-        yield tab
-        browser.close()
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="fa-IR")
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(site["base"] + "/")
+    tab.fill("#key", site["key"])
+    tab.click("#signin-form button")
+    tab.wait_for_selector("#map canvas")
+    tab.wait_for_function("() => window.tagsimMap && window.tagsimMap.loaded()")
+    tab.errors = errors  # type: ignore[attr-defined]
+    yield tab
+    context.close()
     assert errors == [], errors
 
 
@@ -147,7 +153,8 @@ def test_a_plates_coverage_is_tabled_and_highlighted(page: Any, site: dict[str, 
 
 
 def _changed_shapefile(url: str) -> tuple[bytes, str]:
-    """A zipped shapefile of one published sample village, one parcel's land use changed."""
+    """A zipped shapefile of one published sample village: one parcel's land use changed,
+    another's declared area ten times too large (a warning on that parcel)."""
     truth = settings().sample_dir / "truth" / "parcels.gpkg"
     parcels = gpd.read_file(truth, layer="parcels")
     with engine(url).connect() as c:
@@ -156,6 +163,7 @@ def _changed_shapefile(url: str) -> tuple[bytes, str]:
         ).scalar_one()
     village = parcels[parcels["CODE_HF"] == code].reset_index(drop=True)
     village.loc[0, "KARBARI"] = "آموزشی" if village.loc[0, "KARBARI"] != "آموزشی" else "باغ"
+    village.loc[1, "MASAHAT"] = village.loc[1, "MASAHAT"] * 10  # an area_mismatch warning
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "map.shp"
         village.to_file(path, encoding="utf-8")
@@ -182,7 +190,9 @@ def test_upload_shows_progress_report_then_publishes(
         timeout=60_000,
     )
     assert page.eval_on_selector("#upload-status", "e => e.dataset.status") == "validated"
-    assert page.locator("#upload-report li").count() >= 1
+    assert "area_mismatch" in page.inner_text("#upload-report")
+    page.wait_for_function("() => window.tagsimFindings !== undefined")
+    assert page.evaluate("window.tagsimFindings") == 1  # that parcel drawn on the map
     _idle(page, "tagsimUploadMap")
     _shot(page, "upload-report")
     page.click("#upload-publish")
@@ -190,7 +200,9 @@ def test_upload_shows_progress_report_then_publishes(
         "() => document.querySelector('#upload-status').dataset.status === 'published'",
         timeout=60_000,
     )
-    assert page.eval_on_selector("#upload-status", "e => e.dataset.changed") == "1"
+    assert page.eval_on_selector("#upload-status", "e => e.dataset.changed") == "2"
+    page.wait_for_function("() => window.tagsimChanged !== undefined")
+    assert page.evaluate("window.tagsimChanged") == 2  # both modified parcels on the map
     _shot(page, "upload-published")
 
 
@@ -214,6 +226,25 @@ def test_three_review_items_with_the_keyboard(page: Any, site: dict[str, Any]) -
     assert dict(after)["reject"] >= 1
     assert "3" in page.inner_text("#review-progress")
     _shot(page, "review-done")
+
+
+def test_a_reader_sees_only_what_the_key_allows(site: dict[str, Any], browser: Any) -> None:
+    with engine(site["url"]).begin() as c:
+        reader = create_key(c, "sci", "reader", "browser reader")["key"]
+    tab = browser.new_context().new_page()
+    tab.goto(site["base"] + "/")
+    tab.fill("#key", reader)
+    tab.click("#signin-form button")
+    tab.wait_for_selector("#map canvas")
+    visible = tab.eval_on_selector_all(
+        "#tabs button", "bs => bs.filter(b => !b.hidden).map(b => b.dataset.tab)"
+    )
+    assert visible == ["map", "changes"]
+    assert "sci" in tab.inner_text("#who")
+    tab.goto(site["base"] + "/")  # the key stays for the session, not in the URL
+    tab.wait_for_selector("#map canvas")
+    assert "tgs_" not in tab.url
+    tab.context.close()
 
 
 def test_the_changes_of_today(page: Any) -> None:

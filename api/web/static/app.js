@@ -76,10 +76,13 @@ function applyLanguage() {
 async function signIn(candidate) {
   sessionStorage.setItem("tagsim-key", candidate);
   try {
-    const who = await api("/collections");
+    const me = await api("/me");
+    const can = (service, role) => (me.services[service]?.can || []).includes(role);
+    const allowed = { map: true, upload: can("uploads", "uploader"), review: can("crosswalk", "reviewer"), changes: can("changes", "reader") };
+    document.querySelectorAll("#tabs button").forEach((b) => { b.hidden = !allowed[b.dataset.tab]; });
     $("#signin").hidden = true; $("#app").hidden = false; $("#signout").hidden = false;
-    $("#who").textContent = candidate.split("_").slice(0, 2).join("_") + "…";
-    startMap(who);
+    $("#who").textContent = `${me.agency} · ${me.role}`;
+    startMap();
   } catch (e) {
     sessionStorage.removeItem("tagsim-key");
     $("#signin-error").textContent = e.message;
@@ -106,6 +109,8 @@ function newMap(container, center = [51.4, 35.7], zoom = 7) {
         parcels: tileSource("parcels", 12),
         plot: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
         marks: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+        findings: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+        changed: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
       },
       layers: [
         { id: "bg", type: "background", paint: { "background-color": "#eef1f4" } },
@@ -118,6 +123,9 @@ function newMap(container, center = [51.4, 35.7], zoom = 7) {
         { id: "parcels-hit", type: "line", source: "parcels", "source-layer": "parcels", filter: ["in", ["id"], ["literal", []]], paint: { "line-color": "#d0021b", "line-width": 3 } },
         { id: "plot-fill", type: "fill", source: "plot", paint: { "fill-color": "#1e88e5", "fill-opacity": 0.25 } },
         { id: "plot-line", type: "line", source: "plot", paint: { "line-color": "#1e88e5", "line-width": 2 } },
+        { id: "findings", type: "fill", source: "findings", paint: { "fill-color": ["match", ["get", "level"], "error", "#d0021b", "#f5a623"], "fill-opacity": 0.6 } },
+        { id: "changed", type: "fill", source: "changed", paint: { "fill-color": ["match", ["get", "operation"], "insert", "#2e7d32", "update", "#1e88e5", "#757575"], "fill-opacity": 0.7 } },
+        { id: "changed-line", type: "line", source: "changed", paint: { "line-color": "#000", "line-width": 1, "line-dasharray": ["match", ["get", "operation"], "delete", ["literal", [2, 2]], ["literal", [1, 0]]] } },
         { id: "marks", type: "circle", source: "marks", paint: { "circle-radius": 6, "circle-color": ["match", ["get", "level"], "error", "#d0021b", "#f5a623"], "circle-stroke-color": "#fff", "circle-stroke-width": 1 } },
       ],
     },
@@ -257,8 +265,21 @@ function showReport(u) {
   $("#upload-publish").hidden = u.status !== "validated";
   const marks = findings.filter((f) => f.location).map((f) => { const m = /POINT\s*\(([-\d.]+)\s+([-\d.]+)\)/.exec(f.location); return m && { type: "Feature", properties: { level: f.level }, geometry: { type: "Point", coordinates: [+m[1], +m[2]] } }; }).filter(Boolean);
   if (!state.uploadMap) { state.uploadMap = newMap("upload-map"); window.tagsimUploadMap = state.uploadMap; }
-  const show = () => {
+  const show = async () => {
     state.uploadMap.getSource("marks").setData({ type: "FeatureCollection", features: marks });
+    if (["validated", "invalid"].includes(u.status)) {
+      const staged = await api(`/uploads/${u.id}/features`);
+      state.uploadMap.getSource("findings").setData(staged);
+      window.tagsimFindings = staged.features.length;
+    }
+    if (u.status === "published") {
+      const ch = await api(`/changes?kinds=parcel&upload=${u.id}&limit=10000`);
+      const changed = ch.changes.map((c) => ({ type: "Feature", properties: { operation: c.operation, parcel_no: (c.after || c.before).parcel_no }, geometry: (c.after || c.before).geometry }));
+      state.uploadMap.getSource("findings").setData({ type: "FeatureCollection", features: [] });
+      state.uploadMap.getSource("changed").setData({ type: "FeatureCollection", features: changed });
+      window.tagsimChanged = changed.length;
+      $("#upload-report").innerHTML = changed.map((f) => `<li>${t(f.properties.operation === "insert" ? "inserted" : f.properties.operation === "update" ? "updated" : "removed")}: ${t("parcel")} ${esc(f.properties.parcel_no)}</li>`).join("") || `<li>${t("none")}</li>`;
+    }
     const v = u.village_code ? `${u.village_agency}:${u.village_code}` : null;
     if (v) api(`/collections/guide_plans/items?village=${v}&limit=1`).then((z) => { if (z.features[0]) state.uploadMap.fitBounds(bounds(z.features[0].geometry), { padding: 20, animate: false }); }).catch(() => {});
     else if (marks[0]) state.uploadMap.jumpTo({ center: marks[0].geometry.coordinates, zoom: 15 });
