@@ -108,7 +108,15 @@ def get_finding_features(upload_id: int) -> Response:
 @bp.post("/uploads/<int:upload_id>/publish")
 def publish(upload_id: int) -> tuple[Response, int]:
     state = get_upload(get_conn(), upload_id)
-    if state["status"] != "validated":
+    with engine(url()).begin() as conn:  # claim it: a second publish of it is refused
+        claimed = conn.execute(
+            text(
+                "UPDATE upload SET status = 'publishing', updated_at = now()"
+                " WHERE id = :u AND status = 'validated' RETURNING id"
+            ),
+            {"u": upload_id},
+        ).first()
+    if claimed is None:
         from geo.errors import ValidationError
 
         raise ValidationError(

@@ -45,16 +45,19 @@ def site(sample_url: str) -> Iterator[dict[str, Any]]:
     build(sample_url, start_run(sample_url))
     with engine(sample_url).begin() as c:
         key = create_key(c, "moi", "admin", "browser tests")["key"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "worker.log").open("w")
     worker = subprocess.Popen(  # the real worker, as `make run` starts it
         [sys.executable, "-m", "api.cli", "worker"],
         env={**os.environ, "TAGSIM_DATABASE_URL": sample_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     with live_server(sample_url, RATE_LIMIT="100000 per minute") as base:
         yield {"base": base, "key": key, "url": sample_url}
     worker.terminate()
     worker.wait(timeout=30)
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +79,17 @@ def page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda e: errors.append(str(e)))
+    console = (ARTIFACTS / "console.log").open("w")
+    tab.on("console", lambda m: console.write(f"{m.type}: {m.text}\n"))
+    tab.on("requestfailed", lambda r: console.write(f"failed: {r.method} {r.url}\n"))
+    tab.on(
+        "response",
+        lambda r: (
+            console.write(f"{r.status} {r.request.method} {r.url}\n")
+            if "/uploads" in r.url or r.status >= 400
+            else None
+        ),
+    )
     tab.goto(site["base"] + "/")
     tab.fill("#key", site["key"])
     tab.click("#signin-form button")
@@ -84,6 +98,7 @@ def page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
     tab.errors = errors  # type: ignore[attr-defined]
     yield tab
     context.close()
+    console.close()
     assert errors == [], errors
 
 
@@ -198,7 +213,7 @@ def test_upload_shows_progress_report_then_publishes(
     page.click("#upload-publish")
     page.wait_for_function(
         "() => document.querySelector('#upload-status').dataset.status === 'published'",
-        timeout=60_000,
+        timeout=120_000,
     )
     assert page.eval_on_selector("#upload-status", "e => e.dataset.changed") == "2"
     page.wait_for_function("() => window.tagsimChanged !== undefined")

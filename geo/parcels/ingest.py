@@ -382,7 +382,7 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
         up = get_upload(conn, upload_id)
     if up["status"] == "published":
         raise ValidationError(f"upload {upload_id} is already published", code="already_published")
-    if up["status"] != "validated":
+    if up["status"] not in {"validated", "publishing"}:  # publishing: claimed by the API
         raise ValidationError(
             f"upload {upload_id} is {up['status']}; only a validated upload can be published",
             code="not_validated",

@@ -243,12 +243,12 @@ function sendUpload(ev) {
   xhr.send(form);
 }
 function progress(fraction, text) { $("#upload-bar").style.width = `${Math.round(fraction * 100)}%`; $("#upload-status").textContent = text; }
-async function follow(id) {
+async function follow(id, until = ["validated", "invalid", "published", "failed"]) {
   state.upload = id;
   for (;;) {
     const u = await api(`/uploads/${id}`);
     progress(0.3 + 0.7 * (u.progress || 0), `${t("processing")} #${id}: ${u.status} ${fmt(100 * (u.progress || 0), 0)}%`);
-    if (["validated", "invalid", "published", "failed"].includes(u.status)) return showReport(u);
+    if (until.includes(u.status)) return showReport(u);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -289,7 +289,7 @@ function showReport(u) {
 async function publishUpload() {
   $("#upload-publish").hidden = true;
   await api(`/uploads/${state.upload}/publish`, { method: "POST" });
-  await follow(state.upload);
+  await follow(state.upload, ["published", "failed"]);
 }
 
 // -- crosswalk review ----------------------------------------------------------------------
