@@ -12,15 +12,16 @@ const T = {
     unit: "حوزه", main: "اصلی", sub: "فرعی", ask: "پرسش", paste_hint: "GeoJSON چندضلعی",
     ask_pasted: "محاسبه برای GeoJSON", file: "فایل (shapefile zip، GeoPackage، GeoJSON)",
     village: "روستا (اختیاری)", dry_run: "فقط بررسی (بدون انتشار)", send: "ارسال",
-    publish: "انتشار", review_keys: "کلیدها: c تأیید، r رد، j بعدی، k قبلی",
+    publish: "انتشار", review_keys: "کلیدها: c تأیید، r رد، j بعدی، k قبلی، o نامزدهای دیگر و ۱ تا ۵ برای پیوند",
     confirm: "تأیید (c)", reject: "رد (r)", next: "بعدی (j)", all_kinds: "همه", show: "نمایش",
+    others: "نامزدهای دیگر (o)", link: "پیوند",
     when: "زمان", kind: "نوع", entity: "شناسه", operation: "عمل", parcel: "قطعه",
     village_codes: "کدهای روستا در سه سازمان", overlap: "هم‌پوشانی", share_plot: "سهم از پلاک",
     share_parcel: "سهم از قطعه", plot_area: "مساحت پلاک", covered_parcels: "پوشش قطعات",
     covered_plan: "پوشش طرح هادی", divisions: "تقسیمات", uploading: "ارسال فایل",
     processing: "پردازش", status: "وضعیت", errors: "خطا", warnings: "هشدار",
     published: "منتشر شد", inserted: "افزوده", updated: "تغییر یافته", removed: "حذف شده",
-    queue: "صف بازبینی", of: "از", confirmed: "تأیید شد", rejected: "رد شد", evidence: "شواهد",
+    queue: "صف بازبینی", of: "از", confirmed: "تأیید شد", rejected: "رد شد", linked: "پیوند شد", evidence: "شواهد",
     bad_key: "کلید پذیرفته نشد", none: "موردی نیست", m2: "متر مربع",
   },
   en: {
@@ -31,8 +32,9 @@ const T = {
     unit: "unit", main: "main", sub: "sub", ask: "Ask", paste_hint: "GeoJSON polygon",
     ask_pasted: "Ask for the GeoJSON", file: "File (zipped shapefile, GeoPackage, GeoJSON)",
     village: "Village (optional)", dry_run: "Validate only (dry run)", send: "Send",
-    publish: "Publish", review_keys: "Keys: c confirm, r reject, j next, k previous",
+    publish: "Publish", review_keys: "Keys: c confirm, r reject, j next, k previous, o other candidates then 1–5 to link",
     confirm: "Confirm (c)", reject: "Reject (r)", next: "Next (j)", all_kinds: "All",
+    others: "Other candidates (o)", link: "Link",
     show: "Show", when: "When", kind: "Kind", entity: "Entity", operation: "Operation",
     parcel: "Parcel", village_codes: "The village in the three agencies", overlap: "Overlap",
     share_plot: "Share of plot", share_parcel: "Share of parcel", plot_area: "Plot area",
@@ -40,7 +42,7 @@ const T = {
     divisions: "Divisions", uploading: "Uploading", processing: "Processing", status: "Status",
     errors: "errors", warnings: "warnings", published: "Published", inserted: "added",
     updated: "modified", removed: "removed", queue: "Review queue", of: "of",
-    confirmed: "confirmed", rejected: "rejected", evidence: "Evidence",
+    confirmed: "confirmed", rejected: "rejected", linked: "linked", evidence: "Evidence",
     bad_key: "The key was refused", none: "Nothing", m2: "m²",
   },
 };
@@ -318,12 +320,22 @@ async function reviewMap(l, other) {
   const show = () => { state.reviewMap.getSource("marks").setData({ type: "FeatureCollection", features: points }); if (points[0]) state.reviewMap.jumpTo({ center: points[0].geometry.coordinates, zoom: 11 }); };
   state.reviewMap.loaded() ? show() : state.reviewMap.once("load", show);
 }
-async function decide(decision) {
+async function otherCandidates() {
+  const l = state.review[state.index];
+  if (!l) return;
+  const other = l.sci_code ? "sci" : "hf";
+  const found = await api(`/divisions/search?limit=5&agency=${other}&level=${l.level}&q=${encodeURIComponent(l.moi_name)}`);
+  state.candidates = found.results;
+  $("#review-candidates").innerHTML = found.results.map((u, i) => `<li>${i + 1}. ${esc(u.name)} <span class="ltr">${esc(u.code)}</span> <button data-i="${i}">${t("link")}</button></li>`).join("") || `<li>${t("none")}</li>`;
+  $("#review-candidates").onclick = (e) => { const b = e.target.closest("button"); if (b) decide("link", state.candidates[b.dataset.i].code); };
+}
+async function decide(decision, otherCode) {
   const l = state.review[state.index];
   if (!l || l.done) return;
   const other = l.sci_code ? "sci" : "hf";
-  await api("/crosswalk/decisions", { method: "POST", json: { level: l.level, moi_code: l.moi_code, [`${other}_code`]: l[other + "_code"], decision } });
-  l.done = decision === "reject" ? "rejected" : "confirmed";
+  await api("/crosswalk/decisions", { method: "POST", json: { level: l.level, moi_code: l.moi_code, [`${other}_code`]: otherCode || l[other + "_code"], decision } });
+  state.candidates = null; $("#review-candidates").innerHTML = "";
+  l.done = decision === "reject" ? "rejected" : decision === "link" ? "linked" : "confirmed";
   state.decided += 1;
   state.index = Math.min(state.index + 1, state.review.length - 1);
   renderReview();
@@ -373,6 +385,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#review-confirm").onclick = () => decide("confirm");
   $("#review-reject").onclick = () => decide("reject");
   $("#review-next").onclick = () => { state.index = Math.min(state.index + 1, state.review.length - 1); renderReview(); };
+  $("#review-others").onclick = otherCandidates;
   $("#changes-go").onclick = loadChanges;
   document.addEventListener("keydown", (e) => {
     if (state.tab !== "review" || e.target.matches("input, textarea, select")) return;
@@ -380,6 +393,8 @@ document.addEventListener("DOMContentLoaded", () => {
     else if (e.key === "r") decide("reject");
     else if (e.key === "j") { state.index = Math.min(state.index + 1, state.review.length - 1); renderReview(); }
     else if (e.key === "k") { state.index = Math.max(state.index - 1, 0); renderReview(); }
+    else if (e.key === "o") otherCandidates();
+    else if (/^[1-5]$/.test(e.key) && state.candidates?.[+e.key - 1]) decide("link", state.candidates[+e.key - 1].code);
   });
   state.tab = "map";
   if (key()) signIn(key()); else $("#signin").hidden = false;
