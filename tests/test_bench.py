@@ -25,3 +25,8 @@ def test_quick_bench_runs_and_writes_ratios() -> None:
     assert {"registry import (SCI layout)", "batch resolve (HTTP, JSON)"} <= set(cases)
     for c in cases.values():
         assert c["ratio"] > 0 and len(c["ours_s"]) == len(c["baseline_s"]) == c["rounds"]
+    if "items by bbox vs thin" in cases:  # the serving case ran (wrk and ogr2ogr present)
+        picture = ROOT / "bench" / "results" / "latency_quick.png"
+        assert picture.stat().st_size > 10_000
+        points = json.loads((ROOT / "bench" / "results" / "latency_quick.json").read_text())
+        assert [r[0] for r in points["items"]] == sorted(r[0] for r in points["items"])

@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from bench.cases.parcels import _file
 from bench.datasets import CACHE
 from bench.harness import Outcome
+from bench.latency_plot import plot, sweep
 from geo.access import create_key
 from geo.db import engine
 
@@ -515,4 +516,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
             seconds,
         )
         outcomes.append(_outcome("coverage 2-5 ha vs thin", results, "tagsim", "thin", size))
+        *_, lon, lat = villages[0]
+        picture = plot(sweep(ours, thin, key, lon, lat), "quick" if quick else "full")
+        print(f"  latency against result size: {picture}", flush=True)
     return outcomes
