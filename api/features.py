@@ -89,7 +89,7 @@ def conformance() -> Response:
 
 
 def _extent(conn: Connection, c: Collection) -> dict[str, Any]:
-    table = c.table.split()[0]
+    table = c.base_table
     column = c.geometry.removeprefix("t.")
     bbox = IRAN_BBOX
     if c.versioned:

@@ -12,7 +12,7 @@ import json
 from flask import Blueprint, Response, g, request, url_for
 
 from api.database import get_conn
-from api.features import feature_query
+from api.features import IRAN_BBOX, feature_query
 from geo.features.collections import get_collection
 from geo.features.tiles import MAX_ZOOM, tile
 
@@ -51,7 +51,7 @@ def get_tilejson(collection_id: str) -> Response:
                 "tiles": [template],
                 "minzoom": c.min_zoom,
                 "maxzoom": MAX_ZOOM,
-                "bounds": [44.0, 25.0, 63.4, 39.8],
+                "bounds": IRAN_BBOX,
                 "vector_layers": [
                     {
                         "id": c.id,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
 from pathlib import Path
 
 CACHE = Path(__file__).resolve().parent / "cache"
@@ -56,3 +58,36 @@ def world(quick: bool, *, maps: bool) -> Path:
             echo=lambda m: print(f"  generator: {m}", flush=True),
         )
     return out
+
+
+def ogr2ogr_load(url: str, path: Path, layer: str, table: str) -> None:
+    """``ogr2ogr`` one layer of ``path`` into ``table`` of the database at ``url`` (COPY mode,
+    lon/lat multipolygons in a ``geom`` column), replacing the table."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    dsn = (
+        f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
+        f"password={u.password}"
+    )
+    subprocess.run(
+        [
+            "ogr2ogr",
+            "-f",
+            "PostgreSQL",
+            dsn,
+            str(path),
+            layer,
+            "-nln",
+            table,
+            "-nlt",
+            "PROMOTE_TO_MULTI",
+            "-t_srs",
+            "EPSG:4326",
+            "-lco",
+            "GEOMETRY_NAME=geom",
+            "-overwrite",
+        ],
+        check=True,
+        env={**os.environ, "PG_USE_COPY": "YES"},
+    )

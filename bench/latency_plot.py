@@ -30,7 +30,8 @@ def _median_ms(url: str, key: str = "", body: bytes | None = None, n: int = 5) -
     return statistics.median(_time(url, key, body)[0] for _ in range(n)) * 1000
 
 
-def _circle(lon: float, lat: float, radius_m: float) -> bytes:
+def round_plot(lon: float, lat: float, radius_m: float) -> bytes:
+    """A round plot of ``radius_m`` around a point (100 m ≈ 3.1 ha), as GeoJSON lon/lat."""
     dlat = radius_m / 111_320
     dlon = dlat / math.cos(math.radians(lat))
     ring = [
@@ -57,7 +58,7 @@ def sweep(ours: str, thin: str, key: str, lon: float, lat: float) -> dict[str, A
         )
     coverage = []
     for radius in (20, 60, 120, 250, 500):
-        body = _circle(lon, lat, radius)
+        body = round_plot(lon, lat, radius)
         _, data = _time(f"{ours}/coverage", key, body)
         size = len(json.loads(data)["parcels"])
         coverage.append(

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 from geo.errors import GeoError, InvalidParameter
 from geo.models.changes import ENTITY_KINDS
+from geo.registry.editions import IN_FORCE_SQL
 from geo.registry.equivalents import equivalent_codes
 
 __all__ = ["daily_digest", "decode_cursor", "encode_cursor", "read_changes"]
@@ -62,10 +63,9 @@ def within_filter(conn: Connection, within: tuple[str, str] | None) -> tuple[str
             " JOIN edition e ON e.id = d.edition_id"
             " WHERE d.polygon IS NOT NULL AND (e.agency, d.code) IN"
             "  (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:c AS text[])))"
-            " AND d.edition_id IN (SELECT DISTINCT ON (agency) id FROM edition"
-            "  ORDER BY agency, coalesce(published_on, imported_at::date) DESC, id DESC)"
+            f" AND d.edition_id IN (SELECT id FROM ({IN_FORCE_SQL}) e)"
         ),
-        {"a": [a for a, _ in pairs], "c": [c for _, c in pairs]},
+        {"a": [a for a, _ in pairs], "c": [c for _, c in pairs], "as_of": None},
     ).scalar()
     sql = (
         "EXISTS (SELECT 1 FROM unnest(CAST(:w_prefixes AS text[])) p"

@@ -7,9 +7,7 @@ planted defect, lon/lat) into the same PostGIS; ogr2ogr as the issue asks:
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import geopandas as gpd
 import psycopg
@@ -66,34 +64,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
         assert state["status"] == "published", state["report"].get("summary")
 
     def ogr() -> None:
-        from sqlalchemy.engine import make_url
-
-        u = make_url(url)
-        dsn = (
-            f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
-            f"password={u.password}"
-        )
-        subprocess.run(
-            [
-                "ogr2ogr",
-                "-f",
-                "PostgreSQL",
-                dsn,
-                str(path),
-                "parcels",
-                "-nln",
-                "bench_ogr",
-                "-nlt",
-                "PROMOTE_TO_MULTI",
-                "-t_srs",
-                "EPSG:4326",
-                "-lco",
-                "GEOMETRY_NAME=geom",
-                "-overwrite",
-            ],
-            check=True,
-            env={**os.environ, "PG_USE_COPY": "YES"},
-        )
+        datasets.ogr2ogr_load(url, path, "parcels", "bench_ogr")
 
     return [
         pair(

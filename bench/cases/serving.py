@@ -32,9 +32,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.cases.parcels import _file
-from bench.datasets import CACHE
+from bench.datasets import CACHE, ogr2ogr_load
 from bench.harness import Outcome
-from bench.latency_plot import plot, sweep
+from bench.latency_plot import plot, round_plot, sweep
 from geo.access import create_key
 from geo.db import engine
 
@@ -116,7 +116,7 @@ def _gunicorn(
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -135,33 +135,8 @@ def _load(url: str, quick: bool) -> int:
     loaded straight with ogr2ogr (the load is not what this case measures)."""
     _, count, _ = _file(quick)
     path = CACHE / f"parcels_{'small' if quick else 'national'}.gpkg"
-    u = make_url(url)
-    dsn = (
-        f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
-        f"password={u.password}"
-    )
     for layer in ("parcels", "zones"):
-        subprocess.run(
-            [
-                "ogr2ogr",
-                "-f",
-                "PostgreSQL",
-                dsn,
-                str(path),
-                layer,
-                "-nln",
-                f"bench_{layer}",
-                "-nlt",
-                "PROMOTE_TO_MULTI",
-                "-t_srs",
-                "EPSG:4326",
-                "-lco",
-                "GEOMETRY_NAME=geom",
-                "-overwrite",
-            ],
-            check=True,
-            env={**os.environ, "PG_USE_COPY": "YES"},
-        )
+        ogr2ogr_load(url, path, layer, f"bench_{layer}")
     with engine(url).begin() as c:
         c.execute(
             text(
@@ -205,17 +180,6 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
         int((lon + 180) / 360 * n),
         int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n),
     )
-
-
-def _plot(lon: float, lat: float, radius_m: float) -> dict[str, Any]:
-    """A round plot of ``radius_m`` (100 m ≈ 3.1 ha), as GeoJSON lon/lat."""
-    dlat = radius_m / 111_320
-    dlon = dlat / math.cos(math.radians(lat))
-    ring = [
-        [lon + dlon * math.cos(a / 32 * 2 * math.pi), lat + dlat * math.sin(a / 32 * 2 * math.pi)]
-        for a in range(32)
-    ]
-    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
 
 def _wrk(
@@ -459,7 +423,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
     items = [f"?bbox={x0},{y0},{x1},{y1}&limit=500" for x0, y0, x1, y1, _, _ in villages]
     tiles = sorted({_tile(lon, lat, 14) for *_, lon, lat in villages})
     bodies = [
-        json.dumps(_plot(lon, lat, random.Random(i).uniform(80, 125)))
+        round_plot(lon, lat, random.Random(i).uniform(80, 125)).decode()
         for i, (*_, lon, lat) in enumerate(villages)
     ]
     outcomes: list[Outcome] = []

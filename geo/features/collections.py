@@ -48,6 +48,11 @@ class Collection:
     tile_properties: tuple[str, ...] = ()  # what a map needs; the rest is one click away
 
     @property
+    def base_table(self) -> str:
+        """The main table (``table`` without its alias and joins)."""
+        return self.table.split()[0]
+
+    @property
     def property_names(self) -> list[str]:
         return [name for name, _, _ in self.properties]
 

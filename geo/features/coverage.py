@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from geo.errors import NotFound
 from geo.features.temporal import TimeFilter
 from geo.persian import normalize_code
+from geo.registry.editions import IN_FORCE_SQL
 from geo.registry.equivalents import equivalent_codes, latest_run
 
 __all__ = ["AREA_METHOD", "MAX_PARCELS", "plan_coverage", "plate_geometry", "plot_coverage"]
@@ -42,10 +43,7 @@ def _share(part: float | None, whole: float | None) -> float | None:
 OVERLAY_SQL = """
 WITH plot AS (SELECT ST_GeomFromWKB(:plot, 4326) AS g),
 editions AS (
-    SELECT DISTINCT ON (agency) id, agency, label, published_on FROM edition
-    WHERE agency IN ('moi', 'sci', 'hf') AND (CAST(:as_of AS date) IS NULL
-       OR coalesce(published_on, imported_at::date) <= CAST(:as_of AS date))
-    ORDER BY agency, coalesce(published_on, imported_at::date) DESC, id DESC),
+    SELECT * FROM ({IN_FORCE_SQL}) e WHERE agency IN ('moi', 'sci', 'hf')),
 parcels AS (
     SELECT t.id, t.village_agency, t.village_code, t.parcel_no, t.land_use, t.upload_id,
            t.valid_from, t.geom,
@@ -99,7 +97,7 @@ SELECT
       'name', (SELECT d.name FROM division d JOIN editions e ON e.id = d.edition_id
                WHERE e.agency = v.agency AND d.code = v.code LIMIT 1))
       ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages
-"""
+""".replace("{IN_FORCE_SQL}", IN_FORCE_SQL)
 
 
 def _with_codes(conn: Connection, villages: list[dict[str, Any]]) -> list[dict[str, Any]]:

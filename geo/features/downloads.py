@@ -92,10 +92,7 @@ def _columns(c: Collection, *, for_shapefile: bool) -> list[tuple[str, str, Any]
 def _select(
     conn: Connection, q: FeatureQuery, columns: list[tuple[str, str, Any]], geometry: str
 ) -> tuple[str, dict[str, Any]]:
-    where, params = q.where(conn)
-    if q.after is not None:
-        where += " AND t.id > :after"
-        params["after"] = q.after
+    where, params = q.where(conn, paged=True)
     select = ", ".join(f"{sql} AS c{i}" for i, (_, sql, _) in enumerate(columns))
     limit = "" if q.limit is None else f" LIMIT {int(q.limit)}"
     return (

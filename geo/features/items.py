@@ -60,10 +60,7 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     """Up to ``q.limit`` features after ``q.after``, in id order, joined by PostgreSQL into
     one text (one row crosses the wire, not one per feature). Whether more follow is asked
     only when the page is full."""
-    where, params = q.where(conn)
-    if q.after is not None:
-        where += " AND t.id > :after"
-        params["after"] = q.after
+    where, params = q.where(conn, paged=True)
     limit = "" if q.limit is None else f" LIMIT {int(q.limit)}"
     features, returned, last_id = conn.execute(
         text(
@@ -97,7 +94,7 @@ def _identity_where(c: Collection) -> str:
 
 
 def _current_successor(conn: Connection, c: Collection, fid: int) -> int | None:
-    table = c.table.split()[0]
+    table = c.base_table
     return conn.execute(
         text(
             f"SELECT t.id FROM {table} t JOIN {table} o ON {_identity_where(c)}"
@@ -129,7 +126,7 @@ def feature(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> tuple[
 
 
 def _removed_at(conn: Connection, c: Collection, fid: int) -> datetime | None:
-    table = c.table.split()[0]
+    table = c.base_table
     return conn.execute(
         text(
             f"SELECT max(t.valid_to) FROM {table} t JOIN {table} o ON {_identity_where(c)}"
@@ -143,7 +140,7 @@ def versions(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> list[
     """Every version of the feature ``fid`` belongs to, oldest first, as GeoJSON texts."""
     if not c.versioned:
         raise NotFound(f"{c.id} features are not versioned", code="not_versioned")
-    table = c.table.split()[0]
+    table = c.base_table
     rows = conn.execute(
         text(
             f"SELECT {feature_sql(c, crs)} FROM {table} t JOIN {table} o"

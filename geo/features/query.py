@@ -78,8 +78,8 @@ class FeatureQuery:
     after: int | None = None
     crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
 
-    def where(self, conn: Connection) -> tuple[str, dict[str, Any]]:
-        """The WHERE clause (without paging) and its parameters."""
+    def where(self, conn: Connection, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause and its parameters; ``paged`` adds the key paging (``after``)."""
         c = self.collection
         parts: list[str] = []
         params: dict[str, Any] = {}
@@ -97,6 +97,9 @@ class FeatureQuery:
             params.update(dict(zip(("bx0", "by0", "bx1", "by1"), self.bbox, strict=True)))
         for name, value in self.filters.items():
             parts.append(self._filter(conn, name, c.filters[name], value, params))
+        if paged and self.after is not None:
+            parts.append("t.id > :after")
+            params["after"] = self.after
         return " AND ".join(parts), params
 
     def _envelope(self) -> str:

@@ -9,9 +9,16 @@ from sqlalchemy import Connection, text
 
 from geo.errors import NotFound
 
-__all__ = ["edition_in_force", "get_edition", "list_editions"]
+__all__ = ["IN_FORCE_SQL", "edition_in_force", "get_edition", "list_editions"]
 
 _ORDER = "coalesce(published_on, imported_at::date) DESC, id DESC"
+# Each agency's edition in force on ``:as_of`` (the newest when NULL), for use in queries.
+IN_FORCE_SQL = (
+    "SELECT DISTINCT ON (agency) id, agency, label, published_on FROM edition"
+    " WHERE CAST(:as_of AS date) IS NULL"
+    "   OR coalesce(published_on, imported_at::date) <= CAST(:as_of AS date)"
+    f" ORDER BY agency, {_ORDER}"
+)
 
 
 def edition_in_force(conn: Connection, agency: str, as_of: date | None = None) -> dict[str, Any]:
