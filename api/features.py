@@ -93,11 +93,15 @@ def _extent(conn: Connection, c: Collection) -> dict[str, Any]:
     column = c.geometry.removeprefix("t.")
     bbox = IRAN_BBOX
     if c.versioned:
+        # Parcels keep exact per-village boxes (partition pruning); estimating the extent
+        # of a partitioned table fails in PostGIS 3.3, and is not needed there.
+        box_sql = (
+            "SELECT ST_Extent(extent)::geometry FROM parcel_extent"
+            if table == "parcel"
+            else "SELECT ST_EstimatedExtent(:t, :c)::geometry"
+        )
         box = conn.execute(
-            text(
-                "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM"
-                " (SELECT ST_EstimatedExtent(:t, :c)::geometry AS b) x"
-            ),
+            text(f"SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM ({box_sql}) x(b)"),
             {"t": table, "c": column},
         ).first()
         if box is not None and box[0] is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Tables that belong to extensions or to procrastinate, not to our models.
+_PARTITION = re.compile(r"parcel_(p[0-9a-z]+|default)")
 _FOREIGN_PREFIXES = ("procrastinate_", "spatial_ref_sys", "layer", "topology", "alembic_version")
 
 
@@ -36,6 +38,8 @@ def include_object(
     """Autogenerate's filter: our tables only, geometry columns as GeoAlchemy2 sees them."""
     if type_ == "table" and name and name.startswith(_FOREIGN_PREFIXES):
         return False
+    if type_ == "table" and name and _PARTITION.fullmatch(name):
+        return False  # partitions of parcel, made on demand (migration 0009)
     table = getattr(obj, "table", None) if type_ in {"index", "column"} else None
     if table is not None and table.name.startswith(_FOREIGN_PREFIXES):
         return False

@@ -138,12 +138,21 @@ def _load(url: str, quick: bool) -> int:
     for layer in ("parcels", "zones"):
         ogr2ogr_load(url, path, layer, f"bench_{layer}")
     with engine(url).begin() as c:
+        # No registry here: the HF code's first two digits (its province) stand in for
+        # the MOI province code, so the layer is partitioned by province as in service.
+        c.execute(
+            text(
+                "SELECT parcel_ensure_partition(p)"
+                " FROM (SELECT DISTINCT left(code_hf, 2) AS p FROM bench_parcels) d"
+            )
+        )
+    with engine(url).begin() as c:
         c.execute(
             text(
                 "INSERT INTO parcel (village_agency, village_code, parcel_no, land_use,"
-                " area_declared, area_m2, geom)"
+                " area_declared, area_m2, geom, province)"
                 " SELECT 'hf', code_hf, shomare, karbari, masahat, ST_Area(geom::geography),"
-                " ST_Multi(geom) FROM bench_parcels"
+                " ST_Multi(geom), left(code_hf, 2) FROM bench_parcels"
             )
         )
         c.execute(

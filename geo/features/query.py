@@ -97,10 +97,37 @@ class FeatureQuery:
             params.update(dict(zip(("bx0", "by0", "bx1", "by1"), self.bbox, strict=True)))
         for name, value in self.filters.items():
             parts.append(self._filter(conn, name, c.filters[name], value, params))
+        if c.base_table == "parcel":
+            parts.extend(self._provinces(conn, params))
         if paged and self.after is not None:
             parts.append("t.id > :after")
             params["after"] = self.after
         return " AND ".join(parts), params
+
+    def _provinces(self, conn: Connection, params: dict[str, Any]) -> list[str]:
+        """Parcels are partitioned by province: name the provinces a bbox or a village can
+        reach (from ``parcel_extent``), as a value the planner prunes the other partitions by.
+        """
+        where = []
+        if self.bbox is not None:
+            where.append(f"e.extent && {self._envelope()}")
+        villages = [k for k, f in self.collection.filters.items() if f.kind == "village"]
+        for name in villages:
+            if name in self.filters:
+                where.append(
+                    f"(e.village_agency, e.village_code) IN (SELECT * FROM"
+                    f" unnest(CAST(:f_{name}_a AS text[]), CAST(:f_{name}_c AS text[])))"
+                )
+        if not where:
+            return []
+        params["provinces"] = conn.execute(
+            text(
+                "SELECT coalesce(array_agg(DISTINCT e.province), '{}') FROM parcel_extent e"
+                f" WHERE {' AND '.join(where)}"
+            ),
+            params,
+        ).scalar_one()
+        return ["t.province = ANY(:provinces)"]
 
     def _envelope(self) -> str:
         b = self.bbox_crs

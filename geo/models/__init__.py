@@ -10,7 +10,15 @@ from geo.models.crosswalk import (
     CrosswalkRun,
 )
 from geo.models.jobs import JobProgress
-from geo.models.parcels import GuidePlan, Parcel, ParcelStage, Plate, Upload, UploadFile
+from geo.models.parcels import (
+    GuidePlan,
+    Parcel,
+    ParcelExtent,
+    ParcelStage,
+    Plate,
+    Upload,
+    UploadFile,
+)
 from geo.models.registry import LEVELS, Agency, Division, DivisionEvent, Edition
 from geo.models.subscriptions import Delivery, Subscription
 
@@ -32,6 +40,7 @@ __all__ = [
     "GuidePlan",
     "JobProgress",
     "Parcel",
+    "ParcelExtent",
     "ParcelStage",
     "Plate",
     "Policy",

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
+    Sequence,
     Text,
     text,
 )
@@ -144,6 +146,7 @@ class Parcel(Base):
 
     __tablename__ = "parcel"
     __table_args__ = (
+        PrimaryKeyConstraint("id", "province", name="pk_parcel"),
         Index("ix_parcel_geom", "geom", postgresql_using="gist"),
         Index(
             "ix_parcel_village_current",
@@ -153,9 +156,10 @@ class Parcel(Base):
         ),
         Index("ix_parcel_valid", "valid_from", "valid_to"),
         Index("ix_parcel_upload_id", "upload_id"),
+        {"postgresql_partition_by": "LIST (province)"},
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Sequence("parcel_id_seq"))
     village_agency: Mapped[str] = mapped_column(Text, nullable=False)
     village_code: Mapped[str] = mapped_column(Text, nullable=False)
     parcel_no: Mapped[str] = mapped_column(Text, nullable=False)
@@ -169,6 +173,25 @@ class Parcel(Base):
     upload_id: Mapped[int | None] = mapped_column(ForeignKey("upload.id"))
     valid_from: Mapped[datetime] = _valid_from()
     valid_to: Mapped[datetime | None] = _valid_to()
+    # The partition key: the MOI province code of the village (see migration 0009).
+    province: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+
+
+class ParcelExtent(Base):
+    """Per province and village, the box of every parcel ever stored: bbox → partitions."""
+
+    __tablename__ = "parcel_extent"
+    __table_args__ = (
+        Index("ix_parcel_extent_extent", "extent", postgresql_using="gist"),
+        Index("ix_parcel_extent_village", "village_agency", "village_code"),
+    )
+
+    province: Mapped[str] = mapped_column(Text, primary_key=True)
+    village_agency: Mapped[str] = mapped_column(Text, primary_key=True)
+    village_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    extent: Mapped[Any] = mapped_column(
+        Geometry("POLYGON", srid=4326, spatial_index=False), nullable=False
+    )
 
 
 class Plate(Base):

@@ -22,7 +22,7 @@ from geo.errors import GeoError, NotFound, ValidationError
 from geo.parcels.crs_choice import _km, choose_crs
 from geo.parcels.errors import UploadRejected
 from geo.parcels.profile import resolve_fields
-from geo.parcels.publish import publish_stage
+from geo.parcels.publish import ensure_partitions, publish_stage
 from geo.parcels.readers import read_upload
 from geo.parcels.stage import stage_layer
 from geo.parcels.validate import validate_stage
@@ -390,6 +390,8 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
     _set(url, upload_id, status="publishing", progress=0.8)
     say(0.8, "publishing")
     try:
+        with engine(url).begin() as conn:
+            ensure_partitions(conn, upload_id, up["village_agency"])
         with engine(url).begin() as conn:
             report = (
                 up["report"]

@@ -15,13 +15,27 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-__all__ = ["publish_stage"]
+__all__ = ["ensure_partitions", "publish_stage"]
 
 _STATE = (
     "jsonb_build_object('parcel_no', {t}.parcel_no, 'land_use', {t}.land_use,"
     " 'area_declared', {t}.area_declared, 'area_m2', round(ST_Area({t}.geom::geography)"
     "::numeric, 2), 'attrs', {t}.attrs, 'geometry', ST_AsGeoJSON({t}.geom, 7)::jsonb)"
 )
+
+
+def ensure_partitions(conn: Connection, upload_id: int, agency: str) -> list[str]:
+    """Make the province partitions the staged villages go to (commit before publishing:
+    creating a partition locks the parent briefly, which must not last a whole publish)."""
+    return list(
+        conn.execute(
+            text("""
+            SELECT parcel_ensure_partition(province) FROM (
+                SELECT DISTINCT parcel_province(:a, village) AS province
+                FROM (SELECT DISTINCT village FROM parcel_stage WHERE upload_id = :u) v) p"""),
+            {"u": upload_id, "a": agency},
+        ).scalars()
+    )
 
 
 def publish_stage(
@@ -39,8 +53,13 @@ def publish_stage(
     conn.execute(
         text("""
         CREATE TEMP TABLE pub_new ON COMMIT DROP AS
-        SELECT village, parcel_no, land_use, area_declared, attrs, ST_Multi(geom) AS geom
-        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"""),
+        SELECT s.village, s.parcel_no, s.land_use, s.area_declared, s.attrs,
+               ST_Multi(s.geom) AS geom, v.province
+        FROM parcel_stage s JOIN (
+            SELECT village, parcel_province(:a, village) AS province
+            FROM (SELECT DISTINCT village FROM parcel_stage WHERE upload_id = :u) d) v
+          USING (village)
+        WHERE s.upload_id = :u AND s.layer = 'parcels'"""),
         params,
     )
     conn.execute(
@@ -91,9 +110,9 @@ def publish_stage(
             """
         WITH ins AS (
             INSERT INTO parcel (village_agency, village_code, parcel_no, land_use, area_declared,
-                                area_m2, geom, attrs, upload_id)
+                                area_m2, geom, attrs, upload_id, province)
             SELECT :a, n.village, n.parcel_no, n.land_use, n.area_declared,
-                   ST_Area(n.geom::geography), n.geom, n.attrs, :u
+                   ST_Area(n.geom::geography), n.geom, n.attrs, :u, n.province
             FROM pub_new n JOIN pub_diff d ON d.village = n.village
               AND d.parcel_no = n.parcel_no AND d.op <> 'delete'
             RETURNING *)
