@@ -18,9 +18,12 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import ratelimit
-from api.database import get_conn
+from api.database import get_conn, router, served_by_replica
 from api.errors import problem
 from geo.access import Forbidden, authenticate, check_policy, policy, record_audit
+from geo.audit_spool import AuditSpool
+from geo.config import settings
+from geo.errors import GeoError
 from geo.features.collections import COLLECTIONS, get_collection
 
 PUBLIC = {
@@ -122,7 +125,7 @@ def _before() -> Response | None:
         return None
     if endpoint in KEY_ONLY:
         conn = get_conn()
-        g.principal = authenticate(conn, _key())
+        g.principal = authenticate(conn, _key(), touch=not served_by_replica())
         return None
     rule = ENDPOINTS.get(endpoint)
     if rule is None:
@@ -136,7 +139,7 @@ def _before() -> Response | None:
     try:
         if request.method == "GET" and policy(conn, service)["public"] and not _key():
             return None
-        principal = authenticate(conn, _key())
+        principal = authenticate(conn, _key(), touch=not served_by_replica())
         g.principal = principal
         if not principal.can(role):
             raise Forbidden(
@@ -181,9 +184,10 @@ def _after(response: Response) -> Response:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     service = g.get("service")
-    if service is not None and request.endpoint not in PUBLIC:
-        params: dict[str, Any] = {k: v for k, v in request.args.items()}
-        params.update({f"path:{k}": str(v) for k, v in (request.view_args or {}).items()})
+    if service is not None and request.endpoint not in PUBLIC and served_by_replica():
+        _audit_on_primary(service, response)
+    elif service is not None and request.endpoint not in PUBLIC:
+        params = _params()
         try:
             conn = get_conn()
             if response.status_code >= 400 or not conn.in_transaction():
@@ -204,7 +208,72 @@ def _after(response: Response) -> Response:
                 )
         except SQLAlchemyError:
             current_app.logger.exception("audit could not be written")
+        else:
+            _replay_spool()
     return response
+
+
+def _replay_spool() -> None:
+    """Rows kept while the primary was down move in at the first chance."""
+    spool = _spool()
+    if not spool.pending():
+        return
+    try:
+        with router().write(autocommit=True).conn as conn:
+            spool.replay(conn)
+    except (GeoError, SQLAlchemyError):
+        current_app.logger.warning("the audit spool waits for the primary")
+
+
+def _params() -> dict[str, Any]:
+    params: dict[str, Any] = {k: v for k, v in request.args.items()}
+    params.update({f"path:{k}": str(v) for k, v in (request.view_args or {}).items()})
+    return params
+
+
+def _spool() -> AuditSpool:
+    return AuditSpool(settings().home / "audit-spool.jsonl")
+
+
+def _audit_on_primary(service: str, response: Response) -> None:
+    """A read served by a replica: its audit row goes to the primary on a connection of its
+    own; while the primary is down, to the local spool (moved in once it is back)."""
+    principal = g.get("principal")
+    entry = {
+        "p": principal.id if principal else None,
+        "a": principal.agency if principal else None,
+        "s": service,
+        "e": request.endpoint or "",
+        "m": request.method,
+        "params": _params(),
+        "r": _rows(response),
+        "st": response.status_code,
+        "d": round((time.perf_counter() - g.started) * 1000, 2),
+    }
+    spool = _spool()
+    try:
+        route = router().write(autocommit=True)
+    except GeoError:
+        spool.append(entry)
+        return
+    try:
+        with route.conn as conn:
+            if spool.pending():
+                spool.replay(conn)
+            record_audit(
+                conn,
+                principal,
+                service,
+                entry["e"],
+                entry["m"],
+                entry["params"],
+                entry["r"],
+                entry["st"],
+                entry["d"],
+            )
+    except SQLAlchemyError:
+        router().mark_down(router().primary)
+        spool.append(entry)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import click
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from api.cli_common import ready_url, reports_errors
 from geo.config import settings
 from geo.db import check_database, database_url, local_cluster, safe_url
+from geo.errors import ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,6 +73,46 @@ def db_status() -> None:
 def db_url() -> None:
     """Print the database URL (with its password: for scripts and psql)."""
     click.echo(database_url())
+
+
+@db.group("replica")
+def db_replica() -> None:
+    """A local streaming read replica of the project's cluster (port: TAGSIM_PG_PORT + 1).
+
+    Serve reads from it with TAGSIM_REPLICA_URLS="$(tagsim db replica url)"."""
+
+
+def _replica() -> Any:
+    from geo.pg.replica import LocalReplica
+
+    cfg = settings()
+    if cfg.database_url:
+        raise ConfigError("a replica of an external database is made on its server, not here")
+    port = int(os.environ.get("TAGSIM_REPLICA_PORT", cfg.pg_port + 1))
+    return LocalReplica(cfg.home / "replica", port, local_cluster(cfg))
+
+
+@db_replica.command("up")
+@reports_errors
+def db_replica_up() -> None:
+    """Copy the primary with pg_basebackup (first time) and start the replica."""
+    replica = _replica()
+    replica.up()
+    click.echo(f"replica running on 127.0.0.1:{replica.status().port}, following the primary")
+
+
+@db_replica.command("down")
+@reports_errors
+def db_replica_down() -> None:
+    """Stop the replica (its data stays; it catches up when started again)."""
+    click.echo("stopped" if _replica().down() else "was not running")
+
+
+@db_replica.command("url")
+@reports_errors
+def db_replica_url() -> None:
+    """Print the replica's database URL."""
+    click.echo(_replica().url())
 
 
 @db.command("migrate")

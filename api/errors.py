@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, json, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from geo.errors import GeoError
@@ -52,6 +53,19 @@ def _from_http(exc: HTTPException) -> Response:
     return problem(status, code, exc.name or "Error", exc.description)
 
 
+def _database_gone(exc: OperationalError) -> Response:
+    """The server went away mid-request (restart, failover): retry later, not a bug."""
+    from flask import current_app
+
+    current_app.logger.warning("database error on %s: %s", request.path, exc.orig)
+    return problem(
+        503,
+        "database_unavailable",
+        "Service Unavailable",
+        "the database did not answer; try again shortly",
+    )
+
+
 def _unexpected(exc: Exception) -> Response:
     from flask import current_app
 
@@ -62,4 +76,5 @@ def _unexpected(exc: Exception) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(GeoError, _from_geo)
     app.register_error_handler(HTTPException, _from_http)
+    app.register_error_handler(OperationalError, _database_gone)
     app.register_error_handler(Exception, _unexpected)

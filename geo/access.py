@@ -156,8 +156,9 @@ def revoke_key(conn: Connection, key_id: int) -> None:
         raise NotFound(f"no active key {key_id}", code="unknown_key")
 
 
-def authenticate(conn: Connection, key: str | None) -> Principal:
-    """The principal of ``key``, or ``Unauthenticated``."""
+def authenticate(conn: Connection, key: str | None, *, touch: bool = True) -> Principal:
+    """The principal of ``key``, or ``Unauthenticated``. ``touch`` records the key's use
+    (``last_used_at``); not on a read replica, which cannot write."""
     if not key:
         raise Unauthenticated("send an API key: Authorization: Bearer tgs_…")
     parts = key.strip().split("_")
@@ -187,13 +188,14 @@ def authenticate(conn: Connection, key: str | None) -> Principal:
         raise Unauthenticated("this API key was revoked")
     if row["expires_at"] is not None and row["expires_at"] < datetime.now(UTC):
         raise Unauthenticated("this API key has expired")
-    conn.execute(  # at most once a minute: a busy key does not write on every request
-        text(
-            "UPDATE api_key SET last_used_at = now() WHERE id = :k"
-            " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
-        ),
-        {"k": row["id"]},
-    )
+    if touch:  # at most once a minute: a busy key does not write on every request
+        conn.execute(
+            text(
+                "UPDATE api_key SET last_used_at = now() WHERE id = :k"
+                " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+            ),
+            {"k": row["id"]},
+        )
     principal = Principal(row["pid"], row["id"], row["agency"], row["name"], row["role"])
     _recent.put(conn, "key:" + digest, (principal, row["expires_at"]))
     return principal

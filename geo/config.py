@@ -27,11 +27,14 @@ class Settings:
         home: the project's state folder (local cluster, generated sample data).
         database_url: an external PostGIS; ``None`` means the local cluster.
         pg_port: loopback port of the local cluster.
+        replica_urls: read replicas (``TAGSIM_REPLICA_URLS``, comma separated): read-only
+            endpoints are served from them, writes from the primary (``database_url``).
     """
 
     home: Path
     database_url: str | None
     pg_port: int
+    replica_urls: tuple[str, ...] = ()
 
     @property
     def cluster_dir(self) -> Path:
@@ -53,4 +56,12 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         raise ConfigError(f"TAGSIM_PG_PORT must be a port number, not {port_text!r}") from None
     if not 1024 <= port <= 65535:
         raise ConfigError(f"TAGSIM_PG_PORT must be between 1024 and 65535, not {port}")
-    return Settings(home=home, database_url=env.get("TAGSIM_DATABASE_URL") or None, pg_port=port)
+    replicas = tuple(
+        u.strip() for u in env.get("TAGSIM_REPLICA_URLS", "").replace(" ", ",").split(",") if u
+    )
+    return Settings(
+        home=home,
+        database_url=env.get("TAGSIM_DATABASE_URL") or None,
+        pg_port=port,
+        replica_urls=replicas,
+    )

@@ -15,6 +15,7 @@ __all__ = [
     "NotFound",
     "PortInUse",
     "PostGISMissing",
+    "PrimaryUnavailable",
     "ValidationError",
 ]
 
@@ -63,6 +64,12 @@ class DatabaseUnreachable(GeoError):
 
     code = "database_unreachable"
     http_status = 503
+
+
+class PrimaryUnavailable(DatabaseUnreachable):
+    """The primary does not answer: writes wait; reads go on from the replicas."""
+
+    code = "primary_unavailable"
 
 
 class NotFound(GeoError):
