@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -184,7 +185,13 @@ def _after(response: Response) -> Response:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     service = g.get("service")
-    if service is not None and request.endpoint not in PUBLIC and served_by_replica():
+    # a replica's read, or a request that never reached the primary (down): the audit row
+    # goes to the primary on its own connection, else to the local spool
+    if (
+        service is not None
+        and request.endpoint not in PUBLIC
+        and (served_by_replica() or "conn" not in g)
+    ):
         _audit_on_primary(service, response)
     elif service is not None and request.endpoint not in PUBLIC:
         params = _params()
@@ -232,7 +239,8 @@ def _params() -> dict[str, Any]:
 
 
 def _spool() -> AuditSpool:
-    return AuditSpool(settings().home / "audit-spool.jsonl")
+    where = current_app.config.get("AUDIT_SPOOL") or settings().home / "audit-spool.jsonl"
+    return AuditSpool(Path(where))
 
 
 def _audit_on_primary(service: str, response: Response) -> None:
