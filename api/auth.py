@@ -261,7 +261,7 @@ def _audit_on_primary(service: str, response: Response) -> None:
     spool = _spool()
     try:
         route = router().write(autocommit=True)
-    except GeoError:
+    except (GeoError, SQLAlchemyError):
         spool.append(entry)
         return
     try:

@@ -11,7 +11,7 @@ import sys
 import uuid
 
 from bench import harness
-from bench.cases import crosswalk, feed, parcels, registry, serving
+from bench.cases import crosswalk, feed, parcels, registry, replica, serving
 from geo import migrate
 from geo.db import create_database, database_url, drop_database
 
@@ -21,6 +21,7 @@ CASES = {
     "parcels": parcels.run,
     "serving": serving.run,
     "feed": feed.run,
+    "replica": replica.run,
 }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from geo.db import engine, safe_url
+from geo.db import engine
 from geo.errors import DatabaseUnreachable, PrimaryUnavailable
 
 __all__ = ["Route", "Router"]
@@ -57,6 +57,8 @@ class Router:
         try:
             conn = engine(self.primary, autocommit=autocommit).connect()
         except OperationalError:
+            if not self.replicas:
+                raise  # the only server: the caller's "database unreachable" applies
             self.mark_down(self.primary)
             raise self._primary_down() from None
         return Route(conn, self.primary, "primary")
@@ -80,6 +82,6 @@ class Router:
 
     def _primary_down(self) -> PrimaryUnavailable:
         return PrimaryUnavailable(
-            f"the primary database ({safe_url(self.primary)}) does not answer: writes are"
-            " refused until it is back; reads are served by the replicas"
+            "the primary database does not answer: writes are refused until it is back;"
+            " reads are served by the replicas"
         )
