@@ -174,11 +174,17 @@ _ANNOUNCE = """
        OR (o.relation, o.status) IS DISTINCT FROM (n.relation, n.status)"""
 
 
-def build(url: str, run_id: int, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the queued run ``run_id`` to the end; return its counts."""
+def build(
+    url: str, run_id: int, progress: Progress | None = None, *, trace_memory: bool = False
+) -> dict[str, Any]:
+    """Run the queued run ``run_id`` to the end; return its counts.
+
+    ``trace_memory`` measures the peak of Python's allocations (``peak_python_mb``) with
+    tracemalloc, which slows the build by about half: for the bench, not for service."""
     report = progress or (lambda _d, _t, _m: None)
     started = time.perf_counter()
-    tracemalloc.start()
+    if trace_memory:
+        tracemalloc.start()
     try:
         with engine(url).begin() as conn:
             run = conn.execute(
@@ -224,9 +230,9 @@ def build(url: str, run_id: int, progress: Progress | None = None) -> dict[str, 
                 "needs_review": sum(1 for lk in links if lk.status == "needs_review"),
                 "decisions_applied": len(decisions),
             }
-        _, peak = tracemalloc.get_traced_memory()
         counts["seconds"] = round(time.perf_counter() - started, 2)
-        counts["peak_python_mb"] = round(peak / 2**20, 1)
+        if trace_memory:
+            counts["peak_python_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
         with engine(url).begin() as conn:
             counts["changes_since_release"] = _changes_since_release(conn, run_id)
             counts["announced"] = conn.execute(text(_ANNOUNCE), {"r": run_id}).rowcount
@@ -252,4 +258,5 @@ def build(url: str, run_id: int, progress: Progress | None = None) -> dict[str, 
             )
         raise
     finally:
-        tracemalloc.stop()
+        if trace_memory:
+            tracemalloc.stop()
