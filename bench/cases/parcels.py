@@ -71,7 +71,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
             "parcel ingest (validate+publish)",
             ("upload → published", ours),
             ("ogr2ogr COPY", ogr),
-            2 if quick else 3,
+            2,  # at national size one ingest takes minutes: two rounds each
             size={"parcels": count},
             setup=reset,
             note="ours: read, CRS, village checks, stage, every validation check, "
