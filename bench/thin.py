@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import psycopg
 import shapely
 
+from geo.db import SERVING_OPTIONS
 from geo.features.collections import PARCELS
 from geo.features.coverage import OVERLAY_SQL
 from geo.features.tiles import tile_sql
@@ -61,7 +62,8 @@ def _conn() -> psycopg.Connection:
     conn = getattr(_local, "conn", None)
     if conn is None or conn.closed:
         url = os.environ["THIN_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
-        conn = _local.conn = psycopg.connect(url, autocommit=True)
+        # the session settings tagsim's request pools use (no parallel plans, no JIT)
+        conn = _local.conn = psycopg.connect(url, autocommit=True, options=SERVING_OPTIONS)
     return conn
 
 

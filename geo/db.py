@@ -65,21 +65,31 @@ _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def engine(url: str, *, autocommit: bool = False) -> Engine:
+# Requests are many small queries on 2 cores: a parallel plan (Gather; the planner picks
+# one for an Append over many partitions) or JIT costs more than it saves there.
+SERVING_OPTIONS = "-c max_parallel_workers_per_gather=0 -c jit=off"
+_FLAVOURS = ("", "#autocommit", "#serving", "#serving#autocommit")
+
+
+def engine(url: str, *, autocommit: bool = False, serving: bool = False) -> Engine:
     """A pooled engine for ``url``, created once per process and URL (see :func:`dispose`).
 
     ``autocommit``: a separate pool whose connections never open a transaction — for
-    requests that only read (and append one audit row): no BEGIN/COMMIT round trips."""
-    key = f"{url}#autocommit" if autocommit else url
+    requests that only read (and append one audit row): no BEGIN/COMMIT round trips.
+    ``serving``: the pool of HTTP requests (no parallel workers, no JIT)."""
+    key = url + ("#serving" if serving else "") + ("#autocommit" if autocommit else "")
     with _ENGINES_LOCK:
         found = _ENGINES.get(key)
         if found is None:
+            connect_args: dict[str, Any] = {"connect_timeout": 10, "application_name": "tagsim"}
+            if serving:
+                connect_args["options"] = SERVING_OPTIONS
             found = _ENGINES[key] = create_engine(
                 normalize_url(url),
                 pool_pre_ping=True,
                 pool_size=5,
                 max_overflow=10,
-                connect_args={"connect_timeout": 10, "application_name": "tagsim"},
+                connect_args=connect_args,
                 **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
             )
         return found
@@ -88,7 +98,7 @@ def engine(url: str, *, autocommit: bool = False) -> Engine:
 def dispose(url: str) -> None:
     """Close the pooled connections of ``url`` and forget its engines."""
     with _ENGINES_LOCK:
-        found = [_ENGINES.pop(k, None) for k in (url, f"{url}#autocommit")]
+        found = [_ENGINES.pop(url + flavour, None) for flavour in _FLAVOURS]
     for one in found:
         if one is not None:
             one.dispose()

@@ -55,7 +55,7 @@ class Router:
         if self.replicas and self.is_down(self.primary):
             raise self._primary_down()
         try:
-            conn = engine(self.primary, autocommit=autocommit).connect()
+            conn = engine(self.primary, autocommit=autocommit, serving=True).connect()
         except OperationalError:
             if not self.replicas:
                 raise  # the only server: the caller's "database unreachable" applies
@@ -73,7 +73,7 @@ class Router:
             if self.is_down(url):
                 continue
             try:
-                conn = engine(url, autocommit=True).connect()
+                conn = engine(url, autocommit=True, serving=True).connect()
             except OperationalError:
                 self.mark_down(url)
                 continue

@@ -65,6 +65,30 @@ def parse_crs(value: str | None, field_name: str = "crs") -> OutputCrs:
     )
 
 
+def provinces_where(conn: Connection, where: str, params: dict[str, Any]) -> list[str]:
+    """The parcel partitions (provinces) whose villages' extents ``e`` meet ``where``: passed
+    back as a bound value, the planner reads only those partitions (`docs/scaling.md`)."""
+    return list(
+        conn.execute(
+            text(
+                "SELECT coalesce(array_agg(DISTINCT e.province), '{}') FROM parcel_extent e"
+                f" WHERE {where}"
+            ),
+            params,
+        ).scalar_one()
+    )
+
+
+def parcel_provinces(conn: Connection, bounds: tuple[float, float, float, float]) -> list[str]:
+    """The provinces whose parcels may meet the lon/lat box ``bounds``."""
+    x0, y0, x1, y1 = bounds
+    return provinces_where(
+        conn,
+        "e.extent && ST_MakeEnvelope(:px0, :py0, :px1, :py1, 4326)",
+        {"px0": x0, "py0": y0, "px1": x1, "py1": y1},
+    )
+
+
 @dataclass
 class FeatureQuery:
     """What a request asks of a collection."""
@@ -106,8 +130,7 @@ class FeatureQuery:
 
     def _provinces(self, conn: Connection, params: dict[str, Any]) -> list[str]:
         """Parcels are partitioned by province: name the provinces a bbox or a village can
-        reach (from ``parcel_extent``), as a value the planner prunes the other partitions by.
-        """
+        reach, as a value the planner prunes the other partitions by."""
         where = []
         if self.bbox is not None:
             where.append(f"e.extent && {self._envelope()}")
@@ -120,13 +143,7 @@ class FeatureQuery:
                 )
         if not where:
             return []
-        params["provinces"] = conn.execute(
-            text(
-                "SELECT coalesce(array_agg(DISTINCT e.province), '{}') FROM parcel_extent e"
-                f" WHERE {' AND '.join(where)}"
-            ),
-            params,
-        ).scalar_one()
+        params["provinces"] = provinces_where(conn, " AND ".join(where), params)
         return ["t.province = ANY(:provinces)"]
 
     def _envelope(self) -> str:

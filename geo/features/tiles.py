@@ -9,13 +9,14 @@ a change.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
 from geo.errors import InvalidParameter
 from geo.features.collections import Collection
-from geo.features.query import FeatureQuery
+from geo.features.query import FeatureQuery, parcel_provinces
 
 __all__ = ["MAX_ZOOM", "Tile", "tile", "tile_sql"]
 
@@ -67,6 +68,20 @@ def tile_sql(c: Collection, where: str, z: int) -> str:
         """
 
 
+def _lonlat_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """The tile's box in lon/lat, widened by its buffer (as the tile SQL's ``env4326``)."""
+    n = 1 << z
+    pad = BUFFER / EXTENT
+
+    def lon(tx: float) -> float:
+        return tx / n * 360.0 - 180.0
+
+    def lat(ty: float) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * ty / n))))
+
+    return lon(x - pad), lat(y + 1 + pad), lon(x + 1 + pad), lat(y - pad)
+
+
 def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
     """The tile z/x/y of the features ``q`` selects (its bbox and paging are ignored)."""
     _check(z, x, y)
@@ -76,6 +91,9 @@ def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
     else:
         q.bbox = None
         where, params = q.where(conn)
+        if c.base_table == "parcel":  # read only the provinces the tile can reach
+            params["tile_provinces"] = parcel_provinces(conn, _lonlat_bounds(z, x, y))
+            where += " AND t.province = ANY(:tile_provinces)"
         params.update({"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer": c.id})
         data = bytes(conn.execute(text(tile_sql(c, where, z)), params).scalar_one() or b"")
     digest = hashlib.blake2b(data, digest_size=12).hexdigest()

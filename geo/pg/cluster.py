@@ -201,7 +201,8 @@ class LocalCluster:
         (self.root / "location").write_text(str(home) + "\n")
         return home
 
-    def _initdb(self) -> None:
+    def _make_home(self) -> Path:
+        """The server's folder, created and owned by the server user."""
         self.root.mkdir(parents=True, exist_ok=True)
         home = self._server_home()
         home.mkdir(parents=True, exist_ok=True)
@@ -209,6 +210,11 @@ class LocalCluster:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(home, entry.pw_uid, grp.getgrgid(entry.pw_gid).gr_gid)
+        return home
+
+    def _initdb(self) -> None:
+        home = self._make_home()
+        user = self._server_user()
         password = secrets.token_urlsafe(24)
         pwfile = home / ".initdb-password"
         pwfile.write_text(password + "\n")

@@ -9,9 +9,7 @@ from the moment it starts. Same users and password as the primary.
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import shutil
 from pathlib import Path
 
@@ -52,13 +50,7 @@ class LocalReplica(LocalCluster):
         return int(row[0] or 0) if row else 0
 
     def _basebackup(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        home = self._server_home()
-        home.mkdir(parents=True, exist_ok=True)
-        user = self._server_user()
-        if user:
-            entry = pwd.getpwnam(user)
-            os.chown(home, entry.pw_uid, grp.getgrgid(entry.pw_gid).gr_gid)
+        self._make_home()
         password = self.primary.password_file.read_text().strip()
         done = self._run(
             [

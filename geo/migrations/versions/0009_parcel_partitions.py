@@ -136,14 +136,18 @@ def _table(partitioned: bool) -> None:
     op.execute("ALTER SEQUENCE parcel_id_seq OWNED BY parcel.id")
 
 
-def upgrade() -> None:
+def _set_aside(name: str) -> None:
+    """Rename ``parcel`` to ``name`` (its data is copied from there), freeing its names."""
     op.execute("ALTER SEQUENCE parcel_id_seq OWNED BY NONE")
-    op.execute("ALTER TABLE parcel RENAME TO parcel_unpartitioned")
-    for name in ("pk_parcel", "fk_parcel_upload_id_upload"):
-        op.execute(f"ALTER TABLE parcel_unpartitioned RENAME CONSTRAINT {name} TO old_{name}")
-    for name in ("ix_parcel_geom", "ix_parcel_upload_id", "ix_parcel_valid"):
-        op.execute(f"DROP INDEX {name}")
-    op.execute("DROP INDEX ix_parcel_village_current")
+    op.execute(f"ALTER TABLE parcel RENAME TO {name}")
+    for constraint in ("pk_parcel", "fk_parcel_upload_id_upload"):
+        op.execute(f"ALTER TABLE {name} RENAME CONSTRAINT {constraint} TO old_{constraint}")
+    for index in ("geom", "upload_id", "valid", "village_current"):
+        op.execute(f"DROP INDEX ix_parcel_{index}")
+
+
+def upgrade() -> None:
+    _set_aside("parcel_unpartitioned")
     _table(partitioned=True)
     op.execute("CREATE TABLE parcel_default PARTITION OF parcel DEFAULT")
     _indexes()
@@ -180,13 +184,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("ALTER SEQUENCE parcel_id_seq OWNED BY NONE")
-    op.execute("ALTER TABLE parcel RENAME TO parcel_partitioned")
-    for name in ("pk_parcel", "fk_parcel_upload_id_upload"):
-        op.execute(f"ALTER TABLE parcel_partitioned RENAME CONSTRAINT {name} TO old_{name}")
-    for name in ("ix_parcel_geom", "ix_parcel_upload_id", "ix_parcel_valid"):
-        op.execute(f"DROP INDEX {name}")
-    op.execute("DROP INDEX ix_parcel_village_current")
+    _set_aside("parcel_partitioned")
     _table(partitioned=False)
     _indexes()
     op.execute(f"INSERT INTO parcel ({_COLUMNS}) SELECT {_COLUMNS} FROM parcel_partitioned")
