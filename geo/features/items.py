@@ -58,27 +58,25 @@ def count(conn: Connection, q: FeatureQuery) -> int:
 
 def page(conn: Connection, q: FeatureQuery) -> Page:
     """Up to ``q.limit`` features after ``q.after``, in id order, joined by PostgreSQL into
-    one text (one row crosses the wire, not one per feature). Whether more follow is asked
-    only when the page is full."""
+    one text (one row crosses the wire, not one per feature). One row more than the page is
+    read: whether more follow comes with the page, not from a second statement."""
     where, params = q.where(conn, paged=True)
-    limit = "" if q.limit is None else f" LIMIT {int(q.limit)}"
-    features, returned, last_id = conn.execute(
+    if q.limit is None:
+        keep, limit = "TRUE", ""
+    else:
+        keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
+    features, returned, last_id, more = conn.execute(
         text(
-            f"SELECT coalesce(string_agg(f, ',' ORDER BY id), ''), count(*), max(id) FROM ("
+            f"SELECT coalesce(string_agg(f, ',' ORDER BY id) FILTER (WHERE {keep}), ''),"
+            f" count(*) FILTER (WHERE {keep}), max(id) FILTER (WHERE {keep}),"
+            f" count(*) FILTER (WHERE NOT {keep}) > 0 FROM ("
+            f" SELECT id, f, row_number() OVER (ORDER BY id) AS n FROM ("
             f" SELECT t.id, {feature_sql(q.collection, q.crs)} AS f"
-            f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p"
+            f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p) numbered"
         ),
         params,
     ).one()
-    more = False
-    if q.limit is not None and returned == q.limit:
-        more = conn.execute(
-            text(
-                f"SELECT EXISTS (SELECT 1 FROM {q.collection.table} WHERE {where} AND t.id > :last)"
-            ),
-            {**params, "last": last_id},
-        ).scalar_one()
-    return Page(features, returned, last_id, more)
+    return Page(features, returned, last_id, bool(more))
 
 
 def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:

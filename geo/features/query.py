@@ -101,6 +101,7 @@ class FeatureQuery:
     limit: int | None = 10
     after: int | None = None
     crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
+    _provinces_found: list[str] | None = field(default=None, repr=False, compare=False)
 
     def where(self, conn: Connection, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
         """The WHERE clause and its parameters; ``paged`` adds the key paging (``after``)."""
@@ -143,7 +144,9 @@ class FeatureQuery:
                 )
         if not where:
             return []
-        params["provinces"] = provinces_where(conn, " AND ".join(where), params)
+        if self._provinces_found is None:  # the page and its count ask alike: once
+            self._provinces_found = provinces_where(conn, " AND ".join(where), params)
+        params["provinces"] = self._provinces_found
         return ["t.province = ANY(:provinces)"]
 
     def _envelope(self) -> str:
