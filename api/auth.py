@@ -21,7 +21,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from api import ratelimit
 from api.database import get_conn, router, served_by_replica
 from api.errors import problem
-from geo.access import Forbidden, authenticate, check_policy, policy, record_audit
+from geo.access import (
+    Forbidden,
+    audit_entry,
+    authenticate,
+    check_policy,
+    policy,
+    record_audit,
+)
 from geo.audit_spool import AuditSpool
 from geo.config import settings
 from geo.errors import GeoError
@@ -185,38 +192,35 @@ def _after(response: Response) -> Response:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     service = g.get("service")
+    if service is None or request.endpoint in PUBLIC:
+        return response
+    entry = audit_entry(
+        g.get("principal"),
+        service,
+        request.endpoint or "",
+        request.method,
+        _params(),
+        _rows(response),
+        response.status_code,
+        round((time.perf_counter() - g.started) * 1000, 2),
+    )
     # a replica's read, or a request that never reached the primary (down): the audit row
     # goes to the primary on its own connection, else to the local spool
-    if (
-        service is not None
-        and request.endpoint not in PUBLIC
-        and (served_by_replica() or "conn" not in g)
-    ):
-        _audit_on_primary(service, response)
-    elif service is not None and request.endpoint not in PUBLIC:
-        params = _params()
-        try:
-            conn = get_conn()
-            if response.status_code >= 400 or not conn.in_transaction():
-                conn.rollback()  # a failed request leaves nothing of its own behind
-            # after a success the audit row joins the request's (read) transaction: one
-            # commit, no extra BEGIN
-            with conn.begin() if not conn.in_transaction() else _joined(conn):
-                record_audit(
-                    conn,
-                    g.get("principal"),
-                    service,
-                    request.endpoint or "",
-                    request.method,
-                    params,
-                    _rows(response),
-                    response.status_code,
-                    round((time.perf_counter() - g.started) * 1000, 2),
-                )
-        except SQLAlchemyError:
-            current_app.logger.exception("audit could not be written")
-        else:
-            _replay_spool()
+    if served_by_replica() or "conn" not in g:
+        _audit_on_primary(entry)
+        return response
+    try:
+        conn = get_conn()
+        if response.status_code >= 400 or not conn.in_transaction():
+            conn.rollback()  # a failed request leaves nothing of its own behind
+        # after a success the audit row joins the request's (read) transaction: one
+        # commit, no extra BEGIN
+        with conn.begin() if not conn.in_transaction() else _joined(conn):
+            record_audit(conn, entry)
+    except SQLAlchemyError:
+        current_app.logger.exception("audit could not be written")
+    else:
+        _replay_spool()
     return response
 
 
@@ -239,25 +243,17 @@ def _params() -> dict[str, Any]:
 
 
 def _spool() -> AuditSpool:
-    where = current_app.config.get("AUDIT_SPOOL") or settings().home / "audit-spool.jsonl"
-    return AuditSpool(Path(where))
+    """The app's audit spool (``AUDIT_SPOOL``, else in the service's home), made once."""
+    found = current_app.extensions.get("tagsim_audit_spool")
+    if found is None:
+        where = current_app.config.get("AUDIT_SPOOL") or settings().home / "audit-spool.jsonl"
+        found = current_app.extensions["tagsim_audit_spool"] = AuditSpool(Path(where))
+    return found
 
 
-def _audit_on_primary(service: str, response: Response) -> None:
+def _audit_on_primary(entry: dict[str, Any]) -> None:
     """A read served by a replica: its audit row goes to the primary on a connection of its
     own; while the primary is down, to the local spool (moved in once it is back)."""
-    principal = g.get("principal")
-    entry = {
-        "p": principal.id if principal else None,
-        "a": principal.agency if principal else None,
-        "s": service,
-        "e": request.endpoint or "",
-        "m": request.method,
-        "params": _params(),
-        "r": _rows(response),
-        "st": response.status_code,
-        "d": round((time.perf_counter() - g.started) * 1000, 2),
-    }
     spool = _spool()
     try:
         route = router().write(autocommit=True)
@@ -268,17 +264,7 @@ def _audit_on_primary(service: str, response: Response) -> None:
         with route.conn as conn:
             if spool.pending():
                 spool.replay(conn)
-            record_audit(
-                conn,
-                principal,
-                service,
-                entry["e"],
-                entry["m"],
-                entry["params"],
-                entry["r"],
-                entry["st"],
-                entry["d"],
-            )
+            record_audit(conn, entry)
     except SQLAlchemyError:
         router().mark_down(router().primary)
         spool.append(entry)

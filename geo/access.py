@@ -28,6 +28,7 @@ __all__ = [
     "Forbidden",
     "Principal",
     "Unauthenticated",
+    "audit_entry",
     "authenticate",
     "check_policy",
     "create_key",
@@ -260,8 +261,7 @@ def set_policy(
     return policy(conn, service)
 
 
-def record_audit(
-    conn: Connection,
+def audit_entry(
     principal: Principal | None,
     service: str,
     endpoint: str,
@@ -270,10 +270,26 @@ def record_audit(
     rows: int | None,
     status: int,
     duration_ms: float,
-) -> None:
-    """One audit row. Its commit does not wait for the disk flush (``synchronous_commit``
-    off for this transaction only): a crash can lose the last fraction of a second of audit
-    rows, never reorder or corrupt them; the request does not pay a flush for its log line."""
+) -> dict[str, Any]:
+    """One access, as :func:`record_audit` stores it (and `geo.audit_spool` keeps it)."""
+    return {
+        "p": principal.id if principal else None,
+        "a": principal.agency if principal else None,
+        "s": service,
+        "e": endpoint,
+        "m": method,
+        "params": params,
+        "r": rows,
+        "st": status,
+        "d": duration_ms,
+    }
+
+
+def record_audit(conn: Connection, entry: dict[str, Any]) -> None:
+    """One audit row (from :func:`audit_entry`). Its commit does not wait for the disk flush
+    (``synchronous_commit`` off for this transaction only): a crash can lose the last
+    fraction of a second of audit rows, never reorder or corrupt them; the request does not
+    pay a flush for its log line."""
     conn.execute(
         text(
             "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
@@ -281,15 +297,5 @@ def record_audit(
             " row_count, status, duration_ms)"
             " SELECT :p, :a, :s, :e, :m, CAST(:params AS jsonb), :r, :st, :d FROM quick"
         ),
-        {
-            "p": principal.id if principal else None,
-            "a": principal.agency if principal else None,
-            "s": service,
-            "e": endpoint,
-            "m": method,
-            "params": json.dumps(params, ensure_ascii=False)[:10000],
-            "r": rows,
-            "st": status,
-            "d": duration_ms,
-        },
+        {**entry, "params": json.dumps(entry["params"], ensure_ascii=False)[:10000]},
     )

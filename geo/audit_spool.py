@@ -34,7 +34,7 @@ class AuditSpool:
         self.path = path
 
     def append(self, row: dict[str, Any]) -> None:
-        """Keep one audit row (the keys of `geo.access.record_audit`'s parameters)."""
+        """Keep one audit row (a `geo.access.audit_entry`)."""
         row = {**row, "at": row.get("at") or datetime.now(UTC).isoformat()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:

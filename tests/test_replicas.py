@@ -28,7 +28,7 @@ from geo.access import create_key
 from geo.config import settings
 from geo.db import dispose, engine
 from geo.pg.cluster import LocalCluster, port_is_free
-from geo.pg.replica import LocalReplica
+from geo.pg.replica import LocalReplica, wait_for_replay
 from tests.helpers import republish_village
 
 
@@ -53,20 +53,8 @@ class Pair:
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {self.key}"
         return client
 
-    def caught_up(self, timeout: float = 30) -> None:
-        """Wait until the replica has replayed everything the primary has written."""
-        with engine(self.primary_url).connect() as c:
-            lsn = c.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with engine(self.replica_url).connect() as c:
-                behind = c.execute(
-                    text("SELECT pg_wal_lsn_diff(:l, pg_last_wal_replay_lsn()) > 0"), {"l": lsn}
-                ).scalar_one()
-            if not behind:
-                return
-            time.sleep(0.1)
-        raise AssertionError("the replica did not catch up")
+    def caught_up(self) -> None:
+        wait_for_replay(self.primary_url, self.replica_url, timeout=30)
 
 
 def _free_ports(n: int) -> list[int]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import shutil
 import time
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from bench.cases.serving import (
     VENV_BIN,
@@ -30,24 +28,7 @@ from bench.harness import Outcome
 from geo.access import create_key
 from geo.config import settings
 from geo.db import dispose, engine, local_cluster
-from geo.pg.replica import LocalReplica
-
-
-def _caught_up(primary_url: str, replica_url: str, timeout: float = 600) -> None:
-    with engine(primary_url).connect() as c:
-        lsn = c.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with engine(replica_url).connect() as c:
-                if not c.execute(
-                    text("SELECT pg_wal_lsn_diff(:l, pg_last_wal_replay_lsn()) > 0"), {"l": lsn}
-                ).scalar_one():
-                    return
-        except OperationalError:  # the database is not replayed yet
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the replica did not catch up")
+from geo.pg.replica import LocalReplica, wait_for_replay
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
@@ -74,7 +55,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
     database = make_url(url).database or ""
     replica_url = replica.url(database)
     try:
-        _caught_up(url, replica_url)
+        wait_for_replay(url, replica_url, timeout=600)
         print(f"  replica made and caught up in {time.perf_counter() - started:.1f} s")
         env = {"TAGSIM_DATABASE_URL": url, "TAGSIM_RATE_LIMIT": "100000000 per minute"}
         one, two = _free_port(), _free_port()

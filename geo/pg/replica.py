@@ -17,7 +17,7 @@ from geo.errors import ClusterError
 from geo.pg.cluster import DATABASE, SUPERUSER, LocalCluster
 from geo.pg.install import ensure_postgis_installed
 
-__all__ = ["LocalReplica"]
+__all__ = ["LocalReplica", "wait_for_replay"]
 
 
 class LocalReplica(LocalCluster):
@@ -38,16 +38,6 @@ class LocalReplica(LocalCluster):
             self._start()
         self._wait_ready()
         return self.url()
-
-    def lag_bytes(self) -> int:
-        """How far behind the primary the replica's replay is (0: caught up)."""
-        import psycopg
-
-        with psycopg.connect(self.url().replace("+psycopg", ""), autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())"
-            ).fetchone()
-        return int(row[0] or 0) if row else 0
 
     def _basebackup(self) -> None:
         self._make_home()
@@ -94,3 +84,29 @@ class LocalReplica(LocalCluster):
                 if time.monotonic() > deadline:
                     raise ClusterError(f"the replica does not accept connections: {exc}") from exc
                 time.sleep(0.3)
+
+
+def wait_for_replay(primary_url: str, replica_url: str, timeout: float = 60) -> None:
+    """Wait until the replica has replayed everything the primary had written when called
+    (``replica_url`` names the same database on the replica; it may not exist there yet)."""
+    import time
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from geo.db import engine
+
+    with engine(primary_url).connect() as conn:
+        lsn = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with engine(replica_url).connect() as conn:
+                if not conn.execute(
+                    text("SELECT pg_wal_lsn_diff(:l, pg_last_wal_replay_lsn()) > 0"), {"l": lsn}
+                ).scalar_one():
+                    return
+        except OperationalError:  # the database is not replayed yet
+            pass
+        time.sleep(0.1)
+    raise ClusterError(f"the replica did not catch up within {timeout:.0f} s")
