@@ -47,7 +47,7 @@ def post_upload() -> tuple[Response, int]:
     )
     principal = g.get("principal")
     upload_id = create_upload(
-        url(), upload.read(), upload.filename, options, principal.id if principal else None
+        url(), upload.stream, upload.filename, options, principal.id if principal else None
     )
     job_id = enqueue(url(), "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
     with engine(url()).begin() as conn:

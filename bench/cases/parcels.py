@@ -8,6 +8,7 @@ planted defect, lon/lat) into the same PostGIS; ogr2ogr as the issue asks:
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import geopandas as gpd
 import psycopg
@@ -21,8 +22,8 @@ from geo.parcels.ingest import IngestOptions, create_upload, process_upload
 from geo.registry import import_edition
 
 
-def _file(quick: bool) -> tuple[bytes, int, bytes]:
-    """(the GeoPackage, its parcel count, the HF list) for the chosen size, cached."""
+def _file(quick: bool) -> tuple[Path, int, bytes]:
+    """(the GeoPackage's path, its parcel count, the HF list) for the chosen size, cached."""
     size = "small" if quick else "national"
     world = datasets.world(quick, maps=True)
     out = CACHE / f"parcels_{size}.gpkg"
@@ -35,16 +36,15 @@ def _file(quick: bool) -> tuple[bytes, int, bytes]:
             frame = gpd.read_file(world / "truth/parcels.gpkg", layer=layer)
             frame[~frame["CODE_HF"].isin(bad)].to_file(out, layer=layer, driver="GPKG")
     count = len(gpd.read_file(out, layer="parcels", columns=["CODE_HF"], ignore_geometry=True))
-    return out.read_bytes(), count, (world / "lists/hf_villages_1402.csv").read_bytes()
+    return out, count, (world / "lists/hf_villages_1402.csv").read_bytes()
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
     if shutil.which("ogr2ogr") is None:
         print("  ogr2ogr missing (apt-get install gdal-bin): parcel ingest case skipped")
         return []
-    raw, count, hf_list = _file(quick)
+    path, count, hf_list = _file(quick)
     import_edition(url, "hf", "1402", hf_list)
-    path = CACHE / f"parcels_{'small' if quick else 'national'}.gpkg"
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
 
     def reset() -> None:
@@ -59,8 +59,8 @@ def run(url: str, quick: bool) -> list[Outcome]:
             conn.execute("VACUUM ANALYZE parcel")
 
     def ours() -> None:
-        upload_id = create_upload(url, raw, path.name, IngestOptions())
-        state = process_upload(url, upload_id)
+        upload_id = create_upload(url, path, path.name, IngestOptions())  # as the CLI does
+        state = process_upload(url, upload_id, path=path)
         assert state["status"] == "published", state["report"].get("summary")
 
     def ogr() -> None:

@@ -77,13 +77,14 @@ class Upload(Base):
 
 
 class UploadFile(Base):
-    """The uploaded bytes, kept in PostgreSQL so any web or worker process can read them."""
+    """The uploaded bytes, kept in PostgreSQL so any web or worker process can read them;
+    in numbered chunks (``seq``), so no process holds a whole large file in memory."""
 
     __tablename__ = "upload_file"
+    __table_args__ = (PrimaryKeyConstraint("upload_id", "seq", name="pk_upload_file"),)
 
-    upload_id: Mapped[int] = mapped_column(
-        ForeignKey("upload.id", ondelete="CASCADE"), primary_key=True
-    )
+    upload_id: Mapped[int] = mapped_column(ForeignKey("upload.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     content: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
@@ -93,7 +94,6 @@ class ParcelStage(Base):
     __tablename__ = "parcel_stage"
     __table_args__ = (
         Index("ix_parcel_stage_upload_id", "upload_id", "layer", "village", "parcel_no"),
-        Index("ix_parcel_stage_geom", "geom", postgresql_using="gist"),
         {"prefixes": ["UNLOGGED"]},
     )
 
@@ -108,6 +108,7 @@ class ParcelStage(Base):
     land_use: Mapped[str | None] = mapped_column(Text)
     area_declared: Mapped[float | None] = mapped_column(Float)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    area_m2: Mapped[float | None] = mapped_column(Float)  # ellipsoidal, geo.areas
     geom: Mapped[Any] = mapped_column(
         Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True
     )

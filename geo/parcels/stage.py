@@ -1,19 +1,60 @@
-"""Put an upload's features into ``parcel_stage``: mapped fields, 2D, lon/lat, via COPY."""
+"""Put an upload's features into ``parcel_stage``, batch by batch: mapped fields, 2D,
+lon/lat, each feature's ellipsoidal area, via COPY.
+
+Geometry work is vectorised per Arrow batch (shapely and pyproj over arrays), and each
+batch is sent while PostgreSQL parses the previous one, so the file is never whole in
+memory. While staging, each village's lon/lat box is gathered: the ingest checks the
+villages' locations from it without reading the features again.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
+import pyarrow as pa
 import shapely
-from sqlalchemy import Connection
 
+from geo.areas import ellipsoidal_area
 from geo.crs import WGS84, transformer
-from geo.db import copy_lines, copy_text
+from geo.db import copy_text
 
-__all__ = ["stage_layer"]
+__all__ = ["StageStats", "stage_batches"]
+
+_NULL = "\\N"
+_COPY = (
+    "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
+    " area_declared, attrs, area_m2, geom) FROM STDIN"
+)
+Box = list[float]  # minx, miny, maxx, maxy (lon/lat)
+
+
+@dataclass
+class StageStats:
+    """What staging saw: feature counts and each village's lon/lat box."""
+
+    features: int = 0
+    z_dropped: int = 0
+    boxes: dict[str, Box] = field(default_factory=dict)
+
+    def grow(self, villages: list[str], bounds: np.ndarray) -> None:
+        for village, (x0, y0, x1, y1) in zip(villages, bounds, strict=True):
+            if math.isnan(x0):
+                continue
+            box = self.boxes.get(village)
+            if box is None:
+                self.boxes[village] = [x0, y0, x1, y1]
+            else:
+                box[0], box[1] = min(box[0], x0), min(box[1], y0)
+                box[2], box[3] = max(box[2], x1), max(box[3], y1)
+
+    def center(self, village: str) -> tuple[float, float] | None:
+        box = self.boxes.get(village)
+        return None if box is None else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
 
 def _reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
@@ -24,7 +65,7 @@ def _reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
 
 
 def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -32,62 +73,103 @@ def _text(value: Any) -> str | None:
     return out or None
 
 
-def _number(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if np.isnan(out) else out
+def _texts(column: pa.Array | None, n: int) -> list[str | None]:
+    if column is None:
+        return [None] * n
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return [(s.strip() or None) if s is not None else None for s in column.to_pylist()]
+    return [_text(v) for v in column.to_pylist()]
 
 
-def stage_layer(
-    conn: Connection,
+def _numbers(column: pa.Array | None, n: int) -> list[float | None]:
+    if column is None:
+        return [None] * n
+    out: list[float | None] = []
+    for v in column.to_pylist():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            out.append(None)
+            continue
+        out.append(None if math.isnan(f) else f)
+    return out
+
+
+def _column(batch: pa.RecordBatch, fields: dict[str, str | None], role: str) -> pa.Array | None:
+    name = fields.get(role)
+    return batch.column(name) if name and name in batch.schema.names else None
+
+
+def _attrs(batch: pa.RecordBatch, others: list[str]) -> list[str]:
+    """Each feature's other attributes as COPY-escaped JSON (only the non-empty ones)."""
+    if not others:
+        return ["{}"] * batch.num_rows
+    columns = [(name, _texts(batch.column(name), batch.num_rows)) for name in others]
+    out = []
+    for i in range(batch.num_rows):
+        attrs = {name: values[i] for name, values in columns if values[i] is not None}
+        out.append(copy_text(json.dumps(attrs, ensure_ascii=False)))
+    return out
+
+
+def _number_text(value: float | None) -> str:
+    return _NULL if value is None or math.isnan(value) else repr(float(value))
+
+
+def stage_batches(
+    conn: Any,
     upload_id: int,
     layer: str,
-    frame: gpd.GeoDataFrame,
+    batches: Iterable[pa.RecordBatch],
     epsg: int,
     fields: dict[str, str | None],
-    villages: list[str] | str,
-) -> dict[str, int]:
-    """Stage one layer; ``villages`` is each feature's village code (or one for all).
+    villages: Callable[[pa.RecordBatch], list[str]],
+    progress: Callable[[int], None] | None = None,
+) -> StageStats:
+    """Stage one layer's batches; ``villages`` gives each feature's village code of a batch.
 
-    Returns the count of features and of features whose Z/M values were dropped.
+    ``conn`` is a SQLAlchemy connection in a transaction; ``progress`` hears the running
+    count of features after each batch.
     """
-    geoms = np.asarray(frame.geometry.values, dtype=object)
-    has_z = int(np.count_nonzero(shapely.has_z(geoms)))
-    flat = shapely.force_2d(geoms)
-    lonlat = _reproject(flat, epsg)
-    wkb = shapely.to_wkb(shapely.set_srid(lonlat, WGS84), hex=True, include_srid=True)
-    roles = {v: k for k, v in fields.items() if v}
-    others = [c for c in frame.columns if c != frame.geometry.name and c not in roles]
-    null = "\\N"
-    lines = []
-    records = frame.drop(columns=frame.geometry.name).to_dict("records")
-    per_feature = [villages] * len(records) if isinstance(villages, str) else villages
-    for i, (row, geom, village) in enumerate(zip(records, wkb, per_feature, strict=True)):
-        attrs = {c: _text(row[c]) for c in others if _text(row[c]) is not None}
-        parcel_no = _text(row[fields["parcel_no"]]) if fields.get("parcel_no") else None
-        land_use = _text(row[fields["land_use"]]) if fields.get("land_use") else None
-        area = _number(row[fields["area"]]) if fields.get("area") else None
-        lines.append(
-            "\t".join(
+    stats = StageStats()
+    roles = {v for v in fields.values() if v}
+    cursor = conn.connection.dbapi_connection.cursor()
+    for batch in batches:
+        n = batch.num_rows
+        geoms = shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False))
+        stats.z_dropped += int(np.count_nonzero(shapely.has_z(geoms)))
+        lonlat = _reproject(shapely.force_2d(geoms), epsg)
+        wkb = shapely.to_wkb(shapely.set_srid(lonlat, WGS84), hex=True, include_srid=True)
+        areas = ellipsoidal_area(lonlat)
+        codes = villages(batch)
+        stats.grow(codes, shapely.bounds(lonlat))
+
+        parcel_no = _texts(_column(batch, fields, "parcel_no"), n)
+        land_use = _texts(_column(batch, fields, "land_use"), n)
+        declared = _numbers(_column(batch, fields, "area"), n)
+        others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
+        attrs = _attrs(batch, others)
+        head = f"{upload_id}\t{layer}\t"
+        start = stats.features + 1
+        lines = [
+            head
+            + "\t".join(
                 (
-                    str(upload_id),
-                    layer,
-                    copy_text(village),
-                    str(i + 1),
-                    copy_text(parcel_no) if parcel_no else null,
-                    copy_text(land_use) if land_use else null,
-                    null if area is None else repr(area),
-                    copy_text(json.dumps(attrs, ensure_ascii=False)),
-                    null if geom is None else geom,
+                    copy_text(codes[i]),
+                    str(start + i),
+                    copy_text(parcel_no[i]) if parcel_no[i] else _NULL,
+                    copy_text(land_use[i]) if land_use[i] else _NULL,
+                    _number_text(declared[i]),
+                    attrs[i],
+                    _number_text(areas[i]),
+                    wkb[i] if wkb[i] is not None else _NULL,
                 )
             )
-        )
-    copy_lines(
-        conn,
-        "COPY parcel_stage (upload_id, layer, village, feature, parcel_no,"
-        " land_use, area_declared, attrs, geom) FROM STDIN",
-        lines,
-    )
-    return {"features": len(lines), "z_dropped": has_z}
+            for i in range(n)
+        ]
+        with cursor.copy(_COPY) as copy:
+            copy.write("\n".join(lines) + "\n")
+        stats.features += n
+        if progress is not None:
+            progress(stats.features)
+    return stats

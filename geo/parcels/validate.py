@@ -3,7 +3,8 @@
 Errors (block publish): ``empty_geometry``, ``wrong_geometry_type``, ``invalid_geometry``
 (with ST_IsValidDetail's reason; repaired with consent, then a warning
 ``repaired_geometry`` with the area changed), ``missing_parcel_no``,
-``duplicate_parcel_no``, ``overlap`` (above ``OVERLAP_M2``), ``outside_zone``.
+``duplicate_parcel_no``, ``overlap`` (above ``OVERLAP_M2``), ``outside_zone`` (the last two
+per village in :mod:`geo.parcels.village_checks`).
 Warnings: ``z_dropped``, ``area_mismatch`` (declared area more than ``AREA_TOLERANCE`` off),
 ``zone_gaps`` (share of the zone no parcel covers), ``no_zone``.
 """
@@ -15,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-__all__ = ["AREA_TOLERANCE", "OVERLAP_M2", "validate_stage"]
+from geo.parcels.village_checks import OUTSIDE_M2, OVERLAP_M2, village_findings
 
-OVERLAP_M2 = 1.0
-OUTSIDE_M2 = 1.0
+__all__ = ["AREA_TOLERANCE", "OUTSIDE_M2", "OVERLAP_M2", "validate_stage"]
+
 AREA_TOLERANCE = 0.10
 ERRORS = {
     "empty_geometry",
@@ -59,37 +60,14 @@ _CHECKS = {
           GROUP BY village, parcel_no HAVING count(*) > 1) d
           ON d.parcel_no = s.parcel_no AND d.village = s.village
         WHERE s.upload_id = :u AND s.layer = 'parcels' AND s.feature <> d.first""",
-    "overlap": """
-        SELECT b.feature, b.parcel_no,
-               'overlaps feature ' || a.feature || ' (parcel ' || coalesce(a.parcel_no, '?')
-               || ') by ' || round(ST_Area(ST_Intersection(a.geom, b.geom)::geography)::numeric, 1)
-               || ' m²' AS message,
-               ST_AsText(ST_PointOnSurface(ST_Intersection(a.geom, b.geom))) AS location
-        FROM parcel_stage a JOIN parcel_stage b ON a.upload_id = b.upload_id
-          AND a.layer = b.layer AND a.village = b.village AND a.feature < b.feature
-          AND a.geom && b.geom
-        WHERE a.upload_id = :u AND a.layer = 'parcels' AND ST_IsValid(a.geom)
-          AND ST_IsValid(b.geom) AND ST_Intersects(a.geom, b.geom)
-          AND ST_Area(ST_Intersection(a.geom, b.geom)::geography) > :overlap""",
-    "outside_zone": """
-        SELECT p.feature, p.parcel_no,
-               round(ST_Area(ST_Difference(p.geom, z.geom)::geography)::numeric, 1)
-               || ' m² outside the guide-plan zone' AS message,
-               ST_AsText(ST_PointOnSurface(ST_Difference(p.geom, z.geom))) AS location
-        FROM parcel_stage p JOIN (SELECT village, ST_Union(geom) AS geom FROM parcel_stage
-          WHERE upload_id = :u AND layer = 'zone' AND ST_IsValid(geom) GROUP BY village) z
-          ON z.village = p.village AND z.geom IS NOT NULL
-        WHERE p.upload_id = :u AND p.layer = 'parcels' AND ST_IsValid(p.geom)
-          AND NOT ST_CoveredBy(p.geom, z.geom)
-          AND ST_Area(ST_Difference(p.geom, z.geom)::geography) > :outside""",
     "area_mismatch": """
         SELECT feature, parcel_no,
                'declared ' || area_declared || ' m², drawn '
-               || round(ST_Area(geom::geography)::numeric, 1) || ' m²' AS message,
+               || round(area_m2::numeric, 1) || ' m²' AS message,
                ST_AsText(ST_PointOnSurface(geom)) AS location
-        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels' AND ST_IsValid(geom)
-          AND area_declared IS NOT NULL AND ST_Area(geom::geography) > 0
-          AND abs(area_declared - ST_Area(geom::geography)) / ST_Area(geom::geography) > :tol""",
+        FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels' AND area_declared IS NOT
+          NULL AND area_m2 > 0 AND abs(area_declared - area_m2) / area_m2 > :tol
+          AND ST_IsValid(geom)""",
 }
 
 
@@ -101,7 +79,8 @@ def _repair(conn: Connection, upload_id: int) -> list[dict[str, Any]]:
                    ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3)) AS after
             FROM parcel_stage WHERE upload_id = :u AND layer IN ('parcels', 'zone')
             AND geom IS NOT NULL AND NOT ST_IsValid(geom))
-        UPDATE parcel_stage s SET geom = f.after FROM fixed f WHERE s.id = f.id
+        UPDATE parcel_stage s SET geom = f.after, area_m2 = ST_Area(f.after::geography)
+        FROM fixed f WHERE s.id = f.id
         RETURNING f.feature, f.parcel_no,
           'repaired: area ' || round(ST_Area(f.before::geography)::numeric, 1) || ' → '
           || round(ST_Area(f.after::geography)::numeric, 1) || ' m²' AS message,
@@ -119,20 +98,21 @@ def validate_stage(
     findings: list[dict[str, Any]] = []
     if repair:
         findings += _repair(conn, upload_id)
-    params = {"u": upload_id, "overlap": OVERLAP_M2, "outside": OUTSIDE_M2, "tol": AREA_TOLERANCE}
+    params = {"u": upload_id, "tol": AREA_TOLERANCE}
     for code, sql in _CHECKS.items():
         for row in conn.execute(text(sql), params).mappings():
             findings.append(
                 {**dict(row), "code": code, "level": "error" if code in ERRORS else "warning"}
             )
+    findings += village_findings(conn, upload_id)  # overlap, outside_zone
     # Valid parcels do not overlap (checked above), so the zone's covered share is the sum
     # of their areas: no union of thousands of polygons needed.
     zone = conn.execute(
         text("""
         SELECT sum(z.zone_m2) AS zone_m2, sum(z.zone_m2) - sum(coalesce(p.covered, 0)) AS gap_m2
-        FROM (SELECT village, sum(ST_Area(geom::geography)) AS zone_m2 FROM parcel_stage
+        FROM (SELECT village, sum(area_m2) AS zone_m2 FROM parcel_stage
               WHERE upload_id = :u AND layer = 'zone' AND ST_IsValid(geom) GROUP BY village) z
-        LEFT JOIN (SELECT village, sum(ST_Area(geom::geography)) AS covered FROM parcel_stage
+        LEFT JOIN (SELECT village, sum(area_m2) AS covered FROM parcel_stage
               WHERE upload_id = :u AND layer = 'parcels' AND ST_IsValid(geom)
               GROUP BY village) p ON p.village = z.village
         HAVING count(*) > 0"""),
