@@ -93,7 +93,7 @@ class ParcelStage(Base):
 
     __tablename__ = "parcel_stage"
     __table_args__ = (
-        Index("ix_parcel_stage_upload_id", "upload_id", "layer", "village", "parcel_no"),
+        Index("ix_parcel_stage_upload_id", "upload_id", "layer"),
         {"prefixes": ["UNLOGGED"]},
     )
 

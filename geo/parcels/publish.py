@@ -17,10 +17,10 @@ from sqlalchemy import Connection, text
 
 __all__ = ["ensure_partitions", "publish_stage"]
 
-_STATE = (
-    "jsonb_build_object('parcel_no', {t}.parcel_no, 'land_use', {t}.land_use,"
+_STATE = (  # json: the change log keeps states as written text (migration 0011)
+    "json_build_object('parcel_no', {t}.parcel_no, 'land_use', {t}.land_use,"
     " 'area_declared', {t}.area_declared, 'area_m2', round({t}.area_m2::numeric, 2),"
-    " 'attrs', {t}.attrs, 'geometry', ST_AsGeoJSON({t}.geom, 7)::jsonb)"
+    " 'attrs', {t}.attrs, 'geometry', ST_AsGeoJSON({t}.geom, 7)::json)"
 )
 
 
@@ -73,8 +73,8 @@ def publish_stage(
     conn.execute(
         text("""
         CREATE TEMP TABLE pub_cur ON COMMIT DROP AS
-        SELECT p.id, p.village_code AS village, p.parcel_no, p.land_use, p.area_declared,
-               p.attrs, p.geom FROM parcel p
+        SELECT p.id, p.province, p.village_code AS village, p.parcel_no, p.land_use,
+               p.area_declared, p.area_m2, p.attrs, p.geom FROM parcel p
         WHERE p.village_agency = :a AND p.valid_to IS NULL
           AND p.village_code IN (SELECT village FROM pub_village)"""),
         params,
@@ -103,39 +103,41 @@ def publish_stage(
                CAST(:cause AS jsonb), """
             + _STATE.format(t="p")
             + """
-        FROM pub_diff d JOIN parcel p ON p.id = d.old_id WHERE d.op = 'delete'"""
+        FROM pub_diff d JOIN pub_cur p ON p.id = d.old_id WHERE d.op = 'delete'"""
         ),
         params,
     )
     conn.execute(
         text("""
-        UPDATE parcel SET valid_to = now() WHERE id IN (
-            SELECT old_id FROM pub_diff WHERE op IN ('update', 'delete'))"""),
+        UPDATE parcel p SET valid_to = now() FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id
+        WHERE p.id = c.id AND p.province = c.province AND d.op IN ('update', 'delete')"""),
+        params,
+    )
+    conn.execute(
+        text("""
+        INSERT INTO parcel (village_agency, village_code, parcel_no, land_use, area_declared,
+                            area_m2, geom, attrs, upload_id, province)
+        SELECT :a, n.village, n.parcel_no, n.land_use, n.area_declared,
+               n.area_m2, n.geom, n.attrs, :u, n.province
+        FROM pub_new n JOIN pub_diff d ON d.village = n.village
+          AND d.parcel_no = n.parcel_no AND d.op <> 'delete'"""),
         params,
     )
     conn.execute(
         text(
             """
-        WITH ins AS (
-            INSERT INTO parcel (village_agency, village_code, parcel_no, land_use, area_declared,
-                                area_m2, geom, attrs, upload_id, province)
-            SELECT :a, n.village, n.parcel_no, n.land_use, n.area_declared,
-                   n.area_m2, n.geom, n.attrs, :u, n.province
-            FROM pub_new n JOIN pub_diff d ON d.village = n.village
-              AND d.parcel_no = n.parcel_no AND d.op <> 'delete'
-            RETURNING *)
         INSERT INTO change (entity_kind, entity_id, operation, cause, before, after)
-        SELECT 'parcel', :a || ':' || ins.village_code || ':' || ins.parcel_no, d.op,
+        SELECT 'parcel', :a || ':' || n.village || ':' || n.parcel_no, d.op,
                CAST(:cause AS jsonb),
-               CASE WHEN d.op = 'update' THEN (SELECT """
-            + _STATE.format(t="o")
-            + """
-                 FROM parcel o WHERE o.id = d.old_id) END,
+               CASE WHEN d.op = 'update' THEN """
+            + _STATE.format(t="c")
+            + """ END,
                """
-            + _STATE.format(t="ins")
+            + _STATE.format(t="n")
             + """
-        FROM ins JOIN pub_diff d ON d.village = ins.village_code
-          AND d.parcel_no = ins.parcel_no"""
+        FROM pub_new n JOIN pub_diff d ON d.village = n.village
+          AND d.parcel_no = n.parcel_no AND d.op <> 'delete'
+        LEFT JOIN pub_cur c ON c.id = d.old_id"""
         ),
         params,
     )
@@ -159,8 +161,8 @@ def publish_stage(
         SELECT 'guide_plan', :a || ':' || village,
                CASE WHEN old_id IS NULL THEN 'insert' ELSE 'update' END, CAST(:cause AS jsonb),
                CASE WHEN old_id IS NOT NULL THEN
-                 jsonb_build_object('geometry', ST_AsGeoJSON(old_zone, 7)::jsonb) END,
-               jsonb_build_object('geometry', ST_AsGeoJSON(zone, 7)::jsonb)
+                 json_build_object('geometry', ST_AsGeoJSON(old_zone, 7)::json) END,
+               json_build_object('geometry', ST_AsGeoJSON(zone, 7)::json)
         FROM changed RETURNING 1"""),
         params,
     ).all()

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import shapely
+from psycopg.copy import QueuedLibpqWriter
 
 from geo.areas import ellipsoidal_area
 from geo.crs import WGS84, transformer
@@ -42,9 +44,14 @@ class StageStats:
     boxes: dict[str, Box] = field(default_factory=dict)
 
     def grow(self, villages: list[str], bounds: np.ndarray) -> None:
-        for village, (x0, y0, x1, y1) in zip(villages, bounds, strict=True):
-            if math.isnan(x0):
-                continue
+        frame = pd.DataFrame(bounds, columns=["x0", "y0", "x1", "y1"])
+        frame["village"] = villages
+        boxes = (
+            frame.dropna()
+            .groupby("village")
+            .agg({"x0": "min", "y0": "min", "x1": "max", "y1": "max"})
+        )
+        for village, (x0, y0, x1, y1) in zip(boxes.index, boxes.to_numpy(), strict=True):
             box = self.boxes.get(village)
             if box is None:
                 self.boxes[village] = [x0, y0, x1, y1]
@@ -62,6 +69,13 @@ def _reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
         return geoms
     t = transformer(epsg, WGS84)
     return shapely.transform(geoms, lambda x, y: t.transform(x, y), interleaved=False)
+
+
+def _hex_ewkb(geoms: np.ndarray) -> list[str | None]:
+    """Hex EWKB (SRID 4326) of each geometry, what COPY text takes for a geometry column
+    (binary WKB turned to hex by Python is ~3x faster than shapely's hex output)."""
+    out = shapely.to_wkb(shapely.set_srid(geoms, WGS84), include_srid=True)
+    return [None if w is None else w.hex() for w in out]
 
 
 def _text(value: Any) -> str | None:
@@ -104,16 +118,22 @@ def _attrs(batch: pa.RecordBatch, others: list[str]) -> list[str]:
     """Each feature's other attributes as COPY-escaped JSON (only the non-empty ones)."""
     if not others:
         return ["{}"] * batch.num_rows
-    columns = [(name, _texts(batch.column(name), batch.num_rows)) for name in others]
+    columns = [_texts(batch.column(name), batch.num_rows) for name in others]
+    written: dict[tuple[str | None, ...], str] = {}  # such values repeat (a village's name)
     out = []
-    for i in range(batch.num_rows):
-        attrs = {name: values[i] for name, values in columns if values[i] is not None}
-        out.append(copy_text(json.dumps(attrs, ensure_ascii=False)))
+    for values in zip(*columns, strict=True):
+        text = written.get(values)
+        if text is None:
+            attrs = {n: v for n, v in zip(others, values, strict=True) if v is not None}
+            text = written[values] = copy_text(json.dumps(attrs, ensure_ascii=False))
+        out.append(text)
     return out
 
 
-def _number_text(value: float | None) -> str:
-    return _NULL if value is None or math.isnan(value) else repr(float(value))
+def _numbers_text(values: list[float | None] | np.ndarray) -> list[str]:
+    """COPY text of numbers: shortest round-trip digits, ``\\N`` for a missing one."""
+    array = np.asarray(values, dtype=float)
+    return np.where(np.isnan(array), _NULL, array.astype(str)).tolist()
 
 
 def stage_batches(
@@ -131,22 +151,39 @@ def stage_batches(
     ``conn`` is a SQLAlchemy connection in a transaction; ``progress`` hears the running
     count of features after each batch.
     """
+    cursor = conn.connection.dbapi_connection.cursor()
+    # One COPY for the layer, fed by a writer thread: PostgreSQL parses a batch while
+    # this process prepares the next one (two cores busy instead of one at a time).
+    with cursor.copy(_COPY, writer=QueuedLibpqWriter(cursor)) as copy:
+        return _send(copy, upload_id, layer, batches, epsg, fields, villages, progress)
+
+
+def _send(
+    copy: Any,
+    upload_id: int,
+    layer: str,
+    batches: Iterable[pa.RecordBatch],
+    epsg: int,
+    fields: dict[str, str | None],
+    villages: Callable[[pa.RecordBatch], list[str]],
+    progress: Callable[[int], None] | None,
+) -> StageStats:
     stats = StageStats()
     roles = {v for v in fields.values() if v}
-    cursor = conn.connection.dbapi_connection.cursor()
     for batch in batches:
         n = batch.num_rows
         geoms = shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False))
-        stats.z_dropped += int(np.count_nonzero(shapely.has_z(geoms)))
-        lonlat = _reproject(shapely.force_2d(geoms), epsg)
-        wkb = shapely.to_wkb(shapely.set_srid(lonlat, WGS84), hex=True, include_srid=True)
-        areas = ellipsoidal_area(lonlat)
+        z = int(np.count_nonzero(shapely.has_z(geoms)))
+        stats.z_dropped += z
+        lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
+        wkb = _hex_ewkb(lonlat)
+        areas = _numbers_text(ellipsoidal_area(lonlat))
         codes = villages(batch)
         stats.grow(codes, shapely.bounds(lonlat))
 
         parcel_no = _texts(_column(batch, fields, "parcel_no"), n)
         land_use = _texts(_column(batch, fields, "land_use"), n)
-        declared = _numbers(_column(batch, fields, "area"), n)
+        declared = _numbers_text(_numbers(_column(batch, fields, "area"), n))
         others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
         attrs = _attrs(batch, others)
         head = f"{upload_id}\t{layer}\t"
@@ -159,16 +196,15 @@ def stage_batches(
                     str(start + i),
                     copy_text(parcel_no[i]) if parcel_no[i] else _NULL,
                     copy_text(land_use[i]) if land_use[i] else _NULL,
-                    _number_text(declared[i]),
+                    declared[i],
                     attrs[i],
-                    _number_text(areas[i]),
+                    areas[i],
                     wkb[i] if wkb[i] is not None else _NULL,
                 )
             )
             for i in range(n)
         ]
-        with cursor.copy(_COPY) as copy:
-            copy.write("\n".join(lines) + "\n")
+        copy.write("\n".join(lines) + "\n")
         stats.features += n
         if progress is not None:
             progress(stats.features)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,11 +27,23 @@ __all__ = ["OUTSIDE_M2", "OVERLAP_M2", "village_findings"]
 OVERLAP_M2 = 1.0
 OUTSIDE_M2 = 1.0
 
-_ROWS = """
-    SELECT village, layer, feature, parcel_no, ST_AsBinary(geom) AS wkb FROM parcel_stage
+_VILLAGES = """
+    SELECT village, layer, array_agg(feature ORDER BY feature) AS features,
+           array_agg(parcel_no ORDER BY feature) AS parcel_nos,
+           array_agg(ST_AsBinary(geom) ORDER BY feature) AS wkb
+    FROM parcel_stage
     WHERE upload_id = :u AND geom IS NOT NULL
       AND GeometryType(geom) IN ('POLYGON', 'MULTIPOLYGON')
-    ORDER BY village, layer, feature"""
+    GROUP BY village, layer ORDER BY village, layer"""
+
+
+@dataclass(frozen=True)
+class _Features:
+    """A village's valid parcels: their feature numbers, parcel numbers and geometries."""
+
+    numbers: list[int]
+    parcel_nos: list[str | None]
+    geoms: np.ndarray
 
 
 def _point(geom: Any) -> str:
@@ -48,66 +62,87 @@ def _finding(code: str, feature: int, parcel_no: str | None, message: str, where
     }
 
 
-def _overlaps(features: list[Any], geoms: np.ndarray) -> Iterator[dict[str, Any]]:
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
+def _overlaps(f: _Features) -> Iterator[dict[str, Any]]:
+    a, b = shapely.STRtree(f.geoms).query(f.geoms, predicate="intersects")
     keep = a < b  # each pair once; features come in file order, so a is the earlier one
     a, b = a[keep], b[keep]
     if not len(a):
         return
-    shared = shapely.intersection(geoms[a], geoms[b])
+    shared = shapely.intersection(f.geoms[a], f.geoms[b])
     areas = ellipsoidal_area(shared)
     for i in np.flatnonzero(areas > OVERLAP_M2):
-        first, later = features[a[i]], features[b[i]]
+        first, later = a[i], b[i]
         yield _finding(
             "overlap",
-            later.feature,
-            later.parcel_no,
-            f"overlaps feature {first.feature} (parcel {first.parcel_no or '?'}) by "
+            f.numbers[later],
+            f.parcel_nos[later],
+            f"overlaps feature {f.numbers[first]} (parcel {f.parcel_nos[first] or '?'}) by "
             f"{areas[i]:.1f} m²",
             shared[i],
         )
 
 
-def _outside(features: list[Any], geoms: np.ndarray, zones: list[Any]) -> Iterator[dict]:
-    zone_geoms = shapely.from_wkb([bytes(z.wkb) for z in zones])
+def _outside(f: _Features, zone_wkb: list[bytes]) -> Iterator[dict[str, Any]]:
+    zone_geoms = shapely.from_wkb(zone_wkb)
     zone = shapely.union_all(zone_geoms[shapely.is_valid(zone_geoms)])
     if zone is None or shapely.is_empty(zone):
         return
     shapely.prepare(zone)
-    out = np.flatnonzero(~shapely.covers(zone, geoms))
+    out = np.flatnonzero(~shapely.covers(zone, f.geoms))
     if not len(out):
         return
-    rest = shapely.difference(geoms[out], zone)
+    rest = shapely.difference(f.geoms[out], zone)
     areas = ellipsoidal_area(rest)
     for i in np.flatnonzero(areas > OUTSIDE_M2):
-        f = features[out[i]]
         yield _finding(
             "outside_zone",
-            f.feature,
-            f.parcel_no,
+            f.numbers[out[i]],
+            f.parcel_nos[out[i]],
             f"{areas[i]:.1f} m² outside the guide-plan zone",
             rest[i],
         )
 
 
+def _village(
+    numbers: list[int], parcel_nos: list[str | None], wkb: list[bytes], zone: list[bytes] | None
+) -> list[dict[str, Any]]:
+    """One village's findings, from its parcels' columns and its zone's geometries."""
+    geoms = shapely.from_wkb(wkb)
+    valid = shapely.is_valid(geoms)
+    if not valid.all():
+        keep = np.flatnonzero(valid)
+        numbers = [numbers[i] for i in keep]
+        parcel_nos = [parcel_nos[i] for i in keep]
+        geoms = geoms[keep]
+    features = _Features(numbers, parcel_nos, geoms)
+    found = list(_overlaps(features))
+    if zone is not None:
+        found.extend(_outside(features, zone))
+    return found
+
+
 def village_findings(conn: Connection, upload_id: int) -> list[dict[str, Any]]:
     """``overlap`` (valid parcels of one village sharing more than ``OVERLAP_M2``) and
     ``outside_zone`` (a valid parcel with more than ``OUTSIDE_M2`` outside its village's
-    zone) findings of a staged upload."""
-    rows = conn.execution_options(yield_per=20_000).execute(text(_ROWS), {"u": upload_id})
-    findings: list[dict[str, Any]] = []
-    for _village, group in itertools.groupby(rows, key=lambda r: r.village):
-        features, zones = [], []
-        for r in group:
-            (features if r.layer == "parcels" else zones).append(r)
-        if not features:
-            continue
-        geoms = shapely.from_wkb([bytes(f.wkb) for f in features])
-        valid = np.flatnonzero(shapely.is_valid(geoms))
-        features = [features[i] for i in valid]
-        geoms = geoms[valid]
-        findings.extend(_overlaps(features, geoms))
-        if zones:
-            findings.extend(_outside(features, geoms, zones))
-    return findings
+    zone) findings of a staged upload.
+
+    One row per village and layer comes back; villages are checked on two threads while
+    the next rows arrive (shapely releases the GIL in its vectorised calls).
+    """
+    rows = conn.execution_options(yield_per=50).execute(text(_VILLAGES), {"u": upload_id})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = []
+        for _village_code, group in itertools.groupby(rows, key=lambda r: r.village):
+            layers = {r.layer: r for r in group}
+            parcels, zone = layers.get("parcels"), layers.get("zone")
+            if parcels is not None:
+                futures.append(
+                    pool.submit(
+                        _village,
+                        parcels.features,
+                        parcels.parcel_nos,
+                        parcels.wkb,
+                        zone.wkb if zone is not None else None,
+                    )
+                )
+        return [f for future in futures for f in future.result()]
