@@ -245,8 +245,13 @@ def get_items(collection_id: str) -> Response:
     q = feature_query(c)
     conn = get_conn()
     result = page(conn, q)
-    # a first page that holds everything needs no second query to count
-    matched = result.returned if q.after is None and not result.more else count(conn, q)
+    # counted with the page, or a first page that holds everything: no second query
+    if result.matched is not None:
+        matched = result.matched
+    elif q.after is None and not result.more:
+        matched = result.returned
+    else:
+        matched = count(conn, q)
     g.audit_rows = result.returned
     links = [
         _link(_page_url(), "self", GEOJSON, "this page"),

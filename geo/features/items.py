@@ -32,6 +32,7 @@ class Page:
     returned: int
     last_id: int | None
     more: bool
+    matched: int | None = None  # the whole selection's size, when counted with the page
 
 
 def _properties(c: Collection) -> str:
@@ -59,24 +60,34 @@ def count(conn: Connection, q: FeatureQuery) -> int:
 def page(conn: Connection, q: FeatureQuery) -> Page:
     """Up to ``q.limit`` features after ``q.after``, in id order, joined by PostgreSQL into
     one text (one row crosses the wire, not one per feature). One row more than the page is
-    read: whether more follow comes with the page, not from a second statement."""
+    read: whether more follow comes with the page, not from a second statement.
+
+    A first page by bbox is counted in the same statement (``Page.matched``): the box's
+    rows are all read and sorted for the page anyway, so a window count costs nothing
+    more, while a second ``count(*)`` would read them again. Other selections (a whole
+    layer, a village) are read by the id index and stop at the page: they are not.
+    """
     where, params = q.where(conn, paged=True)
     if q.limit is None:
         keep, limit = "TRUE", ""
     else:
         keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
-    features, returned, last_id, more = conn.execute(
+    counted = q.bbox is not None and q.after is None
+    total = "count(*) OVER ()" if counted else "NULL::bigint"
+    features, returned, last_id, more, matched = conn.execute(
         text(
             f"SELECT coalesce(string_agg(f, ',' ORDER BY id) FILTER (WHERE {keep}), ''),"
             f" count(*) FILTER (WHERE {keep}), max(id) FILTER (WHERE {keep}),"
-            f" count(*) FILTER (WHERE NOT {keep}) > 0 FROM ("
-            f" SELECT id, f, row_number() OVER (ORDER BY id) AS n FROM ("
-            f" SELECT t.id, {feature_sql(q.collection, q.crs)} AS f"
+            f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
+            f" SELECT id, f, total, row_number() OVER (ORDER BY id) AS n FROM ("
+            f" SELECT t.id, {feature_sql(q.collection, q.crs)} AS f, {total} AS total"
             f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p) numbered"
         ),
         params,
     ).one()
-    return Page(features, returned, last_id, bool(more))
+    if counted and matched is None:  # nothing in the box
+        matched = 0
+    return Page(features, returned, last_id, bool(more), matched)
 
 
 def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:
