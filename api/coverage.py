@@ -3,7 +3,7 @@ guide-plan zones and divisions it overlaps; a village's plan coverage."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from shapely import from_wkb
 
 from api.database import get_conn
@@ -32,7 +32,14 @@ def post_coverage() -> Response:
     body = json_body()
     when = parse_datetime(request.args.get("datetime") or _text(body.get("datetime")))
     plot = parse_plot(body, request.args.get("crs") or body.get("crs"))
-    return jsonify(plot_coverage(get_conn(), plot, when))
+    return _answer(plot_coverage(get_conn(), plot, when))
+
+
+def _answer(coverage: dict) -> Response:  # type: ignore[type-arg]
+    """The coverage as JSON; its parcel count is what the audit records (the audit need
+    not read the answer back to count it)."""
+    g.audit_rows = len(coverage["parcels"])
+    return jsonify(coverage)
 
 
 def _text(value: object) -> str | None:
@@ -47,7 +54,7 @@ def get_plate_coverage(unit: str, main: str, sub: str) -> Response:
     plate = plate_geometry(conn, unit, main, sub, when)
     answer = plot_coverage(conn, from_wkb(bytes(plate.pop("wkb"))), when)
     answer["plate"] = plate
-    return jsonify(answer)
+    return _answer(answer)
 
 
 @bp.get("/villages/<agency>/<code>/plan-coverage")
