@@ -553,3 +553,24 @@ def test_a_worker_killed_mid_ingest_leaves_the_map_intact_and_the_job_resumes(
     run_worker(url, wait=False)
     with engine(url).connect() as c:
         assert ingest_module.get_upload(c, upload_id)["status"] == "published"
+
+
+def test_a_large_file_is_stored_and_read_back_in_chunks(
+    url: str, world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    monkeypatch.setattr(ingest_module, "CHUNK", 4096)
+    raw = (world / "truth/parcels.gpkg").read_bytes()
+    upload_id = create_upload(url, io.BytesIO(raw), "national.gpkg", IngestOptions(dry_run=True))
+    with engine(url).connect() as c:
+        chunks = c.execute(
+            text("SELECT count(*) FROM upload_file WHERE upload_id = :u"), {"u": upload_id}
+        ).scalar_one()
+        up = ingest_module.get_upload(c, upload_id)
+    assert chunks == -(-len(raw) // 4096) and up["file_size"] == len(raw)
+    assert up["checksum"] == hashlib.sha256(raw).hexdigest()
+    state = process_upload(url, upload_id)  # read back from the database, chunk by chunk
+    assert state["report"]["summary"]["features"] == len(
+        gpd.read_file(world / "truth/parcels.gpkg", layer="parcels")
+    )

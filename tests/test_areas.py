@@ -1,0 +1,37 @@
+"""Ellipsoidal areas in bulk (geo/areas.py) against pyproj's geodesic areas."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from pyproj import Geod
+
+from geo.areas import ellipsoidal_area
+
+
+def _quad(rng: np.random.Generator) -> shapely.Polygon:
+    lon, lat, size = rng.uniform(44, 63), rng.uniform(25, 40), rng.uniform(1e-4, 0.05)
+    return shapely.Polygon(
+        [
+            (lon, lat),
+            (lon + size, lat + size * 0.2),
+            (lon + size * 0.8, lat + size),
+            (lon - size * 0.1, lat + size * 0.7),
+        ]
+    )
+
+
+def test_parcels_and_zones_agree_with_the_geodesic_area() -> None:
+    geod = Geod(ellps="WGS84")
+    rng = np.random.default_rng(7)
+    polygons = [_quad(rng) for _ in range(500)]  # ~10 m to ~5 km across, all over Iran
+    reference = np.array([abs(geod.geometry_area_perimeter(p)[0]) for p in polygons])
+    got = ellipsoidal_area(polygons)
+    assert np.max(np.abs(got - reference) / reference) < 2e-5
+
+
+def test_missing_empty_and_non_polygons() -> None:
+    got = ellipsoidal_area(
+        [None, shapely.Polygon(), shapely.Point(51, 35), shapely.box(51, 35, 51.001, 35.001)]
+    )
+    assert np.isnan(got[0]) and got[1] == 0 and got[2] == 0 and 10_000 < got[3] < 10_300
