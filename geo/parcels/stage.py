@@ -151,61 +151,59 @@ def stage_batches(
     ``conn`` is a SQLAlchemy connection in a transaction; ``progress`` hears the running
     count of features after each batch.
     """
+    stats = StageStats()
     cursor = conn.connection.dbapi_connection.cursor()
     # One COPY for the layer, fed by a writer thread: PostgreSQL parses a batch while
     # this process prepares the next one (two cores busy instead of one at a time).
     with cursor.copy(_COPY, writer=QueuedLibpqWriter(cursor)) as copy:
-        return _send(copy, upload_id, layer, batches, epsg, fields, villages, progress)
+        for batch in batches:
+            copy.write(_batch_text(batch, f"{upload_id}\t{layer}\t", epsg, fields, villages, stats))
+            if progress is not None:
+                progress(stats.features)
+    return stats
 
 
-def _send(
-    copy: Any,
-    upload_id: int,
-    layer: str,
-    batches: Iterable[pa.RecordBatch],
+def _batch_text(
+    batch: pa.RecordBatch,
+    head: str,
     epsg: int,
     fields: dict[str, str | None],
     villages: Callable[[pa.RecordBatch], list[str]],
-    progress: Callable[[int], None] | None,
-) -> StageStats:
-    stats = StageStats()
+    stats: StageStats,
+) -> str:
+    """One batch as COPY text lines (each starting with ``head``); counts it in ``stats``."""
     roles = {v for v in fields.values() if v}
-    for batch in batches:
-        n = batch.num_rows
-        geoms = shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False))
-        z = int(np.count_nonzero(shapely.has_z(geoms)))
-        stats.z_dropped += z
-        lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
-        wkb = _hex_ewkb(lonlat)
-        areas = _numbers_text(ellipsoidal_area(lonlat))
-        codes = villages(batch)
-        stats.grow(codes, shapely.bounds(lonlat))
+    n = batch.num_rows
+    geoms = shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False))
+    z = int(np.count_nonzero(shapely.has_z(geoms)))
+    stats.z_dropped += z
+    lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
+    wkb = _hex_ewkb(lonlat)
+    areas = _numbers_text(ellipsoidal_area(lonlat))
+    codes = villages(batch)
+    stats.grow(codes, shapely.bounds(lonlat))
 
-        parcel_no = _texts(_column(batch, fields, "parcel_no"), n)
-        land_use = _texts(_column(batch, fields, "land_use"), n)
-        declared = _numbers_text(_numbers(_column(batch, fields, "area"), n))
-        others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
-        attrs = _attrs(batch, others)
-        head = f"{upload_id}\t{layer}\t"
-        start = stats.features + 1
-        lines = [
-            head
-            + "\t".join(
-                (
-                    copy_text(codes[i]),
-                    str(start + i),
-                    copy_text(parcel_no[i]) if parcel_no[i] else _NULL,
-                    copy_text(land_use[i]) if land_use[i] else _NULL,
-                    declared[i],
-                    attrs[i],
-                    areas[i],
-                    wkb[i] if wkb[i] is not None else _NULL,
-                )
+    parcel_no = _texts(_column(batch, fields, "parcel_no"), n)
+    land_use = _texts(_column(batch, fields, "land_use"), n)
+    declared = _numbers_text(_numbers(_column(batch, fields, "area"), n))
+    others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
+    attrs = _attrs(batch, others)
+    start = stats.features + 1
+    lines = [
+        head
+        + "\t".join(
+            (
+                copy_text(codes[i]),
+                str(start + i),
+                copy_text(parcel_no[i]) if parcel_no[i] else _NULL,
+                copy_text(land_use[i]) if land_use[i] else _NULL,
+                declared[i],
+                attrs[i],
+                areas[i],
+                wkb[i] if wkb[i] is not None else _NULL,
             )
-            for i in range(n)
-        ]
-        copy.write("\n".join(lines) + "\n")
-        stats.features += n
-        if progress is not None:
-            progress(stats.features)
-    return stats
+        )
+        for i in range(n)
+    ]
+    stats.features += n
+    return "\n".join(lines) + "\n"
