@@ -9,7 +9,7 @@ from shapely import from_wkb
 from api.database import get_conn
 from api.params import agency_arg, json_body
 from geo.errors import InvalidParameter
-from geo.features.coverage import plan_coverage, plate_geometry, plot_coverage
+from geo.features.coverage import Coverage, plan_coverage, plate_geometry, plot_coverage
 from geo.features.plot_input import parse_plot
 from geo.features.temporal import parse_datetime
 from geo.persian import is_digits, normalize_code
@@ -35,11 +35,12 @@ def post_coverage() -> Response:
     return _answer(plot_coverage(get_conn(), plot, when))
 
 
-def _answer(coverage: dict) -> Response:  # type: ignore[type-arg]
+def _answer(coverage: Coverage, plate: dict | None = None) -> Response:  # type: ignore[type-arg]
     """The coverage as JSON; its parcel count is what the audit records (the audit need
     not read the answer back to count it)."""
-    g.audit_rows = len(coverage["parcels"])
-    return jsonify(coverage)
+    g.audit_rows = coverage.parcel_count
+    body = coverage.body if plate is None else coverage.with_plate(plate)
+    return Response(body, mimetype="application/json")
 
 
 def _text(value: object) -> str | None:
@@ -53,8 +54,7 @@ def get_plate_coverage(unit: str, main: str, sub: str) -> Response:
     conn = get_conn()
     plate = plate_geometry(conn, unit, main, sub, when)
     answer = plot_coverage(conn, from_wkb(bytes(plate.pop("wkb"))), when)
-    answer["plate"] = plate
-    return _answer(answer)
+    return _answer(answer, plate)
 
 
 @bp.get("/villages/<agency>/<code>/plan-coverage")

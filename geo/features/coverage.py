@@ -9,6 +9,8 @@ are cut in lon/lat (``ST_Intersection``), exact for plots of a few km².
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import shapely
@@ -21,7 +23,14 @@ from geo.persian import normalize_code
 from geo.registry.editions import IN_FORCE_SQL
 from geo.registry.equivalents import equivalent_codes, latest_run
 
-__all__ = ["AREA_METHOD", "MAX_PARCELS", "plan_coverage", "plate_geometry", "plot_coverage"]
+__all__ = [
+    "AREA_METHOD",
+    "MAX_PARCELS",
+    "Coverage",
+    "plan_coverage",
+    "plate_geometry",
+    "plot_coverage",
+]
 
 AREA_METHOD = "geodesic, on the WGS 84 ellipsoid (PostGIS geography)"
 MAX_PARCELS = 5000
@@ -41,7 +50,8 @@ def _share(part: float | None, whole: float | None) -> float | None:
 
 
 OVERLAY_SQL = """
-WITH plot AS (SELECT ST_GeomFromWKB(:plot, 4326) AS g),
+WITH plot AS (
+    SELECT g, ST_Area(g::geography) AS m2 FROM (SELECT ST_GeomFromWKB(:plot, 4326) AS g) p),
 editions AS (
     SELECT * FROM ({IN_FORCE_SQL}) e WHERE agency IN ('moi', 'sci', 'hf')),
 parcels AS (
@@ -66,38 +76,74 @@ divisions AS (
     FROM division d JOIN edition e ON e.id = d.edition_id, plot
     WHERE d.edition_id IN (SELECT id FROM editions) AND d.polygon && plot.g
       AND ST_Intersects(d.polygon, plot.g)),
+hit_parcels AS (SELECT * FROM parcels WHERE overlap_m2 > 0.0005),
+hit_plans AS (SELECT * FROM plans WHERE overlap_m2 > 0.0005),
+covered AS MATERIALIZED (  -- its unions once, not once per use below
+    SELECT coalesce((SELECT ST_Area(ST_CollectionExtract(ST_Intersection(ST_Union(p.geom),
+             (SELECT g FROM plot)), 3)::geography) FROM hit_parcels p), 0) AS by_parcels,
+           coalesce((SELECT ST_Area(ST_CollectionExtract(ST_Intersection(ST_Union(p.zone),
+             (SELECT g FROM plot)), 3)::geography) FROM hit_plans p), 0) AS by_plans),
 villages AS (
-    SELECT village_agency AS agency, village_code AS code FROM parcels
-    WHERE overlap_m2 > 0.0005
+    SELECT village_agency AS agency, village_code AS code FROM hit_parcels
     UNION
-    SELECT village_agency, village_code FROM plans WHERE overlap_m2 > 0.0005)
+    SELECT village_agency, village_code FROM hit_plans)
 SELECT
-  (SELECT ST_Area(g::geography) FROM plot) AS plot_m2,
-  (SELECT coalesce(json_agg(json_build_object('id', id, 'village_agency', village_agency,
-      'village_code', village_code, 'parcel_no', parcel_no, 'land_use', land_use,
-      'upload_id', upload_id, 'valid_from', valid_from, 'overlap_m2', overlap_m2,
-      'parcel_m2', parcel_m2) ORDER BY overlap_m2 DESC, id), '[]')
-   FROM parcels WHERE overlap_m2 > 0.0005) AS parcels,
-  (SELECT coalesce(ST_Area(ST_CollectionExtract(ST_Intersection(ST_Union(p.geom), plot.g), 3)
-      ::geography), 0) FROM parcels p, plot WHERE p.overlap_m2 > 0.0005 GROUP BY plot.g)
-    AS parcels_union_m2,
-  (SELECT coalesce(json_agg(json_build_object('id', id, 'village_agency', village_agency,
-      'village_code', village_code, 'plan_year', plan_year, 'valid_from', valid_from,
-      'overlap_m2', overlap_m2, 'zone_m2', zone_m2) ORDER BY id), '[]')
-   FROM plans WHERE overlap_m2 > 0.0005) AS plans,
-  (SELECT coalesce(ST_Area(ST_CollectionExtract(ST_Intersection(ST_Union(p.zone), plot.g), 3)
-      ::geography), 0) FROM plans p, plot WHERE p.overlap_m2 > 0.0005 GROUP BY plot.g)
-    AS plans_union_m2,
-  (SELECT coalesce(json_agg(json_build_object('agency', agency, 'edition', edition,
-      'level', level, 'code', code, 'name', name, 'overlap_m2', overlap_m2)
-      ORDER BY agency, length(code), code), '[]') FROM divisions) AS divisions,
-  (SELECT coalesce(json_agg(json_build_object('id', id, 'agency', agency, 'label', label,
-      'published_on', published_on) ORDER BY agency), '[]') FROM editions) AS editions,
+  plot.m2 AS plot_m2,
+  (SELECT count(*) FROM hit_parcels) AS parcel_count,
+  json_build_object(
+    'editions', (SELECT coalesce(json_agg(json_build_object('agency', agency, 'label', label,
+        'published_on', published_on) ORDER BY agency), '[]') FROM editions),
+    'totals', json_build_object(
+        'parcel_count', (SELECT count(*) FROM hit_parcels),
+        'parcels_m2', round(covered.by_parcels::numeric, 3),
+        'share_by_parcels', {share:covered.by_parcels:plot.m2},
+        'guide_plans_m2', round(covered.by_plans::numeric, 3),
+        'share_by_guide_plans', {share:covered.by_plans:plot.m2}),
+    'parcels', (SELECT coalesce(json_agg(json_build_object('id', id,
+        'village', json_build_object('agency', village_agency, 'code', village_code),
+        'parcel_no', parcel_no, 'land_use', land_use,
+        'overlap_m2', round(overlap_m2::numeric, 3),
+        'share_of_plot', {share:overlap_m2:plot.m2},
+        'share_of_parcel', {share:overlap_m2:parcel_m2},
+        'parcel_area_m2', round(parcel_m2::numeric, 3), 'upload_id', upload_id,
+        'version_from', valid_from) ORDER BY overlap_m2 DESC, id), '[]')
+      FROM (SELECT * FROM hit_parcels ORDER BY overlap_m2 DESC, id LIMIT {MAX_PARCELS}) p),
+    'truncated', (SELECT count(*) FROM hit_parcels) > {MAX_PARCELS},
+    'guide_plans', (SELECT coalesce(json_agg(json_build_object('id', id,
+        'village', json_build_object('agency', village_agency, 'code', village_code),
+        'plan_year', plan_year, 'overlap_m2', round(overlap_m2::numeric, 3),
+        'share_of_plot', {share:overlap_m2:plot.m2},
+        'share_of_zone', {share:overlap_m2:zone_m2}, 'version_from', valid_from)
+        ORDER BY id), '[]') FROM hit_plans),
+    'divisions', (SELECT coalesce(json_agg(json_build_object('agency', agency,
+        'edition', edition, 'level', level, 'code', code, 'name', name,
+        'overlap_m2', round(overlap_m2::numeric, 3),
+        'share_of_plot', {share:overlap_m2:plot.m2})
+        ORDER BY agency, length(code), code), '[]') FROM divisions)
+  )::text AS answer,
   (SELECT coalesce(json_agg(json_build_object('agency', v.agency, 'code', v.code,
       'name', (SELECT d.name FROM division d JOIN editions e ON e.id = d.edition_id
                WHERE e.agency = v.agency AND d.code = v.code LIMIT 1))
       ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages
-""".replace("{IN_FORCE_SQL}", IN_FORCE_SQL)
+FROM plot, covered
+"""
+
+
+def _share_sql(match: re.Match[str]) -> str:
+    """``{share:PART:WHOLE}``: PART's share of WHOLE, at most 1, 6 decimals; null when the
+    whole is zero or unknown."""
+    part, whole = match.group(1), match.group(2)
+    return (
+        f"CASE WHEN {whole} > 0 AND {part} IS NOT NULL"
+        f" THEN round(least(1.0, {part} / {whole})::numeric, 6) END"
+    )
+
+
+OVERLAY_SQL = (
+    re.sub(r"\{share:([\w.]+):([\w.]+)\}", _share_sql, OVERLAY_SQL)
+    .replace("{IN_FORCE_SQL}", IN_FORCE_SQL)
+    .replace("{MAX_PARCELS}", str(MAX_PARCELS))
+)
 
 
 def _with_codes(conn: Connection, villages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,13 +158,7 @@ def _with_codes(conn: Connection, villages: list[dict[str, Any]]) -> list[dict[s
     return out
 
 
-def _village_of(row: dict[str, Any]) -> dict[str, str]:
-    return {"agency": row["village_agency"], "code": row["village_code"]}
-
-
-def plot_coverage(
-    conn: Connection, plot: BaseGeometry, when: TimeFilter | None = None
-) -> dict[str, Any]:
+def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None = None) -> Coverage:
     """Every parcel, guide-plan zone and division the plot intersects, with overlaps: the
     overlay is one statement, so the answer is consistent within itself."""
     wkb = shapely.to_wkb(plot, output_dimension=2)
@@ -136,63 +176,44 @@ def plot_coverage(
         .mappings()
         .one()
     )
-    plot_m2 = float(row["plot_m2"])
-    parcels, plans = row["parcels"], row["plans"]
-    covered_parcels = float(row["parcels_union_m2"] or 0)
-    covered_plans = float(row["plans_union_m2"] or 0)
-    return {
-        "plot": {"area_m2": round(plot_m2, 3), "geometry": json.loads(shapely.to_geojson(plot))},
+    head = {
+        "plot": {
+            "area_m2": round(float(row["plot_m2"]), 3),
+            "geometry": json.loads(shapely.to_geojson(plot)),
+        },
         "area_method": AREA_METHOD,
         "as_of": as_of.isoformat() if as_of else None,
-        "editions": [
-            {"agency": e["agency"], "label": e["label"], "published_on": e["published_on"]}
-            for e in row["editions"]
-        ],
-        "totals": {
-            "parcel_count": len(parcels),
-            "parcels_m2": round(covered_parcels, 3),
-            "share_by_parcels": _share(covered_parcels, plot_m2),
-            "guide_plans_m2": round(covered_plans, 3),
-            "share_by_guide_plans": _share(covered_plans, plot_m2),
-        },
-        "parcels": [
-            {
-                "id": p["id"],
-                "village": _village_of(p),
-                "parcel_no": p["parcel_no"],
-                "land_use": p["land_use"],
-                "overlap_m2": round(p["overlap_m2"], 3),
-                "share_of_plot": _share(p["overlap_m2"], plot_m2),
-                "share_of_parcel": _share(p["overlap_m2"], p["parcel_m2"]),
-                "parcel_area_m2": round(p["parcel_m2"], 3),
-                "upload_id": p["upload_id"],
-                "version_from": p["valid_from"],
-            }
-            for p in parcels[:MAX_PARCELS]
-        ],
-        "truncated": len(parcels) > MAX_PARCELS,
-        "guide_plans": [
-            {
-                "id": p["id"],
-                "village": _village_of(p),
-                "plan_year": p["plan_year"],
-                "overlap_m2": round(p["overlap_m2"], 3),
-                "share_of_plot": _share(p["overlap_m2"], plot_m2),
-                "share_of_zone": _share(p["overlap_m2"], p["zone_m2"]),
-                "version_from": p["valid_from"],
-            }
-            for p in plans
-        ],
-        "divisions": [
-            {
-                **d,
-                "overlap_m2": round(d["overlap_m2"], 3),
-                "share_of_plot": _share(d["overlap_m2"], plot_m2),
-            }
-            for d in row["divisions"]
-        ],
-        "villages": _with_codes(conn, row["villages"]),
     }
+    tail = {"villages": _with_codes(conn, row["villages"])}
+    return Coverage(_spliced(head, row["answer"], tail), int(row["parcel_count"]))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A coverage answer as JSON text (PostgreSQL writes the lists: nothing is decoded and
+    encoded again here), and how many parcels it names (for the audit)."""
+
+    body: str
+    parcel_count: int
+
+    def with_plate(self, plate: dict[str, Any]) -> str:
+        """The answer with the registered plot's row appended as ``plate``."""
+        return _spliced({}, self.body, {"plate": plate})
+
+
+def _spliced(head: dict[str, Any], body: str, tail: dict[str, Any]) -> str:
+    """``head``'s keys, then ``body``'s (a JSON object's text), then ``tail``'s, as one object."""
+    parts = [json.dumps(head, ensure_ascii=False, default=_iso)[1:-1]] if head else []
+    parts.append(body.strip()[1:-1])
+    if tail:
+        parts.append(json.dumps(tail, ensure_ascii=False, default=_iso)[1:-1])
+    return "{" + ",".join(p for p in parts if p.strip()) + "}"
+
+
+def _iso(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def plate_geometry(
