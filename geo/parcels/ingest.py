@@ -154,8 +154,8 @@ def _zone_placement(zone: LayerSource, placement: Placement, crs: int | None) ->
 def _stage(
     url: str, upload_id: int, layers: Layers, options: IngestOptions, say: Progress
 ) -> tuple[Placement, list[str], dict[str, str | None], dict[str, Any]]:
-    """Stage the parcels (and the zone) and validate them, in one transaction: a file
-    that turns out unusable half-way leaves no staged rows behind."""
+    """Stage the parcels (and the zone) in one transaction (a file that turns out
+    unusable half-way leaves no staged rows behind), then validate them."""
     parcels = layers.parcels
     fields = resolve_fields(parcels.columns, options.mapping)
     batches = parcels.batches()
@@ -197,9 +197,19 @@ def _stage(
                 zone_fields,
                 zone.villages_of,
             )
+    # Committed (the stage is scratch space: a failure below removes it), so that a second
+    # connection can run the per-village checks alongside the SQL ones.
+    with engine(url).begin() as conn:
         conn.execute(text("ANALYZE parcel_stage"))  # good plans for the checks below
-        say(0.5, f"validating {stats.features} features of {len(villages)} villages")
-        report = validate_stage(conn, upload_id, repair=options.repair, z_dropped=stats.z_dropped)
+    say(0.5, f"validating {stats.features} features of {len(villages)} villages")
+    with engine(url).begin() as conn, engine(url).connect() as other:
+        report = validate_stage(
+            conn,
+            upload_id,
+            repair=options.repair,
+            z_dropped=stats.z_dropped,
+            village_conn=other,
+        )
     return placement, villages, fields, report
 
 
@@ -251,6 +261,7 @@ def process_upload(
             f"{report['summary']['warnings']} warnings",
         )
     except GeoError as exc:
+        _drop_stage(url, upload_id)
         _set(
             url,
             upload_id,
@@ -264,6 +275,7 @@ def process_upload(
         )
         raise
     except Exception as exc:
+        _drop_stage(url, upload_id)
         _set(
             url,
             upload_id,
@@ -275,6 +287,12 @@ def process_upload(
     if report["valid"] and not options.dry_run:
         return publish_upload(url, upload_id, progress=say)
     return get_upload_state(url, upload_id)
+
+
+def _drop_stage(url: str, upload_id: int) -> None:
+    """A failed upload keeps no staged rows."""
+    with engine(url).begin() as conn:
+        conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), {"u": upload_id})
 
 
 def get_upload_state(url: str, upload_id: int) -> dict[str, Any]:

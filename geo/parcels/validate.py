@@ -12,6 +12,7 @@ Warnings: ``z_dropped``, ``area_mismatch`` (declared area more than ``AREA_TOLER
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -91,20 +92,37 @@ def _repair(conn: Connection, upload_id: int) -> list[dict[str, Any]]:
 
 
 def validate_stage(
-    conn: Connection, upload_id: int, *, repair: bool = False, z_dropped: int = 0
+    conn: Connection,
+    upload_id: int,
+    *,
+    repair: bool = False,
+    z_dropped: int = 0,
+    village_conn: Connection | None = None,
 ) -> dict[str, Any]:
     """Run every check on the staged upload; return the report (nothing is changed, except
-    geometries repaired when ``repair``)."""
+    geometries repaired when ``repair``).
+
+    ``village_conn``: a second connection that sees the staged rows (committed, and not
+    to be repaired): the per-village checks then run on it while PostgreSQL runs the SQL
+    checks — one core each instead of one after the other.
+    """
     findings: list[dict[str, Any]] = []
     if repair:
         findings += _repair(conn, upload_id)
-    params = {"u": upload_id, "tol": AREA_TOLERANCE}
-    for code, sql in _CHECKS.items():
-        for row in conn.execute(text(sql), params).mappings():
-            findings.append(
-                {**dict(row), "code": code, "level": "error" if code in ERRORS else "warning"}
-            )
-    findings += village_findings(conn, upload_id)  # overlap, outside_zone
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        villages = (
+            pool.submit(village_findings, village_conn, upload_id)
+            if village_conn is not None and not repair
+            else None
+        )
+        params = {"u": upload_id, "tol": AREA_TOLERANCE}
+        for code, sql in _CHECKS.items():
+            for row in conn.execute(text(sql), params).mappings():
+                findings.append(
+                    {**dict(row), "code": code, "level": "error" if code in ERRORS else "warning"}
+                )
+        # overlap, outside_zone
+        findings += villages.result() if villages else village_findings(conn, upload_id)
     # Valid parcels do not overlap (checked above), so the zone's covered share is the sum
     # of their areas: no union of thousands of polygons needed.
     zone = conn.execute(
