@@ -21,7 +21,7 @@ from geo.errors import NotFound
 from geo.features.temporal import TimeFilter
 from geo.persian import normalize_code
 from geo.registry.editions import IN_FORCE_SQL
-from geo.registry.equivalents import equivalent_codes, latest_run
+from geo.registry.equivalents import equivalent_codes
 
 __all__ = [
     "AREA_METHOD",
@@ -124,7 +124,8 @@ SELECT
   (SELECT coalesce(json_agg(json_build_object('agency', v.agency, 'code', v.code,
       'name', (SELECT d.name FROM division d JOIN editions e ON e.id = d.edition_id
                WHERE e.agency = v.agency AND d.code = v.code LIMIT 1))
-      ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages
+      ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages,
+  (SELECT max(id) FROM crosswalk_run WHERE status = 'finished') AS crosswalk_run
 FROM plot, covered
 """
 
@@ -146,9 +147,11 @@ OVERLAY_SQL = (
 )
 
 
-def _with_codes(conn: Connection, villages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each village with its codes in every agency (through the newest crosswalk run)."""
-    run = latest_run(conn) if villages else None
+def _with_codes(
+    conn: Connection, villages: list[dict[str, Any]], run: int | None
+) -> list[dict[str, Any]]:
+    """Each village with its codes in every agency (through crosswalk run ``run``, the
+    newest finished one, read by the overlay statement itself)."""
     out = []
     for v in villages:
         codes: dict[str, list[str]] = {}
@@ -184,7 +187,7 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
         "area_method": AREA_METHOD,
         "as_of": as_of.isoformat() if as_of else None,
     }
-    tail = {"villages": _with_codes(conn, row["villages"])}
+    tail = {"villages": _with_codes(conn, row["villages"], row["crosswalk_run"])}
     return Coverage(_spliced(head, row["answer"], tail), int(row["parcel_count"]))
 
 
