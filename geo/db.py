@@ -7,11 +7,12 @@ without it the project's own local cluster is used (and started when asked).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from geo.config import Settings, settings
@@ -86,13 +87,46 @@ def engine(url: str, *, autocommit: bool = False, serving: bool = False) -> Engi
                 connect_args["options"] = SERVING_OPTIONS
             found = _ENGINES[key] = create_engine(
                 normalize_url(url),
-                pool_pre_ping=True,
+                pool_pre_ping=not serving,  # request pools: see _ping_when_idle
                 pool_size=5,
                 max_overflow=10,
                 connect_args=connect_args,
                 **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
             )
+            if serving:
+                _ping_when_idle(found)
         return found
+
+
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(pooled: Engine) -> None:
+    """Ping a pooled connection at checkout only when it sat idle for a while.
+
+    Under load a request pool hands the same connections round within milliseconds: a ping
+    each time is a round trip per request for nothing (a PostgreSQL wake-up and a thread
+    switch on busy cores). A connection idle for over ``IDLE_PING_SECONDS`` — long enough
+    for its server to have restarted or gone — is pinged, and replaced if dead (the pool
+    retries with a fresh connection). A server that dies while its connections are busy is
+    found by the failing statement: SQLAlchemy then invalidates the whole pool.
+    """
+
+    @event.listens_for(pooled, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pooled, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return  # just made, or just used
+        try:
+            alive = pooled.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection is gone") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection is gone")
 
 
 def dispose(url: str) -> None:
