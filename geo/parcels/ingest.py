@@ -141,14 +141,16 @@ def _set(url: str, upload_id: int, **values: Any) -> None:
         )
 
 
-def _zone_placement(zone: LayerSource, placement: Placement, crs: int | None) -> Placement | None:
-    """The zone layer's own CRS and villages: the single village, or the zone's village
-    field; None when its features cannot be tied to villages."""
+def _zone_placement(
+    zone: LayerSource, placement: Placement, crs: int | None
+) -> tuple[Placement, dict[str, str | None]] | None:
+    """The zone layer's own CRS and villages (the single village, or the zone's village
+    field) and its fields; None when its features cannot be tied to villages."""
     fields = resolve_fields(zone.columns, {"parcel_no": zone.columns[0]} if zone.columns else {})
     if placement.single is None and not fields.get("village"):
         return None
     choice = choose_crs(zone.crs, zone.bounds, crs or placement.choice.epsg, None)
-    return Placement(choice, placement.agency, placement.single, fields.get("village"))
+    return Placement(choice, placement.agency, placement.single, fields.get("village")), fields
 
 
 def _stage(
@@ -185,9 +187,9 @@ def _stage(
             staged,
         )
         villages = check_locations(conn, placement, stats)
-        zone = layers.zone and _zone_placement(layers.zone, placement, options.crs)
-        if layers.zone is not None and zone is not None:
-            zone_fields = {"parcel_no": layers.zone.columns[0] if layers.zone.columns else None}
+        placed = _zone_placement(layers.zone, placement, options.crs) if layers.zone else None
+        if layers.zone is not None and placed is not None:
+            zone, zone_fields = placed
             stage_batches(
                 conn,
                 upload_id,
@@ -197,10 +199,9 @@ def _stage(
                 zone_fields,
                 zone.villages_of,
             )
+        conn.execute(text("ANALYZE parcel_stage"))  # good plans for the checks below
     # Committed (the stage is scratch space: a failure below removes it), so that a second
     # connection can run the per-village checks alongside the SQL ones.
-    with engine(url).begin() as conn:
-        conn.execute(text("ANALYZE parcel_stage"))  # good plans for the checks below
     say(0.5, f"validating {stats.features} features of {len(villages)} villages")
     with engine(url).begin() as conn, engine(url).connect() as other:
         report = validate_stage(
@@ -316,7 +317,7 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
     say(0.8, "publishing")
     try:
         with engine(url).begin() as conn:
-            ensure_partitions(conn, upload_id, up["village_agency"])
+            provinces = ensure_partitions(conn, upload_id, up["village_agency"])
         with engine(url).begin() as conn:
             report = (
                 up["report"]
@@ -346,6 +347,7 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
                 upload_id,
                 up["village_agency"],
                 {"upload": upload_id, "file": up["file_name"]},
+                provinces,
             )
             conn.execute(
                 text(

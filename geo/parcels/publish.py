@@ -24,42 +24,49 @@ _STATE = (  # json: the change log keeps states as written text (migration 0011)
 )
 
 
-def ensure_partitions(conn: Connection, upload_id: int, agency: str) -> list[str]:
-    """Make the province partitions the staged villages go to (commit before publishing:
+def ensure_partitions(conn: Connection, upload_id: int, agency: str) -> dict[str, str]:
+    """Each staged village's province, once its partition exists (commit before publishing:
     creating a partition locks the parent briefly, which must not last a whole publish)."""
-    return list(
+    provinces = dict(
         conn.execute(
             text("""
-            SELECT parcel_ensure_partition(province) FROM (
-                SELECT DISTINCT parcel_province(:a, village) AS province
-                FROM (SELECT DISTINCT village FROM parcel_stage WHERE upload_id = :u) v) p"""),
+            SELECT village, parcel_province(:a, village)
+            FROM (SELECT DISTINCT village FROM parcel_stage WHERE upload_id = :u) v"""),
             {"u": upload_id, "a": agency},
-        ).scalars()
+        ).all()
     )
+    conn.execute(
+        text("SELECT parcel_ensure_partition(p) FROM unnest(CAST(:p AS text[])) p"),
+        {"p": sorted(set(provinces.values()))},
+    )
+    return provinces
 
 
 def publish_stage(
-    conn: Connection, upload_id: int, agency: str, cause: dict[str, Any]
+    conn: Connection,
+    upload_id: int,
+    agency: str,
+    cause: dict[str, Any],
+    provinces: dict[str, str],
 ) -> dict[str, int]:
-    """Apply staged upload ``upload_id`` (villages of ``agency``); return change counts."""
+    """Apply staged upload ``upload_id`` (villages of ``agency``, each in its province as
+    :func:`ensure_partitions` found it); return change counts."""
     params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
-    conn.execute(
-        text("""
-        SELECT pg_advisory_xact_lock(hashtextextended('village:' || :a || ':' || v, 0))
-        FROM (SELECT DISTINCT village AS v FROM parcel_stage WHERE upload_id = :u
-              ORDER BY 1) villages"""),
-        params,
-    )
-    # Each village's province once (a registry lookup), in a table of its own: inlined
-    # into the join below, the planner evaluated it for every parcel (60 s nationally).
+    # The villages and their provinces in a table of their own: a registry lookup inlined
+    # into the join below was evaluated for every parcel (60 s nationally).
     conn.execute(
         text("""
         CREATE TEMP TABLE pub_village ON COMMIT DROP AS
-        SELECT village, parcel_province(:a, village) AS province
-        FROM (SELECT DISTINCT village FROM parcel_stage WHERE upload_id = :u) d"""),
-        params,
+        SELECT * FROM unnest(CAST(:v AS text[]), CAST(:p AS text[])) AS x(village, province)"""),
+        {"v": list(provinces), "p": list(provinces.values())},
     )
     conn.execute(text("ANALYZE pub_village"))
+    conn.execute(
+        text("""
+        SELECT pg_advisory_xact_lock(hashtextextended('village:' || :a || ':' || village, 0))
+        FROM (SELECT village FROM pub_village ORDER BY 1) villages"""),
+        params,
+    )
     conn.execute(
         text("""
         CREATE TEMP TABLE pub_new ON COMMIT DROP AS
