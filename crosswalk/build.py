@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from crosswalk.errors import NotFound, ValidationError
+from crosswalk.history import former_names
 from crosswalk.matcher import Decision, Link, Matcher
 from crosswalk.units import load_side
 from geo.db import engine
@@ -206,9 +207,14 @@ def build(
         done = 0
         counts: dict[str, Any] = {}
         with engine(url).connect() as conn:
-            ref = load_side(conn, "moi", run.moi_edition_id)
+            former = former_names(conn, "moi", run.moi_edition_id)
+            ref = load_side(conn, "moi", run.moi_edition_id, former)
         done += 1
-        report(done, total, f"MOI reference loaded ({len(ref.units)} units)")
+        report(
+            done,
+            total,
+            f"MOI reference loaded ({len(ref.units)} units, {len(former)} with former names)",
+        )
         for agency, edition_id in others:
             with engine(url).connect() as conn:
                 other = load_side(conn, agency, edition_id)

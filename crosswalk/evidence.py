@@ -30,12 +30,22 @@ def _km(a: Unit, b: Unit) -> float | None:
 def weigh(ref: Unit, other: Unit, hops: int) -> Evidence:
     """Score ``ref`` (MOI) against ``other``; ``hops`` is how far up their matched
     ancestor is (1: parents matched; 2: only the grandparents; …)."""
+    former = next((f for f in ref.former if f.key == other.key), None)
+    loose_former = next((f for f in ref.former if f.loose and f.loose == other.loose), None)
     if ref.key == other.key:
         score, method, words = 1.0, "name", ["same name key"]
     elif ref.loose == other.loose and ref.loose:
         score, method, words = 0.95, "name", ["same name by variant rules"]
+    elif former is not None:
+        score, method = 0.97, "name"
+        words = [f"same as its former name «{former.name}» ({former.edition})"]
+    elif loose_former is not None:
+        score, method = 0.93, "name"
+        words = [f"its former name «{loose_former.name}» ({loose_former.edition}) by variant rules"]
     else:
-        sim = max(fuzz.ratio(ref.key, other.key), fuzz.ratio(ref.loose, other.loose)) / 100
+        pairs = [(ref.key, other.key), (ref.loose, other.loose)]
+        pairs += [(f.key, other.key) for f in ref.former]
+        sim = max(fuzz.ratio(k, ok) for k, ok in pairs) / 100
         score, method, words = 0.9 * sim, "fuzzy", [f"names {round(sim * 100)}% alike"]
     if hops <= 1:
         words.append("parent matched")

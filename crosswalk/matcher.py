@@ -143,19 +143,21 @@ class Matcher:
     def _weigh_pool(self, code: str, pool: dict[str, int]) -> list[tuple[str, Evidence]]:
         unit = self.ref.units[code]
         codes = list(pool)
+        keys = {unit.key, *(f.key for f in unit.former)}
+        looses = {k for k in (unit.loose, *(f.loose for f in unit.former)) if k}
         same = [
             o
             for o in codes
-            if self.other.units[o].key == unit.key
-            or (unit.loose and self.other.units[o].loose == unit.loose)
+            if self.other.units[o].key in keys or self.other.units[o].loose in looses
         ]
         chosen = set(same)
         if len(same) <= 1:  # look further only when names alone do not settle it
-            keys = [self.other.units[o].key for o in codes]
-            for _key, _score, i in process.extract(
-                unit.key, keys, scorer=fuzz.ratio, limit=3, score_cutoff=60
-            ):
-                chosen.add(codes[i])
+            other_keys = [self.other.units[o].key for o in codes]
+            for key in (unit.key, *(f.key for f in unit.former)):
+                for _key, _score, i in process.extract(
+                    key, other_keys, scorer=fuzz.ratio, limit=3, score_cutoff=60
+                ):
+                    chosen.add(codes[i])
         return [(o, weigh(unit, self.other.units[o], pool[o])) for o in chosen]
 
     def _candidates(self, code: str, level: str) -> list[tuple[str, Evidence]]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
+from crosswalk.history import Former
+
 __all__ = ["LEVEL_ORDER", "Side", "Unit", "load_side"]
 
 LEVEL_ORDER = ("province", "county", "district", "rural", "city", "village")
@@ -25,6 +27,7 @@ class Unit:
     lon: float | None
     lat: float | None
     population: int | None
+    former: tuple[Former, ...] = ()  # names in the agency's older editions
 
 
 @dataclass
@@ -48,8 +51,15 @@ class Side:
         return [c for c in self.under.get((code, level), []) if self.units[c].parent == code]
 
 
-def load_side(conn: Connection, agency: str, edition_id: int) -> Side:
-    """Every unit of the edition (farm points of SCI left out: they have no counterpart)."""
+def load_side(
+    conn: Connection,
+    agency: str,
+    edition_id: int,
+    former: dict[str, tuple[Former, ...]] | None = None,
+) -> Side:
+    """Every unit of the edition (farm points of SCI left out: they have no counterpart),
+    with the former names given in ``former`` (see `crosswalk.history`)."""
+    former = former or {}
     rows = conn.execute(
         text(
             "SELECT code, level, name, name_key, name_loose, parent_code, ancestors, national_id,"
@@ -59,7 +69,20 @@ def load_side(conn: Connection, agency: str, edition_id: int) -> Side:
         {"e": edition_id},
     ).all()
     units = {
-        r[0]: Unit(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6]), r[7], r[8], r[9], r[10])
+        r[0]: Unit(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            tuple(r[6]),
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            former=former.get(r[0], ()),
+        )
         for r in rows
     }
     return Side(agency, edition_id, units).index()

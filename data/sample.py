@@ -23,7 +23,7 @@ import geopandas as gpd
 from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import text
 
-from data.generator import generate
+from data.generator import PUBLISHED, generate
 from geo.dates import parse_date
 from geo.db import copy_lines, copy_text, engine
 from geo.parcels.ingest import IngestOptions, create_upload, process_upload
@@ -36,7 +36,6 @@ HERE = Path(__file__).resolve().parent
 SAMPLE_SEED = 1401
 Echo = Callable[[str], Any]
 SAMPLE_UPLOAD = "sample-parcel-maps.gpkg"
-PUBLISHED = {"moi": "1401-08-25", "sci": "1399-05-01", "hf": "1402-01-01"}
 
 
 def _fingerprint() -> str:

@@ -14,12 +14,13 @@ from sqlalchemy import text
 
 from crosswalk import build, evaluate, start_run
 from crosswalk.export import COLUMNS, export_rows, to_csv, to_xlsx
+from crosswalk.history import former_names
 from crosswalk.release import publish
 from crosswalk.review import decide, review_queue
 from data.generator import generate
+from data.lists import import_lists
 from geo.db import engine
 from geo.jobs import run_worker
-from geo.registry import import_edition
 from geo.registry.lookup import resolve
 from tests.helpers import client_for
 
@@ -33,12 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cw_url(module_db_url: str, world: Path) -> str:
-    for agency, label, name in [
-        ("moi", "1401-08-25", "moi_divisions_1401-08-25.csv"),
-        ("sci", "1399", "sci_geography_1399.csv"),
-        ("hf", "1402", "hf_villages_1402.csv"),
-    ]:
-        import_edition(module_db_url, agency, label, (world / "lists" / name).read_bytes())
+    import_lists(module_db_url, world)
     build(module_db_url, start_run(module_db_url))
     return module_db_url
 
@@ -112,6 +108,29 @@ def test_moved_units_are_found_under_their_grandparent(cw_url: str, world: Path)
             found.append(link[3])
     assert len(found) >= 0.7 * len(moves)
     assert any("moved: only the grandparent matched" in words for words in found)
+
+
+def test_renamed_units_are_found_by_their_former_name(cw_url: str, world: Path) -> None:
+    """SCI's list is older than MOI's: it still has the name MOI's previous edition had."""
+    with (world / "truth" / "moi_events.csv").open(encoding="utf-8") as f:
+        renames = [e for e in csv.DictReader(f) if e["kind"] == "rename"]
+    truth = {r["moi_code"]: r for r in _truth(world) if r["moi_code"] and r["sci_code"]}
+    pairs = [truth[e["codes_after"]] for e in renames if e["codes_after"] in truth]
+    assert len(pairs) >= 5
+    got = [_link(cw_url, r["moi_code"], r["sci_code"]) for r in pairs]
+    auto = [g[3] for g in got if g and g[0] == "auto"]
+    assert len(auto) >= 0.8 * len(pairs), (len(auto), len(pairs))
+    assert all("former name" in words for words in auto), auto[:3]
+    with engine(cw_url).connect() as c:
+        moi_ids = c.execute(
+            text("SELECT label, id FROM edition WHERE agency = 'moi' ORDER BY published_on")
+        ).all()
+        former = former_names(c, "moi", moi_ids[-1].id)
+        assert former_names(c, "moi", moi_ids[0].id) == {}  # nothing older than the oldest
+    e = renames[0]
+    old_name = e["note"].split(" → ")[0]
+    names = [(f.name, f.edition) for f in former[e["codes_after"]]]
+    assert (old_name, moi_ids[0].label) in names
 
 
 def test_splits_and_merges_are_recorded_as_such(cw_url: str, world: Path) -> None:

@@ -17,8 +17,8 @@ from bench.datasets import world
 from bench.harness import Outcome, pair
 from crosswalk import build, evaluate, start_run
 from crosswalk.units import LEVEL_ORDER, load_side
+from data.lists import import_lists
 from geo.db import engine
-from geo.registry import import_edition
 
 
 def _world(quick: bool) -> Path:
@@ -64,12 +64,7 @@ def naive(url: str, run_id: int) -> None:
 
 def run(url: str, quick: bool) -> list[Outcome]:
     world = _world(quick)
-    for agency, label, name in [
-        ("moi", "1401-08-25", "moi_divisions_1401-08-25.csv"),
-        ("sci", "1399", "sci_geography_1399.csv"),
-        ("hf", "1402", "hf_villages_1402.csv"),
-    ]:
-        import_edition(url, agency, label, (world / "lists" / name).read_bytes())
+    import_lists(url, world)  # MOI's older edition too: its former names are evidence
     runs: dict[str, list[int]] = {"ours": [], "naive": []}
     memory: list[float] = []
 

@@ -50,7 +50,7 @@ from geo.config import project_root
 from geo.errors import ValidationError
 from geo.persian import match_key
 
-__all__ = ["EDITIONS", "SIZES", "generate"]
+__all__ = ["EDITIONS", "PUBLISHED", "SIZES", "generate"]
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample"
 EDITIONS = {
@@ -59,6 +59,8 @@ EDITIONS = {
     "sci": ("sci", "1399", "sci_geography_1399.csv"),
     "hf": ("hf", "1402", "hf_villages_1402.csv"),
 }
+# When each edition was published (Jalali): the registry orders an agency's editions by it.
+PUBLISHED = {"moi_old": "1400-06-01", "moi": "1401-08-25", "sci": "1399-05-01", "hf": "1402-01-01"}
 
 
 def _sources(sz: Size, source: Path | None) -> tuple[Path, list[Path]]:

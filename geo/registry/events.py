@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-__all__ = ["Event", "Unit", "diff_editions", "record_events"]
+__all__ = ["Event", "Unit", "diff_editions", "follow", "load_units", "record_events"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Event:
     detail: dict[str, Any]
 
 
-def _load(conn: Connection, edition_id: int) -> dict[str, Unit]:
+def load_units(conn: Connection, edition_id: int) -> dict[str, Unit]:
     rows = conn.execute(
         text(
             "SELECT code, level, name, name_key, parent_code, national_id, population"
@@ -56,7 +56,7 @@ def _load(conn: Connection, edition_id: int) -> dict[str, Unit]:
     return {r[0]: Unit(*r) for r in rows}
 
 
-def _follow(old: dict[str, Unit], new: dict[str, Unit]) -> dict[str, str]:
+def follow(old: dict[str, Unit], new: dict[str, Unit]) -> dict[str, str]:
     """old code → new code for every unit followed across the editions."""
     link: dict[str, str] = {}
     taken: set[str] = set()
@@ -101,7 +101,7 @@ def _follow(old: dict[str, Unit], new: dict[str, Unit]) -> dict[str, str]:
 
 def diff_editions(old: dict[str, Unit], new: dict[str, Unit]) -> list[Event]:
     """The events that turn ``old`` into ``new``."""
-    link = _follow(old, new)
+    link = follow(old, new)
     back = {n: o for o, n in link.items()}
     events: list[Event] = []
     for o, n in link.items():
@@ -252,7 +252,7 @@ def _neighbours(conn: Connection, agency: str, edition_id: int) -> tuple[int | N
 
 def _store(conn: Connection, agency: str, before_id: int, after_id: int) -> dict[str, int]:
     conn.execute(text("DELETE FROM division_event WHERE to_edition_id = :e"), {"e": after_id})
-    events = diff_editions(_load(conn, before_id), _load(conn, after_id))
+    events = diff_editions(load_units(conn, before_id), load_units(conn, after_id))
     if events:
         conn.execute(
             text(
