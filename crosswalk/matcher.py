@@ -20,13 +20,14 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from crosswalk.evidence import Evidence, weigh
-from crosswalk.units import LEVEL_ORDER, Side
+from crosswalk.units import LEVEL_ORDER, Side, Unit
 
 __all__ = ["AUTO", "MARGIN", "REVIEW", "Decision", "Link", "Matcher"]
 
 AUTO = 0.90  # at least this score to be accepted without a person
 REVIEW = 0.72  # at least this score to be proposed to a person
 MARGIN = 0.05  # the best must beat its nearest rival (on both sides) by this much
+ALIKE = 80  # % similarity that lets the last unmatched pair under matched parents pass
 CHILD_LEVELS = {
     "province": ("county",),
     "county": ("district",),
@@ -61,6 +62,17 @@ class Decision:
     other: str
     decision: str  # confirm | reject | link
     note: str | None = None
+
+
+def _alike(ref: Unit, other: Unit) -> str:
+    """Why two names of a renamed unit still belong together, or "" when nothing does."""
+    sim = max(fuzz.ratio(ref.key, other.key), fuzz.ratio(ref.loose, other.loose))
+    if sim >= ALIKE:
+        return f"names {round(sim)}% alike"
+    short, long_ = sorted((ref.loose, other.loose), key=len)
+    if len(short) >= 4 and (long_.startswith(short) or long_.endswith(short)):
+        return f"«{other.name if short == other.loose else ref.name}» is part of the other name"
+    return ""
 
 
 class Matcher:
@@ -249,8 +261,14 @@ class Matcher:
             taken_o.add(o)
         self._eliminate(level)
 
+    def _accepted(self, level: str, code: str, ref_side: bool) -> bool:
+        links = self.by_ref[(level, code)] if ref_side else self.by_other[(level, code)]
+        return any(lk.status in {"auto", "confirmed"} for lk in links)
+
     def _eliminate(self, level: str) -> None:
-        """A renamed unit: the only unmatched pair under two matched parents."""
+        """A renamed unit: the only pair left without an accepted link under two matched
+        parents. Accepted when the names still share something (80% alike, or one name
+        begins or ends with the other: «کرند» → «کرند غرب»); else proposed for review."""
         parent_level = {
             "county": "province",
             "district": "county",
@@ -265,22 +283,49 @@ class Matcher:
             for lk in self.links
             if lk.level == parent_level and lk.status in {"auto", "confirmed"}
         ]:
-            rs = [c for c in self.ref.children(link.ref, level) if c not in self.r2o]
-            os_ = [c for c in self.other.children(link.other, level) if c not in self.o2r]
-            if len(rs) == 1 and len(os_) == 1:
-                ev = weigh(self.ref.units[rs[0]], self.other.units[os_[0]], 1)
-                words = [*ev.words, "the only unmatched pair under matched parents"]
-                self._add(
-                    Link(
-                        level,
-                        rs[0],
-                        os_[0],
-                        round(min(ev.score, 0.6), 3),
-                        "fuzzy",
-                        "needs_review",
-                        words,
-                    )
+            rs = [
+                c for c in self.ref.children(link.ref, level) if not self._accepted(level, c, True)
+            ]
+            os_ = [
+                c
+                for c in self.other.children(link.other, level)
+                if not self._accepted(level, c, False)
+            ]
+            if len(rs) != 1 or len(os_) != 1:
+                continue
+            r, o = rs[0], os_[0]
+            proposed = [lk for lk in self.by_ref[(level, r)] if lk.status == "needs_review"]
+            if (
+                (proposed
+                and proposed[0].other != o)
+                or any(
+                    lk.status == "needs_review" and lk.ref != r for lk in self.by_other[(level, o)]
                 )
+            ):
+                continue
+            alike = _alike(self.ref.units[r], self.other.units[o])
+            if proposed:
+                if alike:
+                    lk = proposed[0]
+                    lk.status, lk.confidence = "auto", max(lk.confidence, 0.9)
+                    lk.words = [w for w in lk.words if not w.startswith("not similar enough")]
+                    lk.words.append(f"the only unmatched pair under matched parents; {alike}")
+                continue
+            ev = weigh(self.ref.units[r], self.other.units[o], 1)
+            words = [*ev.words, "the only unmatched pair under matched parents"]
+            if alike:
+                words[-1] += f"; {alike}"
+            self._add(
+                Link(
+                    level,
+                    r,
+                    o,
+                    0.9 if alike else round(min(ev.score, 0.6), 3),
+                    "fuzzy",
+                    "auto" if alike else "needs_review",
+                    words,
+                )
+            )
 
     def _upgrade_by_children(self, level: str) -> None:
         """A parent proposed for review is accepted when most of its children agree."""

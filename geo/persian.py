@@ -57,6 +57,7 @@ _SYNONYMS = {
     "وسطي": "میانی",
 }
 _PREFIXES = ("ده", "قلعه", "کلاته", "چشمه")
+_ARABIC_KEYBOARD = str.maketrans({"گ": "ک", "چ": "ج", "پ": "ب", "ژ": "ز"})
 _NOTES = re.compile(r"\([^)]*\)|\[[^\]]*\]")  # «(اسلامیه)», notes in parentheses
 _PUNCT = re.compile(r"[_\-/.,،؛:;«»\"'!?()\[\]{}]+")
 
@@ -85,10 +86,12 @@ def loose_key(name: str) -> str:
     """A looser key for finding candidates (never for deciding alone).
 
     On top of :func:`match_key`: علیا/اعلی/بالا, سفلی/سفلا/پایین/پائین and وسطی/میانی are
-    one word; the connector «و» and a leading ده/قلعه/کلاته/چشمه are dropped; final ء is
-    dropped; notes in parentheses and punctuation are dropped; گ is ک; and «لا» is
-    written «ال», so a lam-alef reversed by PDF extraction
-    (گیالنغرب for گیلانغرب) meets its original.
+    one word; the connector «و», a leading ده/قلعه/کلاته/چشمه and a leading «شهر جدید»
+    (new towns: MOI's «شهر جدید پرند» is SCI's «پرند») are dropped; ء is dropped
+    (ضیاءآباد/ضیاآباد, بیضاء/بیضا); notes in parentheses and punctuation are dropped; the
+    Persian letters an Arabic keyboard lacks are their Arabic look-alikes (گ→ک, چ→ج, پ→ب,
+    ژ→ز: کمشچه/کمشجه); «الله» is «اله» (عبدالله/عبداله); and «لا» is written «ال», so a
+    lam-alef reversed by PDF extraction (گیالنغرب for گیلانغرب) meets its original.
 
     Example:
         >>> loose_key("گیالنغرب") == loose_key("گیلان غرب")
@@ -99,12 +102,13 @@ def loose_key(name: str) -> str:
     text = unicodedata.normalize("NFKC", name).translate(_LETTERS)
     text = _NOTES.sub(" ", text)
     words = [w for w in re.split(r"[\s\u200c]+", _PUNCT.sub(" ", text)) if w]
-    words = [_SYNONYMS.get(w.rstrip("ء"), w.rstrip("ء")) for w in words if w != "و"]
-    if len(words) > 1 and words[0] in _PREFIXES:
+    words = [_SYNONYMS.get(w.replace("ء", ""), w.replace("ء", "")) for w in words if w != "و"]
+    if len(words) > 2 and words[:2] == ["شهر", "جدید"]:
+        words = words[2:]
+    elif len(words) > 1 and words[0] in _PREFIXES:
         words = words[1:]
-    key = match_key("".join(words))
-    key = key.rstrip("ء").replace("گ", "ک").replace("لا", "ال")
-    return key
+    key = match_key("".join(words)).replace("ء", "").translate(_ARABIC_KEYBOARD)
+    return key.replace("الله", "اله").replace("لا", "ال")
 
 
 def normalize_code(code: str) -> str:

@@ -15,12 +15,15 @@ from sqlalchemy import text
 from crosswalk import build, evaluate, start_run
 from crosswalk.export import COLUMNS, export_rows, to_csv, to_xlsx
 from crosswalk.history import former_names
+from crosswalk.matcher import Matcher
 from crosswalk.release import publish
 from crosswalk.review import decide, review_queue
+from crosswalk.units import Side, Unit
 from data.generator import generate
 from data.lists import import_lists
 from geo.db import engine
 from geo.jobs import run_worker
+from geo.persian import loose_key, match_key
 from geo.registry.lookup import resolve
 from tests.helpers import client_for
 
@@ -333,3 +336,76 @@ def test_a_decision_reaches_the_feed_at_once(cw_url: str) -> None:
     assert mine[0]["before"]["status"] == "needs_review"
     assert mine[0]["after"]["status"] == "confirmed"
     assert mine[0]["cause"]["decision"] >= 1
+
+
+def test_real_spellings_of_the_sample_lists_are_linked(sample_url: str) -> None:
+    """The real MOI 1401 list against the real SCI 1399 rows of Tehran and Qom."""
+    run_id = start_run(sample_url, hf=None)
+    build(sample_url, run_id)
+    with engine(sample_url).connect() as c:
+        links = {
+            (r[0], r[1]): (r[2], r[3])
+            for r in c.execute(
+                text(
+                    "SELECT m.name, s.name, l.status, l.evidence->>'text' FROM crosswalk_link l"
+                    " JOIN crosswalk_run r ON r.id = l.run_id"
+                    " JOIN division m ON m.edition_id = r.moi_edition_id AND m.code = l.moi_code"
+                    " JOIN division s ON s.edition_id = r.sci_edition_id AND s.code = l.sci_code"
+                    " WHERE l.run_id = :r"
+                ),
+                {"r": run_id},
+            )
+        }
+    for moi, sci in [
+        ("شهر جدید پرند", "پرند"),  # new town
+        ("شهر جدید اندیشه", "اندیشه"),
+        ("چلاه طرخان", "چاله طرخان"),  # lam-alef reversed by the PDF extraction
+        ("صلاحیه", "صالحیه"),
+    ]:
+        status, words = links[(moi, sci)]
+        assert status == "auto" and "variant rules" in words, (moi, sci, words)
+
+
+def _side(agency: str, rows: list[tuple[str, str, str, str | None]]) -> Side:
+    units = {}
+    for code, level, name, parent in rows:
+        ancestors = tuple(code[:n] for n in (2, 4) if parent and len(code) > n)
+        units[code] = Unit(
+            code, level, name, match_key(name), loose_key(name), parent, ancestors,
+            None, None, None, None,
+        )  # fmt: skip
+    return Side(agency, 1, units).index()
+
+
+def test_the_last_unmatched_pair_under_matched_parents() -> None:
+    """Accepted when the names still share something, proposed for review when not."""
+    ref = _side(
+        "moi",
+        [
+            ("10", "province", "تهران", None),
+            ("1010", "county", "کرج", "10"),
+            ("1011", "county", "شهریار", "10"),
+            ("101001", "district", "کرند غرب", "1010"),  # MOI added «غرب»
+            ("101002", "district", "مرکزی", "1010"),
+            ("101101", "district", "گلستان", "1011"),  # renamed outright
+            ("101102", "district", "مرکزی", "1011"),
+        ],
+    )
+    other = _side(
+        "sci",
+        [
+            ("23", "province", "تهران", None),
+            ("2301", "county", "کرج", "23"),
+            ("2302", "county", "شهریار", "23"),
+            ("230101", "district", "کرند", "2301"),
+            ("230102", "district", "مرکزی", "2301"),
+            ("230201", "district", "بهارستان", "2302"),
+            ("230202", "district", "مرکزی", "2302"),
+        ],
+    )
+    links = {(lk.ref, lk.other): lk for lk in Matcher(ref, other).run()}
+    kept = links[("101001", "230101")]
+    assert kept.status == "auto" and "«کرند» is part of the other name" in kept.words[-1]
+    renamed = links[("101101", "230201")]
+    assert renamed.status == "needs_review" and renamed.confidence <= 0.6
+    assert "the only unmatched pair under matched parents" in renamed.words[-1]
