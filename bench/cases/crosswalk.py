@@ -7,34 +7,36 @@ same level with the same folded name under the matched parent, when exactly one 
 from __future__ import annotations
 
 import json
+import random
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 
 from bench.datasets import world
 from bench.harness import Outcome, pair
 from crosswalk import build, evaluate, start_run
-from crosswalk.units import LEVEL_ORDER, load_side
+from crosswalk.units import LEVEL_ORDER, Side, load_side
 from data.lists import import_lists
-from geo.db import engine
+from geo import migrate
+from geo.config import project_root
+from geo.dates import parse_date
+from geo.db import create_database, drop_database, engine
+from geo.registry import import_edition
 
 
 def _world(quick: bool) -> Path:
     return world(quick, maps=False)
 
 
-def naive(url: str, run_id: int) -> None:
-    """Exact folded names under matched parents, unique only; stored as auto links."""
-    with engine(url).connect() as conn:
-        run = conn.execute(
-            text("SELECT moi_edition_id, sci_edition_id FROM crosswalk_run WHERE id = :r"),
-            {"r": run_id},
-        ).one()
-        ref, other = load_side(conn, "moi", run[0]), load_side(conn, "sci", run[1])
+def naive_pairs(ref: Side, other: Side) -> list[tuple[str, str, str]]:
+    """(level, MOI code, other code): top-down, the unit of the same level with the same
+    folded name under the matched parent, when exactly one exists."""
     r2o: dict[str | None, str] = {None: None}  # type: ignore[dict-item]
-    rows = []
+    pairs = []
     for level in LEVEL_ORDER:
         index: dict[tuple[str | None, str], list[str]] = defaultdict(list)
         for o in other.by_level.get(level, []):
@@ -47,7 +49,25 @@ def naive(url: str, run_id: int) -> None:
             hits = index.get((parent, u.key), [])
             if len(hits) == 1:
                 r2o[r] = hits[0]
-                rows.append({"r": run_id, "l": level, "m": r, "s": hits[0]})
+                pairs.append((level, r, hits[0]))
+    return pairs
+
+
+def _sides(url: str, run_id: int) -> tuple[Side, Side]:
+    with engine(url).connect() as conn:
+        run = conn.execute(
+            text("SELECT moi_edition_id, sci_edition_id FROM crosswalk_run WHERE id = :r"),
+            {"r": run_id},
+        ).one()
+        return load_side(conn, "moi", run[0]), load_side(conn, "sci", run[1])
+
+
+def naive(url: str, run_id: int) -> None:
+    """The naive matcher's pairs stored as auto links of ``run_id``."""
+    rows = [
+        {"r": run_id, "l": level, "m": m, "s": s}
+        for level, m, s in naive_pairs(*_sides(url, run_id))
+    ]
     with engine(url).begin() as conn:
         conn.execute(
             text(
@@ -60,6 +80,60 @@ def naive(url: str, run_id: int) -> None:
         conn.execute(
             text("UPDATE crosswalk_run SET status = 'finished' WHERE id = :r"), {"r": run_id}
         )
+
+
+def real_lists(url: str) -> dict[str, Any] | None:
+    """The real MOI 1401 and SCI 1399 lists (../shared/data; no truth): per level, the
+    units, our auto links and review, the naive links and how many of them we also made
+    (the naive links are right almost always: one we lack is a lost pair or a changed
+    mind), and a sample of our auto links whose names differ, to audit by eye."""
+    shared = project_root().parent / "shared" / "data"
+    if not (shared / "sci" / "sci_geography_1399.csv").exists():
+        return None
+    real = create_database(url, f"tagsim_bench_real_{uuid.uuid4().hex[:6]}")
+    try:
+        migrate.upgrade(real)
+        for agency, label, path in [
+            ("moi", "1401-08-25", shared / "moi" / "moi_divisions_1401-08-25.csv"),
+            ("sci", "1399-05-01", shared / "sci" / "sci_geography_1399.csv"),
+        ]:
+            import_edition(real, agency, label, path.read_bytes(), published_on=parse_date(label))
+        run_id = start_run(real, hf=None)
+        started = time.perf_counter()
+        build(real, run_id)
+        seconds = time.perf_counter() - started
+        ref, other = _sides(real, run_id)
+        naive_set = set(naive_pairs(ref, other))
+        with engine(real).connect() as conn:
+            links = conn.execute(
+                text(
+                    "SELECT level, moi_code, sci_code, status, evidence->>'text'"
+                    " FROM crosswalk_link WHERE run_id = :r AND status <> 'rejected'"
+                ),
+                {"r": run_id},
+            ).all()
+    finally:
+        drop_database(real)
+    ours = {(r[0], r[1], r[2]) for r in links if r[3] == "auto"}
+    levels = {}
+    for level in ("county", "district", "rural", "city"):
+        mine = {x for x in ours if x[0] == level}
+        theirs = {x for x in naive_set if x[0] == level}
+        levels[level] = {
+            "moi": len(ref.by_level[level]),
+            "sci": len(other.by_level[level]),
+            "auto": len(mine),
+            "review": sum(1 for r in links if r[0] == level and r[3] == "needs_review"),
+            "naive": len(theirs),
+            "naive_also_ours": len(theirs & mine),
+        }
+    differ = [
+        f"{r[0]}: {ref.units[r[1]].name} ↔ {other.units[r[2]].name} ({r[4]})"
+        for r in links
+        if r[3] == "auto" and r[0] != "province" and ref.units[r[1]].key != other.units[r[2]].key
+    ]
+    return {"seconds": round(seconds, 1), "levels": levels, "names_differ": len(differ),
+            "sample": random.Random(1401).sample(differ, min(40, len(differ)))}  # fmt: skip
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
@@ -109,4 +183,17 @@ def run(url: str, quick: bool) -> list[Outcome]:
         print(f"  ours  moi↔{agency} recall by variant: {kinds}")
         print(f"  ours  moi↔{agency} review queue: {q['review_queue']}")
     print(f"  ours  peak Python memory {max(memory)} MB")
+    if not quick and (real := real_lists(url)) is not None:
+        quality["real_lists"] = real
+        outcome.note = json.dumps(quality, ensure_ascii=False)
+        print(f"  real MOI 1401 ↔ SCI 1399 (no truth), build {real['seconds']} s:")
+        for level, v in real["levels"].items():
+            print(
+                f"    {level:<8} MOI {v['moi']:>5} SCI {v['sci']:>5}  auto {v['auto']:>5}"
+                f"  review {v['review']:>4}  naive {v['naive']:>5}"
+                f" (of them ours too: {v['naive_also_ours']})"
+            )
+        print(f"    auto links whose names differ: {real['names_differ']}; a sample to audit:")
+        for line in real["sample"]:
+            print(f"      {line}")
     return [outcome]
