@@ -261,6 +261,14 @@ def set_policy(
     return policy(conn, service)
 
 
+_AUDIT_INSERT = text(
+    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
+    " INSERT INTO audit (principal_id, agency, service, endpoint, method, params,"
+    " row_count, status, duration_ms)"
+    " SELECT :p, :a, :s, :e, :m, CAST(:params AS jsonb), :r, :st, :d FROM quick"
+)
+
+
 def audit_entry(
     principal: Principal | None,
     service: str,
@@ -291,11 +299,6 @@ def record_audit(conn: Connection, entry: dict[str, Any]) -> None:
     fraction of a second of audit rows, never reorder or corrupt them; the request does not
     pay a flush for its log line."""
     conn.execute(
-        text(
-            "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
-            " INSERT INTO audit (principal_id, agency, service, endpoint, method, params,"
-            " row_count, status, duration_ms)"
-            " SELECT :p, :a, :s, :e, :m, CAST(:params AS jsonb), :r, :st, :d FROM quick"
-        ),
+        _AUDIT_INSERT,
         {**entry, "params": json.dumps(entry["params"], ensure_ascii=False)[:10000]},
     )

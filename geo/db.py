@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -31,6 +32,7 @@ __all__ = [
     "local_cluster",
     "normalize_url",
     "safe_url",
+    "statement",
 ]
 
 
@@ -231,3 +233,12 @@ def drop_database(url: str) -> None:
     admin = parsed.set(database="postgres").render_as_string(hide_password=False)
     with psycopg.connect(_libpq(admin), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+
+
+@lru_cache(maxsize=1024)
+def statement(sql: str) -> TextClause:
+    """``text(sql)`` made once per distinct SQL text. A request's statements are few and
+    fixed (their values are bound, not written in): parsing the bind names again and
+    recomputing SQLAlchemy's cache key on every request cost a fifth of a coverage
+    request's Python time."""
+    return text(sql)

@@ -17,6 +17,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 
+from geo.db import statement
 from geo.errors import NotFound
 from geo.features.temporal import TimeFilter
 from geo.persian import normalize_code
@@ -173,7 +174,7 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
     # once per connection, so the lookup's round trip would cost more than it saves.
     row = (
         conn.execute(
-            text(OVERLAY_SQL.format(parcel_valid=parcel_valid, plan_valid=plan_valid)),
+            statement(OVERLAY_SQL.format(parcel_valid=parcel_valid, plan_valid=plan_valid)),
             {"plot": wkb, "as_of": as_of.date() if as_of else None, **params},
         )
         .mappings()

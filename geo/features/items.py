@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geo.db import statement
 from geo.errors import GeoError, NotFound
 from geo.features.collections import Collection
 from geo.features.query import FeatureQuery, OutputCrs
@@ -53,7 +54,7 @@ def feature_sql(c: Collection, crs: OutputCrs) -> str:
 def count(conn: Connection, q: FeatureQuery) -> int:
     where, params = q.where(conn)
     return conn.execute(
-        text(f"SELECT count(*) FROM {q.collection.table} WHERE {where}"), params
+        statement(f"SELECT count(*) FROM {q.collection.table} WHERE {where}"), params
     ).scalar_one()
 
 
@@ -75,7 +76,7 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     counted = q.bbox is not None and q.after is None
     total = "count(*) OVER ()" if counted else "NULL::bigint"
     features, returned, last_id, more, matched = conn.execute(
-        text(
+        statement(
             f"SELECT coalesce(string_agg(f, ',' ORDER BY id) FILTER (WHERE {keep}), ''),"
             f" count(*) FILTER (WHERE {keep}), max(id) FILTER (WHERE {keep}),"
             f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("

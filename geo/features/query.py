@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geo.db import statement
 from geo.errors import InvalidParameter, NotFound
 from geo.features.collections import Collection, Filter
 from geo.features.temporal import TimeFilter
@@ -70,7 +71,7 @@ def provinces_where(conn: Connection, where: str, params: dict[str, Any]) -> lis
     back as a bound value, the planner reads only those partitions (`docs/scaling.md`)."""
     return list(
         conn.execute(
-            text(
+            statement(
                 "SELECT coalesce(array_agg(DISTINCT e.province), '{}') FROM parcel_extent e"
                 f" WHERE {where}"
             ),

@@ -12,8 +12,9 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from geo.db import statement
 from geo.errors import InvalidParameter
 from geo.features.collections import Collection
 from geo.features.query import FeatureQuery, parcel_provinces
@@ -95,6 +96,6 @@ def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
             params["tile_provinces"] = parcel_provinces(conn, _lonlat_bounds(z, x, y))
             where += " AND t.province = ANY(:tile_provinces)"
         params.update({"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer": c.id})
-        data = bytes(conn.execute(text(tile_sql(c, where, z)), params).scalar_one() or b"")
+        data = bytes(conn.execute(statement(tile_sql(c, where, z)), params).scalar_one() or b"")
     digest = hashlib.blake2b(data, digest_size=12).hexdigest()
     return Tile(data, f"{c.id}-{z}-{digest}")
