@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import text
 
+from api.auth import journal
 from api.database import get_conn, url
 from api.params import int_arg, json_body, str_field
 from geo.access import create_key, list_keys, policy, revoke_key, set_policy
@@ -84,13 +85,15 @@ def get_audit() -> Response:
         "(CAST(:a AS text) IS NULL OR agency = :a) AND (CAST(:s AS text) IS NULL OR"
         " service = :s) AND (CAST(:st AS text) IS NULL OR status::text = :st)"
     )
+    journal().flush()  # this process's latest rows first (others' follow within a tick)
     rows = (
         get_conn()
         .execute(
             text(
                 f"SELECT id, at, principal_id, agency, service, endpoint, method, params,"
                 f" row_count,"
-                f" status, duration_ms FROM audit WHERE {where} ORDER BY id DESC LIMIT :l OFFSET :o"
+                f" status, duration_ms FROM audit WHERE {where}"
+                f" ORDER BY at DESC, id DESC LIMIT :l OFFSET :o"
             ),
             params,
         )
@@ -102,6 +105,7 @@ def get_audit() -> Response:
 
 @bp.get("/admin/agencies")
 def get_agencies() -> Response:
+    journal().flush()  # this process's latest rows first (others' follow within a tick)
     rows = (
         get_conn()
         .execute(text("SELECT code, name, name_fa, created_at FROM agency ORDER BY code"))

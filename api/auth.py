@@ -9,29 +9,19 @@ endpoint cannot ship without a policy.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import ratelimit
-from api.database import get_conn, router, served_by_replica
+from api.database import get_conn, router, served_by_replica, url
 from api.errors import problem
-from geo.access import (
-    Forbidden,
-    audit_entry,
-    authenticate,
-    check_policy,
-    policy,
-    record_audit,
-)
-from geo.audit_spool import AuditSpool
+from geo.access import Forbidden, audit_entry, authenticate, check_policy, policy
+from geo.audit_journal import INTERVAL_S, AuditJournal, journal_for
 from geo.config import settings
-from geo.errors import GeoError
 from geo.features.collections import COLLECTIONS, get_collection
 
 PUBLIC = {
@@ -204,36 +194,24 @@ def _after(response: Response) -> Response:
         response.status_code,
         round((time.perf_counter() - g.started) * 1000, 2),
     )
-    # a replica's read, or a request that never reached the primary (down): the audit row
-    # goes to the primary on its own connection, else to the local spool
-    if served_by_replica() or "conn" not in g:
-        _audit_on_primary(entry)
-        return response
+    # The request's own transaction (a write view's, when it left it open) ends here:
+    # committed after a success, rolled back after a failure.
+    conn = g.get("conn")
+    if conn is not None and not served_by_replica() and conn.in_transaction():
+        try:
+            if response.status_code >= 400:
+                conn.rollback()  # a failed request leaves nothing of its own behind
+            else:
+                conn.commit()
+        except SQLAlchemyError:
+            current_app.logger.exception("the request's transaction could not be ended")
+    # The audit row goes through the journal (moved into the table in batches, by the
+    # primary; kept on local disk while the primary is down): `geo.audit_journal`.
     try:
-        conn = get_conn()
-        if response.status_code >= 400 or not conn.in_transaction():
-            conn.rollback()  # a failed request leaves nothing of its own behind
-        # after a success the audit row joins the request's (read) transaction: one
-        # commit, no extra BEGIN
-        with conn.begin() if not conn.in_transaction() else _joined(conn):
-            record_audit(conn, entry)
-    except SQLAlchemyError:
-        current_app.logger.exception("audit could not be written")
-    else:
-        _replay_spool()
+        journal().append(entry)
+    except OSError:
+        current_app.logger.exception("audit journal: the row could not be kept")
     return response
-
-
-def _replay_spool() -> None:
-    """Rows kept while the primary was down move in at the first chance."""
-    spool = _spool()
-    if not spool.pending():
-        return
-    try:
-        with router().write(autocommit=True).conn as conn:
-            spool.replay(conn)
-    except (GeoError, SQLAlchemyError):
-        current_app.logger.warning("the audit spool waits for the primary")
 
 
 def _params() -> dict[str, Any]:
@@ -242,43 +220,24 @@ def _params() -> dict[str, Any]:
     return params
 
 
-def _spool() -> AuditSpool:
-    """The app's audit spool (``AUDIT_SPOOL``, else in the service's home), made once."""
-    found = current_app.extensions.get("tagsim_audit_spool")
+def journal() -> AuditJournal:
+    """The app's audit journal: folder ``AUDIT_JOURNAL``, else ``<audit_dir>/<database>``
+    (one folder per database: rows never reach another database's table); moved every
+    ``AUDIT_FLUSH_S`` seconds (0: at once)."""
+    found = current_app.extensions.get("tagsim_audit_journal")
     if found is None:
-        where = current_app.config.get("AUDIT_SPOOL") or settings().home / "audit-spool.jsonl"
-        found = current_app.extensions["tagsim_audit_spool"] = AuditSpool(Path(where))
+        folder = current_app.config.get("AUDIT_JOURNAL")
+        if not folder:
+            db = make_url(url())
+            base = settings().audit_dir or settings().home / "audit"
+            folder = base / f"{db.host}-{db.port}-{db.database}"
+        routes = router()
+        found = current_app.extensions["tagsim_audit_journal"] = journal_for(
+            Path(folder),
+            lambda: routes.write(autocommit=True).conn,
+            float(current_app.config.get("AUDIT_FLUSH_S", INTERVAL_S)),
+        )
     return found
-
-
-def _audit_on_primary(entry: dict[str, Any]) -> None:
-    """A read served by a replica: its audit row goes to the primary on a connection of its
-    own; while the primary is down, to the local spool (moved in once it is back)."""
-    spool = _spool()
-    try:
-        route = router().write(autocommit=True)
-    except (GeoError, SQLAlchemyError):
-        spool.append(entry)
-        return
-    try:
-        with route.conn as conn:
-            if spool.pending():
-                spool.replay(conn)
-            record_audit(conn, entry)
-    except SQLAlchemyError:
-        router().mark_down(router().primary)
-        spool.append(entry)
-
-
-@contextmanager
-def _joined(conn: Connection) -> Iterator[None]:
-    """Commit the connection's open transaction at the end (roll back on error)."""
-    try:
-        yield
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.commit()
 
 
 def init_app(app: Flask) -> None:

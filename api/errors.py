@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, g, json, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -57,7 +57,15 @@ def _database_gone(exc: OperationalError) -> Response:
     """The server went away mid-request (restart, failover): retry later, not a bug."""
     from flask import current_app
 
+    from api.database import router
+
     current_app.logger.warning("database error on %s: %s", request.path, exc.orig)
+    routes = router()
+    if routes.replicas and g.get("db_role") == "primary":
+        # the primary went away under a pooled connection: as when it refuses a new one,
+        # writes wait for it, reads go to the replicas meanwhile
+        routes.mark_down(routes.primary)
+        return _from_geo(routes.primary_down())
     return problem(
         503,
         "database_unavailable",

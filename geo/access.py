@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import threading
 import time
@@ -33,7 +32,6 @@ __all__ = [
     "check_policy",
     "create_key",
     "list_keys",
-    "record_audit",
     "revoke_key",
     "set_policy",
 ]
@@ -261,14 +259,6 @@ def set_policy(
     return policy(conn, service)
 
 
-_AUDIT_INSERT = text(
-    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
-    " INSERT INTO audit (principal_id, agency, service, endpoint, method, params,"
-    " row_count, status, duration_ms)"
-    " SELECT :p, :a, :s, :e, :m, CAST(:params AS jsonb), :r, :st, :d FROM quick"
-)
-
-
 def audit_entry(
     principal: Principal | None,
     service: str,
@@ -279,7 +269,7 @@ def audit_entry(
     status: int,
     duration_ms: float,
 ) -> dict[str, Any]:
-    """One access, as :func:`record_audit` stores it (and `geo.audit_spool` keeps it)."""
+    """One access, as `geo.audit_journal` keeps it and moves it into ``audit``."""
     return {
         "p": principal.id if principal else None,
         "a": principal.agency if principal else None,
@@ -291,14 +281,3 @@ def audit_entry(
         "st": status,
         "d": duration_ms,
     }
-
-
-def record_audit(conn: Connection, entry: dict[str, Any]) -> None:
-    """One audit row (from :func:`audit_entry`). Its commit does not wait for the disk flush
-    (``synchronous_commit`` off for this transaction only): a crash can lose the last
-    fraction of a second of audit rows, never reorder or corrupt them; the request does not
-    pay a flush for its log line."""
-    conn.execute(
-        _AUDIT_INSERT,
-        {**entry, "params": json.dumps(entry["params"], ensure_ascii=False)[:10000]},
-    )

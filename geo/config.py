@@ -29,12 +29,15 @@ class Settings:
         pg_port: loopback port of the local cluster.
         replica_urls: read replicas (``TAGSIM_REPLICA_URLS``, comma separated): read-only
             endpoints are served from them, writes from the primary (``database_url``).
+        audit_dir: the audit journals' folder (``TAGSIM_AUDIT_DIR``, default
+            ``<home>/audit``): rows on their way into the audit table (`geo.audit_journal`).
     """
 
     home: Path
     database_url: str | None
     pg_port: int
     replica_urls: tuple[str, ...] = ()
+    audit_dir: Path | None = None
 
     @property
     def cluster_dir(self) -> Path:
@@ -64,4 +67,5 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         database_url=env.get("TAGSIM_DATABASE_URL") or None,
         pg_port=port,
         replica_urls=replicas,
+        audit_dir=Path(env.get("TAGSIM_AUDIT_DIR") or home / "audit").resolve(),
     )

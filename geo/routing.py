@@ -53,14 +53,14 @@ class Router:
     def write(self, *, autocommit: bool = False) -> Route:
         """A connection to the primary, or ``PrimaryUnavailable`` (503)."""
         if self.replicas and self.is_down(self.primary):
-            raise self._primary_down()
+            raise self.primary_down()
         try:
             conn = engine(self.primary, autocommit=autocommit, serving=True).connect()
         except OperationalError:
             if not self.replicas:
                 raise  # the only server: the caller's "database unreachable" applies
             self.mark_down(self.primary)
-            raise self._primary_down() from None
+            raise self.primary_down() from None
         return Route(conn, self.primary, "primary")
 
     def read(self) -> Route:
@@ -80,7 +80,7 @@ class Router:
             return Route(conn, url, "primary" if url == self.primary else "replica")
         raise DatabaseUnreachable("no database server answers (primary and replicas)")
 
-    def _primary_down(self) -> PrimaryUnavailable:
+    def primary_down(self) -> PrimaryUnavailable:
         return PrimaryUnavailable(
             "the primary database does not answer: writes are refused until it is back;"
             " reads are served by the replicas"

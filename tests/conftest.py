@@ -8,6 +8,7 @@ Each test session gets its own database, dropped at the end.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,9 @@ from sqlalchemy import Connection
 from geo import db as geo_db
 from geo import migrate
 from geo.db import database_url, engine, normalize_url
+
+# Audit journals of the tests' throwaway databases live and die with the session.
+os.environ.setdefault("TAGSIM_AUDIT_DIR", tempfile.mkdtemp(prefix="tagsim-audit-"))
 
 
 def _server_url() -> str:
