@@ -180,16 +180,15 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
         .mappings()
         .one()
     )
-    head = {
-        "plot": {
-            "area_m2": round(float(row["plot_m2"]), 3),
-            "geometry": json.loads(shapely.to_geojson(plot)),
-        },
-        "area_method": AREA_METHOD,
-        "as_of": as_of.isoformat() if as_of else None,
-    }
-    tail = {"villages": _with_codes(conn, row["villages"], row["crosswalk_run"])}
-    return Coverage(_spliced(head, row["answer"], tail), int(row["parcel_count"]))
+    # the plot's GeoJSON goes in as shapely writes it (not decoded and encoded again)
+    area = json.dumps(round(float(row["plot_m2"]), 3))
+    when_text = json.dumps(as_of.isoformat() if as_of else None)
+    head = (
+        f'{{"plot":{{"area_m2":{area},"geometry":{shapely.to_geojson(plot)}}},'
+        f'"area_method":{json.dumps(AREA_METHOD, ensure_ascii=False)},"as_of":{when_text}}}'
+    )
+    tail = _object({"villages": _with_codes(conn, row["villages"], row["crosswalk_run"])})
+    return Coverage(_merged(head, row["answer"], tail), int(row["parcel_count"]))
 
 
 @dataclass(frozen=True)
@@ -202,16 +201,17 @@ class Coverage:
 
     def with_plate(self, plate: dict[str, Any]) -> str:
         """The answer with the registered plot's row appended as ``plate``."""
-        return _spliced({}, self.body, {"plate": plate})
+        return _merged(self.body, _object({"plate": plate}))
 
 
-def _spliced(head: dict[str, Any], body: str, tail: dict[str, Any]) -> str:
-    """``head``'s keys, then ``body``'s (a JSON object's text), then ``tail``'s, as one object."""
-    parts = [json.dumps(head, ensure_ascii=False, default=_iso)[1:-1]] if head else []
-    parts.append(body.strip()[1:-1])
-    if tail:
-        parts.append(json.dumps(tail, ensure_ascii=False, default=_iso)[1:-1])
-    return "{" + ",".join(p for p in parts if p.strip()) + "}"
+def _object(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_iso)
+
+
+def _merged(*objects: str) -> str:
+    """JSON objects' texts as one object, their keys in order."""
+    inner = [text.strip()[1:-1] for text in objects]
+    return "{" + ",".join(part for part in inner if part.strip()) + "}"
 
 
 def _iso(value: Any) -> Any:

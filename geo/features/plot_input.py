@@ -169,6 +169,8 @@ def checked_polygon(geom: BaseGeometry, epsg: int = WGS84) -> MultiPolygon:
         )
     if isinstance(geom, Polygon):
         geom = MultiPolygon([geom])
+    if _box_km2(geom) <= MAX_PLOT_KM2:  # a plot's box bounds its area: most need no more
+        return geom
     area_km2 = geodesic_area(geom) / 1e6
     if area_km2 > MAX_PLOT_KM2:
         raise InvalidParameter(
@@ -176,6 +178,14 @@ def checked_polygon(geom: BaseGeometry, epsg: int = WGS84) -> MultiPolygon:
             code="plot_too_large",
         )
     return geom
+
+
+def _box_km2(geom: BaseGeometry) -> float:
+    """More than the area of the lon/lat box around ``geom``, in km² (a sphere of the
+    ellipsoid's equatorial radius, the box's widest latitude): an upper bound of its area."""
+    x0, y0, x1, y1 = geom.bounds
+    widest = math.cos(math.radians(min(abs(y0), abs(y1)))) if y0 * y1 > 0 else 1.0
+    return (x1 - x0) * (y1 - y0) * (6378.137 * math.pi / 180) ** 2 * widest * 1.01
 
 
 def _xy(t: Any, xy: Any) -> Any:
