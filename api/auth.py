@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,8 +21,9 @@ from api import ratelimit
 from api.database import get_conn, router, served_by_replica, url
 from api.errors import problem
 from geo.access import Forbidden, audit_entry, authenticate, check_policy, policy
-from geo.audit_journal import INTERVAL_S, AuditJournal, journal_for
+from geo.audit_journal import AuditJournal, journal_for
 from geo.config import settings
+from geo.db import engine
 from geo.features.collections import COLLECTIONS, get_collection
 
 PUBLIC = {
@@ -223,7 +225,7 @@ def _params() -> dict[str, Any]:
 def journal() -> AuditJournal:
     """The app's audit journal: folder ``AUDIT_JOURNAL``, else ``<audit_dir>/<database>``
     (one folder per database: rows never reach another database's table); moved every
-    ``AUDIT_FLUSH_S`` seconds (0: at once)."""
+    ``AUDIT_FLUSH_S`` seconds (default ``TAGSIM_AUDIT_FLUSH_S``; 0: at once)."""
     found = current_app.extensions.get("tagsim_audit_journal")
     if found is None:
         folder = current_app.config.get("AUDIT_JOURNAL")
@@ -232,10 +234,17 @@ def journal() -> AuditJournal:
             base = settings().audit_dir or settings().home / "audit"
             folder = base / f"{db.host}-{db.port}-{db.database}"
         routes = router()
+
+        def primary() -> Connection:
+            # a pool of its own: a request holding its connection never waits on its own pool
+            if routes.replicas and routes.is_down(routes.primary):
+                raise routes.primary_down()
+            return engine(routes.primary, autocommit=True).connect()
+
         found = current_app.extensions["tagsim_audit_journal"] = journal_for(
             Path(folder),
-            lambda: routes.write(autocommit=True).conn,
-            float(current_app.config.get("AUDIT_FLUSH_S", INTERVAL_S)),
+            primary,
+            float(current_app.config.get("AUDIT_FLUSH_S", settings().audit_flush_s)),
         )
     return found
 

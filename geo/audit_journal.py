@@ -116,7 +116,7 @@ class AuditJournal:
         if self.interval > 0 and not self._closed:
             self._thread = threading.Thread(target=self._run, name="audit-journal", daemon=True)
             self._thread.start()
-            atexit.register(self.close)
+        atexit.register(self.close)
 
     # -- the mover -----------------------------------------------------------------------
     def _run(self) -> None:

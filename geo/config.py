@@ -31,6 +31,8 @@ class Settings:
             endpoints are served from them, writes from the primary (``database_url``).
         audit_dir: the audit journals' folder (``TAGSIM_AUDIT_DIR``, default
             ``<home>/audit``): rows on their way into the audit table (`geo.audit_journal`).
+        audit_flush_s: how often a journal is moved into the table (``TAGSIM_AUDIT_FLUSH_S``,
+            default 0.25 s; 0 moves each row at once, in its request).
     """
 
     home: Path
@@ -38,6 +40,7 @@ class Settings:
     pg_port: int
     replica_urls: tuple[str, ...] = ()
     audit_dir: Path | None = None
+    audit_flush_s: float = 0.25
 
     @property
     def cluster_dir(self) -> Path:
@@ -68,4 +71,16 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         pg_port=port,
         replica_urls=replicas,
         audit_dir=Path(env.get("TAGSIM_AUDIT_DIR") or home / "audit").resolve(),
+        audit_flush_s=_seconds(env, "TAGSIM_AUDIT_FLUSH_S", 0.25),
     )
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value

@@ -20,8 +20,11 @@ from geo import db as geo_db
 from geo import migrate
 from geo.db import database_url, engine, normalize_url
 
-# Audit journals of the tests' throwaway databases live and die with the session.
+# Audit journals of the tests' throwaway databases live and die with the session, and move
+# each row in its request (no mover thread outliving a module's database; the batched path
+# is tested in tests/test_audit_journal.py).
 os.environ.setdefault("TAGSIM_AUDIT_DIR", tempfile.mkdtemp(prefix="tagsim-audit-"))
+os.environ.setdefault("TAGSIM_AUDIT_FLUSH_S", "0")
 
 
 def _server_url() -> str:

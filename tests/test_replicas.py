@@ -234,9 +234,7 @@ def test_reads_go_on_when_the_primary_stops(pair: Pair) -> None:
         assert journal().pending() == 0
     with engine(pair.primary_url).connect() as c:
         moved = c.execute(
-            text(
-                "SELECT count(*) FROM audit WHERE at >= to_timestamp(:t) - interval '1 second'"
-            ),
+            text("SELECT count(*) FROM audit WHERE at >= to_timestamp(:t) - interval '1 second'"),
             {"t": started},
         ).scalar_one()
     assert moved >= kept + 1  # nothing of the outage is missing from the audit trail
