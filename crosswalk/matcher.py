@@ -295,12 +295,8 @@ class Matcher:
                 continue
             r, o = rs[0], os_[0]
             proposed = [lk for lk in self.by_ref[(level, r)] if lk.status == "needs_review"]
-            if (
-                (proposed
-                and proposed[0].other != o)
-                or any(
-                    lk.status == "needs_review" and lk.ref != r for lk in self.by_other[(level, o)]
-                )
+            if (proposed and proposed[0].other != o) or any(
+                lk.status == "needs_review" and lk.ref != r for lk in self.by_other[(level, o)]
             ):
                 continue
             alike = _alike(self.ref.units[r], self.other.units[o])

@@ -209,6 +209,13 @@ class AuditJournal:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+                own = self.folder / f"journal-{self._pid}.jsonl"
+                try:
+                    if own.stat().st_size == 0:  # nothing left: leave no trace
+                        own.unlink()
+                        self.folder.rmdir()  # only when no other process's file is there
+                except OSError:
+                    pass
 
 
 _journals: dict[Path, AuditJournal] = {}

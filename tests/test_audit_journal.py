@@ -94,6 +94,7 @@ def test_rows_wait_while_the_primary_is_away(module_db_url: str, folder: Path) -
     assert journal.flush() == 3
     assert journal.pending() == 0 and _count(module_db_url, "outage") == 3
     journal.close()
+    assert not folder.exists()  # a journal closed with nothing left leaves no trace
 
 
 def test_a_live_process_keeps_its_own_journal(module_db_url: str, folder: Path) -> None:
