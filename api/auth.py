@@ -223,16 +223,16 @@ def _params() -> dict[str, Any]:
 
 
 def journal() -> AuditJournal:
-    """The app's audit journal: folder ``AUDIT_JOURNAL``, else ``<audit_dir>/<database>``
+    """The app's audit journal: folder ``AUDIT_JOURNAL``, else ``<audit_folder>/<database>``
     (one folder per database: rows never reach another database's table); moved every
     ``AUDIT_FLUSH_S`` seconds (default ``TAGSIM_AUDIT_FLUSH_S``; 0: at once)."""
     found = current_app.extensions.get("tagsim_audit_journal")
     if found is None:
+        cfg = settings()
         folder = current_app.config.get("AUDIT_JOURNAL")
         if not folder:
             db = make_url(url())
-            base = settings().audit_dir or settings().home / "audit"
-            folder = base / f"{db.host}-{db.port}-{db.database}"
+            folder = cfg.audit_folder / f"{db.host}-{db.port}-{db.database}"
         routes = router()
 
         def primary() -> Connection:
@@ -244,7 +244,7 @@ def journal() -> AuditJournal:
         found = current_app.extensions["tagsim_audit_journal"] = journal_for(
             Path(folder),
             primary,
-            float(current_app.config.get("AUDIT_FLUSH_S", settings().audit_flush_s)),
+            float(current_app.config.get("AUDIT_FLUSH_S", cfg.audit_flush_s)),
         )
     return found
 

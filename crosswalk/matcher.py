@@ -34,6 +34,7 @@ CHILD_LEVELS = {
     "district": ("rural", "city"),
     "rural": ("village",),
 }
+PARENT_LEVEL = {kid: level for level, kids in CHILD_LEVELS.items() for kid in kids}
 
 
 @dataclass
@@ -75,6 +76,13 @@ def _alike(ref: Unit, other: Unit) -> str:
     return ""
 
 
+def _accept(link: Link, why: str) -> None:
+    """A link proposed for review accepted without a person, for the reason ``why``."""
+    link.status, link.confidence = "auto", max(link.confidence, 0.9)
+    link.words = [w for w in link.words if not w.startswith("not similar enough")]
+    link.words.append(why)
+
+
 class Matcher:
     """Links between ``ref`` (MOI) and ``other`` (SCI or HF)."""
 
@@ -101,12 +109,8 @@ class Matcher:
         for level in LEVEL_ORDER:
             self._match_level(level)
             self._apply_decisions(level)
-            parent_level = {
-                "county": "province",
-                "district": "county",
-                "rural": "district",
-                "village": "rural",
-            }.get(level)
+            # districts are judged by their children once, after their rural districts
+            parent_level = PARENT_LEVEL.get(level) if level != "city" else None
             if parent_level:
                 self._upgrade_by_children(parent_level)
             self.progress(f"{self.other.agency}: {level} matched")
@@ -269,13 +273,7 @@ class Matcher:
         """A renamed unit: the only pair left without an accepted link under two matched
         parents. Accepted when the names still share something (80% alike, or one name
         begins or ends with the other: «کرند» → «کرند غرب»); else proposed for review."""
-        parent_level = {
-            "county": "province",
-            "district": "county",
-            "rural": "district",
-            "city": "district",
-            "village": "rural",
-        }.get(level)
+        parent_level = PARENT_LEVEL.get(level)
         if not parent_level:
             return
         for link in [
@@ -302,10 +300,7 @@ class Matcher:
             alike = _alike(self.ref.units[r], self.other.units[o])
             if proposed:
                 if alike:
-                    lk = proposed[0]
-                    lk.status, lk.confidence = "auto", max(lk.confidence, 0.9)
-                    lk.words = [w for w in lk.words if not w.startswith("not similar enough")]
-                    lk.words.append(f"the only unmatched pair under matched parents; {alike}")
+                    _accept(proposed[0], f"the only unmatched pair under matched parents; {alike}")
                 continue
             ev = weigh(self.ref.units[r], self.other.units[o], 1)
             words = [*ev.words, "the only unmatched pair under matched parents"]
@@ -339,10 +334,7 @@ class Matcher:
                 and agree >= 0.6 * len(kids)
                 and not any(x["score"] >= link.confidence for x in link.rivals)
             ):
-                link.status = "auto"
-                link.confidence = max(link.confidence, 0.9)
-                link.words = [w for w in link.words if not w.startswith("not similar enough")]
-                link.words.append(f"{agree} of {len(kids)} children match under it")
+                _accept(link, f"{agree} of {len(kids)} children match under it")
 
     # -- decisions -----------------------------------------------------------------------
     def _apply_decisions(self, level: str) -> None:

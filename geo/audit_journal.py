@@ -36,11 +36,12 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, text
 
+from geo.config import AUDIT_FLUSH_S
+
 __all__ = ["AuditJournal", "journal_for"]
 
 log = logging.getLogger(__name__)
 
-INTERVAL_S = 0.25
 
 _INSERT = text(
     "INSERT INTO audit (at, principal_id, agency, service, endpoint, method, params,"
@@ -76,7 +77,7 @@ class AuditJournal:
     (raising when it cannot)."""
 
     def __init__(
-        self, folder: Path, connect: Callable[[], Connection], interval: float = INTERVAL_S
+        self, folder: Path, connect: Callable[[], Connection], interval: float = AUDIT_FLUSH_S
     ) -> None:
         self.folder = folder
         self.connect = connect
@@ -223,7 +224,7 @@ _journals_lock = threading.Lock()
 
 
 def journal_for(
-    folder: Path, connect: Callable[[], Connection], interval: float = INTERVAL_S
+    folder: Path, connect: Callable[[], Connection], interval: float = AUDIT_FLUSH_S
 ) -> AuditJournal:
     """The process's one journal for ``folder`` (two apps of one process on the same
     database share it: one writer per journal file)."""

@@ -11,6 +11,7 @@ from geo.errors import ConfigError
 __all__ = ["Settings", "project_root", "settings"]
 
 DEFAULT_PG_PORT = 54329
+AUDIT_FLUSH_S = 0.25  # how often an audit journal is moved into the table, by default
 
 
 def project_root() -> Path:
@@ -29,8 +30,9 @@ class Settings:
         pg_port: loopback port of the local cluster.
         replica_urls: read replicas (``TAGSIM_REPLICA_URLS``, comma separated): read-only
             endpoints are served from them, writes from the primary (``database_url``).
-        audit_dir: the audit journals' folder (``TAGSIM_AUDIT_DIR``, default
-            ``<home>/audit``): rows on their way into the audit table (`geo.audit_journal`).
+        audit_dir: the audit journals' folder (``TAGSIM_AUDIT_DIR``); ``None``: ``<home>/audit``
+            (see ``audit_folder``): rows on their way into the audit table
+            (`geo.audit_journal`).
         audit_flush_s: how often a journal is moved into the table (``TAGSIM_AUDIT_FLUSH_S``,
             default 0.25 s; 0 moves each row at once, in its request).
     """
@@ -40,7 +42,7 @@ class Settings:
     pg_port: int
     replica_urls: tuple[str, ...] = ()
     audit_dir: Path | None = None
-    audit_flush_s: float = 0.25
+    audit_flush_s: float = AUDIT_FLUSH_S
 
     @property
     def cluster_dir(self) -> Path:
@@ -49,6 +51,10 @@ class Settings:
     @property
     def sample_dir(self) -> Path:
         return self.home / "sample"
+
+    @property
+    def audit_folder(self) -> Path:
+        return self.audit_dir or self.home / "audit"
 
 
 def settings(env: dict[str, str] | None = None) -> Settings:
@@ -70,8 +76,8 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         database_url=env.get("TAGSIM_DATABASE_URL") or None,
         pg_port=port,
         replica_urls=replicas,
-        audit_dir=Path(env.get("TAGSIM_AUDIT_DIR") or home / "audit").resolve(),
-        audit_flush_s=_seconds(env, "TAGSIM_AUDIT_FLUSH_S", 0.25),
+        audit_dir=Path(env["TAGSIM_AUDIT_DIR"]).resolve() if env.get("TAGSIM_AUDIT_DIR") else None,
+        audit_flush_s=_seconds(env, "TAGSIM_AUDIT_FLUSH_S", AUDIT_FLUSH_S),
     )
 
 
