@@ -2,9 +2,12 @@
 
 A change row records the writing transaction (``txid``). A reader is given only the rows of
 transactions older than the oldest one still running (``pg_snapshot_xmin`` of its
-snapshot): those are finished, so no row can appear behind the reader's cursor later. Rows
-are ordered by (txid, id) and the cursor is the last (txid, id) returned, opaque to clients.
+snapshot): those are finished, so no row can appear behind the reader's cursor later.
 Sequence numbers alone would not do: a later number can commit first.
+
+The feed is read from ``change_event`` (migration 0013): a row of one entity is one event,
+a parcel change set (one village, one operation) is one event per parcel. Events are
+ordered by (txid, id, part) and the cursor is the last one returned, opaque to clients.
 """
 
 from __future__ import annotations
@@ -21,27 +24,30 @@ from geo.registry.equivalents import equivalent_codes
 
 __all__ = ["daily_digest", "decode_cursor", "encode_cursor", "read_changes"]
 
-
-def encode_cursor(txid: int, change_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{txid}.{change_id}".encode()).decode().rstrip("=")
+WHOLE = 2**62  # the part of a cursor that names a change row as a whole: every part read
 
 
-def decode_cursor(cursor: str | None) -> tuple[int, int]:
-    """(txid, id) of a cursor; the start of the feed for None or ''."""
+def encode_cursor(txid: int, change_id: int, part: int = WHOLE) -> str:
+    raw = f"{txid}.{change_id}" if part >= WHOLE else f"{txid}.{change_id}.{part}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[int, int, int]:
+    """(txid, id, part) of a cursor; the start of the feed for None or ''. A cursor of
+    (txid, id) alone — a change row read whole — has part ``WHOLE``."""
     if not cursor:
-        return 0, 0
+        return 0, 0, 0
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        txid, change_id = raw.split(".")
-        out = int(txid), int(change_id)
+        parts = [int(v) for v in raw.split(".")]
+        if len(parts) not in (2, 3):
+            raise ValueError(raw)
+        out = (parts[0], parts[1], parts[2] if len(parts) == 3 else WHOLE)
     except (ValueError, UnicodeDecodeError):
         raise InvalidParameter("since is a cursor this service gave", field="since") from None
-    if out[0] < 0 or out[1] < 0 or out[0] >= 2**63:
+    if min(out) < 0 or out[0] >= 2**63 or out[2] > WHOLE:
         raise InvalidParameter("since is a cursor this service gave", field="since")
     return out
-
-
-_GEOMETRY = "ST_SetSRID(ST_GeomFromGeoJSON(coalesce(after, before)->'geometry'), 4326)"
 
 
 def within_filter(conn: Connection, within: tuple[str, str] | None) -> tuple[str, dict[str, Any]]:
@@ -71,7 +77,7 @@ def within_filter(conn: Connection, within: tuple[str, str] | None) -> tuple[str
         "EXISTS (SELECT 1 FROM unnest(CAST(:w_prefixes AS text[])) p"
         "  WHERE (':' || replace(entity_id, '~', ':')) LIKE '%:' || p || '%')"
         " OR (CAST(:w_boundary AS bytea) IS NOT NULL"
-        f"  AND ST_Intersects(ST_GeomFromWKB(CAST(:w_boundary AS bytea), 4326), {_GEOMETRY}))"
+        "  AND ST_Intersects(ST_GeomFromWKB(CAST(:w_boundary AS bytea), 4326), geom))"
     )
     return sql, {
         "w_prefixes": [f"{a}:{c}" for a, c in pairs],
@@ -87,7 +93,7 @@ def _feed(
     bbox: tuple[float, float, float, float] | None,
     within: tuple[str, str] | None,
     upload: int | None = None,
-) -> tuple[str, dict[str, Any], tuple[int, int]]:
+) -> tuple[str, dict[str, Any], tuple[int, int, int]]:
     """The feed's selection: FROM/WHERE/ORDER/LIMIT SQL, its parameters, the cursor asked."""
     if kinds:
         unknown = sorted(set(kinds) - set(ENTITY_KINDS))
@@ -98,31 +104,37 @@ def _feed(
             )
     if not 1 <= limit <= 10_000:
         raise InvalidParameter("limit is 1 to 10000", field="limit")
-    txid, change_id = decode_cursor(since)
+    txid, change_id, part = decode_cursor(since)
     where_within, within_params = within_filter(conn, within)
     sql = (
-        "FROM change"
+        "FROM change_event"
         " WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
-        " AND (txid, id) > (CAST(:t AS text)::xid8, :i)"
+        # the first condition is the index's; the second reads on inside a change set
+        " AND (txid, id) >= (CAST(:t AS text)::xid8, :i)"
+        " AND (txid, id, part) > (CAST(:t AS text)::xid8, :i, :k)"
         " AND (CAST(:kinds AS text[]) IS NULL"
         "  OR entity_kind = ANY(CAST(:kinds AS text[])))"
         " AND (CAST(:x1 AS float8) IS NULL OR ST_Intersects("
-        "  ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326),"
-        f"  {_GEOMETRY}))"
+        "  ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326), geom))"
         f" AND ({where_within})"
         " AND (CAST(:upload AS text) IS NULL OR cause->>'upload' = CAST(:upload AS text))"
-        " ORDER BY txid, id LIMIT :l"
+        " ORDER BY txid, id, part LIMIT :l"
     )
     params = {
         "t": str(txid),
         "i": change_id,
+        "k": part,
         "kinds": kinds or None,
         "l": limit,
         **dict(zip(("x1", "y1", "x2", "y2"), bbox or (None,) * 4, strict=True)),
         **within_params,
         "upload": str(upload) if upload is not None else None,
     }
-    return sql, params, (txid, change_id)
+    return sql, params, (txid, change_id, part)
+
+
+def _event_cursor(txid: int, change_id: int, part: int) -> str:
+    return encode_cursor(txid, change_id, part if part else WHOLE)
 
 
 def read_changes(
@@ -133,18 +145,19 @@ def read_changes(
     limit: int = 100,
     bbox: tuple[float, float, float, float] | None = None,
     within: tuple[str, str] | None = None,
+    upload: int | None = None,
 ) -> dict[str, Any]:
     """Up to ``limit`` finished changes after ``since``, and the cursor to continue from.
 
     ``bbox`` (lon/lat) keeps the changes whose geometry, before or after, touches it.
     ``within`` (agency, code) keeps the changes of that division and what lies in it: see
-    :func:`within_filter`.
+    :func:`within_filter`. ``upload`` keeps the changes an upload published.
     """
-    sql, params, asked = _feed(conn, since, kinds, limit, bbox, within)
+    sql, params, asked = _feed(conn, since, kinds, limit, bbox, within, upload)
     rows = (
         conn.execute(
             text(
-                "SELECT id, txid::text::bigint AS txid, entity_kind, entity_id, operation,"
+                "SELECT id, part, txid::text::bigint AS txid, entity_kind, entity_id, operation,"
                 f" occurred_at, cause, before, after {sql}"
             ),
             params,
@@ -153,10 +166,14 @@ def read_changes(
         .all()
     )
     changes = [dict(r) for r in rows]
-    last = (changes[-1]["txid"], changes[-1]["id"]) if changes else asked
+    last = (changes[-1]["txid"], changes[-1]["id"], changes[-1]["part"]) if changes else None
     for c in changes:
-        c["cursor"] = encode_cursor(c.pop("txid"), c["id"])
-    return {"count": len(changes), "changes": changes, "next": encode_cursor(*last)}
+        c["cursor"] = _event_cursor(c.pop("txid"), c["id"], c.pop("part"))
+    return {
+        "count": len(changes),
+        "changes": changes,
+        "next": _event_cursor(*last) if last else encode_cursor(*asked),
+    }
 
 
 def read_changes_json(
@@ -174,22 +191,25 @@ def read_changes_json(
     sql, params, asked = _feed(conn, since, kinds, limit, bbox, within, upload)
     body, count, last = conn.execute(
         text(
-            "SELECT coalesce(string_agg(j, ',' ORDER BY txid, id), ''), count(*),"
-            " (array_agg(txid::text || '.' || id ORDER BY txid DESC, id DESC))[1] FROM ("
-            " SELECT txid, id, json_build_object('id', id, 'entity_kind', entity_kind,"
+            "SELECT coalesce(string_agg(j, ',' ORDER BY txid, id, part), ''), count(*),"
+            " (array_agg(txid::text || '.' || id || '.' || part"
+            "  ORDER BY txid DESC, id DESC, part DESC))[1] FROM ("
+            " SELECT txid, id, part, json_build_object('id', id, 'entity_kind', entity_kind,"
             "  'entity_id', entity_id, 'operation', operation, 'occurred_at', occurred_at,"
             "  'cause', cause, 'before', before, 'after', after,"
-            "  'cursor', rtrim(translate(encode(convert_to(txid::text || '.' || id, 'UTF8'),"
+            "  'cursor', rtrim(translate(encode(convert_to(txid::text || '.' || id"
+            "  || CASE WHEN part > 0 THEN '.' || part ELSE '' END, 'UTF8'),"
             "  'base64'), '+/', '-_'), '='))::text AS j"
             f" {sql}) c"
         ),
         params,
     ).one()
     if last:
-        txid, change_id = (int(v) for v in last.split("."))
+        txid, change_id, part = (int(v) for v in last.split("."))
+        cursor = _event_cursor(txid, change_id, part)
     else:
-        txid, change_id = asked
-    return f'{{"count":{count},"changes":[{body}],"next":"{encode_cursor(txid, change_id)}"}}'
+        cursor = encode_cursor(*asked)
+    return f'{{"count":{count},"changes":[{body}],"next":"{cursor}"}}'
 
 
 def daily_digest(
@@ -215,16 +235,17 @@ def daily_digest(
     )
     counts = conn.execute(
         text(
-            f"SELECT entity_kind, operation, count(*) FROM change WHERE {finished}"
-            " GROUP BY 1, 2 ORDER BY 1, 2"
+            "SELECT entity_kind, operation,"
+            " sum(coalesce(cardinality(coalesce(after_ids, before_ids)), 1))::bigint"
+            f" FROM change WHERE {finished} GROUP BY 1, 2 ORDER BY 1, 2"
         ),
         params,
     ).all()
     rows = (
         conn.execute(
             text(
-                f"SELECT id, entity_kind, entity_id, operation, occurred_at, cause, before, after"
-                f" FROM change WHERE {finished} ORDER BY txid, id LIMIT :l OFFSET :o"
+                "SELECT id, entity_kind, entity_id, operation, occurred_at, cause, before, after"
+                f" FROM change_event WHERE {finished} ORDER BY txid, id, part LIMIT :l OFFSET :o"
             ),
             params,
         )

@@ -184,7 +184,7 @@ def test_within_a_village_and_within_a_county(sample_url: str) -> None:
             text("SELECT village_code FROM parcel GROUP BY 1 ORDER BY 1 LIMIT 1")
         ).scalar_one()
         expected = c.execute(
-            text("SELECT count(*) FROM change WHERE entity_id LIKE :p OR entity_id = :v"),
+            text("SELECT count(*) FROM change_event WHERE entity_id LIKE :p OR entity_id = :v"),
             {"p": f"hf:{village}:%", "v": f"hf:{village}"},
         ).scalar_one()
         county, boundary = c.execute(

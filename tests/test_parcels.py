@@ -264,13 +264,16 @@ def test_publish_versions_unchanged_and_changes(url: str, world: Path, tmp_path:
     assert second["report"]["published"] == {"insert": 1, "update": 1, "delete": 2, "zone": 0}
     with engine(url).connect() as c:
         rows = c.execute(
-            text("SELECT operation, count(*) FROM change WHERE cause->>'upload' = :u GROUP BY 1"),
+            text(
+                "SELECT operation, count(*) FROM change_event"
+                " WHERE cause->>'upload' = :u GROUP BY 1"
+            ),
             {"u": str(second["id"])},
         ).all()
         assert dict(rows) == {"insert": 1, "update": 1, "delete": 2}
         before = c.execute(
             text(
-                "SELECT before->>'land_use', after->>'land_use' FROM change"
+                "SELECT before->>'land_use', after->>'land_use' FROM change_event"
                 " WHERE operation = 'update' AND cause->>'upload' = :u"
             ),
             {"u": str(second["id"])},
@@ -329,7 +332,7 @@ def test_two_uploads_for_one_village_at_once_are_serialized(
             .all()
         )
         changes = c.execute(
-            text("SELECT count(*) FROM change WHERE cause->>'upload' = ANY(:u)"),
+            text("SELECT count(*) FROM change_event WHERE cause->>'upload' = ANY(:u)"),
             {"u": [str(i) for i in ids]},
         ).scalar_one()
         published = [ingest_module.get_upload(c, i)["report"]["published"] for i in ids]

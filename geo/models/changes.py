@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Text, text
-from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
@@ -41,6 +41,7 @@ class Change(Base):
     __table_args__ = (
         CheckConstraint(f"entity_kind IN ({sql_in(ENTITY_KINDS)})", name="entity_kind"),
         CheckConstraint(f"operation IN ({sql_in(OPERATIONS)})", name="operation"),
+        CheckConstraint("province IS NULL OR entity_kind = 'parcel'", name="parcel_set"),
         Index("ix_change_entity", "entity_kind", "entity_id"),
         Index("ix_change_txid_id", "txid", "id"),
     )
@@ -57,3 +58,8 @@ class Change(Base):
     # json, not jsonb: written once, sent as text many times (migration 0011)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A parcel change set (migration 0013): one row per village and operation, the parcel
+    # versions inserted and closed; ``change_event`` reads it as one event per parcel.
+    province: Mapped[str | None] = mapped_column(Text)
+    after_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+    before_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))

@@ -4,8 +4,9 @@ In one transaction, holding each village's advisory lock (so two uploads for one
 apply one after the other; locks taken in code order, so no deadlock): parcels are matched
 to the current maps by (village, parcel number); unchanged ones (same geometry and
 attributes) stay untouched; modified and removed ones get ``valid_to``; new and modified ones
-are inserted; every insert, update and delete writes a ``change`` row with the before and
-after states. Zones likewise, one per village.
+are inserted; every insert, update and delete is announced on the change feed (a change
+set per village and operation naming the versions: their states are the versions').
+Zones likewise, one change row per village.
 """
 
 from __future__ import annotations
@@ -15,13 +16,28 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-__all__ = ["ensure_partitions", "publish_stage"]
+__all__ = ["ensure_partitions", "publish_stage", "write_change_sets"]
 
-_STATE = (  # json: the change log keeps states as written text (migration 0011)
-    "json_build_object('parcel_no', {t}.parcel_no, 'land_use', {t}.land_use,"
-    " 'area_declared', {t}.area_declared, 'area_m2', round({t}.area_m2::numeric, 2),"
-    " 'attrs', {t}.attrs, 'geometry', ST_AsGeoJSON({t}.geom, 7)::json)"
-)
+
+def write_change_sets(conn: Connection, params: dict[str, Any], versions: str) -> None:
+    """One ``change`` row per village and operation (migration 0013) from ``versions``, a
+    query of (village, province, op, after_id, before_id, parcel_no): the feed reads each
+    row back as one event per parcel, in parcel number order."""
+    conn.execute(
+        text(
+            """
+        INSERT INTO change (entity_kind, entity_id, operation, cause, province, after_ids,
+                            before_ids)
+        SELECT 'parcel', :a || ':' || village, op, CAST(:cause AS jsonb), province,
+               CASE WHEN op <> 'delete' THEN array_agg(after_id ORDER BY parcel_no) END,
+               CASE WHEN op <> 'insert' THEN array_agg(before_id ORDER BY parcel_no) END
+        FROM ("""
+            + versions
+            + """) v
+        GROUP BY village, province, op ORDER BY village, op"""
+        ),
+        params,
+    )
 
 
 def ensure_partitions(conn: Connection, upload_id: int, agency: str) -> dict[str, str]:
@@ -103,50 +119,38 @@ def publish_stage(
         params,
     )
     conn.execute(
-        text(
-            """
-        INSERT INTO change (entity_kind, entity_id, operation, cause, before)
-        SELECT 'parcel', :a || ':' || d.village || ':' || d.parcel_no, 'delete',
-               CAST(:cause AS jsonb), """
-            + _STATE.format(t="p")
-            + """
-        FROM pub_diff d JOIN pub_cur p ON p.id = d.old_id WHERE d.op = 'delete'"""
-        ),
-        params,
-    )
-    conn.execute(
         text("""
         UPDATE parcel p SET valid_to = now() FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id
         WHERE p.id = c.id AND p.province = c.province AND d.op IN ('update', 'delete')"""),
         params,
     )
+    # New versions take their ids first: the change sets name them.
     conn.execute(
         text("""
-        INSERT INTO parcel (village_agency, village_code, parcel_no, land_use, area_declared,
-                            area_m2, geom, attrs, upload_id, province)
-        SELECT :a, n.village, n.parcel_no, n.land_use, n.area_declared,
-               n.area_m2, n.geom, n.attrs, :u, n.province
+        CREATE TEMP TABLE pub_ins ON COMMIT DROP AS
+        SELECT nextval('parcel_id_seq') AS id, d.old_id, d.op, n.*
         FROM pub_new n JOIN pub_diff d ON d.village = n.village
           AND d.parcel_no = n.parcel_no AND d.op <> 'delete'"""),
         params,
     )
     conn.execute(
-        text(
-            """
-        INSERT INTO change (entity_kind, entity_id, operation, cause, before, after)
-        SELECT 'parcel', :a || ':' || n.village || ':' || n.parcel_no, d.op,
-               CAST(:cause AS jsonb),
-               CASE WHEN d.op = 'update' THEN """
-            + _STATE.format(t="c")
-            + """ END,
-               """
-            + _STATE.format(t="n")
-            + """
-        FROM pub_new n JOIN pub_diff d ON d.village = n.village
-          AND d.parcel_no = n.parcel_no AND d.op <> 'delete'
-        LEFT JOIN pub_cur c ON c.id = d.old_id"""
-        ),
+        text("""
+        INSERT INTO parcel (id, village_agency, village_code, parcel_no, land_use, area_declared,
+                            area_m2, geom, attrs, upload_id, province)
+        SELECT id, :a, village, parcel_no, land_use, area_declared, area_m2, geom, attrs, :u,
+               province
+        FROM pub_ins"""),
         params,
+    )
+    write_change_sets(
+        conn,
+        params,
+        """
+        SELECT village, province, op, id AS after_id, old_id AS before_id, parcel_no
+        FROM pub_ins
+        UNION ALL
+        SELECT d.village, c.province, 'delete', NULL, d.old_id, d.parcel_no
+        FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id WHERE d.op = 'delete'""",
     )
     counts = dict(conn.execute(text("SELECT op, count(*) FROM pub_diff GROUP BY op")).all())
     zones = conn.execute(
