@@ -165,10 +165,14 @@ def _rezip(raw: bytes, drop: tuple[str, ...] = (), add: dict[str, bytes] | None 
 
 
 # -- validation codes --------------------------------------------------------------------------
-def _crafted(url: str, world: Path) -> tuple[str, gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """A village of the HF list and a small map around it, in its UTM zone."""
-    with (world / "lists/hf_villages_1402.csv").open(encoding="utf-8") as f:
-        row = next(r for r in csv.DictReader(f) if r["level"] == "village" and r["lat"])
+def _crafted(
+    url: str, world: Path, row: dict[str, str] | None = None
+) -> tuple[str, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """A village of the HF list (the first with a location, or ``row``) and a small map
+    around it, in its UTM zone."""
+    if row is None:
+        with (world / "lists/hf_villages_1402.csv").open(encoding="utf-8") as f:
+            row = next(r for r in csv.DictReader(f) if r["level"] == "village" and r["lat"])
     lon, lat = float(row["lon"]), float(row["lat"])
     epsg = utm_epsg(lon)
     x0, y0 = transformer(4326, epsg).transform(lon, lat)

@@ -17,13 +17,13 @@ from sqlalchemy import text
 from bench import datasets
 from bench.datasets import CACHE
 from bench.harness import Outcome, pair
+from data.lists import import_lists
 from geo.db import engine
 from geo.parcels.ingest import IngestOptions, create_upload, process_upload
-from geo.registry import import_edition
 
 
-def _file(quick: bool) -> tuple[Path, int, bytes]:
-    """(the GeoPackage's path, its parcel count, the HF list) for the chosen size, cached."""
+def _file(quick: bool) -> tuple[Path, int, Path]:
+    """(the GeoPackage's path, its parcel count, the world) for the chosen size, cached."""
     size = "small" if quick else "national"
     world = datasets.world(quick, maps=True)
     out = CACHE / f"parcels_{size}.gpkg"
@@ -36,25 +36,35 @@ def _file(quick: bool) -> tuple[Path, int, bytes]:
             frame = gpd.read_file(world / "truth/parcels.gpkg", layer=layer)
             frame[~frame["CODE_HF"].isin(bad)].to_file(out, layer=layer, driver="GPKG")
     count = len(gpd.read_file(out, layer="parcels", columns=["CODE_HF"], ignore_geometry=True))
-    return out, count, (world / "lists/hf_villages_1402.csv").read_bytes()
+    return out, count, world
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
     if shutil.which("ogr2ogr") is None:
         print("  ogr2ogr missing (apt-get install gdal-bin): parcel ingest case skipped")
         return []
-    path, count, hf_list = _file(quick)
-    import_edition(url, "hf", "1402", hf_list)
+    path, count, world = _file(quick)
+    # MOI's list (the reference: it gives each village its province partition) and HF's
+    import_lists(url, world, ("moi", "hf"))
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
 
     def reset() -> None:
         with engine(url).begin() as c:
             c.execute(
                 text(
-                    "TRUNCATE parcel, guide_plan, change, parcel_stage, upload_file, upload CASCADE"
+                    "TRUNCATE parcel, parcel_extent, guide_plan, change, parcel_stage, upload_file,"
+                    " upload CASCADE"
                 )
             )
             c.execute(text("DROP TABLE IF EXISTS bench_ogr"))
+            # as in a database that never held parcels: no province partition yet
+            for (name,) in c.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " WHERE i.inhparent = 'parcel'::regclass AND c.relname <> 'parcel_default'"
+                )
+            ).all():
+                c.execute(text(f'DROP TABLE "{name}"'))
         with psycopg.connect(libpq, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE parcel")
 

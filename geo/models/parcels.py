@@ -12,6 +12,7 @@ from typing import Any
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -98,9 +99,7 @@ class ParcelStage(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    upload_id: Mapped[int] = mapped_column(
-        ForeignKey("upload.id", ondelete="CASCADE"), nullable=False
-    )
+    upload_id: Mapped[int] = mapped_column(BigInteger, nullable=False)  # no key: 0014
     layer: Mapped[str] = mapped_column(Text, nullable=False)  # parcels | zone
     feature: Mapped[int] = mapped_column(Integer, nullable=False)
     village: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
@@ -112,6 +111,7 @@ class ParcelStage(Base):
     geom: Mapped[Any] = mapped_column(
         Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True
     )
+    valid: Mapped[bool | None] = mapped_column(Boolean)  # GEOS validity, while staging
 
 
 class GuidePlan(Base):

@@ -26,7 +26,7 @@ from geo.parcels.crs_choice import choose_crs
 from geo.parcels.errors import UploadRejected
 from geo.parcels.placement import Placement, check_locations, place
 from geo.parcels.profile import resolve_fields
-from geo.parcels.publish import ensure_partitions, publish_stage
+from geo.parcels.publish import publish_stage, stage_provinces
 from geo.parcels.readers import Layers, LayerSource, open_upload
 from geo.parcels.stage import stage_batches
 from geo.parcels.validate import validate_stage
@@ -317,8 +317,7 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
     say(0.8, "publishing")
     try:
         with engine(url).begin() as conn:
-            provinces = ensure_partitions(conn, upload_id, up["village_agency"])
-        with engine(url).begin() as conn:
+            provinces = stage_provinces(conn, upload_id, up["village_agency"])
             report = (
                 up["report"]
                 if up["report"].get("summary")

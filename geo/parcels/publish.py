@@ -16,34 +16,37 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-__all__ = ["ensure_partitions", "publish_stage", "write_change_sets"]
+from geo.parcels.first_load import claim_new_provinces, load_provinces
+
+__all__ = ["publish_stage", "stage_provinces", "write_change_sets"]
 
 
 def write_change_sets(conn: Connection, params: dict[str, Any], versions: str) -> None:
     """One ``change`` row per village and operation (migration 0013) from ``versions``, a
-    query of (village, province, op, after_id, before_id, parcel_no): the feed reads each
-    row back as one event per parcel, in parcel number order."""
+    query of (village, province, op, after_id, before_id): the feed reads each row back as
+    one event per parcel, in the order of the version ids (as written)."""
     conn.execute(
         text(
             """
         INSERT INTO change (entity_kind, entity_id, operation, cause, province, after_ids,
                             before_ids)
         SELECT 'parcel', :a || ':' || village, op, CAST(:cause AS jsonb), province,
-               CASE WHEN op <> 'delete' THEN array_agg(after_id ORDER BY parcel_no) END,
-               CASE WHEN op <> 'insert' THEN array_agg(before_id ORDER BY parcel_no) END
+               CASE WHEN op <> 'delete'
+                    THEN array_agg(after_id ORDER BY coalesce(after_id, before_id)) END,
+               CASE WHEN op <> 'insert'
+                    THEN array_agg(before_id ORDER BY coalesce(after_id, before_id)) END
         FROM ("""
             + versions
             + """) v
-        GROUP BY village, province, op ORDER BY village, op"""
+        GROUP BY village, province, op"""
         ),
         params,
     )
 
 
-def ensure_partitions(conn: Connection, upload_id: int, agency: str) -> dict[str, str]:
-    """Each staged village's province, once its partition exists (commit before publishing:
-    creating a partition locks the parent briefly, which must not last a whole publish)."""
-    provinces = dict(
+def stage_provinces(conn: Connection, upload_id: int, agency: str) -> dict[str, str]:
+    """Each staged village's province (the partition its parcels go to)."""
+    return dict(
         conn.execute(
             text("""
             SELECT village, parcel_province(:a, village)
@@ -51,11 +54,50 @@ def ensure_partitions(conn: Connection, upload_id: int, agency: str) -> dict[str
             {"u": upload_id, "a": agency},
         ).all()
     )
+
+
+# A staged parcel as a row of ``parcel`` (first_load.COLUMNS), for the provinces :new.
+_FIRST_LOAD = """
+    SELECT nextval('parcel_id_seq'), :a, s.village, s.parcel_no, s.land_use, s.area_declared,
+           coalesce(s.area_m2, ST_Area(s.geom::geography)), ST_Multi(s.geom), s.attrs, :u,
+           v.province
+    FROM parcel_stage s JOIN pub_village v USING (village)
+    WHERE s.upload_id = :u AND s.layer = 'parcels' AND v.province = ANY(CAST(:new AS text[]))"""
+
+
+def _publish_first_loads(conn: Connection, params: dict[str, Any], upload_id: int) -> int:
+    """Villages of provinces that have no partition yet: their partitions are built whole
+    (:mod:`geo.parcels.first_load`), every parcel an insert; these villages then leave
+    ``pub_village`` and the comparison below. The number of parcels inserted."""
+    provinces = {r[0] for r in conn.execute(text("SELECT DISTINCT province FROM pub_village"))}
+    # A village with parcels stored under another province (its province changed, or was
+    # unknown then) is compared with them: its province is not a first load.
+    stored = conn.execute(
+        text("""
+        SELECT DISTINCT v.province FROM pub_village v WHERE EXISTS (
+          SELECT 1 FROM parcel p WHERE p.village_agency = :a AND p.village_code = v.village
+            AND p.valid_to IS NULL)"""),
+        params,
+    ).scalars()
+    new = claim_new_provinces(conn, provinces - set(stored))
     conn.execute(
         text("SELECT parcel_ensure_partition(p) FROM unnest(CAST(:p AS text[])) p"),
-        {"p": sorted(set(provinces.values()))},
+        {"p": sorted(provinces - new)},
     )
-    return provinces
+    if not new:
+        return 0
+    params = {**params, "new": sorted(new)}
+    loaded = load_provinces(conn, new, _FIRST_LOAD, params, upload_id)
+    write_change_sets(
+        conn,
+        params,
+        """
+        SELECT village_code AS village, province, 'insert' AS op, id AS after_id,
+               NULL::bigint AS before_id
+        FROM parcel WHERE province = ANY(CAST(:new AS text[]))""",  # all this upload's
+    )
+    conn.execute(text("DELETE FROM pub_village WHERE province = ANY(CAST(:new AS text[]))"), params)
+    return loaded
 
 
 def publish_stage(
@@ -66,7 +108,7 @@ def publish_stage(
     provinces: dict[str, str],
 ) -> dict[str, int]:
     """Apply staged upload ``upload_id`` (villages of ``agency``, each in its province as
-    :func:`ensure_partitions` found it); return change counts."""
+    :func:`stage_provinces` found it); return change counts."""
     params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
     # The villages and their provinces in a table of their own: a registry lookup inlined
     # into the join below was evaluated for every parcel (60 s nationally).
@@ -83,6 +125,7 @@ def publish_stage(
         FROM (SELECT village FROM pub_village ORDER BY 1) villages"""),
         params,
     )
+    first_loads = _publish_first_loads(conn, params, upload_id)
     conn.execute(
         text("""
         CREATE TEMP TABLE pub_new ON COMMIT DROP AS
@@ -146,10 +189,10 @@ def publish_stage(
         conn,
         params,
         """
-        SELECT village, province, op, id AS after_id, old_id AS before_id, parcel_no
+        SELECT village, province, op, id AS after_id, old_id AS before_id
         FROM pub_ins
         UNION ALL
-        SELECT d.village, c.province, 'delete', NULL, d.old_id, d.parcel_no
+        SELECT d.village, c.province, 'delete', NULL, d.old_id
         FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id WHERE d.op = 'delete'""",
     )
     counts = dict(conn.execute(text("SELECT op, count(*) FROM pub_diff GROUP BY op")).all())
@@ -179,7 +222,7 @@ def publish_stage(
     ).all()
     conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), params)
     return {
-        "insert": counts.get("insert", 0),
+        "insert": counts.get("insert", 0) + first_loads,
         "update": counts.get("update", 0),
         "delete": counts.get("delete", 0),
         "zone": len(zones),

@@ -1,5 +1,5 @@
 """Put an upload's features into ``parcel_stage``, batch by batch: mapped fields, 2D,
-lon/lat, each feature's ellipsoidal area, via COPY.
+lon/lat, each feature's ellipsoidal area and validity, via COPY.
 
 Geometry work is vectorised per Arrow batch (shapely and pyproj over arrays), and each
 batch is sent while PostgreSQL parses the previous one, so the file is never whole in
@@ -30,7 +30,7 @@ __all__ = ["StageStats", "stage_batches"]
 _NULL = "\\N"
 _COPY = (
     "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
-    " area_declared, attrs, area_m2, geom) FROM STDIN"
+    " area_declared, attrs, area_m2, geom, valid) FROM STDIN"
 )
 Box = list[float]  # minx, miny, maxx, maxy (lon/lat)
 
@@ -179,6 +179,7 @@ def _batch_text(
     stats.z_dropped += z
     lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
     wkb = _hex_ewkb(lonlat)
+    valid = np.where(shapely.is_valid(lonlat), "t", "f")  # GEOS: PostGIS's ST_IsValid
     areas = _numbers_text(ellipsoidal_area(lonlat))
     codes = villages(batch)
     stats.grow(codes, shapely.bounds(lonlat))
@@ -201,6 +202,7 @@ def _batch_text(
                 attrs[i],
                 areas[i],
                 wkb[i] if wkb[i] is not None else _NULL,
+                valid[i] if wkb[i] is not None else _NULL,
             )
         )
         for i in range(n)

@@ -47,7 +47,7 @@ _CHECKS = {
         SELECT feature, parcel_no, (ST_IsValidDetail(geom)).reason AS message,
                ST_AsText((ST_IsValidDetail(geom)).location) AS location
         FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels' AND geom IS NOT NULL
-        AND GeometryType(geom) IN ('POLYGON', 'MULTIPOLYGON') AND NOT ST_IsValid(geom)""",
+        AND GeometryType(geom) IN ('POLYGON', 'MULTIPOLYGON') AND NOT valid""",
     "missing_parcel_no": """
         SELECT feature, parcel_no, 'no parcel number' AS message,
                ST_AsText(ST_PointOnSurface(geom)) AS location
@@ -68,7 +68,7 @@ _CHECKS = {
                ST_AsText(ST_PointOnSurface(geom)) AS location
         FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels' AND area_declared IS NOT
           NULL AND area_m2 > 0 AND abs(area_declared - area_m2) / area_m2 > :tol
-          AND ST_IsValid(geom)""",
+          AND valid""",
 }
 
 
@@ -79,8 +79,9 @@ def _repair(conn: Connection, upload_id: int) -> list[dict[str, Any]]:
             SELECT id, feature, parcel_no, geom AS before,
                    ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3)) AS after
             FROM parcel_stage WHERE upload_id = :u AND layer IN ('parcels', 'zone')
-            AND geom IS NOT NULL AND NOT ST_IsValid(geom))
-        UPDATE parcel_stage s SET geom = f.after, area_m2 = ST_Area(f.after::geography)
+            AND geom IS NOT NULL AND NOT valid)
+        UPDATE parcel_stage s SET geom = f.after, area_m2 = ST_Area(f.after::geography),
+          valid = ST_IsValid(f.after)
         FROM fixed f WHERE s.id = f.id
         RETURNING f.feature, f.parcel_no,
           'repaired: area ' || round(ST_Area(f.before::geography)::numeric, 1) || ' → '
@@ -129,9 +130,9 @@ def validate_stage(
         text("""
         SELECT sum(z.zone_m2) AS zone_m2, sum(z.zone_m2) - sum(coalesce(p.covered, 0)) AS gap_m2
         FROM (SELECT village, sum(area_m2) AS zone_m2 FROM parcel_stage
-              WHERE upload_id = :u AND layer = 'zone' AND ST_IsValid(geom) GROUP BY village) z
+              WHERE upload_id = :u AND layer = 'zone' AND valid GROUP BY village) z
         LEFT JOIN (SELECT village, sum(area_m2) AS covered FROM parcel_stage
-              WHERE upload_id = :u AND layer = 'parcels' AND ST_IsValid(geom)
+              WHERE upload_id = :u AND layer = 'parcels' AND valid
               GROUP BY village) p ON p.village = z.village
         HAVING count(*) > 0"""),
         {"u": upload_id},

@@ -32,7 +32,7 @@ _VILLAGES = """
            array_agg(parcel_no ORDER BY feature) AS parcel_nos,
            array_agg(ST_AsBinary(geom) ORDER BY feature) AS wkb
     FROM parcel_stage
-    WHERE upload_id = :u AND geom IS NOT NULL
+    WHERE upload_id = :u AND geom IS NOT NULL AND valid
       AND GeometryType(geom) IN ('POLYGON', 'MULTIPOLYGON')
     GROUP BY village, layer ORDER BY village, layer"""
 
@@ -107,14 +107,7 @@ def _village(
     numbers: list[int], parcel_nos: list[str | None], wkb: list[bytes], zone: list[bytes] | None
 ) -> list[dict[str, Any]]:
     """One village's findings, from its parcels' columns and its zone's geometries."""
-    geoms = shapely.from_wkb(wkb)
-    valid = shapely.is_valid(geoms)
-    if not valid.all():
-        keep = np.flatnonzero(valid)
-        numbers = [numbers[i] for i in keep]
-        parcel_nos = [parcel_nos[i] for i in keep]
-        geoms = geoms[keep]
-    features = _Features(numbers, parcel_nos, geoms)
+    features = _Features(numbers, parcel_nos, shapely.from_wkb(wkb))  # valid ones only
     found = list(_overlaps(features))
     if zone is not None:
         found.extend(_outside(features, zone))

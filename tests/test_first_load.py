@@ -1,0 +1,108 @@
+"""A province's first parcels build its partition whole (geo.parcels.first_load), and a
+village that already has parcels is always compared, wherever they are stored."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from data.generator import generate
+from geo.changes import read_changes
+from geo.db import engine
+from geo.registry import import_edition
+from tests.test_parcels import _crafted, _current, _gpkg, _run
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("first") / "small"
+    generate(out, "small", seed=5)
+    return out
+
+
+def _villages(world: Path) -> list[dict[str, str]]:
+    with (world / "lists/hf_villages_1402.csv").open(encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r["level"] == "village" and r["lat"]]
+
+
+def test_first_loads_and_villages_stored_elsewhere(
+    module_db_url: str, world: Path, tmp_path: Path
+) -> None:
+    url = module_db_url
+    hf = (world / "lists/hf_villages_1402.csv").read_bytes()
+    import_edition(url, "hf", "1402", hf)
+    rows = _villages(world)
+    # Before MOI's list is known no village has a province: parcels go to parcel_default.
+    early, early_parcels, early_zone = _crafted(url, world, rows[0])
+    assert _run(url, _gpkg(early_parcels, early_zone, tmp_path), "early.gpkg")["status"] == (
+        "published"
+    )
+    moi = sorted((world / "lists").glob("moi_divisions_*.csv"))[-1]
+    import_edition(url, "moi", moi.stem.split("_")[-1], moi.read_bytes())
+    with engine(url).connect() as c:
+        provinces = dict(
+            c.execute(
+                text("SELECT c, parcel_province('hf', c) FROM unnest(CAST(:c AS text[])) c"),
+                {"c": [r["code"] for r in rows]},
+            ).all()
+        )
+    early_province = provinces[early]
+    row = next(r for r in rows if provinces[r["code"]] not in ("", early_province))
+    province = provinces[row["code"]]
+
+    code, parcels, zone = _crafted(url, world, row)
+    first = _run(url, _gpkg(parcels, zone, tmp_path), "first.gpkg")
+    assert first["report"]["published"] == {"insert": 6, "update": 0, "delete": 0, "zone": 1}
+    part = f"parcel_p{province.lower()}"
+    with engine(url).connect() as c:
+        homes = c.execute(
+            text("SELECT DISTINCT tableoid::regclass::text FROM parcel WHERE village_code = :c"),
+            {"c": code},
+        ).scalars()
+        assert list(homes) == [part]
+        # every index of parcel has its copy here (built in bulk, adopted on attach)
+        unmatched = c.execute(
+            text("""
+            SELECT i.indexrelid::regclass::text FROM pg_index i
+            WHERE i.indrelid = 'parcel'::regclass AND NOT EXISTS (
+              SELECT 1 FROM pg_inherits h JOIN pg_index ci ON ci.indexrelid = h.inhrelid
+              WHERE h.inhparent = i.indexrelid AND ci.indrelid = CAST(:p AS regclass)
+                AND ci.indisvalid)"""),
+            {"p": part},
+        ).scalars()
+        assert list(unmatched) == []
+        foreign_keys = c.execute(
+            text(
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = CAST(:p AS regclass)"
+                " AND contype = 'f'"
+            ),
+            {"p": part},
+        ).scalar_one()
+        assert foreign_keys == 1  # the upload reference, cloned and checked on attach
+        extents = c.execute(
+            text("SELECT count(*) FROM parcel_extent WHERE village_code = :c AND province = :p"),
+            {"c": code, "p": province},
+        ).scalar_one()
+        assert extents == 1
+        events = read_changes(c, None, kinds=["parcel"], upload=first["id"], limit=100)
+    assert [e["entity_id"] for e in events["changes"]] == [f"hf:{code}:{n}" for n in range(1, 7)]
+    assert {e["operation"] for e in events["changes"]} == {"insert"}
+    assert all(e["before"] is None and e["after"]["geometry"] for e in events["changes"])
+
+    # The province's next upload is compared with what the first load put there.
+    v2 = parcels.copy()
+    v2.loc[2, "KARBARI"] = "تجاری"
+    second = _run(url, _gpkg(v2, zone, tmp_path), "second.gpkg")
+    assert second["report"]["published"] == {"insert": 0, "update": 1, "delete": 0, "zone": 0}
+    assert _current(url, code) == 6
+
+    # The early village now has a province with no partition, but parcels in the default
+    # one: it is compared with them, not loaded beside them.
+    again = early_parcels.copy()
+    again.loc[0, "KARBARI"] = "باغ"
+    third = _run(url, _gpkg(again, early_zone, tmp_path), "early-again.gpkg")
+    assert third["report"]["published"] == {"insert": 0, "update": 1, "delete": 0, "zone": 0}
+    assert _current(url, early) == 6
