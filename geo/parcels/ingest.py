@@ -14,22 +14,24 @@ import itertools
 import json
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 from sqlalchemy import Connection, text
 
 from geo.db import engine
 from geo.errors import GeoError, NotFound, ValidationError
+from geo.parcels.checks import Checker
 from geo.parcels.crs_choice import choose_crs
 from geo.parcels.errors import UploadRejected
 from geo.parcels.placement import Placement, check_locations, place
 from geo.parcels.profile import resolve_fields
 from geo.parcels.publish import publish_stage, stage_provinces
 from geo.parcels.readers import Layers, LayerSource, open_upload
-from geo.parcels.stage import stage_batches
-from geo.parcels.validate import validate_stage
+from geo.parcels.stage import Made, StageRows, prepared_batches, write_batches
 
 __all__ = [
     "IngestOptions",
@@ -156,8 +158,8 @@ def _zone_placement(
 def _stage(
     url: str, upload_id: int, layers: Layers, options: IngestOptions, say: Progress
 ) -> tuple[Placement, list[str], dict[str, str | None], dict[str, Any]]:
-    """Stage the parcels (and the zone) in one transaction (a file that turns out
-    unusable half-way leaves no staged rows behind), then validate them."""
+    """Stage the zone and the parcels in one transaction (a file that turns out unusable
+    half-way leaves no staged rows behind), checking them as they stream."""
     parcels = layers.parcels
     fields = resolve_fields(parcels.columns, options.mapping)
     batches = parcels.batches()
@@ -168,49 +170,57 @@ def _stage(
         placement = place(conn, parcels, first, fields, options.village, options.crs)
     say(0.15, f"staging {parcels.count} features in EPSG:{placement.choice.epsg}")
     total = max(parcels.count, 1)
+    epsg, repair = placement.choice.epsg, options.repair
 
-    def staged(n: int) -> None:
-        fraction = 0.15 + 0.35 * min(n / total, 1.0)
-        _set(url, upload_id, progress=round(fraction, 3))
-        say(fraction, f"staged {n} of {parcels.count} features")
-
-    with engine(url).begin() as conn:
+    with engine(url).begin() as conn, ThreadPoolExecutor(max_workers=2) as pool:
+        checker = Checker(pool)
         conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), {"u": upload_id})
-        stats = stage_batches(
-            conn,
-            upload_id,
-            "parcels",
-            itertools.chain([first], batches),
-            placement.choice.epsg,
-            fields,
-            placement.villages_of,
-            staged,
-        )
-        villages = check_locations(conn, placement, stats)
+        # The zone first: each village's parcels are checked against it as their run ends.
         placed = _zone_placement(layers.zone, placement, options.crs) if layers.zone else None
         if layers.zone is not None and placed is not None:
             zone, zone_fields = placed
-            stage_batches(
-                conn,
-                upload_id,
-                "zone",
+            target = StageRows(upload_id, "zone")
+            made = prepared_batches(
+                pool,
                 layers.zone.batches(),
                 zone.choice.epsg,
                 zone_fields,
                 zone.villages_of,
+                repair=repair,
+                target=target,
             )
-        conn.execute(text("ANALYZE parcel_stage"))  # good plans for the checks below
-    # Committed (the stage is scratch space: a failure below removes it), so that a second
-    # connection can run the per-village checks alongside the SQL ones.
-    say(0.5, f"validating {stats.features} features of {len(villages)} villages")
-    with engine(url).begin() as conn, engine(url).connect() as other:
-        report = validate_stage(
-            conn,
-            upload_id,
-            repair=options.repair,
-            z_dropped=stats.z_dropped,
-            village_conn=other,
+            write_batches(conn, target, made, lambda m: checker.add_zone(m.prepared))
+
+        def staged(m: Made) -> None:
+            checker.add(m.prepared)
+            fraction = 0.15 + 0.5 * min(checker.features / total, 1.0)
+            _set(url, upload_id, progress=round(fraction, 3))
+            say(fraction, f"staged and checked {checker.features} of {parcels.count} features")
+
+        target = StageRows(upload_id, "parcels")
+        made = prepared_batches(
+            pool,
+            itertools.chain([first], batches),
+            epsg,
+            fields,
+            placement.villages_of,
+            repair=repair,
+            target=target,
         )
+        stats = write_batches(conn, target, made, staged)
+        villages = check_locations(conn, placement, stats)
+        for group in checker.regather():  # villages whose features came back later
+            again = prepared_batches(
+                pool,
+                parcels.batches(),
+                epsg,
+                fields,
+                placement.villages_of,
+                repair=repair,
+                keep=lambda _b, codes, group=group: np.isin(codes, list(group)),
+            )
+            checker.check_again(group, (m.prepared for m in again))
+        report = checker.report()
     return placement, villages, fields, report
 
 
@@ -318,11 +328,7 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
     try:
         with engine(url).begin() as conn:
             provinces = stage_provinces(conn, upload_id, up["village_agency"])
-            report = (
-                up["report"]
-                if up["report"].get("summary")
-                else validate_stage(conn, upload_id, repair=up["options"].get("repair", False))
-            )
+            report = up["report"]
             # The staged rows are the ones validated (nothing changes them before publish),
             # so the report stands; a stage emptied since then is refused.
             staged = conn.execute(
@@ -331,7 +337,7 @@ def publish_upload(url: str, upload_id: int, progress: Progress | None = None) -
                 ),
                 {"u": upload_id},
             ).scalar_one()
-            if staged != report["summary"]["features"]:
+            if not report.get("summary") or staged != report["summary"]["features"]:
                 raise ValidationError(
                     "the staged features are gone; upload the file again", code="stage_missing"
                 )

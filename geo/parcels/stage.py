@@ -1,23 +1,24 @@
-"""Put an upload's features into ``parcel_stage``, batch by batch: mapped fields, 2D,
-lon/lat, each feature's ellipsoidal area and validity, via COPY.
+"""Write an upload's prepared features with COPY, batch by batch, while checking them.
 
-Geometry work is vectorised per Arrow batch (shapely and pyproj over arrays), and each
-batch is sent while PostgreSQL parses the previous one, so the file is never whole in
-memory. While staging, each village's lon/lat box is gathered: the ingest checks the
-villages' locations from it without reading the features again.
+Two targets take the same prepared batches: ``parcel_stage`` (:class:`StageRows`, scratch
+rows a dry run keeps until it is published) and a publish's loading table
+(:class:`ParcelRows`, rows shaped as ``parcel``'s). Each batch's COPY text is joined column
+by column in Arrow (hex EWKB of the whole batch at once, numbers cast by Arrow): no Python
+work per feature. Two batches are prepared at once on worker threads and written in file
+order while PostgreSQL parses the one before, so the file is never whole in memory. While
+writing, each village's lon/lat box is gathered (the villages' locations are checked from
+it) and the batches go through the :class:`~geo.parcels.checks.Checker`.
 """
 
 from __future__ import annotations
 
 import binascii
 import itertools
-import json
-import math
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,23 +27,22 @@ import pyarrow.compute as pc
 import shapely
 from psycopg.copy import QueuedLibpqWriter
 
-from geo.areas import ellipsoidal_area
-from geo.crs import WGS84, transformer
-from geo.db import copy_text
+from geo.crs import WGS84
+from geo.parcels.checks import feature_findings
+from geo.parcels.prepare import Prepared, Villages, prepare
 
-__all__ = ["StageStats", "stage_batches"]
+__all__ = ["ParcelRows", "StageRows", "StageStats", "Target", "prepared_batches", "write_batches"]
 
 _NULL = "\\N"
-_COPY = (
-    "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
-    " area_declared, attrs, area_m2, geom, valid) FROM STDIN"
-)
 Box = list[float]  # minx, miny, maxx, maxy (lon/lat)
+# A polygon's EWKB (SRID 4326, little-endian) as a one-part multipolygon's: the multi's
+# header (type 6 with SRID, 4326, one part) and the part's own header (type 3, no SRID).
+_MULTI_HEAD = "0106000020E6100000010000000103000000"
 
 
 @dataclass
 class StageStats:
-    """What staging saw: feature counts and each village's lon/lat box."""
+    """What writing saw: feature counts and each village's lon/lat box."""
 
     features: int = 0
     z_dropped: int = 0
@@ -69,18 +69,13 @@ class StageStats:
         return None if box is None else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
 
-def _reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
-    if epsg == WGS84:
-        return geoms
-    t = transformer(epsg, WGS84)
-    return shapely.transform(geoms, lambda x, y: t.transform(x, y), interleaved=False)
-
-
-def _hex_ewkb(geoms: np.ndarray) -> pa.Array:
+def _hex_ewkb(geoms: np.ndarray, multi: bool = False) -> pa.Array:
     """Hex EWKB (SRID 4326) of each geometry (``\\N`` for none), what COPY text takes for
-    a geometry column: shapely writes the WKB, the batch is turned to hex at once."""
+    a geometry column: shapely writes the WKB, the batch is turned to hex at once.
+    ``multi``: polygons written as one-part multipolygons (``ST_Multi``)."""
     wkbs = pa.array(
-        shapely.to_wkb(shapely.set_srid(geoms, WGS84), include_srid=True), type=pa.binary()
+        shapely.to_wkb(shapely.set_srid(geoms, WGS84), include_srid=True, byte_order=1),
+        type=pa.binary(),
     )
     offsets = np.frombuffer(wkbs.buffers()[1], dtype=np.int32)[: len(wkbs) + 1]
     data = wkbs.buffers()[2]
@@ -89,6 +84,12 @@ def _hex_ewkb(geoms: np.ndarray) -> pa.Array:
     out = pa.LargeStringArray.from_buffers(
         len(wkbs), pa.py_buffer(hex_offsets), pa.py_buffer(hexed)
     ).cast(pa.string())
+    if multi:
+        polygon = pa.array(shapely.get_type_id(geoms) == 3)
+        as_multi = pc.binary_join_element_wise(
+            _MULTI_HEAD, pc.utf8_slice_codeunits(out, 18), ""
+        )  # the polygon's 9-byte header (order, type, SRID) replaced
+        out = pc.if_else(polygon, as_multi, out)
     return pc.if_else(wkbs.is_valid(), out, _NULL)
 
 
@@ -100,152 +101,165 @@ def _escaped(values: list[str | None]) -> pa.Array:
     return out.fill_null(_NULL)
 
 
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    out = str(value).strip()
-    return out or None
-
-
-def _texts(column: pa.Array | None, n: int) -> list[str | None]:
-    if column is None:
-        return [None] * n
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return [(s.strip() or None) if s is not None else None for s in column.to_pylist()]
-    return [_text(v) for v in column.to_pylist()]
-
-
-def _numbers(column: pa.Array | None, n: int) -> list[float | None]:
-    if column is None:
-        return [None] * n
-    out: list[float | None] = []
-    for v in column.to_pylist():
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            out.append(None)
-            continue
-        out.append(None if math.isnan(f) else f)
-    return out
-
-
-def _column(batch: pa.RecordBatch, fields: dict[str, str | None], role: str) -> pa.Array | None:
-    name = fields.get(role)
-    return batch.column(name) if name and name in batch.schema.names else None
-
-
-def _attrs(batch: pa.RecordBatch, others: list[str]) -> list[str]:
-    """Each feature's other attributes as COPY-escaped JSON (only the non-empty ones)."""
-    if not others:
-        return ["{}"] * batch.num_rows
-    columns = [_texts(batch.column(name), batch.num_rows) for name in others]
-    written: dict[tuple[str | None, ...], str] = {}  # such values repeat (a village's name)
-    out = []
-    for values in zip(*columns, strict=True):
-        text = written.get(values)
-        if text is None:
-            attrs = {n: v for n, v in zip(others, values, strict=True) if v is not None}
-            text = written[values] = copy_text(json.dumps(attrs, ensure_ascii=False))
-        out.append(text)
-    return out
-
-
-def _numbers_text(values: list[float | None] | np.ndarray) -> pa.Array:
+def _numbers_text(values: np.ndarray) -> pa.Array:
     """COPY text of numbers: shortest round-trip digits, ``\\N`` for a missing one."""
     array = np.asarray(values, dtype=float)
     return pc.cast(pa.array(array, mask=np.isnan(array)), pa.string()).fill_null(_NULL)
 
 
-def stage_batches(
-    conn: Any,
-    upload_id: int,
-    layer: str,
-    batches: Iterable[pa.RecordBatch],
-    epsg: int,
-    fields: dict[str, str | None],
-    villages: Callable[[pa.RecordBatch], list[str]],
-    progress: Callable[[int], None] | None = None,
-) -> StageStats:
-    """Stage one layer's batches; ``villages`` gives each feature's village code of a batch.
+def _lines(columns: list[pa.Array], n: int) -> pa.Buffer:
+    """The COPY text of ``n`` rows from their columns' texts."""
+    columns = [*columns[:-1], pc.binary_join_element_wise(columns[-1], pa.scalar("\n"), "")]
+    lines = pc.binary_join_element_wise(*columns, "\t")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset :][: n + 1]
+    return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
 
-    ``conn`` is a SQLAlchemy connection in a transaction; ``progress`` hears the running
-    count of features after each batch.
-    """
-    stats = StageStats()
-    cursor = conn.connection.dbapi_connection.cursor()
-    # One COPY for the layer, fed by a writer thread: PostgreSQL parses a batch while
-    # this process prepares the next one (two cores busy instead of one at a time).
-    head = f"{upload_id}\t{layer}\t"
-    with (
-        cursor.copy(_COPY, writer=QueuedLibpqWriter(cursor)) as copy,
-        ThreadPoolExecutor(max_workers=2) as pool,
-    ):
-        # Two batches in the making at once (shapely, numpy and Arrow let go of the GIL),
-        # written in file order.
-        pending: deque[Future[_Batch]] = deque()
-        start = 1
-        for batch in itertools.chain(batches, [None]):
-            if batch is not None:
-                pending.append(pool.submit(_batch_text, batch, head, start, epsg, fields, villages))
-                start += batch.num_rows
-            while pending and (batch is None or len(pending) > 2):
-                done = pending.popleft().result()
-                copy.write(done.payload)
-                stats.features += done.count
-                stats.z_dropped += done.z
-                stats.grow(done.codes, done.bounds)
-                if progress is not None:
-                    progress(stats.features)
-    return stats
+
+class Target(Protocol):
+    """Where prepared batches go: a COPY statement and each batch's text for it."""
+
+    copy_sql: str
+
+    def text(self, p: Prepared) -> pa.Buffer: ...
 
 
 @dataclass(frozen=True)
-class _Batch:
-    """A batch made ready: its COPY text and what staging counts of it."""
+class StageRows:
+    """Rows of ``parcel_stage`` for one layer of one upload."""
 
-    payload: pa.Buffer
-    count: int
-    z: int
-    codes: list[str]
+    upload_id: int
+    layer: str
+    copy_sql: str = (
+        "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
+        " area_declared, attrs, area_m2, geom, valid) FROM STDIN"
+    )
+
+    def text(self, p: Prepared) -> pa.Buffer:
+        present = pa.array(p.present)
+        valid = pc.if_else(present, pa.array(np.where(p.valid, "t", "f")), _NULL)
+        columns = [
+            pa.array([f"{self.upload_id}\t{self.layer}"] * p.count, type=pa.string()),
+            _escaped(p.codes),  # type: ignore[arg-type]
+            pc.cast(pa.array(p.numbers), pa.string()),
+            _escaped(p.parcel_nos),
+            _escaped(p.land_uses),
+            _numbers_text(p.declared),
+            pa.array(p.attrs, type=pa.string()),
+            _numbers_text(p.areas),
+            _hex_ewkb(p.geoms),
+            valid,
+        ]
+        return _lines(columns, p.count)
+
+
+@dataclass(frozen=True)
+class ParcelRows:
+    """Rows of ``parcel`` (as published, ids and validity from the table's defaults) for
+    villages of ``agency``, each with its province; only valid polygons may come."""
+
+    agency: str
+    upload_id: int
+    provinces: dict[str, str]
+    table: str
+    copy_sql: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "copy_sql",
+            f"COPY {self.table} (village_agency, upload_id, village_code, parcel_no, land_use,"
+            " area_declared, area_m2, attrs, geom, province) FROM STDIN",
+        )
+
+    def text(self, p: Prepared) -> pa.Buffer:
+        provinces = [self.provinces.get(c, "") for c in p.codes]
+        columns = [
+            pa.array([f"{self.agency}\t{self.upload_id}"] * p.count, type=pa.string()),
+            _escaped(p.codes),  # type: ignore[arg-type]
+            _escaped(p.parcel_nos),
+            _escaped(p.land_uses),
+            _numbers_text(p.declared),
+            _numbers_text(p.areas),
+            pa.array(p.attrs, type=pa.string()),
+            _hex_ewkb(p.geoms, multi=True),
+            _escaped(provinces),  # type: ignore[arg-type]
+        ]
+        return _lines(columns, p.count)
+
+
+@dataclass(frozen=True)
+class Made:
+    """A batch prepared, checked, and its COPY text (None when it is not to be written)."""
+
+    prepared: Prepared
+    payload: pa.Buffer | None
     bounds: np.ndarray
 
 
-def _batch_text(
+def _make(
     batch: pa.RecordBatch,
-    head: str,
-    start: int,
+    numbers: np.ndarray,
     epsg: int,
     fields: dict[str, str | None],
-    villages: Callable[[pa.RecordBatch], list[str]],
-) -> _Batch:
-    """One batch as COPY text lines (each starting with ``head``, features numbered from
-    ``start``). The lines are joined column by column in Arrow: no Python work per
-    feature."""
-    roles = {v for v in fields.values() if v}
-    n = batch.num_rows
-    geoms = shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False))
-    z = int(np.count_nonzero(shapely.has_z(geoms)))
-    lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
-    present = ~shapely.is_missing(lonlat)
-    valid = pc.if_else(
-        pa.array(present), pa.array(np.where(shapely.is_valid(lonlat), "t", "f")), _NULL
-    )  # GEOS: PostGIS's ST_IsValid
-    codes = villages(batch)
-    others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
-    columns = [
-        _escaped(codes),  # type: ignore[arg-type]
-        pc.cast(pa.array(np.arange(start, start + n)), pa.string()),
-        _escaped(_texts(_column(batch, fields, "parcel_no"), n)),
-        _escaped(_texts(_column(batch, fields, "land_use"), n)),
-        _numbers_text(_numbers(_column(batch, fields, "area"), n)),  # type: ignore[arg-type]
-        pa.array(_attrs(batch, others), type=pa.string()),
-        _numbers_text(ellipsoidal_area(lonlat)),
-        _hex_ewkb(lonlat),
-        pc.binary_join_element_wise(valid, pa.scalar("\n"), ""),  # the line's end
-    ]
-    lines = pc.binary_join_element_wise(pa.scalar(head[:-1]), *columns, "\t")
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset :][: n + 1]
-    payload = lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
-    return _Batch(payload, n, z, codes, shapely.bounds(lonlat))
+    villages: Villages,
+    repair: bool,
+    target: Target | None,
+    writable: Callable[[Prepared], bool],
+) -> Made:
+    p = prepare(batch, numbers, epsg, fields, villages, repair)
+    p.findings.extend(feature_findings(p))
+    payload = target.text(p) if target is not None and writable(p) else None
+    return Made(p, payload, shapely.bounds(p.geoms))
+
+
+def prepared_batches(
+    pool: Executor,
+    batches: Iterable[pa.RecordBatch],
+    epsg: int,
+    fields: dict[str, str | None],
+    villages: Villages,
+    *,
+    repair: bool = False,
+    target: Target | None = None,
+    writable: Callable[[Prepared], bool] = lambda _p: True,
+    keep: Callable[[pa.RecordBatch, list[str]], np.ndarray] | None = None,
+) -> Iterator[Made]:
+    """The batches prepared (and their text for ``target`` when ``writable``) on ``pool``,
+    two at a time, yielded in file order. ``keep``: a row filter (from a batch and its
+    village codes) applied before preparing; features keep their numbers in the file."""
+    pending: deque[Future[Made]] = deque()
+    start = 1
+    for batch in itertools.chain(batches, [None]):
+        if batch is not None:
+            numbers = np.arange(start, start + batch.num_rows, dtype=np.int64)
+            start += batch.num_rows
+            if keep is not None:
+                mask = keep(batch, villages(batch))
+                batch, numbers = batch.filter(pa.array(mask)), numbers[mask]
+            pending.append(
+                pool.submit(_make, batch, numbers, epsg, fields, villages, repair, target, writable)
+            )
+        while pending and (batch is None or len(pending) > 2):
+            yield pending.popleft().result()
+
+
+def write_batches(
+    conn: Any,
+    target: Target,
+    made: Iterable[Made],
+    on_batch: Callable[[Made], None],
+) -> StageStats:
+    """COPY the made batches' texts into ``target``; ``on_batch`` hears each batch (in
+    file order) after it is written. ``conn``: a SQLAlchemy connection in a transaction."""
+    stats = StageStats()
+    cursor = conn.connection.dbapi_connection.cursor()
+    # One COPY fed by a writer thread: PostgreSQL parses a batch while the next is made.
+    with cursor.copy(target.copy_sql, writer=QueuedLibpqWriter(cursor)) as copy:
+        for m in made:
+            if m.payload is not None:
+                copy.write(m.payload)
+            stats.features += m.prepared.count
+            stats.z_dropped += m.prepared.z
+            stats.grow(m.prepared.codes, m.bounds)
+            on_batch(m)
+    return stats

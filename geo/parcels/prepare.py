@@ -1,0 +1,185 @@
+"""A batch of an upload's features made ready for the checks and for COPY, vectorised.
+
+Each Arrow batch becomes a :class:`Prepared`: the mapped fields as columns, the geometry
+in lon/lat and 2D (repaired when asked), and per feature its ellipsoidal area and its
+validity as GEOS (PostGIS's ``ST_IsValid``) sees it. shapely, pyproj and Arrow do the work
+over whole arrays and let go of the GIL, so two batches can be prepared at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import shapely
+
+from geo.areas import ellipsoidal_area
+from geo.crs import WGS84, transformer
+from geo.db import copy_text
+
+__all__ = ["POLYGONAL", "Prepared", "point_text", "prepare"]
+
+POLYGONAL = (3, 6)  # shapely's type ids of Polygon and MultiPolygon
+Villages = Callable[[pa.RecordBatch], list[str]]
+
+
+@dataclass
+class Prepared:
+    """A batch's features: columns in file order, numbered from 1 over the whole file."""
+
+    numbers: np.ndarray  # int64
+    codes: list[str]  # village codes
+    parcel_nos: list[str | None]
+    land_uses: list[str | None]
+    declared: np.ndarray  # float, NaN where none
+    attrs: list[str]  # other attributes, COPY-escaped JSON
+    geoms: np.ndarray  # lon/lat, 2D; None where the feature has no geometry
+    valid: np.ndarray  # bool; False where no geometry
+    areas: np.ndarray  # m², NaN where no geometry
+    z: int  # features that had Z or M
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def present(self) -> np.ndarray:
+        return ~shapely.is_missing(self.geoms)
+
+    @property
+    def polygonal(self) -> np.ndarray:
+        return np.isin(shapely.get_type_id(self.geoms), POLYGONAL)
+
+
+def point_text(geom: Any) -> str | None:
+    """A point on ``geom``'s surface as WKT (as ``ST_AsText(ST_PointOnSurface(..))``)."""
+    if geom is None or shapely.is_empty(geom):
+        return None
+    try:
+        p = shapely.point_on_surface(geom)
+    except shapely.errors.GEOSException:  # an invalid geometry GEOS cannot walk
+        p = shapely.centroid(geom)
+    return f"POINT({shapely.get_x(p):.15g} {shapely.get_y(p):.15g})"
+
+
+def _reproject(geoms: np.ndarray, epsg: int) -> np.ndarray:
+    if epsg == WGS84:
+        return geoms
+    t = transformer(epsg, WGS84)
+    return shapely.transform(geoms, lambda x, y: t.transform(x, y), interleaved=False)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    out = str(value).strip()
+    return out or None
+
+
+def _texts(column: pa.Array | None, n: int) -> list[str | None]:
+    if column is None:
+        return [None] * n
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return [(s.strip() or None) if s is not None else None for s in column.to_pylist()]
+    return [_text(v) for v in column.to_pylist()]
+
+
+def _numbers(column: pa.Array | None, n: int) -> np.ndarray:
+    if column is None:
+        return np.full(n, np.nan)
+    out = np.full(n, np.nan)
+    for i, v in enumerate(column.to_pylist()):
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _column(batch: pa.RecordBatch, fields: dict[str, str | None], role: str) -> pa.Array | None:
+    name = fields.get(role)
+    return batch.column(name) if name and name in batch.schema.names else None
+
+
+def _attrs(batch: pa.RecordBatch, others: list[str]) -> list[str]:
+    """Each feature's other attributes as COPY-escaped JSON (only the non-empty ones)."""
+    if not others:
+        return ["{}"] * batch.num_rows
+    columns = [_texts(batch.column(name), batch.num_rows) for name in others]
+    written: dict[tuple[str | None, ...], str] = {}  # such values repeat (a village's name)
+    out = []
+    for values in zip(*columns, strict=True):
+        text = written.get(values)
+        if text is None:
+            attrs = {n: v for n, v in zip(others, values, strict=True) if v is not None}
+            text = written[values] = copy_text(json.dumps(attrs, ensure_ascii=False))
+        out.append(text)
+    return out
+
+
+def _polygons_of(geom: Any) -> Any:
+    """``ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3))``: the polygons of the
+    repaired geometry, as one MultiPolygon (empty when none is left)."""
+    fixed = shapely.make_valid(geom)
+    parts = [p for p in shapely.get_parts(fixed) if shapely.get_type_id(p) in POLYGONAL]
+    polygons = [q for p in parts for q in shapely.get_parts(p)]
+    return shapely.multipolygons(polygons) if polygons else shapely.from_wkt("MULTIPOLYGON EMPTY")
+
+
+def _repair(p: Prepared) -> None:
+    """Invalid geometries made valid (``repaired_geometry`` warnings, the area changed)."""
+    for i in np.flatnonzero(p.present & ~p.valid):
+        before = p.geoms[i]
+        after = _polygons_of(before)
+        was, now = ellipsoidal_area([before, after])
+        p.geoms[i], p.areas[i], p.valid[i] = after, now, bool(shapely.is_valid(after))
+        p.findings.append(
+            {
+                "feature": int(p.numbers[i]),
+                "parcel_no": p.parcel_nos[i],
+                "message": f"repaired: area {was:.1f} → {now:.1f} m²",
+                "location": point_text(after),
+                "code": "repaired_geometry",
+                "level": "warning",
+            }
+        )
+
+
+def prepare(
+    batch: pa.RecordBatch,
+    numbers: np.ndarray,
+    epsg: int,
+    fields: dict[str, str | None],
+    villages: Villages,
+    repair: bool = False,
+) -> Prepared:
+    """The batch's features (numbered ``numbers``) ready to check and to write."""
+    roles = {v for v in fields.values() if v}
+    n = batch.num_rows
+    geoms = shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False))
+    z = int(np.count_nonzero(shapely.has_z(geoms)))
+    lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
+    others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
+    out = Prepared(
+        numbers=numbers,
+        codes=villages(batch),
+        parcel_nos=_texts(_column(batch, fields, "parcel_no"), n),
+        land_uses=_texts(_column(batch, fields, "land_use"), n),
+        declared=_numbers(_column(batch, fields, "area"), n),
+        attrs=_attrs(batch, others),
+        geoms=lonlat,
+        valid=shapely.is_valid(lonlat),
+        areas=ellipsoidal_area(lonlat),
+        z=z,
+    )
+    if repair:
+        _repair(out)
+    return out

@@ -1,0 +1,107 @@
+"""The streaming checks: a village's features checked together wherever they lie in the
+file, in one run or in several (read again), with the same findings either way."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import shapely
+from shapely.geometry import box
+
+from geo.parcels.checks import REGATHER, Checker
+from geo.parcels.prepare import prepare
+from geo.parcels.stage import prepared_batches
+
+FIELDS = {"parcel_no": "no", "village": "village"}
+
+
+def _batch(rows: list[tuple[str, str, object]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(
+        {
+            "village": [r[0] for r in rows],
+            "no": [r[1] for r in rows],
+            "geometry": [shapely.to_wkb(r[2]) for r in rows],
+        }
+    )
+
+
+def _codes(batch: pa.RecordBatch) -> list[str]:
+    return batch.column("village").to_pylist()
+
+
+def _village(code: str, x: float, overlap: bool) -> list[tuple[str, str, object]]:
+    """Four parcels of a village in a row; the fourth overlaps the first when asked."""
+    out = [(code, str(i + 1), box(x + i * 1e-3, 35, x + i * 1e-3 + 9e-4, 35.001)) for i in range(3)]
+    last = box(x + 5e-4, 35, x + 9e-4, 35.001) if overlap else box(x + 0.01, 35, x + 0.011, 35.001)
+    return [*out, (code, "1", last)]  # parcel number 1 again: a duplicate
+
+
+def _report(batches: list[pa.RecordBatch]) -> dict:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        checker = Checker(pool)
+        for made in prepared_batches(pool, batches, 4326, FIELDS, _codes):
+            checker.add(made.prepared)
+        for group in checker.regather():
+            again = prepared_batches(
+                pool,
+                batches,
+                4326,
+                FIELDS,
+                _codes,
+                keep=lambda _b, codes, group=group: np.isin(codes, list(group)),
+            )
+            checker.check_again(group, (m.prepared for m in again))
+        return checker.report()
+
+
+def _found(report: dict) -> set[tuple[str, int]]:
+    return {(f["code"], f["feature"]) for f in report["findings"] if f["level"] == "error"}
+
+
+def test_a_village_split_across_the_file_is_checked_whole() -> None:
+    a, b = _village("A", 51.0, overlap=True), _village("B", 52.0, overlap=False)
+    together = _report([_batch(a[:2]), _batch(a[2:] + b)])  # A's run spans two batches
+    split = _report([_batch(a[:2] + b[:2]), _batch(b[2:]), _batch(a[2:])])  # A comes back
+    # features numbered in file order: in ``split`` A's last parcel is the 8th feature
+    assert _found(together) == {
+        ("duplicate_parcel_no", 4),
+        ("overlap", 4),
+        ("duplicate_parcel_no", 8),
+    }
+    assert _found(split) == {("duplicate_parcel_no", 8), ("overlap", 8), ("duplicate_parcel_no", 6)}
+    overlap = next(f for f in split["findings"] if f["code"] == "overlap")
+    assert overlap["message"].startswith("overlaps feature 1 (parcel 1)")
+    assert split["summary"]["features"] == 8 and not split["valid"]
+
+
+def test_villages_read_again_in_groups_of_bounded_size() -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checker = Checker(pool)
+        big = REGATHER // 2 + 1
+        for code in ("A", "B", "C", "A", "B", "C"):  # each comes back: all read again
+            p = prepare(
+                _batch([(code, "1", box(51, 35, 51.001, 35.001))]),
+                np.array([1]),
+                4326,
+                FIELDS,
+                _codes,
+            )
+            checker.add(p)
+            checker._counts[code] += big  # as if each village had ``big`` features
+        groups = checker.regather()
+    assert sorted(map(sorted, groups)) == [["A"], ["B"], ["C"]]
+
+
+def test_per_feature_findings_have_postgis_wording() -> None:
+    bowtie = shapely.Polygon([(51, 35), (51.001, 35.001), (51.001, 35), (51, 35.001), (51, 35)])
+    line = shapely.LineString([(51, 35), (51.001, 35.001)])
+    report = _report(
+        [_batch([("A", "1", bowtie), ("A", None, box(52, 35, 52.001, 35.001)), ("A", "3", line)])]
+    )
+    by_code = {f["code"]: f for f in report["findings"]}
+    assert by_code["invalid_geometry"]["message"] == "Self-intersection"
+    assert by_code["invalid_geometry"]["location"].startswith("POINT(51.0005 35.0005")
+    assert by_code["missing_parcel_no"]["feature"] == 2
+    assert by_code["wrong_geometry_type"]["message"] == "a LINESTRING, not a polygon"
