@@ -12,6 +12,7 @@ from sqlalchemy import text
 from data.generator import generate
 from geo.changes import read_changes
 from geo.db import engine
+from geo.parcels import readers
 from geo.registry import import_edition
 from tests.test_parcels import _crafted, _current, _gpkg, _run
 
@@ -28,8 +29,20 @@ def _villages(world: Path) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r["level"] == "village" and r["lat"]]
 
 
+def _tables(url: str) -> set[str]:
+    with engine(url).connect() as c:
+        return set(
+            c.execute(
+                text(
+                    "SELECT relname FROM pg_class"
+                    " WHERE relname LIKE 'parcel\\_%' AND relkind IN ('r', 'p')"
+                )
+            ).scalars()
+        )
+
+
 def test_first_loads_and_villages_stored_elsewhere(
-    module_db_url: str, world: Path, tmp_path: Path
+    module_db_url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = module_db_url
     hf = (world / "lists/hf_villages_1402.csv").read_bytes()
@@ -49,12 +62,40 @@ def test_first_loads_and_villages_stored_elsewhere(
                 {"c": [r["code"] for r in rows]},
             ).all()
         )
+        # every village's province at once, as the single lookup finds it
+        every = dict(c.execute(text("SELECT village, province FROM parcel_provinces('hf')")).all())
+    assert {k: v for k, v in every.items() if k in provinces} == {
+        k: v for k, v in provinces.items() if v or k in every
+    }
+    assert set(every.values()) >= {v for v in provinces.values() if v}
     early_province = provinces[early]
     row = next(r for r in rows if provinces[r["code"]] not in ("", early_province))
     province = provinces[row["code"]]
 
     code, parcels, zone = _crafted(url, world, row)
+    # A file of several batches (its villages unknown until read): every province without a
+    # partition is prepared, only the one that gets rows becomes a partition (the early
+    # village's province does not: that village has parcels).
+    monkeypatch.setattr(readers.LayerSource.batches, "__defaults__", (2,))
+    before = _tables(url)
+    # An error in the second batch: nothing is loaded, the whole file is checked and staged
+    # for the report's map.
+    broken = parcels.copy()
+    broken.loc[3, "SHOMARE"] = None
+    bad = _run(url, _gpkg(broken, zone, tmp_path), "broken.gpkg")
+    assert bad["status"] == "invalid"
+    assert bad["report"]["summary"]["by_code"]["missing_parcel_no"] == 1
+    assert bad["report"]["summary"]["features"] == 6 and _current(url, code) == 0
+    assert _tables(url) == before
+    with engine(url).connect() as c:
+        staged = c.execute(
+            text("SELECT count(*) FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"),
+            {"u": bad["id"]},
+        ).scalar_one()
+    assert staged == 6
     first = _run(url, _gpkg(parcels, zone, tmp_path), "first.gpkg")
+    assert _tables(url) - before == {f"parcel_p{province.lower()}"}
+    monkeypatch.undo()
     assert first["report"]["published"] == {"insert": 6, "update": 0, "delete": 0, "zone": 1}
     part = f"parcel_p{province.lower()}"
     with engine(url).connect() as c:

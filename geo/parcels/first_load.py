@@ -16,11 +16,20 @@ second finds the partition and inserts into it as usual (after the first commits
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-__all__ = ["COLUMNS", "claim_new_provinces", "load_provinces"]
+__all__ = [
+    "COLUMNS",
+    "Loader",
+    "claim_new_provinces",
+    "close_loader",
+    "load_provinces",
+    "open_loader",
+    "plan_load",
+]
 
 _NAME = re.compile(r"^[0-9A-Za-z]{1,16}$")  # as parcel_ensure_partition names partitions
 COLUMNS = (
@@ -87,23 +96,32 @@ def _build_indexes(conn: Connection, table: str) -> None:
             )
 
 
-def load_provinces(
-    conn: Connection, provinces: set[str], source: str, params: dict[str, Any], upload_id: int
-) -> int:
-    """Build, fill, index and attach the partitions of ``provinces`` (claimed by
-    :func:`claim_new_provinces`) from ``source``, a query of the ``parcel`` columns in
-    ``COLUMNS`` order (ids drawn from ``parcel_id_seq``); the number of parcels loaded.
-    Each village's box goes into ``parcel_extent``.
+@dataclass(frozen=True)
+class Loader:
+    """A loading table of this transaction, partitioned like ``parcel``: a plain table per
+    new province (each to become its partition) and ``rest``, the default, for rows of any
+    other province (they are compared with the stored maps before they go in)."""
 
-    The rows are routed to their provinces in one pass through a loading table of this
-    transaction, partitioned like ``parcel``, whose partitions then move to ``parcel``.
-    """
-    loader = f"parcel_load_{upload_id}"
-    tables = {p: _partition(p) for p in sorted(provinces)}
-    conn.execute(
-        text(f"CREATE TABLE {loader} (LIKE parcel INCLUDING DEFAULTS) PARTITION BY LIST (province)")
+    table: str
+    rest: str
+    tables: dict[str, str]  # province → its future partition
+
+
+def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader:
+    """The loading table for ``provinces`` (claimed by :func:`claim_new_provinces`)."""
+    loader = Loader(
+        f"parcel_load_{upload_id}",
+        f"parcel_load_{upload_id}_rest",
+        {p: _partition(p) for p in sorted(provinces)},
     )
-    for province, table in tables.items():
+    conn.execute(
+        text(
+            f"CREATE TABLE {loader.table} (LIKE parcel INCLUDING DEFAULTS)"
+            " PARTITION BY LIST (province)"
+        )
+    )
+    conn.execute(text(f"CREATE TABLE {loader.rest} PARTITION OF {loader.table} DEFAULT"))
+    for province, table in loader.tables.items():
         conn.execute(text(f"CREATE TABLE {table} (LIKE parcel INCLUDING DEFAULTS)"))
         conn.execute(
             text(
@@ -112,20 +130,52 @@ def load_provinces(
             )
         )
         conn.execute(
-            text(f"ALTER TABLE {loader} ATTACH PARTITION {table} FOR VALUES IN ('{province}')")
+            text(
+                f"ALTER TABLE {loader.table} ATTACH PARTITION {table} FOR VALUES IN ('{province}')"
+            )
         )
-    loaded = conn.execute(text(f"INSERT INTO {loader} ({COLUMNS}) {source}"), params).rowcount
-    for table in tables.values():
-        conn.execute(text(f"ALTER TABLE {loader} DETACH PARTITION {table}"))
+    return loader
+
+
+def close_loader(conn: Connection, loader: Loader) -> dict[str, int]:
+    """Move the loaded provinces' tables into ``parcel``, indexed, and drop the loading
+    table (``rest`` with it: its rows must be used by now). Provinces that got no row
+    get no partition. The provinces moved and their parcel counts."""
+    moved = {}
+    for province, table in loader.tables.items():
+        conn.execute(text(f"ALTER TABLE {loader.table} DETACH PARTITION {table}"))
+        count = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        if not count:
+            conn.execute(text(f"DROP TABLE {table}"))
+            continue
         _build_indexes(conn, table)
         _grow_extents(conn, table)  # (statistics: autovacuum's, 0.4 s a province here)
-    conn.execute(text(f"DROP TABLE {loader}"))
+        moved[province] = count
+    conn.execute(text(f"DROP TABLE {loader.table}"))
     # Last: attaching locks the default partition until commit.
-    for province, table in tables.items():
+    for province in moved:
         conn.execute(
-            text(f"ALTER TABLE parcel ATTACH PARTITION {table} FOR VALUES IN ('{province}')")
+            text(
+                f"ALTER TABLE parcel ATTACH PARTITION {loader.tables[province]}"
+                f" FOR VALUES IN ('{province}')"
+            )
         )
-    return loaded
+    return moved
+
+
+def load_provinces(
+    conn: Connection, provinces: set[str], source: str, params: dict[str, Any], upload_id: int
+) -> int:
+    """Build, fill, index and attach the partitions of ``provinces`` (claimed by
+    :func:`claim_new_provinces`) from ``source``, a query of the ``parcel`` columns in
+    ``COLUMNS`` order (ids drawn from ``parcel_id_seq``) of these provinces only; the
+    number of parcels loaded. Each village's box goes into ``parcel_extent``.
+
+    The rows are routed to their provinces in one pass through a loading table.
+    """
+    loader = open_loader(conn, upload_id, provinces)
+    conn.execute(text(f"INSERT INTO {loader.table} ({COLUMNS}) {source}"), params)
+    return sum(close_loader(conn, loader).values())
 
 
 def _grow_extents(conn: Connection, table: str) -> None:
@@ -149,3 +199,29 @@ def _grow_extents(conn: Connection, table: str) -> None:
             greatest(ST_YMax(e.extent), ST_YMax(EXCLUDED.extent)), 4326)"""
         )
     )
+
+
+def plan_load(
+    conn: Connection, upload_id: int, agency: str, villages: set[str] | None
+) -> tuple[dict[str, str], Loader]:
+    """Every village's province (``parcel_provinces``) and the loading table of a publish
+    that streams its rows straight in: one table per province that has no partition, no
+    parcel, and no village that ever had parcels (those villages are compared), among the
+    provinces of ``villages`` (None: any province, the file's villages being unknown yet).
+    Takes the partitions' lock when some such province lacks a partition."""
+    provinces = dict(
+        conn.execute(
+            text("SELECT village, province FROM parcel_provinces(:a)"), {"a": agency}
+        ).all()
+    )
+    wanted = (
+        set(provinces.values()) if villages is None else {provinces.get(v, "") for v in villages}
+    )
+    new = claim_new_provinces(conn, wanted)
+    if new:
+        stored = conn.execute(
+            text("SELECT DISTINCT village_code FROM parcel_extent WHERE village_agency = :a"),
+            {"a": agency},
+        ).scalars()
+        new -= {provinces.get(v, "") for v in stored}
+    return provinces, open_loader(conn, upload_id, new)

@@ -13,13 +13,14 @@ import io
 import itertools
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import Connection, text
 
 from geo.db import engine
@@ -27,11 +28,19 @@ from geo.errors import GeoError, NotFound, ValidationError
 from geo.parcels.checks import Checker
 from geo.parcels.crs_choice import choose_crs
 from geo.parcels.errors import UploadRejected
+from geo.parcels.first_load import plan_load
 from geo.parcels.placement import Placement, check_locations, place
 from geo.parcels.profile import resolve_fields
-from geo.parcels.publish import publish_stage, stage_provinces
+from geo.parcels.publish import publish_loaded, publish_stage, stage_provinces
 from geo.parcels.readers import Layers, LayerSource, open_upload
-from geo.parcels.stage import Made, StageRows, prepared_batches, write_batches
+from geo.parcels.stage import (
+    Made,
+    ParcelRows,
+    StageRows,
+    Target,
+    prepared_batches,
+    write_batches,
+)
 
 __all__ = [
     "IngestOptions",
@@ -130,17 +139,19 @@ def get_upload(conn: Connection, upload_id: int) -> dict[str, Any]:
     return dict(row)
 
 
-def _set(url: str, upload_id: int, **values: Any) -> None:
+def _set(url: str, upload_id: int, conn: Connection | None = None, **values: Any) -> None:
+    """Update the upload row (in ``conn``'s transaction when given, else on its own)."""
     sets = ", ".join(f"{k} = :{k}" for k in values)
     values = {
         k: json.dumps(v, ensure_ascii=False, default=str) if k == "report" else v
         for k, v in values.items()
     }
-    with engine(url).begin() as conn:
-        conn.execute(
-            text(f"UPDATE upload SET {sets}, updated_at = now() WHERE id = :id"),
-            {**values, "id": upload_id},
-        )
+    statement = text(f"UPDATE upload SET {sets}, updated_at = now() WHERE id = :id")
+    if conn is not None:
+        conn.execute(statement, {**values, "id": upload_id})
+        return
+    with engine(url).begin() as own:
+        own.execute(statement, {**values, "id": upload_id})
 
 
 def _zone_placement(
@@ -155,11 +166,22 @@ def _zone_placement(
     return Placement(choice, placement.agency, placement.single, fields.get("village")), fields
 
 
-def _stage(
-    url: str, upload_id: int, layers: Layers, options: IngestOptions, say: Progress
-) -> tuple[Placement, list[str], dict[str, str | None], dict[str, Any]]:
-    """Stage the zone and the parcels in one transaction (a file that turns out unusable
-    half-way leaves no staged rows behind), checking them as they stream."""
+@dataclass
+class _Start:
+    """What is known before the parcels stream: their fields, where they belong, and the
+    batches (the first one read already)."""
+
+    fields: dict[str, str | None]
+    placement: Placement
+    batches: Iterator[pa.RecordBatch]
+    first: pa.RecordBatch
+
+
+class _Unpublishable(Exception):
+    """The upload has errors: its direct publish is abandoned (rolled back)."""
+
+
+def _start(url: str, layers: Layers, options: IngestOptions) -> _Start:
     parcels = layers.parcels
     fields = resolve_fields(parcels.columns, options.mapping)
     batches = parcels.batches()
@@ -168,66 +190,160 @@ def _stage(
         raise UploadRejected("the parcel layer has no features", code="no_parcels")
     with engine(url).connect() as conn:
         placement = place(conn, parcels, first, fields, options.village, options.crs)
-    say(0.15, f"staging {parcels.count} features in EPSG:{placement.choice.epsg}")
-    total = max(parcels.count, 1)
-    epsg, repair = placement.choice.epsg, options.repair
+    return _Start(fields, placement, itertools.chain([first], batches), first)
 
-    with engine(url).begin() as conn, ThreadPoolExecutor(max_workers=2) as pool:
-        checker = Checker(pool)
-        conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), {"u": upload_id})
-        # The zone first: each village's parcels are checked against it as their run ends.
-        placed = _zone_placement(layers.zone, placement, options.crs) if layers.zone else None
-        if layers.zone is not None and placed is not None:
-            zone, zone_fields = placed
-            target = StageRows(upload_id, "zone")
-            made = prepared_batches(
-                pool,
-                layers.zone.batches(),
-                zone.choice.epsg,
-                zone_fields,
-                zone.villages_of,
-                repair=repair,
-                target=target,
-            )
-            write_batches(conn, target, made, lambda m: checker.add_zone(m.prepared))
 
-        def staged(m: Made) -> None:
-            checker.add(m.prepared)
-            fraction = 0.15 + 0.5 * min(checker.features / total, 1.0)
-            _set(url, upload_id, progress=round(fraction, 3))
-            say(fraction, f"staged and checked {checker.features} of {parcels.count} features")
-
-        target = StageRows(upload_id, "parcels")
+def _stream(
+    conn: Connection,
+    pool: ThreadPoolExecutor,
+    url: str,
+    upload_id: int,
+    layers: Layers,
+    options: IngestOptions,
+    start: _Start,
+    target: Target,
+    say: Progress,
+) -> tuple[list[str], dict[str, Any]]:
+    """Write the zone (staged) and the parcels (into ``target``), checking them as they
+    stream; the villages and the report. Into ``parcel`` rows, only features without
+    errors may go: the first batch with an error raises :class:`_Unpublishable`."""
+    parcels, placement, repair = layers.parcels, start.placement, options.repair
+    checker = Checker(pool)
+    # The zone first: each village's parcels are checked against it as their run ends.
+    placed = _zone_placement(layers.zone, placement, options.crs) if layers.zone else None
+    if layers.zone is not None and placed is not None:
+        zone, zone_fields = placed
+        zone_target = StageRows(upload_id, "zone")
         made = prepared_batches(
             pool,
-            itertools.chain([first], batches),
+            layers.zone.batches(),
+            zone.choice.epsg,
+            zone_fields,
+            zone.villages_of,
+            repair=repair,
+            target=zone_target,
+        )
+        write_batches(conn, zone_target, made, lambda m: checker.add_zone(m.prepared))
+    strict = isinstance(target, ParcelRows)
+    total = max(parcels.count, 1)
+
+    def written(m: Made) -> None:
+        if m.payload is None:
+            raise _Unpublishable
+        checker.add(m.prepared)
+        fraction = 0.15 + 0.5 * min(checker.features / total, 1.0)
+        _set(url, upload_id, progress=round(fraction, 3))
+        say(fraction, f"written and checked {checker.features} of {parcels.count} features")
+
+    epsg = placement.choice.epsg
+    made = prepared_batches(
+        pool,
+        start.batches,
+        epsg,
+        start.fields,
+        placement.villages_of,
+        repair=repair,
+        target=target,
+        writable=(lambda p: not any(f["level"] == "error" for f in p.findings))
+        if strict
+        else (lambda _p: True),
+    )
+    stats = write_batches(conn, target, made, written)
+    villages = check_locations(conn, placement, stats)
+    for group in checker.regather():  # villages whose features came back later
+        again = prepared_batches(
+            pool,
+            parcels.batches(),
             epsg,
-            fields,
+            start.fields,
             placement.villages_of,
             repair=repair,
-            target=target,
+            keep=lambda _b, codes, group=group: np.isin(codes, list(group)),
         )
-        stats = write_batches(conn, target, made, staged)
-        villages = check_locations(conn, placement, stats)
-        for group in checker.regather():  # villages whose features came back later
-            again = prepared_batches(
-                pool,
-                parcels.batches(),
-                epsg,
-                fields,
-                placement.villages_of,
-                repair=repair,
-                keep=lambda _b, codes, group=group: np.isin(codes, list(group)),
-            )
-            checker.check_again(group, (m.prepared for m in again))
-        report = checker.report()
-    return placement, villages, fields, report
+        checker.check_again(group, (m.prepared for m in again))
+    return villages, checker.report()
+
+
+def _described(
+    report: dict[str, Any], layers: Layers, start: _Start, villages: list[str]
+) -> dict[str, Any]:
+    single = villages[0] if len(villages) == 1 else None
+    placement = start.placement
+    return {
+        **report,
+        "format": layers.format,
+        "encoding": layers.encoding,
+        "crs": placement.choice.as_dict(),
+        "fields": start.fields,
+        "village": {"agency": placement.agency, "code": single} if single else None,
+        "villages": len(villages),
+    }
+
+
+def _placed(start: _Start, villages: list[str]) -> dict[str, Any]:
+    """The upload row's columns that say where the file belongs."""
+    return {
+        "village_agency": start.placement.agency,
+        "village_code": villages[0] if len(villages) == 1 else None,
+        "detected_crs": f"EPSG:{start.placement.choice.epsg}",
+        "crs_source": start.placement.choice.source,
+    }
+
+
+def _stage(
+    url: str, upload_id: int, layers: Layers, options: IngestOptions, say: Progress
+) -> tuple[_Start, list[str], dict[str, Any]]:
+    """Stage the zone and the parcels in one transaction (a file that turns out unusable
+    half-way leaves no staged rows behind), checking them as they stream."""
+    start = _start(url, layers, options)
+    say(0.15, f"staging {layers.parcels.count} features in EPSG:{start.placement.choice.epsg}")
+    with engine(url).begin() as conn, ThreadPoolExecutor(max_workers=2) as pool:
+        conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), {"u": upload_id})
+        target = StageRows(upload_id, "parcels")
+        villages, report = _stream(conn, pool, url, upload_id, layers, options, start, target, say)
+    return start, villages, _described(report, layers, start, villages)
+
+
+def _load(
+    url: str, upload: dict[str, Any], layers: Layers, options: IngestOptions, say: Progress
+) -> None:
+    """Check and publish in one transaction, the parcels written straight into ``parcel``
+    rows (provinces without a partition get theirs built whole): nothing is staged and
+    copied again. An upload with errors raises :class:`_Unpublishable`, nothing kept."""
+    upload_id = upload["id"]
+    start = _start(url, layers, options)
+    agency = start.placement.agency
+    say(0.15, f"loading {layers.parcels.count} features in EPSG:{start.placement.choice.epsg}")
+    # A file in one batch names its villages now: only their provinces are considered.
+    whole = layers.parcels.count <= start.first.num_rows
+    named = set(start.placement.villages_of(start.first)) if whole else None
+    with engine(url).begin() as conn, ThreadPoolExecutor(max_workers=2) as pool:
+        provinces, loader = plan_load(conn, upload_id, agency, named)
+        target = ParcelRows(agency, upload_id, provinces, loader.table)
+        villages, report = _stream(conn, pool, url, upload_id, layers, options, start, target, say)
+        if not report["valid"]:
+            raise _Unpublishable
+        say(0.8, "publishing")
+        cause = {"upload": upload_id, "file": upload["file_name"]}
+        changes = publish_loaded(conn, upload_id, agency, cause, loader)
+        report = {**_described(report, layers, start, villages), "published": changes}
+        _set(
+            url,
+            upload_id,
+            conn=conn,
+            status="published",
+            progress=1.0,
+            report=report,
+            **_placed(start, villages),
+        )
+    say(1.0, f"published: {changes}")
 
 
 def process_upload(
     url: str, upload_id: int, progress: Progress | None = None, *, path: Path | None = None
 ) -> dict[str, Any]:
-    """Read, place, stage and validate an upload; publish it too unless a dry run.
+    """Read, place, check and publish an upload (or only stage and check it: a dry run,
+    or an upload with errors, whose report then names them all).
 
     ``path``: a local copy of the stored file (the command line has one); otherwise the
     file is fetched from the database into a temporary folder.
@@ -242,18 +358,13 @@ def process_upload(
             say(0.05, "reading the file")
             local = path or _fetch_file(url, upload_id, Path(tmp) / "upload.bin")
             layers = open_upload(local, Path(tmp), up["file_name"])
-            placement, villages, fields, report = _stage(url, upload_id, layers, options, say)
-        single = villages[0] if len(villages) == 1 else None
-        report.update(
-            {
-                "format": layers.format,
-                "encoding": layers.encoding,
-                "crs": placement.choice.as_dict(),
-                "fields": fields,
-                "village": {"agency": placement.agency, "code": single} if single else None,
-                "villages": len(villages),
-            }
-        )
+            if not options.dry_run:
+                try:
+                    _load(url, up, layers, options, say)
+                    return get_upload_state(url, upload_id)
+                except _Unpublishable:
+                    say(0.15, "errors found: checking the whole file for the report")
+            start, villages, report = _stage(url, upload_id, layers, options, say)
         status = "validated" if report["valid"] else "invalid"
         _set(
             url,
@@ -261,10 +372,7 @@ def process_upload(
             status=status,
             progress=1.0 if options.dry_run or not report["valid"] else 0.7,
             report=report,
-            village_agency=placement.agency,
-            village_code=single,
-            detected_crs=f"EPSG:{placement.choice.epsg}",
-            crs_source=placement.choice.source,
+            **_placed(start, villages),
         )
         say(
             0.7,

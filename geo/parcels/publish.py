@@ -16,9 +16,14 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from geo.parcels.first_load import claim_new_provinces, load_provinces
+from geo.parcels.first_load import (
+    Loader,
+    claim_new_provinces,
+    close_loader,
+    load_provinces,
+)
 
-__all__ = ["publish_stage", "stage_provinces", "write_change_sets"]
+__all__ = ["publish_loaded", "publish_stage", "stage_provinces", "write_change_sets"]
 
 
 def write_change_sets(conn: Connection, params: dict[str, Any], versions: str) -> None:
@@ -63,12 +68,35 @@ _FIRST_LOAD = """
            v.province
     FROM parcel_stage s JOIN pub_village v USING (village)
     WHERE s.upload_id = :u AND s.layer = 'parcels' AND v.province = ANY(CAST(:new AS text[]))"""
+# The staged parcels as the comparison takes them (``pub_new``).
+_STAGED = """
+    SELECT s.village, s.parcel_no, s.land_use, s.area_declared, s.attrs,
+           ST_Multi(s.geom) AS geom, coalesce(s.area_m2, ST_Area(s.geom::geography))
+           AS area_m2, v.province
+    FROM parcel_stage s JOIN pub_village v USING (village)
+    WHERE s.upload_id = :u AND s.layer = 'parcels'"""
 
 
-def _publish_first_loads(conn: Connection, params: dict[str, Any], upload_id: int) -> int:
-    """Villages of provinces that have no partition yet: their partitions are built whole
-    (:mod:`geo.parcels.first_load`), every parcel an insert; these villages then leave
-    ``pub_village`` and the comparison below. The number of parcels inserted."""
+def _inserted_change_sets(conn: Connection, params: dict[str, Any], provinces: list[str]) -> None:
+    """Change sets of the parcels of provinces whose partitions this upload built (every
+    parcel there is this upload's, an insert)."""
+    write_change_sets(
+        conn,
+        {**params, "new": provinces},
+        """
+        SELECT village_code AS village, province, 'insert' AS op, id AS after_id,
+               NULL::bigint AS before_id
+        FROM parcel WHERE province = ANY(CAST(:new AS text[]))""",
+    )
+
+
+def _publish_first_loads(
+    conn: Connection, params: dict[str, Any], upload_id: int, candidates: set[str]
+) -> int:
+    """Villages of provinces that have no partition yet (``candidates``, claimed): their
+    partitions are built whole (:mod:`geo.parcels.first_load`), every parcel an insert;
+    these villages then leave ``pub_village`` and the comparison. The number of parcels
+    inserted."""
     provinces = {r[0] for r in conn.execute(text("SELECT DISTINCT province FROM pub_village"))}
     # A village with parcels stored under another province (its province changed, or was
     # unknown then) is compared with them: its province is not a first load.
@@ -79,39 +107,28 @@ def _publish_first_loads(conn: Connection, params: dict[str, Any], upload_id: in
             AND p.valid_to IS NULL)"""),
         params,
     ).scalars()
-    new = claim_new_provinces(conn, provinces - set(stored))
-    conn.execute(
-        text("SELECT parcel_ensure_partition(p) FROM unnest(CAST(:p AS text[])) p"),
-        {"p": sorted(provinces - new)},
-    )
+    new = (candidates & provinces) - set(stored)
+    _ensure_partitions(conn, provinces - new)
     if not new:
         return 0
     params = {**params, "new": sorted(new)}
     loaded = load_provinces(conn, new, _FIRST_LOAD, params, upload_id)
-    write_change_sets(
-        conn,
-        params,
-        """
-        SELECT village_code AS village, province, 'insert' AS op, id AS after_id,
-               NULL::bigint AS before_id
-        FROM parcel WHERE province = ANY(CAST(:new AS text[]))""",  # all this upload's
-    )
+    _inserted_change_sets(conn, params, sorted(new))
     conn.execute(text("DELETE FROM pub_village WHERE province = ANY(CAST(:new AS text[]))"), params)
     return loaded
 
 
-def publish_stage(
-    conn: Connection,
-    upload_id: int,
-    agency: str,
-    cause: dict[str, Any],
-    provinces: dict[str, str],
-) -> dict[str, int]:
-    """Apply staged upload ``upload_id`` (villages of ``agency``, each in its province as
-    :func:`stage_provinces` found it); return change counts."""
-    params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
-    # The villages and their provinces in a table of their own: a registry lookup inlined
-    # into the join below was evaluated for every parcel (60 s nationally).
+def _ensure_partitions(conn: Connection, provinces: set[str]) -> None:
+    conn.execute(
+        text("SELECT parcel_ensure_partition(p) FROM unnest(CAST(:p AS text[])) p"),
+        {"p": sorted(provinces)},
+    )
+
+
+def _lock_villages(conn: Connection, params: dict[str, Any], provinces: dict[str, str]) -> None:
+    """``pub_village`` (the villages and their provinces, in a table of their own: a
+    registry lookup inlined into the joins was evaluated for every parcel, 60 s
+    nationally), each village's advisory lock taken in code order."""
     conn.execute(
         text("""
         CREATE TEMP TABLE pub_village ON COMMIT DROP AS
@@ -125,17 +142,60 @@ def publish_stage(
         FROM (SELECT village FROM pub_village ORDER BY 1) villages"""),
         params,
     )
-    first_loads = _publish_first_loads(conn, params, upload_id)
-    conn.execute(
-        text("""
-        CREATE TEMP TABLE pub_new ON COMMIT DROP AS
-        SELECT s.village, s.parcel_no, s.land_use, s.area_declared, s.attrs,
-               ST_Multi(s.geom) AS geom, coalesce(s.area_m2, ST_Area(s.geom::geography))
-               AS area_m2, v.province
-        FROM parcel_stage s JOIN pub_village v USING (village)
-        WHERE s.upload_id = :u AND s.layer = 'parcels'"""),
-        params,
+
+
+def publish_stage(
+    conn: Connection,
+    upload_id: int,
+    agency: str,
+    cause: dict[str, Any],
+    provinces: dict[str, str],
+) -> dict[str, int]:
+    """Apply staged upload ``upload_id`` (villages of ``agency``, each in its province as
+    :func:`stage_provinces` found it); return change counts."""
+    params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
+    # The partitions' lock (when a province lacks one) before the villages' locks, as the
+    # direct publish takes them: no deadlock between the two.
+    candidates = claim_new_provinces(conn, set(provinces.values()))
+    _lock_villages(conn, params, provinces)
+    first_loads = _publish_first_loads(conn, params, upload_id, candidates)
+    counts = _compare(conn, params, _STAGED)
+    zones = _publish_zones(conn, params)
+    return {**counts, "insert": counts["insert"] + first_loads, "zone": zones}
+
+
+def publish_loaded(
+    conn: Connection, upload_id: int, agency: str, cause: dict[str, Any], loader: Loader
+) -> dict[str, int]:
+    """Apply upload ``upload_id`` written straight into ``loader`` (and its zone staged):
+    the new provinces' tables become their partitions, the other rows are compared with
+    the stored maps; return change counts."""
+    params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
+    provinces = dict(
+        conn.execute(text(f"SELECT DISTINCT village_code, province FROM {loader.rest}")).all()
     )
+    _lock_villages(conn, params, provinces)
+    _ensure_partitions(conn, set(provinces.values()))
+    counts = _compare(
+        conn,
+        params,
+        f"""
+        SELECT village_code AS village, parcel_no, land_use, area_declared, attrs, geom,
+               area_m2, province
+        FROM {loader.rest}""",
+    )
+    moved = close_loader(conn, loader)
+    if moved:
+        _inserted_change_sets(conn, params, sorted(moved))
+    zones = _publish_zones(conn, params)
+    return {**counts, "insert": counts["insert"] + sum(moved.values()), "zone": zones}
+
+
+def _compare(conn: Connection, params: dict[str, Any], new_rows: str) -> dict[str, int]:
+    """Compare the new maps (``new_rows``: village, parcel_no, land_use, area_declared,
+    attrs, geom, area_m2, province) with the current ones of their villages
+    (``pub_village``) and apply the difference; the counts of each operation."""
+    conn.execute(text(f"CREATE TEMP TABLE pub_new ON COMMIT DROP AS {new_rows}"), params)
     conn.execute(
         text("""
         CREATE TEMP TABLE pub_cur ON COMMIT DROP AS
@@ -196,6 +256,12 @@ def publish_stage(
         FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id WHERE d.op = 'delete'""",
     )
     counts = dict(conn.execute(text("SELECT op, count(*) FROM pub_diff GROUP BY op")).all())
+    return {op: counts.get(op, 0) for op in ("insert", "update", "delete")}
+
+
+def _publish_zones(conn: Connection, params: dict[str, Any]) -> int:
+    """The staged zones as their villages' new guide-plan zones (changed ones only); the
+    stage rows are removed. The number of zones changed."""
     zones = conn.execute(
         text("""
         WITH staged AS (
@@ -221,9 +287,4 @@ def publish_stage(
         params,
     ).all()
     conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), params)
-    return {
-        "insert": counts.get("insert", 0) + first_loads,
-        "update": counts.get("update", 0),
-        "delete": counts.get("delete", 0),
-        "zone": len(zones),
-    }
+    return len(zones)
