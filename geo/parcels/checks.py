@@ -152,20 +152,24 @@ class _Village:
 
 
 def _duplicates(numbers: np.ndarray, nos: list[str | None], geoms: np.ndarray) -> Iterator[dict]:
-    first: dict[str, int] = {}
-    for number, no, geom in zip(numbers, nos, geoms, strict=True):
-        if no is None:
-            continue
-        seen = first.setdefault(no, int(number))
-        if seen != number:
-            message = f"parcel number also on feature {seen}"
-            yield _finding("duplicate_parcel_no", int(number), no, message, point_text(geom))
+    rows = np.flatnonzero(np.asarray([no is not None for no in nos], dtype=bool))
+    if not len(rows):
+        return
+    values = np.asarray([nos[i] for i in rows], dtype=str)
+    _unique, first, which = np.unique(values, return_index=True, return_inverse=True)
+    for j in np.flatnonzero(first[which] != np.arange(len(rows))):
+        i = rows[j]
+        message = f"parcel number also on feature {numbers[rows[first[which[j]]]]}"
+        yield _finding(
+            "duplicate_parcel_no", int(numbers[i]), nos[i], message, point_text(geoms[i])
+        )
 
 
 def _overlaps(numbers: np.ndarray, nos: list[str | None], geoms: np.ndarray) -> Iterator[dict]:
     a, b = shapely.STRtree(geoms).query(geoms)  # boxes meeting
     keep = a < b  # each pair once; features come in file order, so a is the earlier one
     a, b = a[keep], b[keep]
+    shapely.prepare(geoms)  # each parcel is tested against its few neighbours
     meet = shapely.intersects(geoms[a], geoms[b])
     a, b = a[meet], b[meet]
     if not len(a):

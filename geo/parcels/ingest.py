@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -52,6 +53,7 @@ __all__ = [
 
 Progress = Callable[[float, str], None]
 CHUNK = 8 << 20  # bytes of an upload per row of upload_file
+PROGRESS_S = 1.0  # seconds between progress writes to the upload row
 
 
 @dataclass
@@ -227,12 +229,16 @@ def _stream(
     strict = isinstance(target, ParcelRows)
     total = max(parcels.count, 1)
 
+    told = [0.0]
+
     def written(m: Made) -> None:
         if m.payload is None:
             raise _Unpublishable
         checker.add(m.prepared)
         fraction = 0.15 + 0.5 * min(checker.features / total, 1.0)
-        _set(url, upload_id, progress=round(fraction, 3))
+        if time.monotonic() - told[0] >= PROGRESS_S:  # the row: once a second at most
+            told[0] = time.monotonic()
+            _set(url, upload_id, progress=round(fraction, 3))
         say(fraction, f"written and checked {checker.features} of {parcels.count} features")
 
     epsg = placement.choice.epsg

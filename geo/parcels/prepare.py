@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo.areas import ellipsoidal_area
@@ -42,6 +43,7 @@ class Prepared:
     valid: np.ndarray  # bool; False where no geometry
     areas: np.ndarray  # m², NaN where no geometry
     z: int  # features that had Z or M
+    wkb: pa.Array | None = None  # the file's WKB, while the geometries are the file's
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -88,7 +90,8 @@ def _texts(column: pa.Array | None, n: int) -> list[str | None]:
     if column is None:
         return [None] * n
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return [(s.strip() or None) if s is not None else None for s in column.to_pylist()]
+        trimmed = pc.utf8_trim_whitespace(column)
+        return pc.if_else(pc.equal(trimmed, ""), None, trimmed).to_pylist()
     return [_text(v) for v in column.to_pylist()]
 
 
@@ -137,6 +140,7 @@ def _polygons_of(geom: Any) -> Any:
 def _repair(p: Prepared) -> None:
     """Invalid geometries made valid (``repaired_geometry`` warnings, the area changed)."""
     for i in np.flatnonzero(p.present & ~p.valid):
+        p.wkb = None
         before = p.geoms[i]
         after = _polygons_of(before)
         was, now = ellipsoidal_area([before, after])
@@ -164,7 +168,8 @@ def prepare(
     """The batch's features (numbered ``numbers``) ready to check and to write."""
     roles = {v for v in fields.values() if v}
     n = batch.num_rows
-    geoms = shapely.from_wkb(batch.column("geometry").to_numpy(zero_copy_only=False))
+    wkb = batch.column("geometry")
+    geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
     z = int(np.count_nonzero(shapely.has_z(geoms)))
     lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
     others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
@@ -179,6 +184,7 @@ def prepare(
         valid=shapely.is_valid(lonlat),
         areas=ellipsoidal_area(lonlat),
         z=z,
+        wkb=wkb if epsg == WGS84 and not z else None,
     )
     if repair:
         _repair(out)

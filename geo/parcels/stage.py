@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 from psycopg.copy import QueuedLibpqWriter
 
-from geo.crs import WGS84
 from geo.parcels.checks import feature_findings
 from geo.parcels.prepare import Prepared, Villages, prepare
 
@@ -35,9 +33,11 @@ __all__ = ["ParcelRows", "StageRows", "StageStats", "Target", "prepared_batches"
 
 _NULL = "\\N"
 Box = list[float]  # minx, miny, maxx, maxy (lon/lat)
-# A polygon's EWKB (SRID 4326, little-endian) as a one-part multipolygon's: the multi's
-# header (type 6 with SRID, 4326, one part) and the part's own header (type 3, no SRID).
-_MULTI_HEAD = "0106000020E6100000010000000103000000"
+# Hex of EWKB's SRID flag (the last byte of a little-endian type) and SRID 4326.
+_SRID = "20e6100000"
+# A one-part multipolygon's header (little-endian, type 6 with the SRID flag, 4326, one
+# part): followed by the polygon's plain WKB, it is the polygon as a multipolygon.
+_MULTI_HEAD = "0106000020e610000001000000"
 
 
 @dataclass
@@ -49,17 +49,19 @@ class StageStats:
     boxes: dict[str, Box] = field(default_factory=dict)
 
     def grow(self, villages: list[str], bounds: np.ndarray) -> None:
-        frame = pd.DataFrame(bounds, columns=["x0", "y0", "x1", "y1"])
-        frame["village"] = villages
-        boxes = (
-            frame.dropna()
-            .groupby("village")
-            .agg({"x0": "min", "y0": "min", "x1": "max", "y1": "max"})
-        )
-        for village, (x0, y0, x1, y1) in zip(boxes.index, boxes.to_numpy(), strict=True):
+        placed = ~np.isnan(bounds).any(axis=1)
+        if not placed.any():
+            return
+        codes, which = np.unique(np.asarray(villages, dtype=object)[placed], return_inverse=True)
+        bounds = bounds[placed]
+        low = np.full((len(codes), 2), np.inf)
+        high = np.full((len(codes), 2), -np.inf)
+        np.minimum.at(low, which, bounds[:, :2])
+        np.maximum.at(high, which, bounds[:, 2:])
+        for village, (x0, y0), (x1, y1) in zip(codes, low, high, strict=True):
             box = self.boxes.get(village)
             if box is None:
-                self.boxes[village] = [x0, y0, x1, y1]
+                self.boxes[village] = [float(x0), float(y0), float(x1), float(y1)]
             else:
                 box[0], box[1] = min(box[0], x0), min(box[1], y0)
                 box[2], box[3] = max(box[2], x1), max(box[3], y1)
@@ -69,28 +71,46 @@ class StageStats:
         return None if box is None else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
 
-def _hex_ewkb(geoms: np.ndarray, multi: bool = False) -> pa.Array:
-    """Hex EWKB (SRID 4326) of each geometry (``\\N`` for none), what COPY text takes for
-    a geometry column: shapely writes the WKB, the batch is turned to hex at once.
-    ``multi``: polygons written as one-part multipolygons (``ST_Multi``)."""
-    wkbs = pa.array(
-        shapely.to_wkb(shapely.set_srid(geoms, WGS84), include_srid=True, byte_order=1),
-        type=pa.binary(),
-    )
-    offsets = np.frombuffer(wkbs.buffers()[1], dtype=np.int32)[: len(wkbs) + 1]
+def _hex(wkbs: pa.Array) -> pa.Array:
+    """Each binary value as hex text, the whole array at once."""
+    offsets = np.frombuffer(wkbs.buffers()[1], dtype=np.int32)[wkbs.offset :][: len(wkbs) + 1]
     data = wkbs.buffers()[2]
     hexed = binascii.hexlify(data[int(offsets[0]) : int(offsets[-1])] if data else b"")
     hex_offsets = ((offsets - offsets[0]) * 2).astype(np.int64)
     out = pa.LargeStringArray.from_buffers(
         len(wkbs), pa.py_buffer(hex_offsets), pa.py_buffer(hexed)
     ).cast(pa.string())
+    return pc.if_else(wkbs.is_valid(), out, pa.scalar(None, pa.string()))
+
+
+def _plain_2d(hexed: pa.Array) -> bool:
+    """Whether every WKB is little-endian with a plain 2D type (no Z, M or SRID flags)."""
+    head = pc.utf8_slice_codeunits(hexed, 0, 2)
+    flags = pc.utf8_slice_codeunits(hexed, 4, 10)
+    plain = pc.and_(pc.equal(head, "01"), pc.equal(flags, "000000"))
+    return bool(pc.all(plain.fill_null(True)).as_py())
+
+
+def _hex_ewkb(geoms: np.ndarray, multi: bool = False, wkb: pa.Array | None = None) -> pa.Array:
+    """Hex EWKB (SRID 4326) of each geometry (``\\N`` for none), what COPY text takes for
+    a geometry column. The WKB is ``wkb`` when given (the file's own, for geometries
+    unchanged) or shapely's; it is turned to hex at once and the SRID set in the text.
+    ``multi``: polygons written as one-part multipolygons (``ST_Multi``)."""
+    hexed = None
+    if wkb is not None:
+        hexed = _hex(wkb.cast(pa.binary()))
+        if not _plain_2d(hexed):  # big-endian, or flags: let shapely write it again
+            hexed = None
+    if hexed is None:
+        hexed = _hex(pa.array(shapely.to_wkb(geoms, byte_order=1), type=pa.binary()))
+    # order and type, the SRID flag on the type's last byte, the SRID, the rest
+    out = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(hexed, 0, 8), _SRID, pc.utf8_slice_codeunits(hexed, 10), ""
+    )
     if multi:
-        polygon = pa.array(shapely.get_type_id(geoms) == 3)
-        as_multi = pc.binary_join_element_wise(
-            _MULTI_HEAD, pc.utf8_slice_codeunits(out, 18), ""
-        )  # the polygon's 9-byte header (order, type, SRID) replaced
-        out = pc.if_else(polygon, as_multi, out)
-    return pc.if_else(wkbs.is_valid(), out, _NULL)
+        as_multi = pc.binary_join_element_wise(_MULTI_HEAD, hexed, "")
+        out = pc.if_else(pa.array(shapely.get_type_id(geoms) == 3), as_multi, out)
+    return out.fill_null(_NULL)
 
 
 def _escaped(values: list[str | None]) -> pa.Array:
@@ -146,7 +166,7 @@ class StageRows:
             _numbers_text(p.declared),
             pa.array(p.attrs, type=pa.string()),
             _numbers_text(p.areas),
-            _hex_ewkb(p.geoms),
+            _hex_ewkb(p.geoms, wkb=p.wkb),
             valid,
         ]
         return _lines(columns, p.count)
@@ -181,7 +201,7 @@ class ParcelRows:
             _numbers_text(p.declared),
             _numbers_text(p.areas),
             pa.array(p.attrs, type=pa.string()),
-            _hex_ewkb(p.geoms, multi=True),
+            _hex_ewkb(p.geoms, multi=True, wkb=p.wkb),
             _escaped(provinces),  # type: ignore[arg-type]
         ]
         return _lines(columns, p.count)
