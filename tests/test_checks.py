@@ -105,3 +105,26 @@ def test_per_feature_findings_have_postgis_wording() -> None:
     assert by_code["invalid_geometry"]["location"].startswith("POINT(51.0005 35.0005")
     assert by_code["missing_parcel_no"]["feature"] == 2
     assert by_code["wrong_geometry_type"]["message"] == "a LINESTRING, not a polygon"
+
+
+def test_ewkb_text_is_postgis_ewkb_whichever_wkb_it_starts_from() -> None:
+    from geo.parcels.stage import _hex_ewkb
+
+    geoms = np.array(
+        [box(51, 35, 51.1, 35.1), None, shapely.Point(1, 2), shapely.from_wkt("POLYGON EMPTY")],
+        dtype=object,
+    )
+    ewkb = [
+        shapely.to_wkb(shapely.set_srid(g, 4326), include_srid=True, hex=True, byte_order=1)
+        if g is not None
+        else None
+        for g in geoms
+    ]
+    expected = [e.lower() if e else "\\N" for e in ewkb]
+    assert _hex_ewkb(geoms).to_pylist() == expected
+    for order in (0, 1):  # the file's own WKB, big-endian (rewritten) or little-endian
+        own = pa.array(shapely.to_wkb(geoms, byte_order=order), type=pa.binary())
+        assert _hex_ewkb(geoms[1:], wkb=own.slice(1)).to_pylist() == expected[1:]
+    multi = shapely.from_wkb(bytes.fromhex(_hex_ewkb(geoms, multi=True).to_pylist()[0]))
+    assert multi.geom_type == "MultiPolygon" and shapely.get_srid(multi) == 4326
+    assert multi.equals(geoms[0])
