@@ -68,7 +68,7 @@ _REASON = re.compile(r"^(.*)\[(\S+) (\S+)\]$")
 
 
 def _finding(
-    code: str, feature: int, parcel_no: str | None, message: str, location: str | None
+    code: str, feature: int | None, parcel_no: str | None, message: str, location: str | None
 ) -> dict[str, Any]:
     return {
         "feature": feature,
@@ -101,8 +101,7 @@ def feature_findings(p: Prepared) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     present = p.present
     empty = ~present | shapely.is_empty(p.geoms)
-    types = shapely.get_type_id(p.geoms)
-    polygonal = np.isin(types, POLYGONAL)
+    types, polygonal = p.types, p.polygonal
     nos = p.parcel_nos
     for i in np.flatnonzero(empty):
         out.append(_finding("empty_geometry", int(p.numbers[i]), nos[i], "no geometry", None))
@@ -327,7 +326,7 @@ class Checker:
             findings.append(
                 _finding(
                     "no_zone",
-                    None,  # type: ignore[arg-type]
+                    None,
                     None,
                     "no guide-plan zone layer: gaps and parcels outside the zone were not checked",
                     None,
@@ -343,7 +342,7 @@ class Checker:
             findings.append(
                 _finding(
                     "zone_gaps",
-                    None,  # type: ignore[arg-type]
+                    None,
                     None,
                     f"{share:.1%} of the zone is covered by no parcel "
                     "(streets and open land included)",
@@ -354,7 +353,7 @@ class Checker:
             findings.append(
                 _finding(
                     "z_dropped",
-                    None,  # type: ignore[arg-type]
+                    None,
                     None,
                     f"{self.z_dropped} features had Z or M values; stored in 2D",
                     None,
@@ -373,11 +372,3 @@ class Checker:
             },
             "findings": findings[:LIMIT],
         }
-
-    @property
-    def has_errors(self) -> bool:
-        """Whether an error is known already (the village checks still running aside)."""
-        return any(f["level"] == "error" for f in self.findings) or any(
-            future.done() and any(f["level"] == "error" for f in future.result())
-            for future in self._checks.values()
-        )

@@ -207,8 +207,8 @@ def _stream(
     say: Progress,
 ) -> tuple[list[str], dict[str, Any]]:
     """Write the zone (staged) and the parcels (into ``target``), checking them as they
-    stream; the villages and the report. Into ``parcel`` rows, only features without
-    errors may go: the first batch with an error raises :class:`_Unpublishable`."""
+    stream; the villages and the report. Into a target that takes no errors (``parcel``
+    rows) the first batch with an error is not written: it raises :class:`_Unpublishable`."""
     parcels, placement, repair = layers.parcels, start.placement, options.repair
     checker = Checker(pool)
     # The zone first: each village's parcels are checked against it as their run ends.
@@ -226,7 +226,6 @@ def _stream(
             target=zone_target,
         )
         write_batches(conn, zone_target, made, lambda m: checker.add_zone(m.prepared))
-    strict = isinstance(target, ParcelRows)
     total = max(parcels.count, 1)
 
     told = [0.0]
@@ -250,9 +249,6 @@ def _stream(
         placement.villages_of,
         repair=repair,
         target=target,
-        writable=(lambda p: not any(f["level"] == "error" for f in p.findings))
-        if strict
-        else (lambda _p: True),
     )
     stats = write_batches(conn, target, made, written)
     villages = check_locations(conn, placement, stats)

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,13 +51,19 @@ class Prepared:
     def count(self) -> int:
         return len(self.numbers)
 
-    @property
+    # Asked by the checks and the COPY texts alike, once the geometries are final (after
+    # repair): computed once per batch.
+    @cached_property
     def present(self) -> np.ndarray:
         return ~shapely.is_missing(self.geoms)
 
-    @property
+    @cached_property
+    def types(self) -> np.ndarray:
+        return shapely.get_type_id(self.geoms)
+
+    @cached_property
     def polygonal(self) -> np.ndarray:
-        return np.isin(shapely.get_type_id(self.geoms), POLYGONAL)
+        return np.isin(self.types, POLYGONAL)
 
 
 def point_text(geom: Any) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import binascii
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -91,11 +91,17 @@ def _plain_2d(hexed: pa.Array) -> bool:
     return bool(pc.all(plain.fill_null(True)).as_py())
 
 
-def _hex_ewkb(geoms: np.ndarray, multi: bool = False, wkb: pa.Array | None = None) -> pa.Array:
+def _hex_ewkb(
+    geoms: np.ndarray,
+    multi: bool = False,
+    wkb: pa.Array | None = None,
+    types: np.ndarray | None = None,
+) -> pa.Array:
     """Hex EWKB (SRID 4326) of each geometry (``\\N`` for none), what COPY text takes for
     a geometry column. The WKB is ``wkb`` when given (the file's own, for geometries
     unchanged) or shapely's; it is turned to hex at once and the SRID set in the text.
-    ``multi``: polygons written as one-part multipolygons (``ST_Multi``)."""
+    ``multi``: polygons written as one-part multipolygons (``ST_Multi``; ``types``: the
+    geometries' type ids, when known)."""
     hexed = None
     if wkb is not None:
         hexed = _hex(wkb.cast(pa.binary()))
@@ -109,11 +115,12 @@ def _hex_ewkb(geoms: np.ndarray, multi: bool = False, wkb: pa.Array | None = Non
     )
     if multi:
         as_multi = pc.binary_join_element_wise(_MULTI_HEAD, hexed, "")
-        out = pc.if_else(pa.array(shapely.get_type_id(geoms) == 3), as_multi, out)
+        types = shapely.get_type_id(geoms) if types is None else types
+        out = pc.if_else(pa.array(types == 3), as_multi, out)
     return out.fill_null(_NULL)
 
 
-def _escaped(values: list[str | None]) -> pa.Array:
+def _escaped(values: Sequence[str | None]) -> pa.Array:
     """Texts escaped for COPY (as :func:`geo.db.copy_text`), ``\\N`` for none."""
     out = pa.array(values, type=pa.string())
     for raw, escape in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
@@ -136,9 +143,11 @@ def _lines(columns: list[pa.Array], n: int) -> pa.Buffer:
 
 
 class Target(Protocol):
-    """Where prepared batches go: a COPY statement and each batch's text for it."""
+    """Where prepared batches go: a COPY statement and each batch's text for it;
+    ``takes_errors``: whether features with errors may go there."""
 
     copy_sql: str
+    takes_errors: bool
 
     def text(self, p: Prepared) -> pa.Buffer: ...
 
@@ -149,6 +158,7 @@ class StageRows:
 
     upload_id: int
     layer: str
+    takes_errors: bool = True
     copy_sql: str = (
         "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
         " area_declared, attrs, area_m2, geom, valid) FROM STDIN"
@@ -159,7 +169,7 @@ class StageRows:
         valid = pc.if_else(present, pa.array(np.where(p.valid, "t", "f")), _NULL)
         columns = [
             pa.array([f"{self.upload_id}\t{self.layer}"] * p.count, type=pa.string()),
-            _escaped(p.codes),  # type: ignore[arg-type]
+            _escaped(p.codes),
             pc.cast(pa.array(p.numbers), pa.string()),
             _escaped(p.parcel_nos),
             _escaped(p.land_uses),
@@ -181,6 +191,7 @@ class ParcelRows:
     upload_id: int
     provinces: dict[str, str]
     table: str
+    takes_errors: bool = False
     copy_sql: str = ""
 
     def __post_init__(self) -> None:
@@ -195,14 +206,14 @@ class ParcelRows:
         provinces = [self.provinces.get(c, "") for c in p.codes]
         columns = [
             pa.array([f"{self.agency}\t{self.upload_id}"] * p.count, type=pa.string()),
-            _escaped(p.codes),  # type: ignore[arg-type]
+            _escaped(p.codes),
             _escaped(p.parcel_nos),
             _escaped(p.land_uses),
             _numbers_text(p.declared),
             _numbers_text(p.areas),
             pa.array(p.attrs, type=pa.string()),
-            _hex_ewkb(p.geoms, multi=True, wkb=p.wkb),
-            _escaped(provinces),  # type: ignore[arg-type]
+            _hex_ewkb(p.geoms, multi=True, wkb=p.wkb, types=p.types),
+            _escaped(provinces),
         ]
         return _lines(columns, p.count)
 
@@ -224,11 +235,14 @@ def _make(
     villages: Villages,
     repair: bool,
     target: Target | None,
-    writable: Callable[[Prepared], bool],
 ) -> Made:
     p = prepare(batch, numbers, epsg, fields, villages, repair)
     p.findings.extend(feature_findings(p))
-    payload = target.text(p) if target is not None and writable(p) else None
+    payload = None
+    if target is not None and (
+        target.takes_errors or not any(f["level"] == "error" for f in p.findings)
+    ):
+        payload = target.text(p)
     return Made(p, payload, shapely.bounds(p.geoms))
 
 
@@ -241,12 +255,12 @@ def prepared_batches(
     *,
     repair: bool = False,
     target: Target | None = None,
-    writable: Callable[[Prepared], bool] = lambda _p: True,
     keep: Callable[[pa.RecordBatch, list[str]], np.ndarray] | None = None,
 ) -> Iterator[Made]:
-    """The batches prepared (and their text for ``target`` when ``writable``) on ``pool``,
-    two at a time, yielded in file order. ``keep``: a row filter (from a batch and its
-    village codes) applied before preparing; features keep their numbers in the file."""
+    """The batches prepared (and their text for ``target``, unless it takes no errors and
+    the batch has one) on ``pool``, two at a time, yielded in file order. ``keep``: a row
+    filter (from a batch and its village codes) applied before preparing; features keep
+    their numbers in the file."""
     pending: deque[Future[Made]] = deque()
     start = 1
     for batch in itertools.chain(batches, [None]):
@@ -257,7 +271,7 @@ def prepared_batches(
                 mask = keep(batch, villages(batch))
                 batch, numbers = batch.filter(pa.array(mask)), numbers[mask]
             pending.append(
-                pool.submit(_make, batch, numbers, epsg, fields, villages, repair, target, writable)
+                pool.submit(_make, batch, numbers, epsg, fields, villages, repair, target)
             )
         while pending and (batch is None or len(pending) > 2):
             yield pending.popleft().result()
