@@ -128,6 +128,15 @@ def test_first_loads_and_villages_stored_elsewhere(
             {"c": code, "p": province},
         ).scalar_one()
         assert extents == 1
+        # the box the stream saw is the parcels' box (to PostGIS's float boxes)
+        off = c.execute(
+            text("""
+            SELECT ST_HausdorffDistance(e.extent, (
+              SELECT ST_Envelope(ST_Collect(p.geom)) FROM parcel p WHERE p.village_code = :c))
+            FROM parcel_extent e WHERE e.village_code = :c"""),
+            {"c": code},
+        ).scalar_one()
+        assert off < 1e-5
         events = read_changes(c, None, kinds=["parcel"], upload=first["id"], limit=100)
     assert [e["entity_id"] for e in events["changes"]] == [f"hf:{code}:{n}" for n in range(1, 7)]
     assert {e["operation"] for e in events["changes"]} == {"insert"}

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 __all__ = [
     "COLUMNS",
     "Loader",
+    "Seen",
     "claim_new_provinces",
     "close_loader",
     "load_provinces",
@@ -137,20 +138,42 @@ def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader
     return loader
 
 
-def close_loader(conn: Connection, loader: Loader) -> dict[str, int]:
+@dataclass(frozen=True)
+class Seen:
+    """What the stream saw of a loaded village: its province, rows and lon/lat box."""
+
+    province: str
+    rows: int
+    box: list[float]  # minx, miny, maxx, maxy
+
+
+def close_loader(
+    conn: Connection, loader: Loader, agency: str, seen: dict[str, Seen] | None = None
+) -> dict[str, int]:
     """Move the loaded provinces' tables into ``parcel``, indexed, and drop the loading
     table (``rest`` with it: its rows must be used by now). Provinces that got no row
-    get no partition. The provinces moved and their parcel counts."""
+    get no partition. ``seen``: each village's rows and box as the stream saw them (else
+    they are counted and measured in the tables). The provinces moved and their parcel
+    counts."""
+    rows: dict[str, int] = {}
+    for village in (seen or {}).values():
+        rows[village.province] = rows.get(village.province, 0) + village.rows
     moved = {}
     for province, table in loader.tables.items():
         conn.execute(text(f"ALTER TABLE {loader.table} DETACH PARTITION {table}"))
-        count = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        if seen is None:
+            count = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        else:
+            count = rows.get(province, 0)
         if not count:
             conn.execute(text(f"DROP TABLE {table}"))
             continue
         _build_indexes(conn, table)
-        _grow_extents(conn, table)  # (statistics: autovacuum's, 0.4 s a province here)
+        if seen is None:  # (statistics: autovacuum's, 0.4 s a province here)
+            _grow_extents(conn, _TABLE_BOXES.format(table=table), {})
         moved[province] = count
+    if seen is not None:
+        _grow_extents(conn, _SEEN_BOXES, _boxes(agency, seen, set(moved)))
     conn.execute(text(f"DROP TABLE {loader.table}"))
     # Last: attaching locks the default partition until commit.
     for province in moved:
@@ -175,29 +198,52 @@ def load_provinces(
     """
     loader = open_loader(conn, upload_id, provinces)
     conn.execute(text(f"INSERT INTO {loader.table} ({COLUMNS}) {source}"), params)
-    return sum(close_loader(conn, loader).values())
+    return sum(close_loader(conn, loader, params["a"]).values())
 
 
-def _grow_extents(conn: Connection, table: str) -> None:
-    """Each village's box in ``table`` into ``parcel_extent`` (as the insert trigger of
-    ``parcel`` does for rows inserted through it)."""
+# Each village's box: measured in a table, or as the stream saw it (:class:`Seen`).
+_TABLE_BOXES = """
+    SELECT province, village_agency, village_code,
+           ST_MakeEnvelope(min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)),
+                           max(ST_YMax(geom)), 4326)
+    FROM {table} GROUP BY 1, 2, 3"""
+_SEEN_BOXES = """
+    SELECT p, :a, v, ST_MakeEnvelope(x0, y0, x1, y1, 4326)
+    FROM unnest(CAST(:p AS text[]), CAST(:v AS text[]), CAST(:x0 AS float8[]),
+                CAST(:y0 AS float8[]), CAST(:x1 AS float8[]), CAST(:y1 AS float8[]))
+      AS b(p, v, x0, y0, x1, y1)"""
+
+
+def _boxes(agency: str, seen: dict[str, Seen], provinces: set[str]) -> dict[str, Any]:
+    villages = [(code, v) for code, v in sorted(seen.items()) if v.province in provinces]
+    columns = list(zip(*(v.box for _code, v in villages), strict=True)) or [(), (), (), ()]
+    return {
+        "a": agency,
+        "v": [code for code, _v in villages],
+        "p": [v.province for _code, v in villages],
+        **{k: list(c) for k, c in zip(("x0", "y0", "x1", "y1"), columns, strict=True)},
+    }
+
+
+def _grow_extents(conn: Connection, boxes: str, params: dict[str, Any]) -> None:
+    """Villages' boxes (``boxes``: a query of province, agency, village, box) into
+    ``parcel_extent``, as the insert trigger of ``parcel`` does for rows inserted through
+    it."""
     conn.execute(
         text(
             """
         INSERT INTO parcel_extent AS e (province, village_agency, village_code, extent)
-        SELECT province, village_agency, village_code,
-               ST_MakeEnvelope(min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)),
-                               max(ST_YMax(geom)), 4326)
-        FROM """
-            + table
-            + """ GROUP BY 1, 2, 3
+        """
+            + boxes
+            + """
         ON CONFLICT (province, village_agency, village_code) DO UPDATE
           SET extent = ST_MakeEnvelope(
             least(ST_XMin(e.extent), ST_XMin(EXCLUDED.extent)),
             least(ST_YMin(e.extent), ST_YMin(EXCLUDED.extent)),
             greatest(ST_XMax(e.extent), ST_XMax(EXCLUDED.extent)),
             greatest(ST_YMax(e.extent), ST_YMax(EXCLUDED.extent)), 4326)"""
-        )
+        ),
+        params,
     )
 
 

@@ -29,7 +29,7 @@ from geo.errors import GeoError, NotFound, ValidationError
 from geo.parcels.checks import Checker
 from geo.parcels.crs_choice import choose_crs
 from geo.parcels.errors import UploadRejected
-from geo.parcels.first_load import plan_load
+from geo.parcels.first_load import Seen, plan_load
 from geo.parcels.placement import Placement, check_locations, place
 from geo.parcels.profile import resolve_fields
 from geo.parcels.publish import publish_loaded, publish_stage, stage_provinces
@@ -38,10 +38,12 @@ from geo.parcels.stage import (
     Made,
     ParcelRows,
     StageRows,
+    StageStats,
     Target,
     prepared_batches,
     write_batches,
 )
+from geo.parcels.version_ids import IdBlocks
 
 __all__ = [
     "IngestOptions",
@@ -205,10 +207,11 @@ def _stream(
     start: _Start,
     target: Target,
     say: Progress,
-) -> tuple[list[str], dict[str, Any]]:
+) -> tuple[list[str], dict[str, Any], StageStats]:
     """Write the zone (staged) and the parcels (into ``target``), checking them as they
-    stream; the villages and the report. Into a target that takes no errors (``parcel``
-    rows) the first batch with an error is not written: it raises :class:`_Unpublishable`."""
+    stream; the villages, the report and what writing saw. Into a target that takes no
+    errors (``parcel`` rows) the first batch with an error is not written: it raises
+    :class:`_Unpublishable`."""
     parcels, placement, repair = layers.parcels, start.placement, options.repair
     checker = Checker(pool)
     # The zone first: each village's parcels are checked against it as their run ends.
@@ -263,7 +266,7 @@ def _stream(
             keep=lambda _b, codes, group=group: np.isin(codes, list(group)),
         )
         checker.check_again(group, (m.prepared for m in again))
-    return villages, checker.report()
+    return villages, checker.report(), stats
 
 
 def _described(
@@ -302,7 +305,9 @@ def _stage(
     with engine(url).begin() as conn, ThreadPoolExecutor(max_workers=2) as pool:
         conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), {"u": upload_id})
         target = StageRows(upload_id, "parcels")
-        villages, report = _stream(conn, pool, url, upload_id, layers, options, start, target, say)
+        villages, report, _ = _stream(
+            conn, pool, url, upload_id, layers, options, start, target, say
+        )
     return start, villages, _described(report, layers, start, villages)
 
 
@@ -319,15 +324,25 @@ def _load(
     # A file in one batch names its villages now: only their provinces are considered.
     whole = layers.parcels.count <= start.first.num_rows
     named = set(start.placement.villages_of(start.first)) if whole else None
-    with engine(url).begin() as conn, ThreadPoolExecutor(max_workers=2) as pool:
+    with (
+        engine(url).begin() as conn,
+        ThreadPoolExecutor(max_workers=2) as pool,
+        IdBlocks(url) as ids,
+    ):
         provinces, loader = plan_load(conn, upload_id, agency, named)
-        target = ParcelRows(agency, upload_id, provinces, loader.table)
-        villages, report = _stream(conn, pool, url, upload_id, layers, options, start, target, say)
+        target = ParcelRows(agency, upload_id, provinces, loader.table, ids.take)
+        villages, report, stats = _stream(
+            conn, pool, url, upload_id, layers, options, start, target, say
+        )
         if not report["valid"]:
             raise _Unpublishable
         say(0.8, "publishing")
         cause = {"upload": upload_id, "file": upload["file_name"]}
-        changes = publish_loaded(conn, upload_id, agency, cause, loader)
+        seen = {
+            code: Seen(provinces.get(code, ""), sum(map(len, rows)), stats.boxes[code])
+            for code, rows in stats.ids.items()
+        }
+        changes = publish_loaded(conn, upload_id, agency, cause, loader, seen, stats.ids)
         report = {**_described(report, layers, start, villages), "published": changes}
         _set(
             url,

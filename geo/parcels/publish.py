@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, text
 
+from geo.db import copy_lines, copy_text
 from geo.parcels.first_load import (
     Loader,
+    Seen,
     claim_new_provinces,
     close_loader,
     load_provinces,
@@ -87,6 +90,31 @@ def _inserted_change_sets(conn: Connection, params: dict[str, Any], provinces: l
         SELECT village_code AS village, province, 'insert' AS op, id AS after_id,
                NULL::bigint AS before_id
         FROM parcel WHERE province = ANY(CAST(:new AS text[]))""",
+    )
+
+
+def _written_change_sets(
+    conn: Connection,
+    params: dict[str, Any],
+    ids: dict[str, list[np.ndarray]],
+    seen: dict[str, Seen],
+    provinces: set[str],
+) -> None:
+    """The insert change sets of the villages of ``provinces`` from the version ids their
+    rows were written with (``ids``, in file order): no row is read back."""
+    cause = copy_text(params["cause"])
+    lines = []
+    for village in sorted(v for v, s in seen.items() if s.province in provinces):
+        after = np.sort(np.concatenate(ids[village])).tolist()
+        lines.append(
+            f"parcel\t{copy_text(params['a'])}:{copy_text(village)}\tinsert\t{cause}"
+            f"\t{copy_text(seen[village].province)}\t{{{','.join(map(str, after))}}}"
+        )
+    copy_lines(
+        conn,
+        "COPY change (entity_kind, entity_id, operation, cause, province, after_ids) FROM STDIN",
+        lines,
+        chunk=100,
     )
 
 
@@ -165,11 +193,18 @@ def publish_stage(
 
 
 def publish_loaded(
-    conn: Connection, upload_id: int, agency: str, cause: dict[str, Any], loader: Loader
+    conn: Connection,
+    upload_id: int,
+    agency: str,
+    cause: dict[str, Any],
+    loader: Loader,
+    seen: dict[str, Seen],
+    ids: dict[str, list[np.ndarray]],
 ) -> dict[str, int]:
-    """Apply upload ``upload_id`` written straight into ``loader`` (and its zone staged):
-    the new provinces' tables become their partitions, the other rows are compared with
-    the stored maps; return change counts."""
+    """Apply upload ``upload_id`` written straight into ``loader`` (and its zone staged;
+    ``seen``: each village's province, rows and box, ``ids``: its rows' version ids): the
+    new provinces' tables become their partitions, the other rows are compared with the
+    stored maps; return change counts."""
     params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
     provinces = dict(
         conn.execute(text(f"SELECT DISTINCT village_code, province FROM {loader.rest}")).all()
@@ -184,9 +219,9 @@ def publish_loaded(
                area_m2, province
         FROM {loader.rest}""",
     )
-    moved = close_loader(conn, loader)
+    moved = close_loader(conn, loader, agency, seen)
     if moved:
-        _inserted_change_sets(conn, params, sorted(moved))
+        _written_change_sets(conn, params, ids, seen, set(moved))
     zones = _publish_zones(conn, params)
     return {**counts, "insert": counts["insert"] + sum(moved.values()), "zone": zones}
 

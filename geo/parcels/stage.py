@@ -42,11 +42,19 @@ _MULTI_HEAD = "0106000020e610000001000000"
 
 @dataclass
 class StageStats:
-    """What writing saw: feature counts and each village's lon/lat box."""
+    """What writing saw: feature counts, each village's lon/lat box and, when the target
+    drew version ids, each village's ids in file order."""
 
     features: int = 0
     z_dropped: int = 0
     boxes: dict[str, Box] = field(default_factory=dict)
+    ids: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def note_ids(self, villages: list[str], ids: np.ndarray) -> None:
+        codes = np.asarray(villages, dtype=object)
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else []
+        for start, end in zip(starts, [*starts[1:], len(codes)], strict=True):
+            self.ids.setdefault(codes[start], []).append(ids[start:end])
 
     def grow(self, villages: list[str], bounds: np.ndarray) -> None:
         placed = ~np.isnan(bounds).any(axis=1)
@@ -143,13 +151,16 @@ def _lines(columns: list[pa.Array], n: int) -> pa.Buffer:
 
 
 class Target(Protocol):
-    """Where prepared batches go: a COPY statement and each batch's text for it;
-    ``takes_errors``: whether features with errors may go there."""
+    """Where prepared batches go: a COPY statement and each batch's text for it (with
+    the ids :meth:`draw` gave its rows, if any); ``takes_errors``: whether features with
+    errors may go there."""
 
     copy_sql: str
     takes_errors: bool
 
-    def text(self, p: Prepared) -> pa.Buffer: ...
+    def draw(self, n: int) -> np.ndarray | None: ...
+
+    def text(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer: ...
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,10 @@ class StageRows:
         " area_declared, attrs, area_m2, geom, valid) FROM STDIN"
     )
 
-    def text(self, p: Prepared) -> pa.Buffer:
+    def draw(self, n: int) -> None:
+        return None
+
+    def text(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer:
         present = pa.array(p.present)
         valid = pc.if_else(present, pa.array(np.where(p.valid, "t", "f")), _NULL)
         columns = [
@@ -184,13 +198,15 @@ class StageRows:
 
 @dataclass(frozen=True)
 class ParcelRows:
-    """Rows of ``parcel`` (as published, ids and validity from the table's defaults) for
-    villages of ``agency``, each with its province; only valid polygons may come."""
+    """Rows of ``parcel`` (as published: ids drawn by ``ids``, validity from the table's
+    defaults) for villages of ``agency``, each with its province; only valid polygons may
+    come."""
 
     agency: str
     upload_id: int
     provinces: dict[str, str]
     table: str
+    ids: Callable[[int], np.ndarray]
     takes_errors: bool = False
     copy_sql: str = ""
 
@@ -198,13 +214,17 @@ class ParcelRows:
         object.__setattr__(
             self,
             "copy_sql",
-            f"COPY {self.table} (village_agency, upload_id, village_code, parcel_no, land_use,"
-            " area_declared, area_m2, attrs, geom, province) FROM STDIN",
+            f"COPY {self.table} (id, village_agency, upload_id, village_code, parcel_no,"
+            " land_use, area_declared, area_m2, attrs, geom, province) FROM STDIN",
         )
 
-    def text(self, p: Prepared) -> pa.Buffer:
+    def draw(self, n: int) -> np.ndarray:
+        return self.ids(n)
+
+    def text(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer:
         provinces = [self.provinces.get(c, "") for c in p.codes]
         columns = [
+            pc.cast(pa.array(ids), pa.string()),
             pa.array([f"{self.agency}\t{self.upload_id}"] * p.count, type=pa.string()),
             _escaped(p.codes),
             _escaped(p.parcel_nos),
@@ -220,11 +240,13 @@ class ParcelRows:
 
 @dataclass(frozen=True)
 class Made:
-    """A batch prepared, checked, and its COPY text (None when it is not to be written)."""
+    """A batch prepared, checked, and its COPY text (None when it is not to be written)
+    with its rows' ids (when the target draws them)."""
 
     prepared: Prepared
     payload: pa.Buffer | None
     bounds: np.ndarray
+    ids: np.ndarray | None = None
 
 
 def _make(
@@ -235,6 +257,7 @@ def _make(
     villages: Villages,
     repair: bool,
     target: Target | None,
+    ids: np.ndarray | None,
 ) -> Made:
     p = prepare(batch, numbers, epsg, fields, villages, repair)
     p.findings.extend(feature_findings(p))
@@ -242,8 +265,8 @@ def _make(
     if target is not None and (
         target.takes_errors or not any(f["level"] == "error" for f in p.findings)
     ):
-        payload = target.text(p)
-    return Made(p, payload, shapely.bounds(p.geoms))
+        payload = target.text(p, ids)
+    return Made(p, payload, shapely.bounds(p.geoms), ids)
 
 
 def prepared_batches(
@@ -270,8 +293,9 @@ def prepared_batches(
             if keep is not None:
                 mask = keep(batch, villages(batch))
                 batch, numbers = batch.filter(pa.array(mask)), numbers[mask]
+            ids = target.draw(len(numbers)) if target is not None else None  # in file order
             pending.append(
-                pool.submit(_make, batch, numbers, epsg, fields, villages, repair, target)
+                pool.submit(_make, batch, numbers, epsg, fields, villages, repair, target, ids)
             )
         while pending and (batch is None or len(pending) > 2):
             yield pending.popleft().result()
@@ -295,5 +319,7 @@ def write_batches(
             stats.features += m.prepared.count
             stats.z_dropped += m.prepared.z
             stats.grow(m.prepared.codes, m.bounds)
+            if m.payload is not None and m.ids is not None:
+                stats.note_ids(m.prepared.codes, m.ids)
             on_batch(m)
     return stats
