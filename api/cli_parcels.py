@@ -92,8 +92,8 @@ def ingest(
         repair=repair,
         mapping=json.loads(mapping) if mapping else {},
     )
-    upload_id = create_upload(url, file, file.name, options)
-    try:  # processed from FILE itself: the stored copy is for the web and the workers
+    upload_id = create_upload(url, file, file.name, options, store=False)
+    try:  # processed from FILE itself, stored meanwhile (for the web and the workers)
         state = process_upload(url, upload_id, _bar(), path=file)
     except GeoError:
         _show(get_upload_state(url, upload_id))

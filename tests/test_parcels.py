@@ -21,6 +21,7 @@ from geo.db import engine
 from geo.errors import GeoError
 from geo.parcels import ingest as ingest_module
 from geo.parcels import readers
+from geo.parcels.errors import UploadRejected
 from geo.parcels.ingest import IngestOptions, create_upload, process_upload, publish_upload
 from geo.persian import match_key
 from geo.registry import import_edition
@@ -506,6 +507,31 @@ def test_one_file_with_many_villages(url: str, world: Path, tmp_path: Path) -> N
     for f in facts:
         if f["hf_code"] in clean:
             assert _current(url, f["hf_code"]) == int(f["parcels"])
+
+
+def test_a_local_file_is_stored_while_it_is_read(url: str, world: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    # (before the test below imports another HF edition that moves this village)
+    _code, parcels, zone = _crafted(url, world)
+    raw = _gpkg(parcels, zone, tmp_path)
+    path = tmp_path / "map.gpkg"
+    # as the command line records it: the row first, the file stored beside the ingest
+    upload_id = create_upload(url, path, "local.gpkg", IngestOptions(dry_run=True), store=False)
+    with engine(url).connect() as c:
+        assert ingest_module.get_upload(c, upload_id)["file_size"] is None
+    state = process_upload(url, upload_id, path=path)
+    assert state["status"] == "validated"
+    assert state["file_size"] == len(raw) and state["checksum"] == hashlib.sha256(raw).hexdigest()
+    back = ingest_module._fetch_file(url, upload_id, tmp_path / "back.gpkg")
+    assert back.read_bytes() == raw
+    # a worker given such an upload has nothing to read: a clear error, not a guess
+    orphan = create_upload(url, path, "lost.gpkg", IngestOptions(dry_run=True), store=False)
+    with pytest.raises(UploadRejected) as caught:
+        process_upload(url, orphan)
+    assert caught.value.code == "file_missing"
+    with engine(url).connect() as c:
+        assert ingest_module.get_upload(c, orphan)["status"] == "failed"
 
 
 def test_a_worker_killed_mid_ingest_leaves_the_map_intact_and_the_job_resumes(

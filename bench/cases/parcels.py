@@ -69,7 +69,8 @@ def run(url: str, quick: bool) -> list[Outcome]:
             conn.execute("VACUUM ANALYZE parcel")
 
     def ours() -> None:
-        upload_id = create_upload(url, path, path.name, IngestOptions())  # as the CLI does
+        # as the CLI does: the file is stored while it is read
+        upload_id = create_upload(url, path, path.name, IngestOptions(), store=False)
         state = process_upload(url, upload_id, path=path)
         assert state["status"] == "published", state["report"].get("summary")
 

@@ -73,17 +73,12 @@ def create_upload(
     file_name: str,
     options: IngestOptions,
     principal_id: int | None = None,
+    *,
+    store: bool = True,
 ) -> int:
-    """Store the file (bytes, a path or a binary stream) and the options, a chunk at a
-    time; the upload starts ``received``."""
-    opened: IO[bytes]
-    if isinstance(source, bytes):
-        opened = io.BytesIO(source)
-    elif isinstance(source, Path):
-        opened = source.open("rb")
-    else:
-        opened = source
-    digest, size = hashlib.sha256(), 0
+    """Record an upload (it starts ``received``) with its file (bytes, a path or a binary
+    stream), stored a chunk at a time. ``store=False``, for a local path processed where
+    it lies: :func:`process_upload` stores the file while it reads it."""
     with engine(url).begin() as conn:
         upload_id = conn.execute(
             text(
@@ -92,25 +87,55 @@ def create_upload(
             ),
             {"p": principal_id, "n": file_name, "o": json.dumps(asdict(options))},
         ).scalar_one()
-        try:
-            for seq in itertools.count():
-                chunk = opened.read(CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                size += len(chunk)
-                conn.execute(
-                    text("INSERT INTO upload_file (upload_id, seq, content) VALUES (:u, :s, :b)"),
-                    {"u": upload_id, "s": seq, "b": chunk},
-                )
-        finally:
-            if opened is not source:
-                opened.close()
-        conn.execute(
-            text("UPDATE upload SET file_size = :s, checksum = :c WHERE id = :u"),
-            {"u": upload_id, "s": size, "c": digest.hexdigest()},
-        )
+        if store:
+            _store_file(conn, upload_id, source)
     return upload_id
+
+
+def _store_file(conn: Connection, upload_id: int, source: bytes | Path | IO[bytes]) -> None:
+    """The upload's file into ``upload_file``, a chunk at a time, with its size and
+    checksum."""
+    opened: IO[bytes]
+    if isinstance(source, bytes):
+        opened = io.BytesIO(source)
+    elif isinstance(source, Path):
+        opened = source.open("rb")
+    else:
+        opened = source
+    digest, size = hashlib.sha256(), 0
+    try:
+        for seq in itertools.count():
+            chunk = opened.read(CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+            conn.execute(
+                text("INSERT INTO upload_file (upload_id, seq, content) VALUES (:u, :s, :b)"),
+                {"u": upload_id, "s": seq, "b": chunk},
+            )
+    finally:
+        if opened is not source:
+            opened.close()
+    conn.execute(
+        text("UPDATE upload SET file_size = :s, checksum = :c WHERE id = :u"),
+        {"u": upload_id, "s": size, "c": digest.hexdigest()},
+    )
+
+
+def _store_beside(url: str, upload_id: int, path: Path) -> Callable[[], None]:
+    """Store the file at ``path`` on a thread of its own while the upload is read from
+    it; the call returned waits for the stored copy (and raises what storing raised)."""
+
+    def store() -> None:
+        with engine(url).begin() as conn:
+            conn.execute(text("DELETE FROM upload_file WHERE upload_id = :u"), {"u": upload_id})
+            _store_file(conn, upload_id, path)
+
+    keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagsim-store")
+    stored = keeper.submit(store)
+    keeper.shutdown(wait=False)
+    return stored.result
 
 
 def _fetch_file(url: str, upload_id: int, out: Path) -> Path:
@@ -312,11 +337,17 @@ def _stage(
 
 
 def _load(
-    url: str, upload: dict[str, Any], layers: Layers, options: IngestOptions, say: Progress
+    url: str,
+    upload: dict[str, Any],
+    layers: Layers,
+    options: IngestOptions,
+    say: Progress,
+    stored: Callable[[], None],
 ) -> None:
     """Check and publish in one transaction, the parcels written straight into ``parcel``
     rows (provinces without a partition get theirs built whole): nothing is staged and
-    copied again. An upload with errors raises :class:`_Unpublishable`, nothing kept."""
+    copied again. An upload with errors raises :class:`_Unpublishable`, nothing kept.
+    ``stored`` waits for the file's stored copy (it commits with the publish)."""
     upload_id = upload["id"]
     start = _start(url, layers, options)
     agency = start.placement.agency
@@ -344,6 +375,7 @@ def _load(
         }
         changes = publish_loaded(conn, upload_id, agency, cause, loader, seen, stats.ids)
         report = {**_described(report, layers, start, villages), "published": changes}
+        stored()
         _set(
             url,
             upload_id,
@@ -362,14 +394,21 @@ def process_upload(
     """Read, place, check and publish an upload (or only stage and check it: a dry run,
     or an upload with errors, whose report then names them all).
 
-    ``path``: a local copy of the stored file (the command line has one); otherwise the
-    file is fetched from the database into a temporary folder.
+    ``path``: a local copy of the file (the command line has one; when the upload was
+    recorded without it, it is stored meanwhile); otherwise the file is fetched from the
+    database into a temporary folder.
     """
     say = progress or (lambda _f, _m: None)
     with engine(url).connect() as conn:
         up = get_upload(conn, upload_id)
     options = IngestOptions(**up["options"])
     _set(url, upload_id, status="validating", progress=0.05)
+    stored: Callable[[], None] = lambda: None  # noqa: E731
+    if up["file_size"] is None:  # recorded without its file: only a local path will do
+        if path is None:
+            _set(url, upload_id, status="failed", progress=1.0, report={"error": "file_missing"})
+            raise UploadRejected(f"upload {upload_id} has no stored file", code="file_missing")
+        stored = _store_beside(url, upload_id, path)
     try:
         with tempfile.TemporaryDirectory(prefix="tagsim-upload-") as tmp:
             say(0.05, "reading the file")
@@ -377,11 +416,12 @@ def process_upload(
             layers = open_upload(local, Path(tmp), up["file_name"])
             if not options.dry_run:
                 try:
-                    _load(url, up, layers, options, say)
+                    _load(url, up, layers, options, say, stored)
                     return get_upload_state(url, upload_id)
                 except _Unpublishable:
                     say(0.15, "errors found: checking the whole file for the report")
             start, villages, report = _stage(url, upload_id, layers, options, say)
+        stored()
         status = "validated" if report["valid"] else "invalid"
         _set(
             url,
