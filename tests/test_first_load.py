@@ -12,6 +12,7 @@ from sqlalchemy import text
 from data.generator import generate
 from geo.changes import read_changes
 from geo.db import engine
+from geo.parcels import ingest as ingest_module
 from geo.parcels import readers
 from geo.registry import import_edition
 from tests.test_parcels import _crafted, _current, _gpkg, _run
@@ -156,3 +157,44 @@ def test_first_loads_and_villages_stored_elsewhere(
     third = _run(url, _gpkg(again, early_zone, tmp_path), "early-again.gpkg")
     assert third["report"]["published"] == {"insert": 0, "update": 1, "delete": 0, "zone": 0}
     assert _current(url, early) == 6
+
+
+def test_a_first_load_dying_after_its_tables_commit_leaves_nothing(
+    fresh_url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_url
+    for agency in ("hf", "moi"):
+        path = sorted((world / "lists").glob(f"{agency}_*.csv"))[-1]
+        import_edition(url, agency, path.stem.split("_")[-1], path.read_bytes())
+    with engine(url).connect() as c:
+        provinces = dict(
+            c.execute(text("SELECT village, province FROM parcel_provinces('hf')")).all()
+        )
+    before = _tables(url)
+    row = next(
+        r
+        for r in _villages(world)
+        if provinces.get(r["code"]) and f"parcel_p{provinces[r['code']].lower()}" not in before
+    )
+    code, parcels, zone = _crafted(url, world, row)
+    partition = f"parcel_p{provinces[code].lower()}"
+    with engine(url).begin() as c:  # what a publish that died before this one left
+        c.execute(text("CREATE TABLE parcel_load_999999 (LIKE parcel)"))
+
+    def dies(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the publish dies after the loading tables are indexed")
+
+    monkeypatch.setattr(ingest_module, "publish_loaded", dies)
+    with pytest.raises(RuntimeError):
+        _run(url, _gpkg(parcels, zone, tmp_path), "dies.gpkg")
+    monkeypatch.undo()
+    assert _tables(url) == before  # no loading table (nor the old one), no partition
+    assert _current(url, code) == 0
+    with engine(url).connect() as other:  # the partitions' lock is free again
+        assert other.execute(
+            text("SELECT pg_try_advisory_lock(hashtext('tagsim:parcel-partitions'))")
+        ).scalar_one()
+        other.execute(text("SELECT pg_advisory_unlock(hashtext('tagsim:parcel-partitions'))"))
+    again = _run(url, _gpkg(parcels, zone, tmp_path), "again.gpkg")
+    assert again["status"] == "published"
+    assert _tables(url) - before == {partition} and _current(url, code) == 6

@@ -8,18 +8,30 @@ attached to ``parcel`` as its partition. A check constraint on the province, tru
 row as it goes in, spares ``ATTACH`` its scan; the parent's indexes are matched to the ones
 built (their definitions are read from the parent, not repeated here).
 
+A publish that streams its rows (:func:`plan_load`) commits its loading tables before it
+publishes, so that their indexes can be built on two connections at once
+(:func:`index_loader`); they are named ``parcel_load_<upload>_p<province>`` and take their
+partition's name only when they are attached, in the publishing transaction: nothing is
+published before it commits.
+
 Concurrency: ``parcel_ensure_partition`` and this module take the same advisory lock
 before looking for a partition, so two publishes cannot both build one province's; the
-second finds the partition and inserts into it as usual (after the first commits).
+second finds the partition and inserts into it as usual (after the first commits). A
+streamed publish holds that lock for its session, from planning to publishing; so a
+loading table that anyone holding the lock can see is left over by a publish that died,
+and is dropped (:func:`claim_new_provinces`).
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, text
+
+from geo.db import engine
 
 __all__ = [
     "COLUMNS",
@@ -27,9 +39,12 @@ __all__ = [
     "Seen",
     "claim_new_provinces",
     "close_loader",
+    "drop_loader",
+    "index_loader",
     "load_provinces",
     "open_loader",
     "plan_load",
+    "release_partitions",
 ]
 
 _NAME = re.compile(r"^[0-9A-Za-z]{1,16}$")  # as parcel_ensure_partition names partitions
@@ -39,13 +54,19 @@ COLUMNS = (
 )
 
 
+_LOCK = "hashtext('tagsim:parcel-partitions')"
+
+
 def _partition(province: str) -> str:
     return f"parcel_p{province.lower()}"
 
 
-def claim_new_provinces(conn: Connection, provinces: set[str]) -> set[str]:
+def claim_new_provinces(
+    conn: Connection, provinces: set[str], *, for_session: bool = False
+) -> set[str]:
     """The provinces among ``provinces`` with no partition and no parcel anywhere, locked
-    for this transaction: this publish builds their partitions."""
+    for this transaction (``for_session``: until :func:`release_partitions`, and only
+    when some are returned): this publish builds their partitions."""
     candidates = sorted(p for p in provinces if _NAME.match(p))
     missing = conn.execute(
         text(
@@ -56,7 +77,9 @@ def claim_new_provinces(conn: Connection, provinces: set[str]) -> set[str]:
     ).scalar_one()
     if not missing:  # the usual case: no lock, publishes of other provinces go on
         return set()
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('tagsim:parcel-partitions'))"))
+    lock = "pg_advisory_lock" if for_session else "pg_advisory_xact_lock"
+    conn.execute(text(f"SELECT {lock}({_LOCK})"))
+    _drop_left_over(conn)
     rows = conn.execute(
         text("""
         SELECT p FROM unnest(CAST(:p AS text[])) p
@@ -64,7 +87,29 @@ def claim_new_provinces(conn: Connection, provinces: set[str]) -> set[str]:
           AND NOT EXISTS (SELECT 1 FROM parcel_default d WHERE d.province = p)"""),
         {"p": candidates},
     )
-    return {r[0] for r in rows}
+    claimed = {r[0] for r in rows}
+    if for_session and not claimed:
+        release_partitions(conn)
+    return claimed
+
+
+def release_partitions(conn: Connection) -> None:
+    """Let go of the partitions' lock taken for the session."""
+    conn.execute(text(f"SELECT pg_advisory_unlock({_LOCK})"))
+
+
+def _drop_left_over(conn: Connection) -> None:
+    """Loading tables of publishes that died after committing them (only such are
+    visible to a holder of the partitions' lock)."""
+    left = conn.execute(
+        text(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'parcel\\_load\\_%'"
+            " AND relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace"
+        )
+    ).scalars()
+    names = ", ".join(f'"{name}"' for name in left)
+    if names:
+        conn.execute(text(f"DROP TABLE IF EXISTS {names}"))
 
 
 def _parent_indexes(conn: Connection) -> list[tuple[str, str, bool]]:
@@ -78,10 +123,11 @@ def _parent_indexes(conn: Connection) -> list[tuple[str, str, bool]]:
     return [(d, n, p) for d, n, p in rows]
 
 
-def _build_indexes(conn: Connection, table: str) -> None:
-    """The parent's indexes on ``table``, built in bulk; ``ATTACH`` adopts them."""
+def _build_indexes(conn: Connection, table: str, partition: str) -> None:
+    """The parent's indexes on ``table`` (named for ``partition``, the partition it will
+    be), built in bulk; ``ATTACH`` adopts them."""
     for definition, name, primary in _parent_indexes(conn):
-        own = name.replace("parcel", table, 1)  # ix_parcel_geom → ix_parcel_p23_geom
+        own = name.replace("parcel", partition, 1)  # ix_parcel_geom → ix_parcel_p23_geom
         conn.execute(
             text(
                 re.sub(
@@ -105,7 +151,7 @@ class Loader:
 
     table: str
     rest: str
-    tables: dict[str, str]  # province → its future partition
+    tables: dict[str, str]  # province → the table that will be its partition
 
 
 def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader:
@@ -113,7 +159,7 @@ def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader
     loader = Loader(
         f"parcel_load_{upload_id}",
         f"parcel_load_{upload_id}_rest",
-        {p: _partition(p) for p in sorted(provinces)},
+        {p: f"parcel_load_{upload_id}_p{p.lower()}" for p in sorted(provinces)},
     )
     conn.execute(
         text(
@@ -126,7 +172,7 @@ def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader
         conn.execute(text(f"CREATE TABLE {table} (LIKE parcel INCLUDING DEFAULTS)"))
         conn.execute(
             text(
-                f"ALTER TABLE {table} ADD CONSTRAINT {table}_province"
+                f"ALTER TABLE {table} ADD CONSTRAINT {_partition(province)}_province"
                 f" CHECK (province IS NOT NULL AND province = '{province}')"
             )
         )
@@ -147,14 +193,45 @@ class Seen:
     box: list[float]  # minx, miny, maxx, maxy
 
 
+def index_loader(url: str, loader: Loader, rows: dict[str, int], connections: int = 2) -> None:
+    """Build the indexes of ``loader``'s province tables (committed, with ``rows`` rows
+    each) on ``connections`` connections at once, the biggest tables first."""
+    lanes: list[list[str]] = [[] for _ in range(connections)]
+    load = [0] * connections
+    for province in sorted(loader.tables, key=lambda p: -rows.get(p, 0)):
+        lane = load.index(min(load))
+        lanes[lane].append(province)
+        load[lane] += rows.get(province, 0)
+
+    def build(provinces: list[str]) -> None:
+        with engine(url).begin() as conn:
+            for province in provinces:
+                _build_indexes(conn, loader.tables[province], _partition(province))
+
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        for done in [pool.submit(build, lane) for lane in lanes if lane]:
+            done.result()
+
+
+def drop_loader(conn: Connection, loader: Loader) -> None:
+    """Drop what is left of ``loader`` (a publish that failed after committing it)."""
+    names = ", ".join([loader.table, *loader.tables.values()])
+    conn.execute(text(f"DROP TABLE IF EXISTS {names}"))
+
+
 def close_loader(
-    conn: Connection, loader: Loader, agency: str, seen: dict[str, Seen] | None = None
+    conn: Connection,
+    loader: Loader,
+    agency: str,
+    seen: dict[str, Seen] | None = None,
+    *,
+    indexed: bool = False,
 ) -> dict[str, int]:
-    """Move the loaded provinces' tables into ``parcel``, indexed, and drop the loading
-    table (``rest`` with it: its rows must be used by now). Provinces that got no row
-    get no partition. ``seen``: each village's rows and box as the stream saw them (else
-    they are counted and measured in the tables). The provinces moved and their parcel
-    counts."""
+    """Move the loaded provinces' tables into ``parcel`` as their partitions, indexed
+    (``indexed``: already, by :func:`index_loader`), and drop the loading table (``rest``
+    with it: its rows must be used by now). Provinces that got no row get no partition.
+    ``seen``: each village's rows and box as the stream saw them (else they are counted and
+    measured in the tables). The provinces moved and their parcel counts."""
     rows: dict[str, int] = {}
     for village in (seen or {}).values():
         rows[village.province] = rows.get(village.province, 0) + village.rows
@@ -168,9 +245,11 @@ def close_loader(
         if not count:
             conn.execute(text(f"DROP TABLE {table}"))
             continue
-        _build_indexes(conn, table)
+        if not indexed:
+            _build_indexes(conn, table, _partition(province))
+        conn.execute(text(f"ALTER TABLE {table} RENAME TO {_partition(province)}"))
         if seen is None:  # (statistics: autovacuum's, 0.4 s a province here)
-            _grow_extents(conn, _TABLE_BOXES.format(table=table), {})
+            _grow_extents(conn, _TABLE_BOXES.format(table=_partition(province)), {})
         moved[province] = count
     if seen is not None:
         _grow_extents(conn, _SEEN_BOXES, _boxes(agency, seen, set(moved)))
@@ -179,7 +258,7 @@ def close_loader(
     for province in moved:
         conn.execute(
             text(
-                f"ALTER TABLE parcel ATTACH PARTITION {loader.tables[province]}"
+                f"ALTER TABLE parcel ATTACH PARTITION {_partition(province)}"
                 f" FOR VALUES IN ('{province}')"
             )
         )
@@ -254,7 +333,8 @@ def plan_load(
     that streams its rows straight in: one table per province that has no partition, no
     parcel, and no village that ever had parcels (those villages are compared), among the
     provinces of ``villages`` (None: any province, the file's villages being unknown yet).
-    Takes the partitions' lock when some such province lacks a partition."""
+    A loader with such tables holds the partitions' lock for the session: the caller
+    releases it (:func:`release_partitions`) once the publish is over."""
     provinces = dict(
         conn.execute(
             text("SELECT village, province FROM parcel_provinces(:a)"), {"a": agency}
@@ -263,11 +343,14 @@ def plan_load(
     wanted = (
         set(provinces.values()) if villages is None else {provinces.get(v, "") for v in villages}
     )
-    new = claim_new_provinces(conn, wanted)
+    claimed = claim_new_provinces(conn, wanted, for_session=True)
+    new = set(claimed)
     if new:
         stored = conn.execute(
             text("SELECT DISTINCT village_code FROM parcel_extent WHERE village_agency = :a"),
             {"a": agency},
         ).scalars()
         new -= {provinces.get(v, "") for v in stored}
+    if claimed and not new:
+        release_partitions(conn)
     return provinces, open_loader(conn, upload_id, new)

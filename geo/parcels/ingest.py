@@ -14,6 +14,7 @@ import itertools
 import json
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,13 @@ from geo.errors import GeoError, NotFound, ValidationError
 from geo.parcels.checks import Checker
 from geo.parcels.crs_choice import choose_crs
 from geo.parcels.errors import UploadRejected
-from geo.parcels.first_load import Seen, plan_load
+from geo.parcels.first_load import (
+    Seen,
+    drop_loader,
+    index_loader,
+    plan_load,
+    release_partitions,
+)
 from geo.parcels.placement import Placement, check_locations, place
 from geo.parcels.profile import resolve_fields
 from geo.parcels.publish import publish_loaded, publish_stage, stage_provinces
@@ -356,35 +363,57 @@ def _load(
     whole = layers.parcels.count <= start.first.num_rows
     named = set(start.placement.villages_of(start.first)) if whole else None
     with (
-        engine(url).begin() as conn,
+        engine(url).connect() as conn,
         ThreadPoolExecutor(max_workers=2) as pool,
         IdBlocks(url) as ids,
     ):
-        provinces, loader = plan_load(conn, upload_id, agency, named)
-        target = ParcelRows(agency, upload_id, provinces, loader.table, ids.take)
-        villages, report, stats = _stream(
-            conn, pool, url, upload_id, layers, options, start, target, say
-        )
-        if not report["valid"]:
-            raise _Unpublishable
-        say(0.8, "publishing")
-        cause = {"upload": upload_id, "file": upload["file_name"]}
-        seen = {
-            code: Seen(provinces.get(code, ""), sum(map(len, rows)), stats.boxes[code])
-            for code, rows in stats.ids.items()
-        }
-        changes = publish_loaded(conn, upload_id, agency, cause, loader, seen, stats.ids)
-        report = {**_described(report, layers, start, villages), "published": changes}
-        stored()
-        _set(
-            url,
-            upload_id,
-            conn=conn,
-            status="published",
-            progress=1.0,
-            report=report,
-            **_placed(start, villages),
-        )
+        loading = conn.begin()
+        loader = None
+        try:
+            provinces, loader = plan_load(conn, upload_id, agency, named)
+            target = ParcelRows(agency, upload_id, provinces, loader.table, ids.take)
+            villages, report, stats = _stream(
+                conn, pool, url, upload_id, layers, options, start, target, say
+            )
+            if not report["valid"]:
+                raise _Unpublishable
+            seen = {
+                code: Seen(provinces.get(code, ""), sum(map(len, rows)), stats.boxes[code])
+                for code, rows in stats.ids.items()
+            }
+            if loader.tables:  # new provinces: their tables indexed on two connections
+                loading.commit()  # (not attached: nothing is published yet)
+                say(0.75, "indexing the new provinces' parcels")
+                rows = Counter[str]()
+                for village in seen.values():
+                    rows[village.province] += village.rows
+                index_loader(url, loader, rows)
+                loading = conn.begin()
+            say(0.8, "publishing")
+            cause = {"upload": upload_id, "file": upload["file_name"]}
+            changes = publish_loaded(
+                conn, upload_id, agency, cause, loader, seen, stats.ids, indexed=bool(loader.tables)
+            )
+            report = {**_described(report, layers, start, villages), "published": changes}
+            stored()
+            _set(
+                url,
+                upload_id,
+                conn=conn,
+                status="published",
+                progress=1.0,
+                report=report,
+                **_placed(start, villages),
+            )
+            loading.commit()
+        finally:
+            if loading.is_active:
+                loading.rollback()
+            if loader is None or loader.tables:  # the partitions' lock is the session's
+                with conn.begin():
+                    if loader is not None:  # what a failure left of it
+                        drop_loader(conn, loader)
+                    release_partitions(conn)
     say(1.0, f"published: {changes}")
 
 

@@ -200,11 +200,14 @@ def publish_loaded(
     loader: Loader,
     seen: dict[str, Seen],
     ids: dict[str, list[np.ndarray]],
+    *,
+    indexed: bool = False,
 ) -> dict[str, int]:
     """Apply upload ``upload_id`` written straight into ``loader`` (and its zone staged;
     ``seen``: each village's province, rows and box, ``ids``: its rows' version ids): the
     new provinces' tables become their partitions, the other rows are compared with the
-    stored maps; return change counts."""
+    stored maps (``indexed``: the new provinces' tables are indexed already); return change
+    counts."""
     params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
     provinces = dict(
         conn.execute(text(f"SELECT DISTINCT village_code, province FROM {loader.rest}")).all()
@@ -219,7 +222,7 @@ def publish_loaded(
                area_m2, province
         FROM {loader.rest}""",
     )
-    moved = close_loader(conn, loader, agency, seen)
+    moved = close_loader(conn, loader, agency, seen, indexed=indexed)
     if moved:
         _written_change_sets(conn, params, ids, seen, set(moved))
     zones = _publish_zones(conn, params)
