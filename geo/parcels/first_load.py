@@ -161,6 +161,8 @@ def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader
         f"parcel_load_{upload_id}_rest",
         {p: f"parcel_load_{upload_id}_p{p.lower()}" for p in sorted(provinces)},
     )
+    # (an earlier attempt at this upload that died may have left its tables)
+    conn.execute(text(f"DROP TABLE IF EXISTS {', '.join([loader.table, *loader.tables.values()])}"))
     conn.execute(
         text(
             f"CREATE TABLE {loader.table} (LIKE parcel INCLUDING DEFAULTS)"
