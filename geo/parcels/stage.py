@@ -3,7 +3,7 @@
 Two targets take the same prepared batches: ``parcel_stage`` (:class:`StageRows`, scratch
 rows a dry run keeps until it is published) and a publish's loading table
 (:class:`ParcelRows`, rows shaped as ``parcel``'s). Each batch's COPY text is joined column
-by column in Arrow (hex EWKB of the whole batch at once, numbers cast by Arrow): no Python
+by column in Arrow (hex WKB of the whole batch at once, numbers cast by Arrow): no Python
 work per feature. Two batches are prepared at once on worker threads and written in file
 order while PostgreSQL parses the one before, so the file is never whole in memory. While
 writing, each village's lon/lat box is gathered (the villages' locations are checked from
@@ -33,11 +33,9 @@ __all__ = ["ParcelRows", "StageRows", "StageStats", "Target", "prepared_batches"
 
 _NULL = "\\N"
 Box = list[float]  # minx, miny, maxx, maxy (lon/lat)
-# Hex of EWKB's SRID flag (the last byte of a little-endian type) and SRID 4326.
-_SRID = "20e6100000"
-# A one-part multipolygon's header (little-endian, type 6 with the SRID flag, 4326, one
-# part): followed by the polygon's plain WKB, it is the polygon as a multipolygon.
-_MULTI_HEAD = "0106000020e610000001000000"
+# A one-part multipolygon's header (little-endian, type 6, one part): followed by the
+# polygon's plain WKB, it is the polygon as a multipolygon.
+_MULTI_HEAD = pa.scalar(b"\x01\x06\x00\x00\x00\x01\x00\x00\x00", pa.binary())
 
 
 @dataclass
@@ -80,52 +78,48 @@ class StageStats:
 
 
 def _hex(wkbs: pa.Array) -> pa.Array:
-    """Each binary value as hex text, the whole array at once."""
-    offsets = np.frombuffer(wkbs.buffers()[1], dtype=np.int32)[wkbs.offset :][: len(wkbs) + 1]
+    """Each binary value as hex text (null stays null), the whole array at once."""
+    if wkbs.offset:
+        wkbs = pa.concat_arrays([wkbs])  # (a slice: its own buffers, from 0)
+    offsets = np.frombuffer(wkbs.buffers()[1], dtype=np.int32)[: len(wkbs) + 1]
     data = wkbs.buffers()[2]
     hexed = binascii.hexlify(data[int(offsets[0]) : int(offsets[-1])] if data else b"")
-    hex_offsets = ((offsets - offsets[0]) * 2).astype(np.int64)
-    out = pa.LargeStringArray.from_buffers(
-        len(wkbs), pa.py_buffer(hex_offsets), pa.py_buffer(hexed)
-    ).cast(pa.string())
-    return pc.if_else(wkbs.is_valid(), out, pa.scalar(None, pa.string()))
+    return pa.StringArray.from_buffers(
+        len(wkbs),
+        pa.py_buffer((offsets - offsets[0]) * 2),
+        pa.py_buffer(hexed),
+        wkbs.buffers()[0],
+    )
 
 
-def _plain_2d(hexed: pa.Array) -> bool:
+def _plain_2d(wkb: pa.Array) -> bool:
     """Whether every WKB is little-endian with a plain 2D type (no Z, M or SRID flags)."""
-    head = pc.utf8_slice_codeunits(hexed, 0, 2)
-    flags = pc.utf8_slice_codeunits(hexed, 4, 10)
-    plain = pc.and_(pc.equal(head, "01"), pc.equal(flags, "000000"))
+    plain = pc.and_(
+        pc.equal(pc.binary_slice(wkb, 0, 1), pa.scalar(b"\x01", pa.binary())),
+        pc.equal(pc.binary_slice(wkb, 2, 5), pa.scalar(b"\x00\x00\x00", pa.binary())),
+    )
     return bool(pc.all(plain.fill_null(True)).as_py())
 
 
-def _hex_ewkb(
+def _hex_wkb(
     geoms: np.ndarray,
     multi: bool = False,
     wkb: pa.Array | None = None,
     types: np.ndarray | None = None,
 ) -> pa.Array:
-    """Hex EWKB (SRID 4326) of each geometry (``\\N`` for none), what COPY text takes for
-    a geometry column. The WKB is ``wkb`` when given (the file's own, for geometries
-    unchanged) or shapely's; it is turned to hex at once and the SRID set in the text.
-    ``multi``: polygons written as one-part multipolygons (``ST_Multi``; ``types``: the
-    geometries' type ids, when known)."""
-    hexed = None
-    if wkb is not None:
-        hexed = _hex(wkb.cast(pa.binary()))
-        if not _plain_2d(hexed):  # big-endian, or flags: let shapely write it again
-            hexed = None
-    if hexed is None:
-        hexed = _hex(pa.array(shapely.to_wkb(geoms, byte_order=1), type=pa.binary()))
-    # order and type, the SRID flag on the type's last byte, the SRID, the rest
-    out = pc.binary_join_element_wise(
-        pc.utf8_slice_codeunits(hexed, 0, 8), _SRID, pc.utf8_slice_codeunits(hexed, 10), ""
-    )
+    """Hex WKB of each geometry (``\\N`` for none), what COPY text takes for a geometry
+    column: the columns written name SRID 4326 in their type, and PostGIS gives a geometry
+    without an SRID its column's. The WKB is ``wkb`` when given (the file's own, for
+    geometries unchanged) or shapely's. ``multi``: polygons written as one-part
+    multipolygons (``ST_Multi``; ``types``: the geometries' type ids, when known)."""
+    raw = None if wkb is None else wkb.cast(pa.binary())
+    if raw is None or not _plain_2d(raw):  # big-endian, or flags: let shapely write it
+        raw = pa.array(shapely.to_wkb(geoms, byte_order=1), type=pa.binary())
     if multi:
-        as_multi = pc.binary_join_element_wise(_MULTI_HEAD, hexed, "")
         types = shapely.get_type_id(geoms) if types is None else types
-        out = pc.if_else(pa.array(types == 3), as_multi, out)
-    return out.fill_null(_NULL)
+        as_multi = pc.binary_join_element_wise(_MULTI_HEAD, raw, pa.scalar(b"", pa.binary()))
+        raw = pc.if_else(pa.array(types == 3), as_multi, raw)
+    return _hex(raw).fill_null(_NULL)
 
 
 def _escaped(values: Sequence[str | None]) -> pa.Array:
@@ -190,7 +184,7 @@ class StageRows:
             _numbers_text(p.declared),
             pa.array(p.attrs, type=pa.string()),
             _numbers_text(p.areas),
-            _hex_ewkb(p.geoms, wkb=p.wkb),
+            _hex_wkb(p.geoms, wkb=p.wkb),
             valid,
         ]
         return _lines(columns, p.count)
@@ -232,7 +226,7 @@ class ParcelRows:
             _numbers_text(p.declared),
             _numbers_text(p.areas),
             pa.array(p.attrs, type=pa.string()),
-            _hex_ewkb(p.geoms, multi=True, wkb=p.wkb, types=p.types),
+            _hex_wkb(p.geoms, multi=True, wkb=p.wkb, types=p.types),
             _escaped(provinces),
         ]
         return _lines(columns, p.count)
