@@ -12,7 +12,7 @@ from shapely.geometry import box
 from sqlalchemy import Connection, text
 
 from geo.parcels.checks import REGATHER, Checker
-from geo.parcels.prepare import prepare
+from geo.parcels.prepare import Codes, prepare
 from geo.parcels.stage import prepared_batches
 
 FIELDS = {"parcel_no": "no", "village": "village"}
@@ -28,8 +28,8 @@ def _batch(rows: list[tuple[str, str, object]]) -> pa.RecordBatch:
     )
 
 
-def _codes(batch: pa.RecordBatch) -> list[str]:
-    return batch.column("village").to_pylist()
+def _codes(batch: pa.RecordBatch) -> Codes:
+    return Codes.of(batch.column("village").to_pylist())
 
 
 def _village(code: str, x: float, overlap: bool) -> list[tuple[str, str, object]]:
@@ -51,7 +51,7 @@ def _report(batches: list[pa.RecordBatch]) -> dict:
                 4326,
                 FIELDS,
                 _codes,
-                keep=lambda _b, codes, group=group: np.isin(codes, list(group)),
+                keep=lambda _b, codes, group=group: codes.among(group),
             )
             checker.check_again(group, (m.prepared for m in again))
         return checker.report()

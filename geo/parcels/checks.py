@@ -243,10 +243,11 @@ class Checker:
     def add_zone(self, p: Prepared) -> None:
         """A batch of the guide-plan zone layer (read before the parcels)."""
         self.findings.extend(f for f in p.findings if f["code"] == "repaired_geometry")
+        codes = p.codes.each
         for i in np.flatnonzero(p.valid):
-            self._zone_m2[p.codes[i]] += float(p.areas[i])
+            self._zone_m2[codes[i]] += float(p.areas[i])
             if shapely.get_type_id(p.geoms[i]) in POLYGONAL:
-                self._zones.setdefault(p.codes[i], []).append(p.geoms[i])
+                self._zones.setdefault(codes[i], []).append(p.geoms[i])
 
     def _zone(self, village: str) -> Any:
         if village not in self._zone_union:
@@ -264,14 +265,10 @@ class Checker:
         self.features += p.count
         self.z_dropped += p.z
         self.findings.extend(p.findings)
-        codes = np.asarray(p.codes, dtype=object)
         usable = p.valid & p.polygonal
         valid_areas = np.where(p.valid, np.nan_to_num(p.areas), 0.0)
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if p.count else []
-        ends = [*starts[1:], p.count]
         here = set()
-        for start, end in zip(starts, ends, strict=True):
-            code = codes[start]
+        for code, start, end in p.codes.runs():
             here.add(code)
             self._counts[code] += end - start
             self._covered[code] += float(valid_areas[start:end].sum())
@@ -310,8 +307,8 @@ class Checker:
         gathered: dict[str, _Village] = {}
         for p in batches:
             usable = p.valid & p.polygonal
-            for code in group & set(p.codes):
-                rows = np.flatnonzero(np.asarray(p.codes, dtype=object) == code)
+            for code in group & set(p.codes.names):
+                rows = p.codes.rows_of(code)
                 gathered.setdefault(code, _Village()).add(p, rows, usable)
         for code, village in gathered.items():
             self._checks[code] = self._pool.submit(_check_village, village, self._zone(code))

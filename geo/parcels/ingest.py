@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, text
 
@@ -295,7 +294,7 @@ def _stream(
             start.fields,
             placement.villages_of,
             repair=repair,
-            keep=lambda _b, codes, group=group: np.isin(codes, list(group)),
+            keep=lambda _b, codes, group=group: codes.among(group),
         )
         checker.check_again(group, (m.prepared for m in again))
     return villages, checker.report(), stats
@@ -361,7 +360,7 @@ def _load(
     say(0.15, f"loading {layers.parcels.count} features in EPSG:{start.placement.choice.epsg}")
     # A file in one batch names its villages now: only their provinces are considered.
     whole = layers.parcels.count <= start.first.num_rows
-    named = set(start.placement.villages_of(start.first)) if whole else None
+    named = set(start.placement.villages_of(start.first).names) if whole else None
     with (
         engine(url).connect() as conn,
         ThreadPoolExecutor(max_workers=2) as pool,

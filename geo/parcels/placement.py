@@ -10,9 +10,10 @@ The CRS is chosen before staging from the file's header and its first batch (see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from sqlalchemy import Connection, text
 
@@ -20,6 +21,7 @@ from geo.crs import transformer
 from geo.errors import NotFound
 from geo.parcels.crs_choice import CrsChoice, _epsg_of, _km, choose_crs
 from geo.parcels.errors import UploadRejected
+from geo.parcels.prepare import Codes
 from geo.parcels.readers import LayerSource
 from geo.parcels.stage import StageStats
 from geo.persian import normalize_code
@@ -40,24 +42,23 @@ class Placement:
     single: str | None
     field: str | None = None
 
-    def villages_of(self, batch: pa.RecordBatch) -> list[str]:
+    def villages_of(self, batch: pa.RecordBatch) -> Codes:
         """Each feature's village code in ``batch`` ('' where the field is empty)."""
         if self.single is not None or self.field is None:
-            return [self.single or ""] * batch.num_rows
+            return Codes.single(self.single or "", batch.num_rows)
         return _codes(batch, self.field)
 
 
-def _codes(batch: pa.RecordBatch, name: str) -> list[str]:
-    values = batch.column(name).to_pylist()
-    folded: dict[Any, str] = {}
-    out = []
-    for v in values:
-        code = folded.get(v)
-        if code is None:
-            code = normalize_code(str(v)) if v is not None and str(v).strip() else ""
-            folded[v] = code
-        out.append(code)
-    return out
+def _codes(batch: pa.RecordBatch, name: str) -> Codes:
+    """The field's values as village codes (normalized once per distinct value)."""
+    encoded = pc.dictionary_encode(batch.column(name))
+    raw = encoded.dictionary.to_pylist()
+    folded = [normalize_code(str(v)) if v is not None and str(v).strip() else "" for v in raw]
+    if encoded.indices.null_count:
+        folded.append("")  # (where the field is null)
+    names, which = np.unique(np.asarray(folded, dtype=object), return_inverse=True)
+    index = encoded.indices.fill_null(len(raw)).to_numpy(zero_copy_only=False)
+    return Codes(which[index].astype(np.intp), names)
 
 
 def _parse_village(value: str) -> tuple[str, str]:
@@ -154,7 +155,7 @@ def place(
         agency, code = _parse_village(village)
         point = village_points(conn, agency, [code])[code]
         return Placement(choose_crs(parcels.crs, parcels.bounds, crs, point), agency, code)
-    codes = _codes(first, field) if field else []
+    codes = _codes(first, field).each if field else []
     named = [c for c in dict.fromkeys(codes) if c]
     if named:
         points = village_points(conn, "hf", named)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -24,10 +24,55 @@ from geo.areas import ellipsoidal_area
 from geo.crs import WGS84, transformer
 from geo.db import copy_text
 
-__all__ = ["POLYGONAL", "Prepared", "point_text", "prepare"]
+__all__ = ["POLYGONAL", "Codes", "Prepared", "point_text", "prepare"]
 
 POLYGONAL = (3, 6)  # shapely's type ids of Polygon and MultiPolygon
-Villages = Callable[[pa.RecordBatch], list[str]]
+
+
+@dataclass(frozen=True)
+class Codes:
+    """Each feature's village code in a batch, as an index into the batch's distinct
+    codes: per-village work goes by integers, not by a string per feature."""
+
+    index: np.ndarray  # intp, one per feature
+    names: np.ndarray  # object: the distinct codes
+
+    @classmethod
+    def of(cls, codes: Sequence[str]) -> Codes:
+        names, index = np.unique(np.asarray(codes, dtype=object), return_inverse=True)
+        return cls(index.astype(np.intp), names)
+
+    @classmethod
+    def single(cls, code: str, n: int) -> Codes:
+        return cls(np.zeros(n, dtype=np.intp), np.array([code], dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @cached_property
+    def each(self) -> list[str]:
+        """The code of every feature."""
+        return list(self.names[self.index])
+
+    def runs(self) -> Iterator[tuple[str, int, int]]:
+        """(code, start, end) of each run of features with the same code, in order."""
+        n = len(self.index)
+        if not n:
+            return
+        starts = np.flatnonzero(np.r_[True, self.index[1:] != self.index[:-1]])
+        for start, end in zip(starts, [*starts[1:], n], strict=True):
+            yield self.names[self.index[start]], int(start), int(end)
+
+    def rows_of(self, code: str) -> np.ndarray:
+        """The features with ``code``."""
+        return np.flatnonzero(self.names[self.index] == code)
+
+    def among(self, codes: set[str]) -> np.ndarray:
+        """Whether each feature's code is one of ``codes``."""
+        return np.isin(self.names, list(codes))[self.index]
+
+
+Villages = Callable[[pa.RecordBatch], Codes]
 
 
 @dataclass
@@ -35,7 +80,7 @@ class Prepared:
     """A batch's features: columns in file order, numbered from 1 over the whole file."""
 
     numbers: np.ndarray  # int64
-    codes: list[str]  # village codes
+    codes: Codes  # village codes
     parcel_nos: list[str | None]
     land_uses: list[str | None]
     declared: np.ndarray  # float, NaN where none

@@ -27,7 +27,7 @@ import shapely
 from psycopg.copy import QueuedLibpqWriter
 
 from geo.parcels.checks import feature_findings
-from geo.parcels.prepare import Prepared, Villages, prepare
+from geo.parcels.prepare import Codes, Prepared, Villages, prepare
 
 __all__ = ["ParcelRows", "StageRows", "StageStats", "Target", "prepared_batches", "write_batches"]
 
@@ -48,23 +48,21 @@ class StageStats:
     boxes: dict[str, Box] = field(default_factory=dict)
     ids: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
-    def note_ids(self, villages: list[str], ids: np.ndarray) -> None:
-        codes = np.asarray(villages, dtype=object)
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else []
-        for start, end in zip(starts, [*starts[1:], len(codes)], strict=True):
-            self.ids.setdefault(codes[start], []).append(ids[start:end])
+    def note_ids(self, villages: Codes, ids: np.ndarray) -> None:
+        for village, start, end in villages.runs():
+            self.ids.setdefault(village, []).append(ids[start:end])
 
-    def grow(self, villages: list[str], bounds: np.ndarray) -> None:
+    def grow(self, villages: Codes, bounds: np.ndarray) -> None:
         placed = ~np.isnan(bounds).any(axis=1)
         if not placed.any():
             return
-        codes, which = np.unique(np.asarray(villages, dtype=object)[placed], return_inverse=True)
-        bounds = bounds[placed]
-        low = np.full((len(codes), 2), np.inf)
-        high = np.full((len(codes), 2), -np.inf)
+        which, bounds = villages.index[placed], bounds[placed]
+        low = np.full((len(villages.names), 2), np.inf)
+        high = np.full((len(villages.names), 2), -np.inf)
         np.minimum.at(low, which, bounds[:, :2])
         np.maximum.at(high, which, bounds[:, 2:])
-        for village, (x0, y0), (x1, y1) in zip(codes, low, high, strict=True):
+        for i in np.unique(which):
+            village, (x0, y0), (x1, y1) = villages.names[i], low[i], high[i]
             box = self.boxes.get(village)
             if box is None:
                 self.boxes[village] = [float(x0), float(y0), float(x1), float(y1)]
@@ -130,6 +128,13 @@ def _escaped(values: Sequence[str | None]) -> pa.Array:
     return out.fill_null(_NULL)
 
 
+def _escaped_codes(codes: Codes, values: dict[str, str] | None = None) -> pa.Array:
+    """Each feature's code (or ``values`` of it, '' for none) escaped for COPY: the
+    distinct ones escaped once."""
+    names = list(codes.names) if values is None else [values.get(c, "") for c in codes.names]
+    return _escaped(names).take(pa.array(codes.index))
+
+
 def _numbers_text(values: np.ndarray) -> pa.Array:
     """COPY text of numbers: shortest round-trip digits, ``\\N`` for a missing one."""
     array = np.asarray(values, dtype=float)
@@ -177,7 +182,7 @@ class StageRows:
         valid = pc.if_else(present, pa.array(np.where(p.valid, "t", "f")), _NULL)
         columns = [
             pa.array([f"{self.upload_id}\t{self.layer}"] * p.count, type=pa.string()),
-            _escaped(p.codes),
+            _escaped_codes(p.codes),
             pc.cast(pa.array(p.numbers), pa.string()),
             _escaped(p.parcel_nos),
             _escaped(p.land_uses),
@@ -216,18 +221,17 @@ class ParcelRows:
         return self.ids(n)
 
     def text(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer:
-        provinces = [self.provinces.get(c, "") for c in p.codes]
         columns = [
             pc.cast(pa.array(ids), pa.string()),
             pa.array([f"{self.agency}\t{self.upload_id}"] * p.count, type=pa.string()),
-            _escaped(p.codes),
+            _escaped_codes(p.codes),
             _escaped(p.parcel_nos),
             _escaped(p.land_uses),
             _numbers_text(p.declared),
             _numbers_text(p.areas),
             pa.array(p.attrs, type=pa.string()),
             _hex_wkb(p.geoms, multi=True, wkb=p.wkb, types=p.types),
-            _escaped(provinces),
+            _escaped_codes(p.codes, self.provinces),
         ]
         return _lines(columns, p.count)
 
@@ -272,7 +276,7 @@ def prepared_batches(
     *,
     repair: bool = False,
     target: Target | None = None,
-    keep: Callable[[pa.RecordBatch, list[str]], np.ndarray] | None = None,
+    keep: Callable[[pa.RecordBatch, Codes], np.ndarray] | None = None,
 ) -> Iterator[Made]:
     """The batches prepared (and their text for ``target``, unless it takes no errors and
     the batch has one) on ``pool``, two at a time, yielded in file order. ``keep``: a row
