@@ -342,7 +342,7 @@ def test_two_uploads_for_one_village_at_once_are_serialized(
         ).scalar_one()
         published = [ingest_module.get_upload(c, i)["report"]["published"] for i in ids]
     assert len(current) == 1 and current[0] in {"اداری", "آموزشی"}
-    assert changes == sum(p["insert"] + p["update"] + p["delete"] for p in published)
+    assert changes == sum(p["insert"] + p["update"] + p["delete"] + p["zone"] for p in published)
     # whichever came second applied on top of the first: six land uses changed, none lost
     assert {"insert": 0, "update": 6, "delete": 0, "zone": 0} in published
     assert _current(url, code) == 6
