@@ -18,6 +18,7 @@ from a second read of those villages (:meth:`Checker.regather`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -150,33 +151,42 @@ class _Village:
         self.geoms.append(p.geoms[rows][usable[rows]])
 
 
-def _duplicates(numbers: np.ndarray, nos: list[str | None], geoms: np.ndarray) -> Iterator[dict]:
-    rows = np.flatnonzero(np.asarray([no is not None for no in nos], dtype=bool))
-    if not len(rows):
-        return
-    values = np.asarray([nos[i] for i in rows], dtype=str)
-    _unique, first, which = np.unique(values, return_index=True, return_inverse=True)
-    for j in np.flatnonzero(first[which] != np.arange(len(rows))):
-        i = rows[j]
-        message = f"parcel number also on feature {numbers[rows[first[which[j]]]]}"
+def _duplicates(
+    numbers: np.ndarray, nos: list[str | None], rows: np.ndarray, geoms: np.ndarray
+) -> Iterator[dict]:
+    """Features whose parcel number an earlier feature has (``geoms``: the geometries of
+    the features ``rows``, for the findings' locations)."""
+    first: dict[str, int] = {}
+    where: dict[int, Any] = {}
+    for i, no in enumerate(nos):
+        if no is None or (j := first.setdefault(no, i)) == i:
+            continue
+        if not where:
+            where.update(zip(rows.tolist(), geoms, strict=True))
         yield _finding(
-            "duplicate_parcel_no", int(numbers[i]), nos[i], message, point_text(geoms[i])
+            "duplicate_parcel_no",
+            int(numbers[i]),
+            no,
+            f"parcel number also on feature {numbers[j]}",
+            point_text(where.get(i)),
         )
 
 
-def _overlaps(numbers: np.ndarray, nos: list[str | None], geoms: np.ndarray) -> Iterator[dict]:
+def _overlaps(
+    numbers: np.ndarray, nos: list[str | None], rows: np.ndarray, geoms: np.ndarray
+) -> Iterator[dict]:
+    """Pairs of ``geoms`` (the features ``rows``) sharing more than ``OVERLAP_M2``."""
     a, b = shapely.STRtree(geoms).query(geoms)  # boxes meeting
     keep = a < b  # each pair once; features come in file order, so a is the earlier one
     a, b = a[keep], b[keep]
-    shapely.prepare(geoms)  # each parcel is tested against its few neighbours
-    meet = shapely.intersects(geoms[a], geoms[b])
+    meet = shapely.intersects(geoms[a], geoms[b])  # (parcels are too small to prepare)
     a, b = a[meet], b[meet]
     if not len(a):
         return
     shared = shapely.intersection(geoms[a], geoms[b])
     areas = ellipsoidal_area(shared)
     for i in np.flatnonzero(areas > OVERLAP_M2):
-        first, later = a[i], b[i]
+        first, later = rows[a[i]], rows[b[i]]
         yield _finding(
             "overlap",
             int(numbers[later]),
@@ -187,18 +197,21 @@ def _overlaps(numbers: np.ndarray, nos: list[str | None], geoms: np.ndarray) -> 
 
 
 def _outside(
-    numbers: np.ndarray, nos: list[str | None], geoms: np.ndarray, zone: Any
+    numbers: np.ndarray, nos: list[str | None], rows: np.ndarray, geoms: np.ndarray, zone: Any
 ) -> Iterator[dict]:
+    """Those of ``geoms`` (the features ``rows``) with more than ``OUTSIDE_M2`` outside
+    ``zone``."""
     out = np.flatnonzero(~shapely.covers(zone, geoms))
     if not len(out):
         return
     rest = shapely.difference(geoms[out], zone)
     areas = ellipsoidal_area(rest)
     for i in np.flatnonzero(areas > OUTSIDE_M2):
+        row = rows[out[i]]
         yield _finding(
             "outside_zone",
-            int(numbers[out[i]]),
-            nos[out[i]],
+            int(numbers[row]),
+            nos[row],
             f"{areas[i]:.1f} m² outside the guide-plan zone",
             point_text(rest[i]),
         )
@@ -208,17 +221,14 @@ def _check_village(v: _Village, zone: Any) -> list[dict[str, Any]]:
     """One village's findings: duplicate numbers among all its features, overlaps and
     parts outside its zone among its valid polygons."""
     numbers = np.concatenate(v.numbers)
-    nos = [no for part in v.parcel_nos for no in part]
-    usable = np.concatenate(v.usable)
+    nos = list(itertools.chain.from_iterable(v.parcel_nos))
+    rows = np.flatnonzero(np.concatenate(v.usable))  # the valid polygons, whose geoms
     geoms = np.concatenate(v.geoms) if v.geoms else np.array([], dtype=object)
-    everywhere = np.full(len(numbers), None, dtype=object)
-    everywhere[usable] = geoms
-    found = list(_duplicates(numbers, nos, everywhere))
-    used_numbers, used_nos = numbers[usable], [n for n, u in zip(nos, usable, strict=True) if u]
+    found = list(_duplicates(numbers, nos, rows, geoms))
     if len(geoms):
-        found.extend(_overlaps(used_numbers, used_nos, geoms))
+        found.extend(_overlaps(numbers, nos, rows, geoms))
         if zone is not None:
-            found.extend(_outside(used_numbers, used_nos, geoms, zone))
+            found.extend(_outside(numbers, nos, rows, geoms, zone))
     return found
 
 
