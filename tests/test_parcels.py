@@ -471,6 +471,30 @@ def test_http_upload_dry_run_then_publish(url: str, world: Path, tmp_path: Path)
     assert client.get("/uploads/999999").status_code == 404
 
 
+def test_other_attributes_are_kept_as_json_whatever_their_text(
+    url: str, world: Path, tmp_path: Path
+) -> None:
+    _code, parcels, zone = _crafted(url, world)
+    extra = parcels.copy()
+    extra["NAME"] = ['say "hi"', "back\\slash", "tab\there", "  ", None, "نیم‌فاصله"]
+    extra["SERIAL"] = [1, 2, 3, 4, 5, 6]
+    state = _run(url, _gpkg(extra, zone, tmp_path), "attrs.gpkg", dry_run=True)
+    assert state["status"] == "validated", state["report"]["findings"][:3]
+    with engine(url).connect() as c:
+        stored = c.execute(
+            text(
+                "SELECT attrs FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"
+                " ORDER BY feature"
+            ),
+            {"u": state["id"]},
+        ).scalars()
+        got = list(stored)
+    names = ['say "hi"', "back\\slash", "tab\there", None, None, "نیم‌فاصله"]
+    assert got == [
+        {**({"NAME": name} if name else {}), "SERIAL": str(i + 1)} for i, name in enumerate(names)
+    ]
+
+
 def test_a_mapping_names_other_fields_and_the_village_comes_from_the_location(
     url: str, world: Path, tmp_path: Path
 ) -> None:

@@ -82,9 +82,9 @@ class Prepared:
     numbers: np.ndarray  # int64
     codes: Codes  # village codes
     parcel_nos: list[str | None]
-    land_uses: list[str | None]
+    land_uses: pa.Array  # text, null where none
     declared: np.ndarray  # float, NaN where none
-    attrs: list[str]  # other attributes, COPY-escaped JSON
+    attrs: pa.Array  # other attributes, COPY-escaped JSON text
     geoms: np.ndarray  # lon/lat, 2D; None where the feature has no geometry
     valid: np.ndarray  # bool; False where no geometry
     areas: np.ndarray  # m², NaN where no geometry
@@ -138,18 +138,25 @@ def _text(value: Any) -> str | None:
     return out or None
 
 
-def _texts(column: pa.Array | None, n: int) -> list[str | None]:
+def _text_array(column: pa.Array | None, n: int) -> pa.Array:
+    """The column's values as trimmed text, null where empty."""
     if column is None:
-        return [None] * n
+        return pa.nulls(n, pa.string())
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        trimmed = pc.utf8_trim_whitespace(column)
-        return pc.if_else(pc.equal(trimmed, ""), None, trimmed).to_pylist()
-    return [_text(v) for v in column.to_pylist()]
+        trimmed = pc.utf8_trim_whitespace(column).cast(pa.string())
+        return pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+    return pa.array([_text(v) for v in column.to_pylist()], type=pa.string())
+
+
+def _texts(column: pa.Array | None, n: int) -> list[str | None]:
+    return _text_array(column, n).to_pylist()
 
 
 def _numbers(column: pa.Array | None, n: int) -> np.ndarray:
     if column is None:
         return np.full(n, np.nan)
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
     out = np.full(n, np.nan)
     for i, v in enumerate(column.to_pylist()):
         try:
@@ -164,20 +171,24 @@ def _column(batch: pa.RecordBatch, fields: dict[str, str | None], role: str) -> 
     return batch.column(name) if name and name in batch.schema.names else None
 
 
-def _attrs(batch: pa.RecordBatch, others: list[str]) -> list[str]:
-    """Each feature's other attributes as COPY-escaped JSON (only the non-empty ones)."""
-    if not others:
-        return ["{}"] * batch.num_rows
-    columns = [_texts(batch.column(name), batch.num_rows) for name in others]
-    written: dict[tuple[str | None, ...], str] = {}  # such values repeat (a village's name)
-    out = []
-    for values in zip(*columns, strict=True):
-        text = written.get(values)
-        if text is None:
-            attrs = {n: v for n, v in zip(others, values, strict=True) if v is not None}
-            text = written[values] = copy_text(json.dumps(attrs, ensure_ascii=False))
-        out.append(text)
-    return out
+def _attrs(batch: pa.RecordBatch, others: list[str]) -> pa.Array:
+    """Each feature's other attributes as COPY-escaped JSON text (only the non-empty
+    ones), built column by column: each distinct value is written once (values repeat: a
+    village's name)."""
+    n = batch.num_rows
+    pieces = []
+    for name in others:
+        encoded = pc.dictionary_encode(_text_array(batch.column(name), n))
+        key = json.dumps(name, ensure_ascii=False)
+        written = [
+            copy_text(f", {key}: {json.dumps(v, ensure_ascii=False)}")
+            for v in encoded.dictionary.to_pylist()
+        ]
+        pieces.append(pa.array(written, pa.string()).take(encoded.indices).fill_null(""))
+    if not pieces:
+        return pa.array(["{}"] * n, pa.string())
+    items = pc.utf8_slice_codeunits(pc.binary_join_element_wise(*pieces, ""), 2)  # ", " off
+    return pc.binary_join_element_wise("{", items, "}", "")
 
 
 def _polygons_of(geom: Any) -> Any:
@@ -229,7 +240,7 @@ def prepare(
         numbers=numbers,
         codes=villages(batch),
         parcel_nos=_texts(_column(batch, fields, "parcel_no"), n),
-        land_uses=_texts(_column(batch, fields, "land_use"), n),
+        land_uses=_text_array(_column(batch, fields, "land_use"), n),
         declared=_numbers(_column(batch, fields, "area"), n),
         attrs=_attrs(batch, others),
         geoms=lonlat,

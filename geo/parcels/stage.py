@@ -120,11 +120,12 @@ def _hex_wkb(
     return _hex(raw).fill_null(_NULL)
 
 
-def _escaped(values: Sequence[str | None]) -> pa.Array:
+def _escaped(values: Sequence[str | None] | pa.Array) -> pa.Array:
     """Texts escaped for COPY (as :func:`geo.db.copy_text`), ``\\N`` for none."""
-    out = pa.array(values, type=pa.string())
-    for raw, escape in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-        out = pc.replace_substring(out, raw, escape)
+    out = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+    if pc.any(pc.match_substring_regex(out, r"[\\\t\n\r]")).as_py():
+        for raw, escape in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+            out = pc.replace_substring(out, raw, escape)
     return out.fill_null(_NULL)
 
 
@@ -187,7 +188,7 @@ class StageRows:
             _escaped(p.parcel_nos),
             _escaped(p.land_uses),
             _numbers_text(p.declared),
-            pa.array(p.attrs, type=pa.string()),
+            p.attrs,
             _numbers_text(p.areas),
             _hex_wkb(p.geoms, wkb=p.wkb),
             valid,
@@ -229,7 +230,7 @@ class ParcelRows:
             _escaped(p.land_uses),
             _numbers_text(p.declared),
             _numbers_text(p.areas),
-            pa.array(p.attrs, type=pa.string()),
+            p.attrs,
             _hex_wkb(p.geoms, multi=True, wkb=p.wkb, types=p.types),
             _escaped_codes(p.codes, self.provinces),
         ]
