@@ -207,6 +207,7 @@ def index_loader(url: str, loader: Loader, rows: dict[str, int], connections: in
 
     def build(provinces: list[str]) -> None:
         with engine(url).begin() as conn:
+            conn.execute(text("SET LOCAL synchronous_commit = off"))  # (the publish waits)
             for province in provinces:
                 _build_indexes(conn, loader.tables[province], _partition(province))
 

@@ -137,6 +137,8 @@ def _store_beside(url: str, upload_id: int, path: Path) -> Callable[[], None]:
 
     def store() -> None:
         with engine(url).begin() as conn:
+            # (the upload's final status commits after this, waiting for both)
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
             conn.execute(text("DELETE FROM upload_file WHERE upload_id = :u"), {"u": upload_id})
             _store_file(conn, upload_id, path)
 
@@ -386,6 +388,10 @@ def _load(
         IdBlocks(url) as ids,
     ):
         loading = conn.begin()
+        # Until the publishing transaction, what commits is scratch (loading tables, their
+        # indexes): no need to wait for its WAL to reach the disk. The publish's own
+        # commit waits, for all of it (WAL is flushed in order).
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
         loader = None
         try:
             provinces, loader = plan_load(conn, upload_id, agency, named)
