@@ -155,8 +155,9 @@ class Parcel(Base):
             "village_code",
             postgresql_where=_CURRENT,
         ),
-        Index("ix_parcel_valid", "valid_from", "valid_to"),
-        Index("ix_parcel_upload_id", "upload_id"),
+        # in write order: block-range indexes (migration 0017)
+        Index("ix_parcel_valid", "valid_from", "valid_to", postgresql_using="brin"),
+        Index("ix_parcel_upload_id", "upload_id", postgresql_using="brin"),
         {"postgresql_partition_by": "LIST (province)"},
     )
 
