@@ -25,6 +25,7 @@ and is dropped (:func:`claim_new_provinces`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +41,13 @@ __all__ = [
     "claim_new_provinces",
     "close_loader",
     "drop_loader",
+    "grow_seen_extents",
     "index_loader",
     "load_provinces",
     "open_loader",
     "plan_load",
     "release_partitions",
+    "seen_rows",
 ]
 
 _NAME = re.compile(r"^[0-9A-Za-z]{1,16}$")  # as parcel_ensure_partition names partitions
@@ -195,9 +198,12 @@ class Seen:
     box: list[float]  # minx, miny, maxx, maxy
 
 
-def index_loader(url: str, loader: Loader, rows: dict[str, int], connections: int = 2) -> None:
-    """Build the indexes of ``loader``'s province tables (committed, with ``rows`` rows
-    each) on ``connections`` connections at once, the biggest tables first."""
+def index_loader(
+    url: str, loader: Loader, rows: dict[str, int], connections: int = 2
+) -> Callable[[], None]:
+    """Start building the indexes of ``loader``'s province tables (committed, with
+    ``rows`` rows each) on ``connections`` connections at once, the biggest tables first;
+    the call returned waits for them (and raises what building raised)."""
     lanes: list[list[str]] = [[] for _ in range(connections)]
     load = [0] * connections
     for province in sorted(loader.tables, key=lambda p: -rows.get(p, 0)):
@@ -211,9 +217,15 @@ def index_loader(url: str, loader: Loader, rows: dict[str, int], connections: in
             for province in provinces:
                 _build_indexes(conn, loader.tables[province], _partition(province))
 
-    with ThreadPoolExecutor(max_workers=connections) as pool:
-        for done in [pool.submit(build, lane) for lane in lanes if lane]:
+    pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="tagsim-index")
+    building = [pool.submit(build, lane) for lane in lanes if lane]
+    pool.shutdown(wait=False)
+
+    def wait() -> None:
+        for done in building:
             done.result()
+
+    return wait
 
 
 def drop_loader(conn: Connection, loader: Loader) -> None:
@@ -225,37 +237,34 @@ def drop_loader(conn: Connection, loader: Loader) -> None:
 def close_loader(
     conn: Connection,
     loader: Loader,
-    agency: str,
-    seen: dict[str, Seen] | None = None,
+    rows: dict[str, int] | None = None,
     *,
-    indexed: bool = False,
+    indexed: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Move the loaded provinces' tables into ``parcel`` as their partitions, indexed
-    (``indexed``: already, by :func:`index_loader`), and drop the loading table (``rest``
-    with it: its rows must be used by now). Provinces that got no row get no partition.
-    ``seen``: each village's rows and box as the stream saw them (else they are counted and
-    measured in the tables). The provinces moved and their parcel counts."""
-    rows: dict[str, int] = {}
-    for village in (seen or {}).values():
-        rows[village.province] = rows.get(village.province, 0) + village.rows
+    (``indexed``: by :func:`index_loader`, whose wait it is), and drop the loading table
+    (``rest`` with it: its rows must be used by now). Provinces that got no row get no
+    partition. ``rows``: each province's rows as the stream counted them (its villages'
+    extents then written by the caller, :func:`grow_seen_extents`); else they are counted,
+    and the extents measured, in the tables. The provinces moved and their parcel counts."""
+    if indexed is not None:
+        indexed()
     moved = {}
     for province, table in loader.tables.items():
         conn.execute(text(f"ALTER TABLE {loader.table} DETACH PARTITION {table}"))
-        if seen is None:
+        if rows is None:
             count = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
         else:
             count = rows.get(province, 0)
         if not count:
             conn.execute(text(f"DROP TABLE {table}"))
             continue
-        if not indexed:
+        if indexed is None:
             _build_indexes(conn, table, _partition(province))
         conn.execute(text(f"ALTER TABLE {table} RENAME TO {_partition(province)}"))
-        if seen is None:  # (statistics: autovacuum's, 0.4 s a province here)
+        if rows is None:  # (statistics: autovacuum's, 0.4 s a province here)
             _grow_extents(conn, _TABLE_BOXES.format(table=_partition(province)), {})
         moved[province] = count
-    if seen is not None:
-        _grow_extents(conn, _SEEN_BOXES, _boxes(agency, seen, set(moved)))
     conn.execute(text(f"DROP TABLE {loader.table}"))
     # Last: attaching locks the default partition until commit.
     for province in moved:
@@ -266,6 +275,21 @@ def close_loader(
             )
         )
     return moved
+
+
+def seen_rows(seen: dict[str, Seen]) -> dict[str, int]:
+    """Rows per province of the villages the stream saw."""
+    rows: dict[str, int] = {}
+    for village in seen.values():
+        rows[village.province] = rows.get(village.province, 0) + village.rows
+    return rows
+
+
+def grow_seen_extents(
+    conn: Connection, agency: str, seen: dict[str, Seen], provinces: set[str]
+) -> None:
+    """The boxes of the villages of ``provinces`` the stream saw into ``parcel_extent``."""
+    _grow_extents(conn, _SEEN_BOXES, _boxes(agency, seen, provinces))
 
 
 def load_provinces(
@@ -280,7 +304,7 @@ def load_provinces(
     """
     loader = open_loader(conn, upload_id, provinces)
     conn.execute(text(f"INSERT INTO {loader.table} ({COLUMNS}) {source}"), params)
-    return sum(close_loader(conn, loader, params["a"]).values())
+    return sum(close_loader(conn, loader).values())
 
 
 # Each village's box: measured in a table, or as the stream saw it (:class:`Seen`).

@@ -15,7 +15,6 @@ import itertools
 import json
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from geo.parcels.first_load import (
     index_loader,
     plan_load,
     release_partitions,
+    seen_rows,
 )
 from geo.parcels.placement import Placement, check_locations, place
 from geo.parcels.profile import resolve_fields
@@ -405,18 +405,16 @@ def _load(
                 code: Seen(provinces.get(code, ""), sum(map(len, rows)), stats.boxes[code])
                 for code, rows in stats.ids.items()
             }
+            indexed = None
             if loader.tables:  # new provinces: their tables indexed on two connections
                 loading.commit()  # (not attached: nothing is published yet)
                 say(0.75, "indexing the new provinces' parcels")
-                rows = Counter[str]()
-                for village in seen.values():
-                    rows[village.province] += village.rows
-                index_loader(url, loader, rows)
+                indexed = index_loader(url, loader, seen_rows(seen))
                 loading = conn.begin()
             say(0.8, "publishing")
             cause = {"upload": upload_id, "file": upload["file_name"]}
             changes = publish_loaded(
-                conn, upload_id, agency, cause, loader, seen, stats.ids, indexed=bool(loader.tables)
+                conn, upload_id, agency, cause, loader, seen, stats.ids, indexed=indexed
             )
             report = {**_described(report, layers, start, villages), "published": changes}
             stored()

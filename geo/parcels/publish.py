@@ -12,6 +12,7 @@ Zones likewise, one change row per village.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,9 @@ from geo.parcels.first_load import (
     Seen,
     claim_new_provinces,
     close_loader,
+    grow_seen_extents,
     load_provinces,
+    seen_rows,
 )
 
 __all__ = ["publish_loaded", "publish_stage", "stage_provinces", "write_change_sets"]
@@ -201,12 +204,12 @@ def publish_loaded(
     seen: dict[str, Seen],
     ids: dict[str, list[np.ndarray]],
     *,
-    indexed: bool = False,
+    indexed: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Apply upload ``upload_id`` written straight into ``loader`` (and its zone staged;
     ``seen``: each village's province, rows and box, ``ids``: its rows' version ids): the
-    new provinces' tables become their partitions, the other rows are compared with the
-    stored maps (``indexed``: the new provinces' tables are indexed already); return change
+    other rows are compared with the stored maps, the new provinces' tables become their
+    partitions (``indexed``: waits for their indexes, built meanwhile); return change
     counts."""
     params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
     provinces = dict(
@@ -222,10 +225,13 @@ def publish_loaded(
                area_m2, province
         FROM {loader.rest}""",
     )
-    moved = close_loader(conn, loader, agency, seen, indexed=indexed)
-    if moved:
-        _written_change_sets(conn, params, ids, seen, set(moved))
+    rows = seen_rows(seen)
+    loaded = {p for p in loader.tables if rows.get(p)}
+    if loaded:  # (while their indexes are being built)
+        _written_change_sets(conn, params, ids, seen, loaded)
+        grow_seen_extents(conn, agency, seen, loaded)
     zones = _publish_zones(conn, params)
+    moved = close_loader(conn, loader, rows, indexed=indexed)
     return {**counts, "insert": counts["insert"] + sum(moved.values()), "zone": zones}
 
 
