@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import shapely
 from shapely.geometry import box
-from sqlalchemy import Connection, text
 
 from geo.parcels.checks import REGATHER, Checker
 from geo.parcels.prepare import Codes, prepare
@@ -106,31 +105,3 @@ def test_per_feature_findings_have_postgis_wording() -> None:
     assert by_code["invalid_geometry"]["location"].startswith("POINT(51.0005 35.0005")
     assert by_code["missing_parcel_no"]["feature"] == 2
     assert by_code["wrong_geometry_type"]["message"] == "a LINESTRING, not a polygon"
-
-
-def test_wkb_text_whichever_wkb_it_starts_from_takes_the_columns_srid(conn: Connection) -> None:
-    from geo.parcels.stage import _hex_wkb
-
-    geoms = np.array(
-        [box(51, 35, 51.1, 35.1), None, shapely.Point(1, 2), shapely.from_wkt("POLYGON EMPTY")],
-        dtype=object,
-    )
-    expected = [
-        shapely.to_wkb(g, hex=True, byte_order=1).lower() if g is not None else "\\N" for g in geoms
-    ]
-    assert _hex_wkb(geoms).to_pylist() == expected
-    for order in (0, 1):  # the file's own WKB, big-endian (rewritten) or little-endian
-        own = pa.array(shapely.to_wkb(geoms, byte_order=order), type=pa.binary())
-        assert _hex_wkb(geoms[1:], wkb=own.slice(1)).to_pylist() == expected[1:]
-    multi = shapely.from_wkb(bytes.fromhex(_hex_wkb(geoms, multi=True).to_pylist()[0]))
-    assert multi.geom_type == "MultiPolygon" and multi.equals(geoms[0])
-    # COPY gives the geometries the SRID their columns' types name
-    conn.execute(
-        text("CREATE TEMP TABLE t (m geometry(MultiPolygon, 4326), g geometry(Geometry, 4326))")
-    )
-    cursor = conn.connection.dbapi_connection.cursor()
-    first = _hex_wkb(geoms, multi=True).to_pylist()[0]
-    with cursor.copy("COPY t (m, g) FROM STDIN") as copy:
-        copy.write(f"{first}\t{expected[0]}\n")
-    srids = conn.execute(text("SELECT ST_SRID(m), ST_SRID(g), ST_Equals(m, g) FROM t")).one()
-    assert tuple(srids) == (4326, 4326, True)

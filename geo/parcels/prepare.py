@@ -22,7 +22,6 @@ import shapely
 
 from geo.areas import ellipsoidal_area
 from geo.crs import WGS84, transformer
-from geo.db import copy_text
 
 __all__ = ["POLYGONAL", "Codes", "Prepared", "point_text", "prepare"]
 
@@ -82,9 +81,10 @@ class Prepared:
     numbers: np.ndarray  # int64
     codes: Codes  # village codes
     parcel_nos: list[str | None]
+    parcel_no_text: pa.Array  # the same as Arrow text
     land_uses: pa.Array  # text, null where none
     declared: np.ndarray  # float, NaN where none
-    attrs: pa.Array  # other attributes, COPY-escaped JSON text
+    attrs: pa.Array  # other attributes, JSON text
     geoms: np.ndarray  # lon/lat, 2D; None where the feature has no geometry
     valid: np.ndarray  # bool; False where no geometry
     areas: np.ndarray  # m², NaN where no geometry
@@ -148,10 +148,6 @@ def _text_array(column: pa.Array | None, n: int) -> pa.Array:
     return pa.array([_text(v) for v in column.to_pylist()], type=pa.string())
 
 
-def _texts(column: pa.Array | None, n: int) -> list[str | None]:
-    return _text_array(column, n).to_pylist()
-
-
 def _numbers(column: pa.Array | None, n: int) -> np.ndarray:
     if column is None:
         return np.full(n, np.nan)
@@ -172,17 +168,16 @@ def _column(batch: pa.RecordBatch, fields: dict[str, str | None], role: str) -> 
 
 
 def _attrs(batch: pa.RecordBatch, others: list[str]) -> pa.Array:
-    """Each feature's other attributes as COPY-escaped JSON text (only the non-empty
-    ones), built column by column: each distinct value is written once (values repeat: a
-    village's name)."""
+    """Each feature's other attributes as JSON text (only the non-empty ones), built
+    column by column: each distinct value is written once (values repeat: a village's
+    name)."""
     n = batch.num_rows
     pieces = []
     for name in others:
         encoded = pc.dictionary_encode(_text_array(batch.column(name), n))
         key = json.dumps(name, ensure_ascii=False)
         written = [
-            copy_text(f", {key}: {json.dumps(v, ensure_ascii=False)}")
-            for v in encoded.dictionary.to_pylist()
+            f", {key}: {json.dumps(v, ensure_ascii=False)}" for v in encoded.dictionary.to_pylist()
         ]
         pieces.append(pa.array(written, pa.string()).take(encoded.indices).fill_null(""))
     if not pieces:
@@ -236,10 +231,12 @@ def prepare(
     z = int(np.count_nonzero(shapely.has_z(geoms)))
     lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
     others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
+    parcel_nos = _text_array(_column(batch, fields, "parcel_no"), n)
     out = Prepared(
         numbers=numbers,
         codes=villages(batch),
-        parcel_nos=_texts(_column(batch, fields, "parcel_no"), n),
+        parcel_nos=parcel_nos.to_pylist(),
+        parcel_no_text=parcel_nos,
         land_uses=_text_array(_column(batch, fields, "land_use"), n),
         declared=_numbers(_column(batch, fields, "area"), n),
         attrs=_attrs(batch, others),

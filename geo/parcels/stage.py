@@ -12,10 +12,10 @@ it) and the batches go through the :class:`~geo.parcels.checks.Checker`.
 
 from __future__ import annotations
 
-import binascii
 import itertools
+import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,15 +27,24 @@ import shapely
 from psycopg.copy import QueuedLibpqWriter
 
 from geo.parcels.checks import feature_findings
+from geo.parcels.copy_format import (
+    BINARY_HEADER,
+    NULL,
+    binary_field,
+    binary_rows,
+    escaped,
+    float8_field,
+    hex_wkb,
+    int8_field,
+    numbers_text,
+    text_rows,
+    wkb,
+)
 from geo.parcels.prepare import Codes, Prepared, Villages, prepare
 
 __all__ = ["ParcelRows", "StageRows", "StageStats", "Target", "prepared_batches", "write_batches"]
 
-_NULL = "\\N"
 Box = list[float]  # minx, miny, maxx, maxy (lon/lat)
-# A one-part multipolygon's header (little-endian, type 6, one part): followed by the
-# polygon's plain WKB, it is the polygon as a multipolygon.
-_MULTI_HEAD = pa.scalar(b"\x01\x06\x00\x00\x00\x01\x00\x00\x00", pa.binary())
 
 
 @dataclass
@@ -75,101 +84,44 @@ class StageStats:
         return None if box is None else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
 
-def _hex(wkbs: pa.Array) -> pa.Array:
-    """Each binary value as hex text (null stays null), the whole array at once."""
-    if wkbs.offset:
-        wkbs = pa.concat_arrays([wkbs])  # (a slice: its own buffers, from 0)
-    offsets = np.frombuffer(wkbs.buffers()[1], dtype=np.int32)[: len(wkbs) + 1]
-    data = wkbs.buffers()[2]
-    hexed = binascii.hexlify(data[int(offsets[0]) : int(offsets[-1])] if data else b"")
-    return pa.StringArray.from_buffers(
-        len(wkbs),
-        pa.py_buffer((offsets - offsets[0]) * 2),
-        pa.py_buffer(hexed),
-        wkbs.buffers()[0],
-    )
-
-
-def _plain_2d(wkb: pa.Array) -> bool:
-    """Whether every WKB is little-endian with a plain 2D type (no Z, M or SRID flags)."""
-    plain = pc.and_(
-        pc.equal(pc.binary_slice(wkb, 0, 1), pa.scalar(b"\x01", pa.binary())),
-        pc.equal(pc.binary_slice(wkb, 2, 5), pa.scalar(b"\x00\x00\x00", pa.binary())),
-    )
-    return bool(pc.all(plain.fill_null(True)).as_py())
-
-
-def _hex_wkb(
-    geoms: np.ndarray,
-    multi: bool = False,
-    wkb: pa.Array | None = None,
-    types: np.ndarray | None = None,
-) -> pa.Array:
-    """Hex WKB of each geometry (``\\N`` for none), what COPY text takes for a geometry
-    column: the columns written name SRID 4326 in their type, and PostGIS gives a geometry
-    without an SRID its column's. The WKB is ``wkb`` when given (the file's own, for
-    geometries unchanged) or shapely's. ``multi``: polygons written as one-part
-    multipolygons (``ST_Multi``; ``types``: the geometries' type ids, when known)."""
-    raw = None if wkb is None else wkb.cast(pa.binary())
-    if raw is None or not _plain_2d(raw):  # big-endian, or flags: let shapely write it
-        raw = pa.array(shapely.to_wkb(geoms, byte_order=1), type=pa.binary())
-    if multi:
-        types = shapely.get_type_id(geoms) if types is None else types
-        as_multi = pc.binary_join_element_wise(_MULTI_HEAD, raw, pa.scalar(b"", pa.binary()))
-        raw = pc.if_else(pa.array(types == 3), as_multi, raw)
-    return _hex(raw).fill_null(_NULL)
-
-
-def _escaped(values: Sequence[str | None] | pa.Array) -> pa.Array:
-    """Texts escaped for COPY (as :func:`geo.db.copy_text`), ``\\N`` for none."""
-    out = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
-    if pc.any(pc.match_substring_regex(out, r"[\\\t\n\r]")).as_py():
-        for raw, escape in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
-            out = pc.replace_substring(out, raw, escape)
-    return out.fill_null(_NULL)
+def _codes(codes: Codes, values: dict[str, str] | None = None) -> list[str]:
+    """The distinct codes of a batch, or ``values`` of them ('' for none)."""
+    return list(codes.names) if values is None else [values.get(c, "") for c in codes.names]
 
 
 def _escaped_codes(codes: Codes, values: dict[str, str] | None = None) -> pa.Array:
-    """Each feature's code (or ``values`` of it, '' for none) escaped for COPY: the
-    distinct ones escaped once."""
-    names = list(codes.names) if values is None else [values.get(c, "") for c in codes.names]
-    return _escaped(names).take(pa.array(codes.index))
+    """Each feature's code (or ``values`` of it) escaped for COPY text: the distinct ones
+    escaped once."""
+    return escaped(_codes(codes, values)).take(pa.array(codes.index))
 
 
-def _numbers_text(values: np.ndarray) -> pa.Array:
-    """COPY text of numbers: shortest round-trip digits, ``\\N`` for a missing one."""
-    array = np.asarray(values, dtype=float)
-    return pc.cast(pa.array(array, mask=np.isnan(array)), pa.string()).fill_null(_NULL)
-
-
-def _lines(columns: list[pa.Array], n: int) -> pa.Buffer:
-    """The COPY text of ``n`` rows from their columns' texts."""
-    columns = [*columns[:-1], pc.binary_join_element_wise(columns[-1], pa.scalar("\n"), "")]
-    lines = pc.binary_join_element_wise(*columns, "\t")
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset :][: n + 1]
-    return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
+def _code_field(codes: Codes, values: dict[str, str] | None = None) -> list[pa.Array]:
+    """Each feature's code (or ``values`` of it) as a binary COPY field."""
+    return binary_field(pa.array(_codes(codes, values), pa.string()).take(pa.array(codes.index)))
 
 
 class Target(Protocol):
-    """Where prepared batches go: a COPY statement and each batch's text for it (with
-    the ids :meth:`draw` gave its rows, if any); ``takes_errors``: whether features with
-    errors may go there."""
+    """Where prepared batches go: a COPY statement, the bytes its data starts with, and
+    each batch's rows for it (with the ids :meth:`draw` gave them, if any);
+    ``takes_errors``: whether features with errors may go there."""
 
     copy_sql: str
+    header: bytes
     takes_errors: bool
 
     def draw(self, n: int) -> np.ndarray | None: ...
 
-    def text(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer: ...
+    def rows(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer: ...
 
 
 @dataclass(frozen=True)
 class StageRows:
-    """Rows of ``parcel_stage`` for one layer of one upload."""
+    """Rows of ``parcel_stage`` for one layer of one upload (COPY text)."""
 
     upload_id: int
     layer: str
     takes_errors: bool = True
+    header: bytes = b""
     copy_sql: str = (
         "COPY parcel_stage (upload_id, layer, village, feature, parcel_no, land_use,"
         " area_declared, attrs, area_m2, geom, valid) FROM STDIN"
@@ -178,29 +130,30 @@ class StageRows:
     def draw(self, n: int) -> None:
         return None
 
-    def text(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer:
+    def rows(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer:
         present = pa.array(p.present)
-        valid = pc.if_else(present, pa.array(np.where(p.valid, "t", "f")), _NULL)
-        columns = [
-            pa.array([f"{self.upload_id}\t{self.layer}"] * p.count, type=pa.string()),
-            _escaped_codes(p.codes),
-            pc.cast(pa.array(p.numbers), pa.string()),
-            _escaped(p.parcel_nos),
-            _escaped(p.land_uses),
-            _numbers_text(p.declared),
-            p.attrs,
-            _numbers_text(p.areas),
-            _hex_wkb(p.geoms, wkb=p.wkb),
-            valid,
-        ]
-        return _lines(columns, p.count)
+        valid = pc.if_else(present, pa.array(np.where(p.valid, "t", "f")), NULL)
+        return text_rows(
+            [
+                pa.array([f"{self.upload_id}\t{self.layer}"] * p.count, type=pa.string()),
+                _escaped_codes(p.codes),
+                pc.cast(pa.array(p.numbers), pa.string()),
+                escaped(p.parcel_no_text),
+                escaped(p.land_uses),
+                numbers_text(p.declared),
+                escaped(p.attrs),
+                numbers_text(p.areas),
+                hex_wkb(p.geoms, own=p.wkb),
+                valid,
+            ]
+        )
 
 
 @dataclass(frozen=True)
 class ParcelRows:
     """Rows of ``parcel`` (as published: ids drawn by ``ids``, validity from the table's
     defaults) for villages of ``agency``, each with its province; only valid polygons may
-    come."""
+    come. Binary COPY."""
 
     agency: str
     upload_id: int
@@ -208,33 +161,39 @@ class ParcelRows:
     table: str
     ids: Callable[[int], np.ndarray]
     takes_errors: bool = False
+    header: bytes = BINARY_HEADER
     copy_sql: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self,
             "copy_sql",
-            f"COPY {self.table} (id, village_agency, upload_id, village_code, parcel_no,"
-            " land_use, area_declared, area_m2, attrs, geom, province) FROM STDIN",
+            f"COPY {self.table} (village_agency, upload_id, id, village_code, parcel_no,"
+            " land_use, area_declared, area_m2, attrs, geom, province) FROM STDIN"
+            " (FORMAT binary)",
         )
 
     def draw(self, n: int) -> np.ndarray:
         return self.ids(n)
 
-    def text(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer:
-        columns = [
-            pc.cast(pa.array(ids), pa.string()),
-            pa.array([f"{self.agency}\t{self.upload_id}"] * p.count, type=pa.string()),
-            _escaped_codes(p.codes),
-            _escaped(p.parcel_nos),
-            _escaped(p.land_uses),
-            _numbers_text(p.declared),
-            _numbers_text(p.areas),
-            p.attrs,
-            _hex_wkb(p.geoms, multi=True, wkb=p.wkb, types=p.types),
-            _escaped_codes(p.codes, self.provinces),
-        ]
-        return _lines(columns, p.count)
+    def rows(self, p: Prepared, ids: np.ndarray | None) -> pa.Buffer:
+        agency = self.agency.encode()
+        first = struct.pack(">hi", 11, len(agency)) + agency + struct.pack(">iq", 8, self.upload_id)
+        jsonb = pc.binary_join_element_wise(b"\x01", p.attrs.cast(pa.binary()), b"")
+        return binary_rows(
+            first,
+            [
+                int8_field(np.asarray(ids)),
+                _code_field(p.codes),
+                binary_field(p.parcel_no_text),
+                binary_field(p.land_uses),
+                float8_field(p.declared),
+                float8_field(p.areas),
+                binary_field(jsonb),
+                binary_field(wkb(p.geoms, multi=True, own=p.wkb, types=p.types)),
+                _code_field(p.codes, self.provinces),
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -264,7 +223,7 @@ def _make(
     if target is not None and (
         target.takes_errors or not any(f["level"] == "error" for f in p.findings)
     ):
-        payload = target.text(p, ids)
+        payload = target.rows(p, ids)
     return Made(p, payload, shapely.bounds(p.geoms), ids)
 
 
@@ -312,6 +271,8 @@ def write_batches(
     cursor = conn.connection.dbapi_connection.cursor()
     # One COPY fed by a writer thread: PostgreSQL parses a batch while the next is made.
     with cursor.copy(target.copy_sql, writer=QueuedLibpqWriter(cursor)) as copy:
+        if target.header:
+            copy.write(target.header)
         for m in made:
             if m.payload is not None:
                 copy.write(m.payload)
