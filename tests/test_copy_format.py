@@ -12,7 +12,7 @@ from shapely.geometry import box
 from sqlalchemy import Connection, text
 
 from geo.parcels.copy_format import hex_wkb
-from geo.parcels.prepare import Codes, prepare
+from geo.parcels.prepare import Codes, Prepared, prepare
 from geo.parcels.stage import ParcelRows, StageRows
 
 
@@ -70,15 +70,18 @@ def _tricky() -> pa.RecordBatch:
 FIELDS = {"parcel_no": "no", "village": "village", "land_use": "use", "area": "area"}
 
 
-def test_parcel_rows_in_binary_read_back_as_made(conn: Connection) -> None:
-    batch = _tricky()
-    p = prepare(
-        batch,
+def _prepared() -> Prepared:
+    return prepare(
+        _tricky(),
         np.arange(1, 4),
         4326,
         FIELDS,
         lambda b: Codes.of(b.column("village").to_pylist()),
     )
+
+
+def test_parcel_rows_in_binary_read_back_as_made(conn: Connection) -> None:
+    p = _prepared()
     conn.execute(text("CREATE TEMP TABLE pt (LIKE parcel INCLUDING DEFAULTS)"))
     target = ParcelRows("hf", 7, {"012": "23"}, "pt", lambda n: np.arange(100, 100 + n))
     _copy(conn, target.copy_sql, target.header, target.rows(p, target.draw(p.count)))
@@ -104,14 +107,7 @@ def test_parcel_rows_in_binary_read_back_as_made(conn: Connection) -> None:
 
 
 def test_stage_rows_in_text_read_back_as_made(conn: Connection) -> None:
-    batch = _tricky()
-    p = prepare(
-        batch,
-        np.arange(1, 4),
-        4326,
-        FIELDS,
-        lambda b: Codes.of(b.column("village").to_pylist()),
-    )
+    p = _prepared()
     conn.execute(text("CREATE TEMP TABLE st (LIKE parcel_stage INCLUDING DEFAULTS)"))
     target = StageRows(5, "parcels")
     statement = target.copy_sql.replace("parcel_stage", "st")

@@ -198,3 +198,29 @@ def test_a_first_load_dying_after_its_tables_commit_leaves_nothing(
     again = _run(url, _gpkg(parcels, zone, tmp_path), "again.gpkg")
     assert again["status"] == "published"
     assert _tables(url) - before == {partition} and _current(url, code) == 6
+
+
+def test_publishing_transactions_wait_for_the_disk(
+    fresh_url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scratch commits may be asynchronous; the transaction that publishes never is."""
+    url = fresh_url
+    for agency in ("hf", "moi"):
+        path = sorted((world / "lists").glob(f"{agency}_*.csv"))[-1]
+        import_edition(url, agency, path.stem.split("_")[-1], path.read_bytes())
+    code, parcels, zone = _crafted(url, world, _villages(world)[0])
+    seen: list[str] = []
+    publish = ingest_module.publish_loaded
+
+    def spy(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(conn.execute(text("SHOW synchronous_commit")).scalar_one())
+        return publish(conn, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "publish_loaded", spy)
+    first = _run(url, _gpkg(parcels, zone, tmp_path), "first.gpkg")  # a first load
+    again = parcels.copy()
+    again.loc[0, "KARBARI"] = "باغ"
+    second = _run(url, _gpkg(again, zone, tmp_path), "second.gpkg")  # compared, one transaction
+    assert first["report"]["published"]["insert"] == 6
+    assert second["report"]["published"]["update"] == 1 and _current(url, code) == 6
+    assert seen == ["on", "on"]

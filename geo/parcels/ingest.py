@@ -371,10 +371,12 @@ def _load(
     say: Progress,
     stored: Callable[[], None],
 ) -> None:
-    """Check and publish in one transaction, the parcels written straight into ``parcel``
-    rows (provinces without a partition get theirs built whole): nothing is staged and
-    copied again. An upload with errors raises :class:`_Unpublishable`, nothing kept.
-    ``stored`` waits for the file's stored copy (it commits with the publish)."""
+    """Check and publish, the parcels written straight into ``parcel`` rows: nothing is
+    staged and copied again. Rows of provinces without a partition go into tables of their
+    own, committed unattached and indexed before the publishing transaction attaches them;
+    otherwise it is one transaction. An upload with errors raises
+    :class:`_Unpublishable`, nothing kept. ``stored`` waits for the file's stored copy (it
+    commits with the publish)."""
     upload_id = upload["id"]
     start = _start(url, layers, options)
     agency = start.placement.agency
@@ -388,10 +390,6 @@ def _load(
         IdBlocks(url) as ids,
     ):
         loading = conn.begin()
-        # Until the publishing transaction, what commits is scratch (loading tables, their
-        # indexes): no need to wait for its WAL to reach the disk. The publish's own
-        # commit waits, for all of it (WAL is flushed in order).
-        conn.execute(text("SET LOCAL synchronous_commit = off"))
         loader = None
         try:
             provinces, loader = plan_load(conn, upload_id, agency, named)
@@ -407,7 +405,11 @@ def _load(
             }
             indexed = None
             if loader.tables:  # new provinces: their tables indexed on two connections
-                loading.commit()  # (not attached: nothing is published yet)
+                # What commits here is scratch (tables not attached: nothing is published
+                # yet): no need to wait for its WAL to reach the disk. The publish's own
+                # commit waits, for all of it (WAL is flushed in order).
+                conn.execute(text("SET LOCAL synchronous_commit = off"))
+                loading.commit()
                 say(0.75, "indexing the new provinces' parcels")
                 indexed = index_loader(url, loader, seen_rows(seen))
                 loading = conn.begin()
