@@ -20,7 +20,7 @@ from geo.crs import transformer, utm_epsg
 from geo.db import engine
 from geo.errors import GeoError
 from geo.parcels import ingest as ingest_module
-from geo.parcels import readers
+from geo.parcels import readers, upload_file
 from geo.parcels.errors import UploadRejected
 from geo.parcels.ingest import IngestOptions, create_upload, process_upload, publish_upload
 from geo.persian import match_key
@@ -547,7 +547,7 @@ def test_a_local_file_is_stored_while_it_is_read(url: str, world: Path, tmp_path
     state = process_upload(url, upload_id, path=path)
     assert state["status"] == "validated"
     assert state["file_size"] == len(raw) and state["checksum"] == hashlib.sha256(raw).hexdigest()
-    back = ingest_module._fetch_file(url, upload_id, tmp_path / "back.gpkg")
+    back = upload_file.fetch_file(url, upload_id, tmp_path / "back.gpkg")
     assert back.read_bytes() == raw
     # a worker given such an upload has nothing to read: a clear error, not a guess
     orphan = create_upload(url, path, "lost.gpkg", IngestOptions(dry_run=True), store=False)
@@ -617,7 +617,7 @@ def test_a_large_file_is_stored_and_read_back_in_chunks(
 ) -> None:
     import hashlib
 
-    monkeypatch.setattr(ingest_module, "CHUNK", 4096)
+    monkeypatch.setattr(upload_file, "CHUNK", 4096)
     raw = (world / "truth/parcels.gpkg").read_bytes()
     upload_id = create_upload(url, io.BytesIO(raw), "national.gpkg", IngestOptions(dry_run=True))
     with engine(url).connect() as c:
@@ -628,5 +628,5 @@ def test_a_large_file_is_stored_and_read_back_in_chunks(
     assert chunks == -(-len(raw) // 4096) > 1 and up["file_size"] == len(raw)
     assert up["checksum"] == hashlib.sha256(raw).hexdigest()
     # what a worker reads back (every upload without a local path goes this way)
-    back = ingest_module._fetch_file(url, upload_id, tmp_path / "back.gpkg")
+    back = upload_file.fetch_file(url, upload_id, tmp_path / "back.gpkg")
     assert back.read_bytes() == raw

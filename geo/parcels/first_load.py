@@ -33,21 +33,19 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geo.db import engine
+from geo.parcels.extents import grow_table_extents
 
 __all__ = [
     "COLUMNS",
     "Loader",
-    "Seen",
     "claim_new_provinces",
     "close_loader",
     "drop_loader",
-    "grow_seen_extents",
     "index_loader",
     "load_provinces",
     "open_loader",
     "plan_load",
     "release_partitions",
-    "seen_rows",
 ]
 
 _NAME = re.compile(r"^[0-9A-Za-z]{1,16}$")  # as parcel_ensure_partition names partitions
@@ -189,15 +187,6 @@ def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader
     return loader
 
 
-@dataclass(frozen=True)
-class Seen:
-    """What the stream saw of a loaded village: its province, rows and lon/lat box."""
-
-    province: str
-    rows: int
-    box: list[float]  # minx, miny, maxx, maxy
-
-
 def index_loader(
     url: str, loader: Loader, rows: dict[str, int], connections: int = 2
 ) -> Callable[[], None]:
@@ -245,7 +234,8 @@ def close_loader(
     (``indexed``: by :func:`index_loader`, whose wait it is), and drop the loading table
     (``rest`` with it: its rows must be used by now). Provinces that got no row get no
     partition. ``rows``: each province's rows as the stream counted them (its villages'
-    extents then written by the caller, :func:`grow_seen_extents`); else they are counted,
+    extents then written by the caller, :func:`~geo.parcels.extents.grow_seen_extents`);
+    else they are counted,
     and the extents measured, in the tables. The provinces moved and their parcel counts."""
     if indexed is not None:
         indexed()
@@ -263,7 +253,7 @@ def close_loader(
             _build_indexes(conn, table, _partition(province))
         conn.execute(text(f"ALTER TABLE {table} RENAME TO {_partition(province)}"))
         if rows is None:  # (statistics: autovacuum's, 0.4 s a province here)
-            _grow_extents(conn, _TABLE_BOXES.format(table=_partition(province)), {})
+            grow_table_extents(conn, _partition(province))
         moved[province] = count
     conn.execute(text(f"DROP TABLE {loader.table}"))
     # Last: attaching locks the default partition until commit.
@@ -275,21 +265,6 @@ def close_loader(
             )
         )
     return moved
-
-
-def seen_rows(seen: dict[str, Seen]) -> dict[str, int]:
-    """Rows per province of the villages the stream saw."""
-    rows: dict[str, int] = {}
-    for village in seen.values():
-        rows[village.province] = rows.get(village.province, 0) + village.rows
-    return rows
-
-
-def grow_seen_extents(
-    conn: Connection, agency: str, seen: dict[str, Seen], provinces: set[str]
-) -> None:
-    """The boxes of the villages of ``provinces`` the stream saw into ``parcel_extent``."""
-    _grow_extents(conn, _SEEN_BOXES, _boxes(agency, seen, provinces))
 
 
 def load_provinces(
@@ -305,52 +280,6 @@ def load_provinces(
     loader = open_loader(conn, upload_id, provinces)
     conn.execute(text(f"INSERT INTO {loader.table} ({COLUMNS}) {source}"), params)
     return sum(close_loader(conn, loader).values())
-
-
-# Each village's box: measured in a table, or as the stream saw it (:class:`Seen`).
-_TABLE_BOXES = """
-    SELECT province, village_agency, village_code,
-           ST_MakeEnvelope(min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)),
-                           max(ST_YMax(geom)), 4326)
-    FROM {table} GROUP BY 1, 2, 3"""
-_SEEN_BOXES = """
-    SELECT p, :a, v, ST_MakeEnvelope(x0, y0, x1, y1, 4326)
-    FROM unnest(CAST(:p AS text[]), CAST(:v AS text[]), CAST(:x0 AS float8[]),
-                CAST(:y0 AS float8[]), CAST(:x1 AS float8[]), CAST(:y1 AS float8[]))
-      AS b(p, v, x0, y0, x1, y1)"""
-
-
-def _boxes(agency: str, seen: dict[str, Seen], provinces: set[str]) -> dict[str, Any]:
-    villages = [(code, v) for code, v in sorted(seen.items()) if v.province in provinces]
-    columns = list(zip(*(v.box for _code, v in villages), strict=True)) or [(), (), (), ()]
-    return {
-        "a": agency,
-        "v": [code for code, _v in villages],
-        "p": [v.province for _code, v in villages],
-        **{k: list(c) for k, c in zip(("x0", "y0", "x1", "y1"), columns, strict=True)},
-    }
-
-
-def _grow_extents(conn: Connection, boxes: str, params: dict[str, Any]) -> None:
-    """Villages' boxes (``boxes``: a query of province, agency, village, box) into
-    ``parcel_extent``, as the insert trigger of ``parcel`` does for rows inserted through
-    it."""
-    conn.execute(
-        text(
-            """
-        INSERT INTO parcel_extent AS e (province, village_agency, village_code, extent)
-        """
-            + boxes
-            + """
-        ON CONFLICT (province, village_agency, village_code) DO UPDATE
-          SET extent = ST_MakeEnvelope(
-            least(ST_XMin(e.extent), ST_XMin(EXCLUDED.extent)),
-            least(ST_YMin(e.extent), ST_YMin(EXCLUDED.extent)),
-            greatest(ST_XMax(e.extent), ST_XMax(EXCLUDED.extent)),
-            greatest(ST_YMax(e.extent), ST_YMax(EXCLUDED.extent)), 4326)"""
-        ),
-        params,
-    )
 
 
 def plan_load(

@@ -9,8 +9,6 @@ changes until the publish transaction commits.
 from __future__ import annotations
 
 import gc
-import hashlib
-import io
 import itertools
 import json
 import tempfile
@@ -30,13 +28,12 @@ from geo.errors import GeoError, NotFound, ValidationError
 from geo.parcels.checks import Checker
 from geo.parcels.crs_choice import choose_crs
 from geo.parcels.errors import UploadRejected
+from geo.parcels.extents import Seen, seen_rows
 from geo.parcels.first_load import (
-    Seen,
     drop_loader,
     index_loader,
     plan_load,
     release_partitions,
-    seen_rows,
 )
 from geo.parcels.placement import Placement, check_locations, place
 from geo.parcels.profile import resolve_fields
@@ -51,6 +48,7 @@ from geo.parcels.stage import (
     prepared_batches,
     write_batches,
 )
+from geo.parcels.upload_file import fetch_file, store_beside, store_file
 from geo.parcels.version_ids import IdBlocks
 
 __all__ = [
@@ -62,7 +60,6 @@ __all__ = [
 ]
 
 Progress = Callable[[float, str], None]
-CHUNK = 8 << 20  # bytes of an upload per row of upload_file
 PROGRESS_S = 1.0  # seconds between progress writes to the upload row
 
 
@@ -96,68 +93,8 @@ def create_upload(
             {"p": principal_id, "n": file_name, "o": json.dumps(asdict(options))},
         ).scalar_one()
         if store:
-            _store_file(conn, upload_id, source)
+            store_file(conn, upload_id, source)
     return upload_id
-
-
-def _store_file(conn: Connection, upload_id: int, source: bytes | Path | IO[bytes]) -> None:
-    """The upload's file into ``upload_file``, a chunk at a time, with its size and
-    checksum."""
-    opened: IO[bytes]
-    if isinstance(source, bytes):
-        opened = io.BytesIO(source)
-    elif isinstance(source, Path):
-        opened = source.open("rb")
-    else:
-        opened = source
-    digest, size = hashlib.sha256(), 0
-    try:
-        for seq in itertools.count():
-            chunk = opened.read(CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
-            conn.execute(
-                text("INSERT INTO upload_file (upload_id, seq, content) VALUES (:u, :s, :b)"),
-                {"u": upload_id, "s": seq, "b": chunk},
-            )
-    finally:
-        if opened is not source:
-            opened.close()
-    conn.execute(
-        text("UPDATE upload SET file_size = :s, checksum = :c WHERE id = :u"),
-        {"u": upload_id, "s": size, "c": digest.hexdigest()},
-    )
-
-
-def _store_beside(url: str, upload_id: int, path: Path) -> Callable[[], None]:
-    """Store the file at ``path`` on a thread of its own while the upload is read from
-    it; the call returned waits for the stored copy (and raises what storing raised)."""
-
-    def store() -> None:
-        with engine(url).begin() as conn:
-            # (the upload's final status commits after this, waiting for both)
-            conn.execute(text("SET LOCAL synchronous_commit = off"))
-            conn.execute(text("DELETE FROM upload_file WHERE upload_id = :u"), {"u": upload_id})
-            _store_file(conn, upload_id, path)
-
-    keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagsim-store")
-    stored = keeper.submit(store)
-    keeper.shutdown(wait=False)
-    return stored.result
-
-
-def _fetch_file(url: str, upload_id: int, out: Path) -> Path:
-    """Write the stored upload to ``out``, a chunk at a time."""
-    with engine(url).connect() as conn, out.open("wb") as f:
-        rows = conn.execution_options(yield_per=1).execute(
-            text("SELECT content FROM upload_file WHERE upload_id = :u ORDER BY seq"),
-            {"u": upload_id},
-        )
-        for (chunk,) in rows:
-            f.write(chunk)
-    return out
 
 
 def get_upload(conn: Connection, upload_id: int) -> dict[str, Any]:
@@ -461,11 +398,11 @@ def process_upload(
         if path is None:
             _set(url, upload_id, status="failed", progress=1.0, report={"error": "file_missing"})
             raise UploadRejected(f"upload {upload_id} has no stored file", code="file_missing")
-        stored = _store_beside(url, upload_id, path)
+        stored = store_beside(url, upload_id, path)
     try:
         with tempfile.TemporaryDirectory(prefix="tagsim-upload-") as tmp:
             say(0.05, "reading the file")
-            local = path or _fetch_file(url, upload_id, Path(tmp) / "upload.bin")
+            local = path or fetch_file(url, upload_id, Path(tmp) / "upload.bin")
             layers = open_upload(local, Path(tmp), up["file_name"])
             if not options.dry_run:
                 try:

@@ -19,14 +19,12 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from geo.db import copy_lines, copy_text
+from geo.parcels.extents import Seen, grow_seen_extents, seen_rows
 from geo.parcels.first_load import (
     Loader,
-    Seen,
     claim_new_provinces,
     close_loader,
-    grow_seen_extents,
     load_provinces,
-    seen_rows,
 )
 
 __all__ = ["publish_loaded", "publish_stage", "stage_provinces", "write_change_sets"]
