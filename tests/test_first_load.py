@@ -159,13 +159,18 @@ def test_first_loads_and_villages_stored_elsewhere(
     assert _current(url, early) == 6
 
 
-def test_a_first_load_dying_after_its_tables_commit_leaves_nothing(
-    fresh_url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = fresh_url
+def _registered(url: str, world: Path) -> str:
+    """``url`` with the world's HF and MOI lists imported (its villages have provinces)."""
     for agency in ("hf", "moi"):
         path = sorted((world / "lists").glob(f"{agency}_*.csv"))[-1]
         import_edition(url, agency, path.stem.split("_")[-1], path.read_bytes())
+    return url
+
+
+def test_a_first_load_dying_after_its_tables_commit_leaves_nothing(
+    fresh_url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = _registered(fresh_url, world)
     with engine(url).connect() as c:
         provinces = dict(
             c.execute(text("SELECT village, province FROM parcel_provinces('hf')")).all()
@@ -204,10 +209,7 @@ def test_publishing_transactions_wait_for_the_disk(
     fresh_url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Scratch commits may be asynchronous; the transaction that publishes never is."""
-    url = fresh_url
-    for agency in ("hf", "moi"):
-        path = sorted((world / "lists").glob(f"{agency}_*.csv"))[-1]
-        import_edition(url, agency, path.stem.split("_")[-1], path.read_bytes())
+    url = _registered(fresh_url, world)
     code, parcels, zone = _crafted(url, world, _villages(world)[0])
     seen: list[str] = []
     publish = ingest_module.publish_loaded
