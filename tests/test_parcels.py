@@ -260,6 +260,17 @@ def test_publish_versions_unchanged_and_changes(url: str, world: Path, tmp_path:
     assert first["status"] == "published" and _current(url, code) == 6
     again = _run(url, _gpkg(parcels, zone, tmp_path), "v1-again.gpkg")
     assert again["report"]["published"] == {"insert": 0, "update": 0, "delete": 0, "zone": 0}
+    # the same map once exported through lon/lat: its coordinates differ in the last bits
+    trip = parcels.to_crs(4326).to_crs(parcels.crs)
+    assert not (trip.geometry.to_wkb() == parcels.geometry.to_wkb()).all()
+    same = _run(url, _gpkg(trip, zone.to_crs(4326).to_crs(zone.crs), tmp_path), "trip.gpkg")
+    assert same["report"]["published"] == {"insert": 0, "update": 0, "delete": 0, "zone": 0}
+    moved = parcels.copy()
+    moved.loc[3, "geometry"] = shapely.affinity.translate(moved.geometry[3], 0.5, 0)  # 50 cm
+    nudged = _run(url, _gpkg(moved, zone, tmp_path), "v1-moved.gpkg")
+    assert nudged["report"]["published"] == {"insert": 0, "update": 1, "delete": 0, "zone": 0}
+    back = _run(url, _gpkg(parcels, zone, tmp_path), "v1-back.gpkg")
+    assert back["report"]["published"] == {"insert": 0, "update": 1, "delete": 0, "zone": 0}
     v2 = parcels.copy()
     v2.loc[0, "KARBARI"] = "تجاری"
     v2 = v2.drop(index=5)

@@ -233,6 +233,20 @@ def publish_loaded(
     return {**counts, "insert": counts["insert"] + sum(moved.values()), "zone": zones}
 
 
+# Coordinates closer than this (degrees, ~0.1 mm) are the same: a map exported through
+# another CRS and back differs from itself in the last bits of its coordinates.
+SAME_WITHIN_DEG = 1e-9
+
+
+def _same_shape(old: str, new: str) -> str:
+    """SQL: whether geometries ``old`` and ``new`` are the same map drawing: the same
+    bytes, or the same vertices each within ``SAME_WITHIN_DEG``."""
+    return (
+        f"(ST_AsEWKB({old}) = ST_AsEWKB({new}) OR (ST_NPoints({old}) = ST_NPoints({new})"
+        f" AND ST_HausdorffDistance({old}, {new}) <= {SAME_WITHIN_DEG!r}))"
+    )
+
+
 def _compare(conn: Connection, params: dict[str, Any], new_rows: str) -> dict[str, int]:
     """Compare the new maps (``new_rows``: village, parcel_no, land_use, area_declared,
     attrs, geom, area_m2, province) with the current ones of their villages
@@ -248,7 +262,8 @@ def _compare(conn: Connection, params: dict[str, Any], new_rows: str) -> dict[st
         params,
     )
     conn.execute(
-        text("""
+        text(
+            """
         CREATE TEMP TABLE pub_diff ON COMMIT DROP AS
         SELECT coalesce(n.village, c.village) AS village,
                coalesce(n.parcel_no, c.parcel_no) AS parcel_no, c.id AS old_id,
@@ -257,10 +272,13 @@ def _compare(conn: Connection, params: dict[str, Any], new_rows: str) -> dict[st
         FROM pub_new n FULL JOIN pub_cur c
           ON c.village = n.village AND c.parcel_no = n.parcel_no
         WHERE c.id IS NULL OR n.parcel_no IS NULL OR NOT (
-            ST_AsEWKB(c.geom) = ST_AsEWKB(n.geom)
+            """
+            + _same_shape("c.geom", "n.geom")
+            + """
             AND c.land_use IS NOT DISTINCT FROM n.land_use
             AND c.area_declared IS NOT DISTINCT FROM n.area_declared
-            AND c.attrs = n.attrs)"""),
+            AND c.attrs = n.attrs)"""
+        ),
         params,
     )
     conn.execute(
@@ -305,7 +323,8 @@ def _publish_zones(conn: Connection, params: dict[str, Any]) -> int:
     """The staged zones as their villages' new guide-plan zones (changed ones only); the
     stage rows are removed. The number of zones changed."""
     zones = conn.execute(
-        text("""
+        text(
+            """
         WITH staged AS (
             SELECT village, ST_Multi(ST_Union(geom)) AS zone FROM parcel_stage
             WHERE upload_id = :u AND layer = 'zone' GROUP BY village),
@@ -313,7 +332,9 @@ def _publish_zones(conn: Connection, params: dict[str, Any]) -> int:
             SELECT s.village, s.zone, g.id AS old_id, g.zone AS old_zone FROM staged s
             LEFT JOIN guide_plan g ON g.village_agency = :a AND g.village_code = s.village
               AND g.valid_to IS NULL
-            WHERE g.id IS NULL OR ST_AsEWKB(g.zone) <> ST_AsEWKB(s.zone)),
+            WHERE g.id IS NULL OR NOT """
+            + _same_shape("g.zone", "s.zone")
+            + """),
         closed AS (
             UPDATE guide_plan SET valid_to = now() WHERE id IN (SELECT old_id FROM changed)),
         opened AS (
@@ -325,7 +346,8 @@ def _publish_zones(conn: Connection, params: dict[str, Any]) -> int:
                CASE WHEN old_id IS NOT NULL THEN
                  json_build_object('geometry', ST_AsGeoJSON(old_zone, 7)::json) END,
                json_build_object('geometry', ST_AsGeoJSON(zone, 7)::json)
-        FROM changed RETURNING 1"""),
+        FROM changed RETURNING 1"""
+        ),
         params,
     ).all()
     conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), params)
