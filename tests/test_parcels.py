@@ -265,6 +265,10 @@ def test_publish_versions_unchanged_and_changes(url: str, world: Path, tmp_path:
     assert not (trip.geometry.to_wkb() == parcels.geometry.to_wkb()).all()
     same = _run(url, _gpkg(trip, zone.to_crs(4326).to_crs(zone.crs), tmp_path), "trip.gpkg")
     assert same["report"]["published"] == {"insert": 0, "update": 0, "delete": 0, "zone": 0}
+    # the same land uses spelt with Arabic ي (as some exports write them): no change
+    spelt = parcels.assign(KARBARI=parcels["KARBARI"].str.replace("ی", "ي"))
+    arabic = _run(url, _gpkg(spelt, zone, tmp_path), "v1-arabic.gpkg")
+    assert arabic["report"]["published"] == {"insert": 0, "update": 0, "delete": 0, "zone": 0}
     moved = parcels.copy()
     moved.loc[3, "geometry"] = shapely.affinity.translate(moved.geometry[3], 0.5, 0)  # 50 cm
     nudged = _run(url, _gpkg(moved, zone, tmp_path), "v1-moved.gpkg")

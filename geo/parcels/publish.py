@@ -26,6 +26,7 @@ from geo.parcels.first_load import (
     close_loader,
     load_provinces,
 )
+from geo.persian import match_key
 
 __all__ = ["publish_loaded", "publish_stage", "stage_provinces", "write_change_sets"]
 
@@ -247,6 +248,42 @@ def _same_shape(old: str, new: str) -> str:
     )
 
 
+def _text_key(value: Any) -> str | None:
+    return None if value is None else match_key(str(value))
+
+
+def _forgive_spelling(conn: Connection) -> None:
+    """Drop from ``pub_diff`` the updates whose land use and attributes differ only in
+    spelling (Arabic ي/ك for Persian ی/ک, digits, ZWNJ…: :func:`geo.persian.match_key`,
+    the one comparison of names): the stored text keeps its spelling."""
+    rows = conn.execute(
+        text(
+            """
+        SELECT d.village, d.parcel_no, c.land_use, n.land_use, c.attrs, n.attrs
+        FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id
+        JOIN pub_new n ON n.village = d.village AND n.parcel_no = d.parcel_no
+        WHERE d.op = 'update' AND c.area_declared IS NOT DISTINCT FROM n.area_declared
+          AND (c.land_use IS DISTINCT FROM n.land_use OR c.attrs <> n.attrs)
+          AND """
+            + _same_shape("c.geom", "n.geom")
+        )
+    ).all()
+    same = [
+        (village, no)
+        for village, no, old_use, new_use, old, new in rows
+        if _text_key(old_use) == _text_key(new_use)
+        and {k: _text_key(v) for k, v in old.items()} == {k: _text_key(v) for k, v in new.items()}
+    ]
+    if same:
+        conn.execute(
+            text(
+                "DELETE FROM pub_diff WHERE (village, parcel_no) IN"
+                " (SELECT * FROM unnest(CAST(:v AS text[]), CAST(:n AS text[])))"
+            ),
+            {"v": [v for v, _ in same], "n": [n for _, n in same]},
+        )
+
+
 def _compare(conn: Connection, params: dict[str, Any], new_rows: str) -> dict[str, int]:
     """Compare the new maps (``new_rows``: village, parcel_no, land_use, area_declared,
     attrs, geom, area_m2, province) with the current ones of their villages
@@ -281,6 +318,7 @@ def _compare(conn: Connection, params: dict[str, Any], new_rows: str) -> dict[st
         ),
         params,
     )
+    _forgive_spelling(conn)
     conn.execute(
         text("""
         UPDATE parcel p SET valid_to = now() FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id
