@@ -162,8 +162,7 @@ def open_loader(conn: Connection, upload_id: int, provinces: set[str]) -> Loader
         f"parcel_load_{upload_id}_rest",
         {p: f"parcel_load_{upload_id}_p{p.lower()}" for p in sorted(provinces)},
     )
-    # (an earlier attempt at this upload that died may have left its tables)
-    conn.execute(text(f"DROP TABLE IF EXISTS {', '.join([loader.table, *loader.tables.values()])}"))
+    drop_loader(conn, loader)  # (an earlier attempt at this upload may have left its tables)
     conn.execute(
         text(
             f"CREATE TABLE {loader.table} (LIKE parcel INCLUDING DEFAULTS)"
@@ -218,7 +217,8 @@ def index_loader(
 
 
 def drop_loader(conn: Connection, loader: Loader) -> None:
-    """Drop what is left of ``loader`` (a publish that failed after committing it)."""
+    """Drop what is left of ``loader`` (a publish, or an attempt at it, that failed after
+    committing it)."""
     names = ", ".join([loader.table, *loader.tables.values()])
     conn.execute(text(f"DROP TABLE IF EXISTS {names}"))
 

@@ -80,8 +80,7 @@ class Prepared:
 
     numbers: np.ndarray  # int64
     codes: Codes  # village codes
-    parcel_nos: list[str | None]
-    parcel_no_text: pa.Array  # the same as Arrow text
+    parcel_no_text: pa.Array  # parcel numbers, null where none
     land_uses: pa.Array  # text, null where none
     declared: np.ndarray  # float, NaN where none
     attrs: pa.Array  # other attributes, JSON text
@@ -96,8 +95,14 @@ class Prepared:
     def count(self) -> int:
         return len(self.numbers)
 
+    @cached_property
+    def parcel_nos(self) -> list[str | None]:
+        """The parcel numbers as Python text (for the checks and their findings)."""
+        return self.parcel_no_text.to_pylist()
+
     # Asked by the checks and the COPY texts alike, once the geometries are final (after
     # repair): computed once per batch.
+
     @cached_property
     def present(self) -> np.ndarray:
         return ~shapely.is_missing(self.geoms)
@@ -231,12 +236,10 @@ def prepare(
     z = int(np.count_nonzero(shapely.has_z(geoms)))
     lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
     others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
-    parcel_nos = _text_array(_column(batch, fields, "parcel_no"), n)
     out = Prepared(
         numbers=numbers,
         codes=villages(batch),
-        parcel_nos=parcel_nos.to_pylist(),
-        parcel_no_text=parcel_nos,
+        parcel_no_text=_text_array(_column(batch, fields, "parcel_no"), n),
         land_uses=_text_array(_column(batch, fields, "land_use"), n),
         declared=_numbers(_column(batch, fields, "area"), n),
         attrs=_attrs(batch, others),

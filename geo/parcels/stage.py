@@ -2,12 +2,13 @@
 
 Two targets take the same prepared batches: ``parcel_stage`` (:class:`StageRows`, scratch
 rows a dry run keeps until it is published) and a publish's loading table
-(:class:`ParcelRows`, rows shaped as ``parcel``'s). Each batch's COPY text is joined column
-by column in Arrow (hex WKB of the whole batch at once, numbers cast by Arrow): no Python
-work per feature. Two batches are prepared at once on worker threads and written in file
-order while PostgreSQL parses the one before, so the file is never whole in memory. While
-writing, each village's lon/lat box is gathered (the villages' locations are checked from
-it) and the batches go through the :class:`~geo.parcels.checks.Checker`.
+(:class:`ParcelRows`, rows shaped as ``parcel``'s, drawing their version ids). Each batch's
+COPY rows are joined column by column in Arrow (:mod:`geo.parcels.copy_format`: text for
+the stage, binary for parcels): no Python work per feature. Two batches are prepared at
+once on worker threads and written in file order while PostgreSQL parses the one before,
+so the file is never whole in memory. While writing, each village's lon/lat box is
+gathered (the villages' locations are checked from it) and the batches go through the
+:class:`~geo.parcels.checks.Checker`.
 """
 
 from __future__ import annotations
