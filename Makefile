@@ -3,7 +3,7 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help venv run test lint format db-up db-down bench bench-quick clean
+.PHONY: help venv run test lint lock format db-up db-down bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,15 +14,20 @@ venv: ## create .venv and install tagsim with its dependencies
 run: venv ## start PostGIS, migrate, load the sample, run the worker, serve on 127.0.0.1:8000
 	$(VENV)/tagsim run
 
-test: venv ## the whole test suite (ruff, then pytest against a throwaway database)
+test: venv ## the whole test suite (ruff, mypy, then pytest against a throwaway database)
 	@bash scripts/test-tools.sh
 	$(VENV)/tagsim db up
 	$(VENV)/ruff check .
+	$(VENV)/mypy
 	$(VENV)/pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff check and format check
+lint: venv ## ruff check, format check and mypy
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+
+lock: venv ## write requirements.lock from what .venv holds (after changing pyproject.toml)
+	$(VENV)/pip freeze --exclude-editable | grep -v '^tagsim' > requirements.lock
 
 format: venv ## apply ruff's formatting and fixes
 	$(VENV)/ruff check --fix .

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+import functools
+
+from flask import Blueprint, Response, g, jsonify
 from sqlalchemy import text
 
 from api.auth import journal
-from api.database import get_conn, url
-from api.params import int_arg, json_body, str_field
-from geo.access import create_key, list_keys, policy, revoke_key, set_policy
-from geo.db import engine
+from api.database import get_conn
+from api.endpoints import Int, Text, arg, declare, json_object, services
+from api.params import json_body, str_field
+from geo.access.control import create_key, list_keys, policy, revoke_key, set_policy
 from geo.errors import InvalidParameter
 
 bp = Blueprint("admin", __name__)
 
 
+ADMIN = functools.partial(declare, service="admin", role="admin")
+
+
 @bp.get("/admin/keys")
+@ADMIN()
 def get_keys() -> Response:
+    """Every API key (never the key itself)."""
     return jsonify({"keys": list_keys(get_conn())})
 
 
 @bp.post("/admin/keys")
+@ADMIN(
+    success=201,
+    body=json_object(
+        "agency",
+        "role",
+        "name",
+        agency=str,
+        role=str,
+        name=str,
+        expires_days={"type": "integer", "minimum": 1, "maximum": 36500},
+    ),
+)
 def post_key() -> tuple[Response, int]:
     """``{"agency", "role", "name", "expires_days"?}`` → the key, shown this once."""
     body = json_body()
@@ -30,32 +49,36 @@ def post_key() -> tuple[Response, int]:
         isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36500
     ):
         raise InvalidParameter("expires_days is 1 to 36500 days", field="expires_days")
-    with engine(url()).begin() as conn:
-        out = create_key(conn, agency, role, name, days)  # type: ignore[arg-type]
+    out = create_key(get_conn(), agency, role, name, days)  # type: ignore[arg-type]
     return jsonify(out), 201
 
 
 @bp.delete("/admin/keys/<int:key_id>")
+@ADMIN()
 def delete_key(key_id: int) -> tuple[Response, int]:
-    with engine(url()).begin() as conn:
-        revoke_key(conn, key_id)
+    """Revoke a key: it stops working within seconds in every process."""
+    revoke_key(get_conn(), key_id)
     return jsonify({"key_id": key_id, "revoked": True}), 200
 
 
 @bp.get("/admin/policies")
+@ADMIN()
 def get_policies() -> Response:
-    from api.auth import SERVICES
-
-    return jsonify({"policies": [policy(get_conn(), s) for s in SERVICES]})
+    """Each service's policy."""
+    return jsonify({"policies": [policy(get_conn(), s) for s in services()]})
 
 
 @bp.put("/admin/policies/<service>")
+@ADMIN(
+    body=json_object(
+        mode=str, agencies={"type": "array", "items": {"type": "string"}}, public=bool
+    ),
+)
 def put_policy(service: str) -> Response:
     """``{"mode": all|all_except|allow_list, "agencies": [...], "public": bool}``"""
-    from api.auth import SERVICES
-
-    if service not in SERVICES:
-        raise InvalidParameter(f"service is one of {', '.join(SERVICES)}", field="service")
+    known = services()
+    if service not in known:
+        raise InvalidParameter(f"service is one of {', '.join(known)}", field="service")
     body = json_body()
     agencies = body.get("agencies", [])
     if not isinstance(agencies, list) or not all(isinstance(a, str) for a in agencies):
@@ -63,27 +86,35 @@ def put_policy(service: str) -> Response:
     public = body.get("public", False)
     if not isinstance(public, bool):
         raise InvalidParameter("public is true or false", field="public")
-    with engine(url()).begin() as conn:
-        out = set_policy(
-            conn, service, str_field(body, "mode") or "all", agencies, public, by=g.principal.name
-        )
+    out = set_policy(
+        get_conn(), service, str_field(body, "mode") or "all", agencies, public, by=g.principal.name
+    )
     return jsonify(out)
 
 
 @bp.get("/audit")
+@ADMIN(
+    query=[
+        Text("agency"),
+        Text("service"),
+        Text("status"),
+        Int("limit", default=100, low=1, high=1000),
+        Int("offset", default=0),
+    ],
+)
 def get_audit() -> Response:
     """The audit trail, newest first; filter by ``agency``, ``service``, ``status``."""
-    args = request.args
     params = {
-        "a": args.get("agency"),
-        "s": args.get("service"),
-        "st": args.get("status"),
-        "l": int_arg("limit", 100, 1, 1000),
-        "o": int_arg("offset", 0, 0, 10**9),
+        "agency": arg("agency"),
+        "service": arg("service"),
+        "status": arg("status"),
+        "limit": arg("limit"),
+        "offset": arg("offset"),
     }
     where = (
-        "(CAST(:a AS text) IS NULL OR agency = :a) AND (CAST(:s AS text) IS NULL OR"
-        " service = :s) AND (CAST(:st AS text) IS NULL OR status::text = :st)"
+        "(CAST(:agency AS text) IS NULL OR agency = :agency) AND (CAST(:service AS text) IS"
+        " NULL OR service = :service) AND (CAST(:status AS text) IS NULL OR status::text ="
+        " :status)"
     )
     journal().flush()  # this process's latest rows first (others' follow within a tick)
     rows = (
@@ -93,7 +124,7 @@ def get_audit() -> Response:
                 f"SELECT id, at, principal_id, agency, service, endpoint, method, params,"
                 f" row_count,"
                 f" status, duration_ms FROM audit WHERE {where}"
-                f" ORDER BY at DESC, id DESC LIMIT :l OFFSET :o"
+                f" ORDER BY at DESC, id DESC LIMIT :limit OFFSET :offset"
             ),
             params,
         )
@@ -104,7 +135,9 @@ def get_audit() -> Response:
 
 
 @bp.get("/admin/agencies")
+@ADMIN()
 def get_agencies() -> Response:
+    """Every agency."""
     journal().flush()  # this process's latest rows first (others' follow within a tick)
     rows = (
         get_conn()
@@ -116,6 +149,10 @@ def get_agencies() -> Response:
 
 
 @bp.post("/admin/agencies")
+@ADMIN(
+    success=201,
+    body=json_object("code", "name", "name_fa", code=str, name=str, name_fa=str),
+)
 def post_agency() -> tuple[Response, int]:
     """``{"code", "name", "name_fa"}``: a new agency, to hold keys and be named in policies."""
     body = json_body()
@@ -124,14 +161,17 @@ def post_agency() -> tuple[Response, int]:
         raise InvalidParameter("code is a short lowercase word, e.g. 'mrud'", field="code")
     name = str_field(body, "name", required=True)
     name_fa = str_field(body, "name_fa", required=True)
-    with engine(url()).begin() as conn:
-        done = conn.execute(
+    done = (
+        get_conn()
+        .execute(
             text(
                 "INSERT INTO agency (code, name, name_fa) VALUES (:c, :n, :f)"
                 " ON CONFLICT (code) DO NOTHING"
             ),
             {"c": code, "n": name, "f": name_fa},
-        ).rowcount
+        )
+        .rowcount
+    )
     if not done:
         from geo.errors import ValidationError
 

@@ -27,6 +27,8 @@ from api import (
     web,
 )
 from api.database import init_app as init_database
+from api.database import init_unit_of_work
+from api.endpoints import check_declared
 from api.jsonio import TagsimJSON
 from api.params import reject_nul
 
@@ -69,4 +71,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(web.bp)
     app.register_blueprint(me.bp)
     auth.init_app(app)
+    init_unit_of_work(app)
+    check_declared(app)  # a route without its declaration does not start
     return app

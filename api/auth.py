@@ -1,9 +1,9 @@
-"""Access control in one place: every endpoint's service and role, checked before each request,
-audited after it, rate limited per key; security headers on every answer.
+"""Access control: each endpoint's declaration (`api.endpoints`) says who may call it; it is
+checked before each request, audited after it, rate limited per key; security headers on
+every answer.
 
-``ENDPOINTS`` names each endpoint's service and the least role it needs; ``PUBLIC`` ones need
-no key. An endpoint missing from both is refused (and `tests/test_access.py` fails), so a new
-endpoint cannot ship without a policy.
+A route without a declaration cannot be registered (`api.endpoints.check_declared`), so a
+new endpoint cannot ship without its access rule.
 """
 
 from __future__ import annotations
@@ -15,86 +15,17 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from api import ratelimit
-from api.database import get_conn, router, served_by_replica, url
+from api.database import app_db, end_authentication, get_conn, router, served_by_replica
+from api.endpoints import BY_COLLECTION, endpoint_of
 from api.errors import problem
-from geo.access import Forbidden, audit_entry, authenticate, check_policy, policy
-from geo.audit_journal import AuditJournal, journal_for
-from geo.config import settings
-from geo.db import engine
-from geo.features.collections import COLLECTIONS, get_collection
+from geo.access.control import Forbidden, audit_entry, authenticate, check_policy, policy
+from geo.access.journal import AuditJournal, journal_for
+from geo.geodata.features.collections import get_collection
+from geo.platform.config import settings
+from geo.platform.database import Database
 
-PUBLIC = {
-    "health.healthz",
-    "health.version",
-    "openapi.api",
-    "static",
-    "features.landing",
-    "features.conformance",
-    "features.get_collections",
-    "features.get_collection_doc",
-    "tiles.get_tilejson",
-    "web.static",
-    "web.vendor",
-}
-KEY_ONLY = {"me.get_me"}  # any valid key, whatever its role and the policies
-BY_COLLECTION = "by collection"  # the service is the collection's (geo.features.collections)
-ENDPOINTS: dict[str, tuple[str, str]] = {
-    "divisions.search_divisions": ("divisions", "reader"),
-    "divisions.divisions_at": ("divisions", "reader"),
-    "divisions.get_division": ("divisions", "reader"),
-    "divisions.get_children": ("divisions", "reader"),
-    "divisions.get_history": ("divisions", "reader"),
-    "divisions.resolve_batch": ("divisions", "reader"),
-    "editions.get_editions": ("divisions", "reader"),
-    "editions.get_one_edition": ("divisions", "reader"),
-    "editions.get_events": ("divisions", "reader"),
-    "editions.post_edition": ("editions", "admin"),
-    "crosswalk.get_runs": ("crosswalk", "reader"),
-    "crosswalk.get_one_run": ("crosswalk", "reader"),
-    "crosswalk.get_links": ("crosswalk", "reader"),
-    "crosswalk.get_review": ("crosswalk", "reviewer"),
-    "crosswalk.post_decision": ("crosswalk", "reviewer"),
-    "crosswalk.get_releases": ("crosswalk", "reader"),
-    "crosswalk.export_csv": ("crosswalk", "reader"),
-    "crosswalk.export_xlsx": ("crosswalk", "reader"),
-    "crosswalk.post_run": ("crosswalk", "admin"),
-    "crosswalk.post_release": ("crosswalk", "admin"),
-    "changes.get_changes": ("changes", "reader"),
-    "features.get_items": (BY_COLLECTION, "reader"),
-    "features.get_item": (BY_COLLECTION, "reader"),
-    "features.get_versions": (BY_COLLECTION, "reader"),
-    "tiles.get_tile": (BY_COLLECTION, "reader"),
-    "coverage.post_coverage": ("coverage", "reader"),
-    "plates.post_notice": ("plates", "uploader"),
-    "subscriptions.post_subscription": ("changes", "reader"),
-    "subscriptions.get_subscriptions": ("changes", "reader"),
-    "subscriptions.get_one_subscription": ("changes", "reader"),
-    "subscriptions.delete_one_subscription": ("changes", "reader"),
-    "subscriptions.post_resume": ("changes", "reader"),
-    "subscriptions.get_deliveries": ("changes", "reader"),
-    "coverage.get_plate_coverage": ("coverage", "reader"),
-    "coverage.get_plan_coverage": ("coverage", "reader"),
-    "changes.get_daily": ("changes", "reader"),
-    "uploads.post_upload": ("uploads", "uploader"),
-    "uploads.get_one_upload": ("uploads", "uploader"),
-    "uploads.get_finding_features": ("uploads", "uploader"),
-    "uploads.publish": ("uploads", "uploader"),
-    "admin.get_keys": ("admin", "admin"),
-    "admin.post_key": ("admin", "admin"),
-    "admin.delete_key": ("admin", "admin"),
-    "admin.get_policies": ("admin", "admin"),
-    "admin.put_policy": ("admin", "admin"),
-    "admin.get_audit": ("admin", "admin"),
-    "admin.get_agencies": ("admin", "admin"),
-    "admin.post_agency": ("admin", "admin"),
-}
-SERVICES = sorted(
-    {s for s, _ in ENDPOINTS.values() if s != BY_COLLECTION}
-    | {c.service for c in COLLECTIONS.values()}
-)
 _LIST_KEYS = (
     "results",
     "links",
@@ -118,20 +49,19 @@ def _key() -> str | None:
 def _before() -> Response | None:
     g.started = time.perf_counter()
     g.principal = None
-    endpoint = request.endpoint or ""
-    if endpoint in PUBLIC or request.method == "OPTIONS":
-        return None
-    if request.url_rule is None:  # 404/405 are answered by Flask itself
-        return None
-    if endpoint in KEY_ONLY:
-        conn = get_conn()
-        g.principal = authenticate(conn, _key(), touch=not served_by_replica())
-        return None
-    rule = ENDPOINTS.get(endpoint)
-    if rule is None:
-        current_app.logger.error("endpoint %s has no access rule", endpoint)
+    if request.url_rule is None or request.method == "OPTIONS":
+        return None  # 404/405 are answered by Flask itself
+    declared = endpoint_of(current_app, request.endpoint)
+    if declared is None:  # (create_app refuses such routes; a guard all the same)
+        current_app.logger.error("endpoint %s has no declaration", request.endpoint)
         return problem(403, "no_policy", "Forbidden", "this endpoint has no access rule yet")
-    service, role = rule
+    if declared.access == "public":
+        return None
+    if declared.access == "key":
+        g.principal = authenticate(get_conn(), _key(), touch=not served_by_replica())
+        end_authentication()
+        return None
+    service = declared.service or ""
     if service == BY_COLLECTION:
         service = get_collection((request.view_args or {}).get("collection_id", "")).service
     g.service = service
@@ -141,14 +71,14 @@ def _before() -> Response | None:
             return None
         principal = authenticate(conn, _key(), touch=not served_by_replica())
         g.principal = principal
-        if not principal.can(role):
+        if not principal.can(declared.role):
             raise Forbidden(
-                f"this needs the {role} role; the key's role is {principal.role}",
+                f"this needs the {declared.role} role; the key's role is {principal.role}",
                 code="role_too_low",
             )
         check_policy(conn, service, principal)
     finally:
-        conn.commit()
+        end_authentication()
     return None
 
 
@@ -184,7 +114,7 @@ def _after(response: Response) -> Response:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     service = g.get("service")
-    if service is None or request.endpoint in PUBLIC:
+    if service is None:  # public endpoints and static files are not audited
         return response
     entry = audit_entry(
         g.get("principal"),
@@ -196,19 +126,8 @@ def _after(response: Response) -> Response:
         response.status_code,
         round((time.perf_counter() - g.started) * 1000, 2),
     )
-    # The request's own transaction (a write view's, when it left it open) ends here:
-    # committed after a success, rolled back after a failure.
-    conn = g.get("conn")
-    if conn is not None and not served_by_replica() and conn.in_transaction():
-        try:
-            if response.status_code >= 400:
-                conn.rollback()  # a failed request leaves nothing of its own behind
-            else:
-                conn.commit()
-        except SQLAlchemyError:
-            current_app.logger.exception("the request's transaction could not be ended")
     # The audit row goes through the journal (moved into the table in batches, by the
-    # primary; kept on local disk while the primary is down): `geo.audit_journal`.
+    # primary; kept on local disk while the primary is down): `geo.access.journal`.
     try:
         journal().append(entry)
     except OSError:
@@ -231,7 +150,7 @@ def journal() -> AuditJournal:
         cfg = settings()
         folder = current_app.config.get("AUDIT_JOURNAL")
         if not folder:
-            db = make_url(url())
+            db = make_url(app_db().url)
             folder = cfg.audit_folder / f"{db.host}-{db.port}-{db.database}"
         routes = router()
 
@@ -239,7 +158,7 @@ def journal() -> AuditJournal:
             # a pool of its own: a request holding its connection never waits on its own pool
             if routes.replicas and routes.is_down(routes.primary):
                 raise routes.primary_down()
-            return engine(routes.primary, autocommit=True).connect()
+            return Database(routes.primary).autocommit()
 
         found = current_app.extensions["tagsim_audit_journal"] = journal_for(
             Path(folder),

@@ -2,46 +2,68 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from api.database import get_conn
-from api.params import bbox_arg, int_arg
-from geo.changes import daily_digest, read_changes_json
-from geo.registry.equivalents import parse_agency_code
+from api.endpoints import Bbox, Int, Text, arg, declare
+from geo.changes.feed import daily_digest, read_changes_json
+from geo.geodata.registry.agencies import require_agency_param
+from geo.geodata.registry.references import parse_unit_ref
 
 bp = Blueprint("changes", __name__)
 
 
 @bp.get("/changes")
+@declare(
+    service="changes",
+    replica=True,
+    query=[
+        Text("since"),
+        Text("kinds"),
+        Bbox("bbox"),
+        Text("within"),
+        Int("upload", low=1, high=2**62),
+        Int("limit", default=100, low=1, high=10_000),
+    ],
+)
 def get_changes() -> Response:
     """Changes after ``since`` (a cursor), of some ``kinds``, in a ``bbox`` or ``within`` a
     division (``AGENCY:CODE``); follow ``next``."""
-    kinds = [k.strip() for k in request.args.get("kinds", "").split(",") if k.strip()]
+    kinds = [k.strip() for k in (arg("kinds") or "").split(",") if k.strip()]
     body = read_changes_json(
         get_conn(),
-        request.args.get("since") or None,
+        arg("since"),
         kinds=kinds or None,
-        limit=int_arg("limit", 100, 1, 10_000),
-        bbox=bbox_arg(),
+        limit=arg("limit"),
+        bbox=arg("bbox"),
         within=_within(),
-        upload=int_arg("upload", 0, 1, 2**62) if request.args.get("upload") else None,
+        upload=arg("upload"),
     )
     return Response(body, mimetype="application/json")
 
 
 def _within() -> tuple[str, str] | None:
-    raw = request.args.get("within")
-    return parse_agency_code(raw, "within") if raw else None
+    raw = arg("within")
+    if not raw:
+        return None
+    unit = parse_unit_ref(raw, "within")
+    require_agency_param(get_conn(), unit.agency, "within")
+    return unit
 
 
 @bp.get("/changes/daily/<day>")
+@declare(
+    service="changes",
+    replica=True,
+    query=[Int("limit", default=1000, low=1, high=10_000), Int("offset", default=0)],
+)
 def get_daily(day: str) -> Response:
     """The changes of one Jalali day (Tehran time), counted by kind and operation."""
     return jsonify(
         daily_digest(
             get_conn(),
             day,
-            limit=int_arg("limit", 1000, 1, 10_000),
-            offset=int_arg("offset", 0, 0, 10**9),
+            limit=arg("limit"),
+            offset=arg("offset"),
         )
     )

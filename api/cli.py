@@ -11,10 +11,10 @@ from typing import Any
 import click
 from sqlalchemy import text
 
-from api.cli_common import ready_url, reports_errors
-from geo.config import settings
-from geo.db import check_database, database_url, local_cluster, safe_url
+from api.cli_common import ready_db, ready_url, reports_errors
 from geo.errors import ConfigError
+from geo.platform.config import settings
+from geo.platform.database import check_database, database_url, local_cluster, safe_url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,7 +83,7 @@ def db_replica() -> None:
 
 
 def _replica() -> Any:
-    from geo.pg.replica import LocalReplica
+    from geo.platform.replica import LocalReplica
 
     cfg = settings()
     if cfg.database_url:
@@ -120,11 +120,17 @@ def db_replica_url() -> None:
 @reports_errors
 def db_migrate(revision: str) -> None:
     """Bring the schema up to REVISION (starts the local cluster if needed)."""
-    from geo import migrate
+    from geo.geodata.registry.store import refold_loose_keys
+    from geo.platform import migrate
+    from geo.platform.database import Database
 
     url = ready_url()
     migrate.upgrade(url, revision)
+    with Database(url).begin() as conn:  # keys a migration emptied, folded by today's rules
+        refolded = refold_loose_keys(conn)
     click.echo(f"schema at {migrate.current_revision(url)}")
+    if refolded:
+        click.echo(f"{refolded} division names' loose keys folded again")
 
 
 @db.command("downgrade")
@@ -132,7 +138,7 @@ def db_migrate(revision: str) -> None:
 @reports_errors
 def db_downgrade(revision: str) -> None:
     """Take the schema down to REVISION (`base` removes every table of ours)."""
-    from geo import migrate
+    from geo.platform import migrate
 
     url = ready_url()
     migrate.downgrade(url, revision)
@@ -161,16 +167,16 @@ def worker(concurrency: int) -> None:
     import threading
 
     import crosswalk.jobs  # noqa: F401  (registers its job)
-    import geo.parcels.jobs  # noqa: F401
-    from geo.jobs import run_worker
-    from geo.webhooks import delivery_loop
+    import geo.geodata.parcels.jobs  # noqa: F401
+    from geo.changes.webhooks import delivery_loop
+    from geo.platform.jobs import run_worker
 
-    url = ready_url()
+    db = ready_db()
     stop = threading.Event()
-    pusher = threading.Thread(target=delivery_loop, args=(url, stop), daemon=True)
+    pusher = threading.Thread(target=delivery_loop, args=(db, stop), daemon=True)
     pusher.start()  # webhook deliveries beside the jobs
     try:
-        run_worker(url, concurrency=concurrency)
+        run_worker(db, concurrency=concurrency)
     finally:
         stop.set()
         pusher.join(timeout=15)
@@ -185,17 +191,16 @@ def demo(regenerate: bool) -> None:
 
     cfg = settings()
     folder = ensure_sample_files(cfg.sample_dir, force=regenerate, echo=click.echo)
-    url = ready_url()
-    summary = load_sample(url, folder, echo=click.echo)
+    db = ready_db()
+    summary = load_sample(db, folder, echo=click.echo)
     click.echo(summary)
     from crosswalk.build import build, start_run
-    from geo.db import engine as db_engine
 
-    with db_engine(url).connect() as conn:
+    with db.connect() as conn:
         built = conn.execute(text("SELECT count(*) FROM crosswalk_run WHERE status = 'finished'"))
         if built.scalar_one() == 0:
-            run_id = start_run(url, parameters={"from": "demo"})
-            counts = build(url, run_id)
+            run_id = start_run(db, parameters={"from": "demo"})
+            counts = build(db, run_id)
             click.echo(
                 f"crosswalk run {run_id}: {counts['sci']['needs_review']} MOI↔SCI and "
                 f"{counts['hf']['needs_review']} MOI↔HF links to review"
@@ -213,10 +218,9 @@ def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
     ctx.invoke(db_up)
     ctx.invoke(db_migrate, revision="head")
     ctx.invoke(demo, regenerate=False)
-    from geo.access import create_key
-    from geo.db import engine as db_engine
+    from geo.access.control import create_key
 
-    with db_engine(ready_url()).begin() as conn:
+    with ready_db().begin() as conn:
         admin = create_key(conn, "moi", "admin", "demo admin (tagsim run)", expires_days=30)
     click.echo(
         f"admin key for this demo (shown once, valid 30 days):\n  {admin['key']}\n"

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from geo.db import check_database, database_url
 from geo.errors import GeoError
+from geo.platform.database import Database, check_database, database_url
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,3 +32,8 @@ def ready_url() -> str:
     url = database_url(start=True)
     check_database(url)
     return url
+
+
+def ready_db() -> Database:
+    """The command's database (see :func:`ready_url`): made once, passed to the domain."""
+    return Database(ready_url())

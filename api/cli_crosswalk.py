@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from api.cli_common import ready_url, reports_errors
-from geo.db import engine
+from api.cli_common import ready_db, reports_errors
 
 
 @click.group()
@@ -26,16 +25,18 @@ def crosswalk() -> None:
 def build_command(moi: str | None, sci: str | None, hf: str | None, queue: bool) -> None:
     """Match the lists level by level and store the links as a new run."""
     import crosswalk.jobs  # noqa: F401
-    from crosswalk.build import build, start_run
-    from geo.jobs import enqueue
+    from crosswalk.build import build, new_run, start_run
+    from geo.platform.jobs import enqueue
 
-    url = ready_url()
-    run_id = start_run(url, moi, sci, hf, parameters={"from": "cli"})
-    if queue:
-        job = enqueue(url, "tagsim:crosswalk_build", kind="crosswalk_build", run_id=run_id)
+    db = ready_db()
+    if queue:  # the run and its job in one transaction: both or neither
+        with db.begin() as conn:
+            run_id = new_run(conn, moi, sci, hf, parameters={"from": "cli"})
+            job = enqueue(conn, "tagsim:crosswalk_build", kind="crosswalk_build", run_id=run_id)
         click.echo(f"run {run_id} queued as job {job}")
         return
-    counts = build(url, run_id, lambda d, t, m: click.echo(f"[{d}/{t}] {m}", err=True))
+    run_id = start_run(db, moi, sci, hf, parameters={"from": "cli"})
+    counts = build(db, run_id, lambda d, t, m: click.echo(f"[{d}/{t}] {m}", err=True))
     click.echo(f"run {run_id} finished in {counts['seconds']} s")
     for agency in ("sci", "hf"):
         if agency in counts:
@@ -60,7 +61,7 @@ def review_command(level: str | None, limit: int) -> None:
     """The review queue, worst first."""
     from crosswalk.review import review_queue
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         page = review_queue(conn, level=level, limit=limit)
     click.echo(f"{page['total']} waiting, {page['progress']['decided']} decided")
     for lk in page["links"]:
@@ -100,8 +101,8 @@ def decide_command(
 
     if bool(sci_code) == bool(hf_code):
         raise InvalidParameter("give exactly one of --sci and --hf", field="sci")
-    agency, code = ("sci", sci_code) if sci_code else ("hf", hf_code)
-    with engine(ready_url()).begin() as conn:
+    agency, code = ("sci", sci_code) if sci_code else ("hf", hf_code or "")
+    with ready_db().begin() as conn:
         out = decide(
             conn,
             level=level,
@@ -124,7 +125,7 @@ def publish_command(run_id: int | None, note: str | None, by: str | None) -> Non
     """Freeze a run as the next numbered release."""
     from crosswalk.release import publish
 
-    with engine(ready_url()).begin() as conn:
+    with ready_db().begin() as conn:
         out = publish(conn, run_id, by=by, note=note)
     click.echo(f"release {out['number']} (run {out['run_id']}), {out['published_jalali']}")
 
@@ -144,7 +145,7 @@ def export_command(release: int | None, run_id: int | None, fmt: str, out: Path 
     from crosswalk.export import export_rows, to_csv, to_xlsx
     from crosswalk.release import run_of_release
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         run = run_id or run_of_release(conn, release)
         if fmt == "xlsx":
             if out is None:
@@ -169,7 +170,7 @@ def quality_command(truth: Path, run_id: int | None) -> None:
     from crosswalk.quality import evaluate
     from crosswalk.release import latest_run
 
-    url = ready_url()
-    with engine(url).connect() as conn:
+    db = ready_db()
+    with db.connect() as conn:
         run_id = run_id or latest_run(conn)
-    click.echo(json.dumps(evaluate(url, run_id, truth), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(evaluate(db, run_id, truth), ensure_ascii=False, indent=2))

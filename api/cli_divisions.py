@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from api.cli_common import ready_url, reports_errors
-from geo.dates import parse_date
-from geo.db import engine
+from api.cli_common import ready_db, reports_errors
+from geo.geodata.dates import parse_date
 
 
 def _echo_json(data: Any) -> None:
@@ -48,11 +47,11 @@ def import_command(
 ) -> None:
     """Import FILE (CSV in UTF-8/Windows-1256, or XLSX) as a new edition."""
     from geo.errors import ValidationError
-    from geo.registry import import_edition
+    from geo.geodata.registry import import_edition
 
     try:
         result = import_edition(
-            ready_url(),
+            ready_db(),
             agency.lower(),
             label,
             file.read_bytes(),
@@ -85,9 +84,9 @@ def import_command(
 @reports_errors
 def show(agency: str, code: str, as_of: str | None) -> None:
     """The unit AGENCY CODE with its parents, children and partners (JSON)."""
-    from geo.registry.lookup import resolve
+    from geo.geodata.registry.lookup import resolve
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         _echo_json(resolve(conn, agency.lower(), code, as_of=parse_date(as_of) if as_of else None))
 
 
@@ -102,9 +101,9 @@ def search_command(
     query: str, agency: str | None, level: str | None, within: str | None, limit: int
 ) -> None:
     """Units named like QUERY (Persian spellings folded), best first."""
-    from geo.registry.search import search
+    from geo.geodata.registry.search import search
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         found = search(conn, query, agency=agency, level=level, within=within, limit=limit)
     for r in found["results"]:
         click.echo(
@@ -119,9 +118,9 @@ def search_command(
 @reports_errors
 def history_command(agency: str, code: str) -> None:
     """The code in every edition, and the events that name it (JSON)."""
-    from geo.registry.lookup import history
+    from geo.geodata.registry.lookup import history
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         _echo_json(history(conn, agency.lower(), code))
 
 
@@ -130,9 +129,9 @@ def history_command(agency: str, code: str) -> None:
 @reports_errors
 def editions_command(agency: str | None) -> None:
     """List the editions."""
-    from geo.registry.editions import list_editions
+    from geo.geodata.registry.editions import list_editions
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         for e in list_editions(conn, agency):
             click.echo(
                 f"{e['id']:>4}  {e['agency']:<4} {e['label']:<14} "
@@ -149,7 +148,7 @@ def events_command(edition_id: int, kind: str | None) -> None:
     """The events between EDITION_ID and the agency's previous edition."""
     from sqlalchemy import text
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT kind, codes_before, codes_after, detail FROM division_event"
@@ -176,9 +175,9 @@ def boundaries_command(agency: str, label: str, file: Path) -> None:
     from sqlalchemy import text
 
     from geo.errors import NotFound
-    from geo.registry.boundaries import attach_boundaries
+    from geo.geodata.registry.boundaries import attach_boundaries
 
-    with engine(ready_url()).begin() as conn:
+    with ready_db().begin() as conn:
         edition_id = conn.execute(
             text("SELECT id FROM edition WHERE agency = :a AND label = :l"),
             {"a": agency, "l": label},
@@ -201,10 +200,10 @@ def resolve_command(agency: str, codes: Any) -> None:
     """Resolve codes (one per line, from a file or standard input) to CSV."""
     import csv
 
-    from geo.registry.lookup import batch_resolve
+    from geo.geodata.registry.lookup import batch_resolve
 
     wanted = [line.strip() for line in codes if line.strip()]
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         out = batch_resolve(conn, agency.lower(), wanted)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["input", "status", "code", "level", "name", "parent_code"])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from api.cli_common import ready_url, reports_errors
-from geo.db import engine
+from api.cli_common import ready_db, reports_errors
 
 
 @click.group()
@@ -23,9 +22,9 @@ def keys() -> None:
 @reports_errors
 def create(agency: str, role: str, name: str, expires_days: int | None) -> None:
     """Create a key; it is printed this once and never again."""
-    from geo.access import create_key
+    from geo.access.control import create_key
 
-    with engine(ready_url()).begin() as conn:
+    with ready_db().begin() as conn:
         out = create_key(conn, agency, role, name, expires_days)
     click.echo(out["key"])
     click.echo(
@@ -39,9 +38,9 @@ def create(agency: str, role: str, name: str, expires_days: int | None) -> None:
 @reports_errors
 def list_command() -> None:
     """Every key (never the key itself)."""
-    from geo.access import list_keys
+    from geo.access.control import list_keys
 
-    with engine(ready_url()).connect() as conn:
+    with ready_db().connect() as conn:
         for k in list_keys(conn):
             state = "revoked" if k["revoked_at"] else "active"
             click.echo(
@@ -55,8 +54,8 @@ def list_command() -> None:
 @reports_errors
 def revoke(key_id: int) -> None:
     """Revoke key KEY_ID at once."""
-    from geo.access import revoke_key
+    from geo.access.control import revoke_key
 
-    with engine(ready_url()).begin() as conn:
+    with ready_db().begin() as conn:
         revoke_key(conn, key_id)
     click.echo(f"key {key_id} revoked")

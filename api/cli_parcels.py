@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from api.cli_common import ready_url, reports_errors
+from api.cli_common import ready_db, reports_errors
 
 
 def _bar():  # type: ignore[no-untyped-def]
@@ -78,13 +78,18 @@ def ingest(
 ) -> None:
     """Upload FILE (zipped shapefile, GeoPackage or GeoJSON)."""
     from geo.errors import GeoError, InvalidParameter
-    from geo.parcels.ingest import IngestOptions, create_upload, get_upload_state, process_upload
-    from geo.persian import is_digits
+    from geo.geodata.parcels.ingest import (
+        IngestOptions,
+        create_upload,
+        get_upload_state,
+        process_upload,
+    )
+    from geo.geodata.persian import is_digits
 
     code = (crs or "").upper().removeprefix("EPSG:")
     if code and not is_digits(code):
         raise InvalidParameter("--crs is EPSG:NNNN", field="crs")
-    url = ready_url()
+    db = ready_db()
     options = IngestOptions(
         village=village,
         crs=int(code) if code else None,
@@ -92,11 +97,11 @@ def ingest(
         repair=repair,
         mapping=json.loads(mapping) if mapping else {},
     )
-    upload_id = create_upload(url, file, file.name, options, store=False)
+    upload_id = create_upload(db, file, file.name, options, store=False)
     try:  # processed from FILE itself, stored meanwhile (for the web and the workers)
-        state = process_upload(url, upload_id, _bar(), path=file)
+        state = process_upload(db, upload_id, _bar(), path=file)
     except GeoError:
-        _show(get_upload_state(url, upload_id))
+        _show(get_upload_state(db, upload_id))
         raise
     _show(state)
     if state["status"] == "invalid":
@@ -108,6 +113,6 @@ def ingest(
 @reports_errors
 def publish(upload_id: int) -> None:
     """Publish a validated dry run."""
-    from geo.parcels.ingest import publish_upload
+    from geo.geodata.parcels.ingest import publish_upload
 
-    _show(publish_upload(ready_url(), upload_id, _bar()))
+    _show(publish_upload(ready_db(), upload_id, _bar()))

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from api.cli_common import ready_url, reports_errors
+from api.cli_common import ready_db, reports_errors
+from geo.changes.plate_notices import apply_notice
 from geo.errors import GeoError
-from geo.features.plot_input import epsg_of
-from geo.plates import apply_notice
+from geo.geodata.features.plot_input import epsg_of
 
 
 @click.group()
@@ -25,9 +25,10 @@ def plates() -> None:
 def import_notice(file: Path, crs: str | None, name: str | None) -> None:
     """Apply FILE (CSV unit,main,sub,wkt[,action] or GeoJSON): all rows or none."""
     try:
-        result = apply_notice(ready_url(), file.read_bytes(), name or file.name, epsg=epsg_of(crs))
+        result = apply_notice(ready_db(), file.read_bytes(), name or file.name, epsg=epsg_of(crs))
     except GeoError as exc:
-        for problem in exc.details.get("problems", [])[:20]:  # type: ignore[union-attr]
+        problems = exc.details.get("problems")
+        for problem in problems[:20] if isinstance(problems, list) else []:
             click.echo(f"  line {problem['line']}: [{problem['code']}] {problem['message']}")
         raise
     click.echo(result.summary())

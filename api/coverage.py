@@ -7,12 +7,13 @@ from flask import Blueprint, Response, g, jsonify, request
 from shapely import from_wkb
 
 from api.database import get_conn
-from api.params import agency_arg, json_body
+from api.endpoints import Text, arg, declare, json_object
+from api.params import json_body
 from geo.errors import InvalidParameter
-from geo.features.coverage import Coverage, plan_coverage, plate_geometry, plot_coverage
-from geo.features.plot_input import parse_plot
-from geo.features.temporal import parse_datetime
-from geo.persian import is_digits, normalize_code
+from geo.geodata.features.coverage import Coverage, plan_coverage, plate_geometry, plot_coverage
+from geo.geodata.features.plot_input import parse_plot
+from geo.geodata.features.temporal import parse_datetime
+from geo.geodata.registry.references import clean_agency, clean_code
 
 bp = Blueprint("coverage", __name__)
 
@@ -20,6 +21,12 @@ MAX_BODY = 8 * 1024 * 1024
 
 
 @bp.post("/coverage")
+@declare(
+    service="coverage",
+    replica=True,
+    query=[Text("crs"), Text("datetime")],
+    body=json_object(),
+)
 def post_coverage() -> Response:
     """The coverage of a posted plot: a GeoJSON Polygon/MultiPolygon (or a Feature, or
     ``{"geometry": …, "crs": "EPSG:32639", "datetime": …}``) in any CRS of Iran's maps."""
@@ -30,8 +37,8 @@ def post_coverage() -> Response:
             field="body",
         )
     body = json_body()
-    when = parse_datetime(request.args.get("datetime") or _text(body.get("datetime")))
-    plot = parse_plot(body, request.args.get("crs") or body.get("crs"))
+    when = parse_datetime(arg("datetime") or _text(body.get("datetime")))
+    plot = parse_plot(body, arg("crs") or body.get("crs"))
     return _answer(plot_coverage(get_conn(), plot, when))
 
 
@@ -48,9 +55,10 @@ def _text(value: object) -> str | None:
 
 
 @bp.get("/plates/<unit>/<main>/<sub>/coverage")
+@declare(service="coverage", replica=True, query=[Text("datetime")])
 def get_plate_coverage(unit: str, main: str, sub: str) -> Response:
     """The coverage of a registered plot (unit/main/sub plate), now or at ``datetime``."""
-    when = parse_datetime(request.args.get("datetime"))
+    when = parse_datetime(arg("datetime"))
     conn = get_conn()
     plate = plate_geometry(conn, unit, main, sub, when)
     answer = plot_coverage(conn, from_wkb(bytes(plate.pop("wkb"))), when)
@@ -58,10 +66,8 @@ def get_plate_coverage(unit: str, main: str, sub: str) -> Response:
 
 
 @bp.get("/villages/<agency>/<code>/plan-coverage")
+@declare(service="coverage", replica=True)
 def get_plan_coverage(agency: str, code: str) -> Response:
     """The share of the village's guide-plan zone its parcels cover, the gaps, and the parcels
     reaching outside the zone (the village by any agency's code)."""
-    cleaned = normalize_code(code)
-    if not is_digits(cleaned):
-        raise InvalidParameter(f"{code!r} is not a code (digits only)", field="code")
-    return jsonify(plan_coverage(get_conn(), agency_arg(agency), cleaned))
+    return jsonify(plan_coverage(get_conn(), clean_agency(agency), clean_code(code)))

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sqlalchemy import text
 
 import crosswalk.jobs  # noqa: F401  (registers the build job)
-from api.database import get_conn, url
-from api.params import int_arg, json_body, str_field
-from crosswalk.build import start_run
+from api.database import app_db, get_conn
+from api.endpoints import Int, Text, arg, declare, json_object
+from api.params import json_body, str_field
+from crosswalk.build import new_run
 from crosswalk.export import export_rows, to_csv, to_xlsx
 from crosswalk.release import get_run, list_releases, list_runs, publish, run_of_release
 from crosswalk.review import decide, links, review_queue
-from geo.db import engine
+from crosswalk.units import CROSSWALK_AGENCIES
 from geo.errors import InvalidParameter
-from geo.jobs import enqueue, job_state
-from geo.persian import is_digits
+from geo.platform.jobs import enqueue, job_state
 
 bp = Blueprint("crosswalk", __name__, url_prefix="/crosswalk")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT = [Int("release"), Int("run")]
 
 
 def _body() -> dict:
@@ -28,17 +31,24 @@ def _body() -> dict:
 
 
 @bp.post("/runs")
+@declare(
+    service="crosswalk",
+    role="admin",
+    success=202,
+    body=json_object(body_required=False, moi=str, sci=str, hf=str),
+)
 def post_run() -> tuple[Response, int]:
     """Queue a build (editions by id or label; the newest of each by default); 202."""
     body = json_body(required=False)
-    run_id = start_run(
-        url(),
+    conn = get_conn()  # the run and its job commit together, with the request
+    run_id = new_run(
+        conn,
         str_field(body, "moi"),
         str_field(body, "sci"),
         str_field(body, "hf"),
         parameters={"requested_by": str_field(body, "by")},
     )
-    job_id = enqueue(url(), "tagsim:crosswalk_build", kind="crosswalk_build", run_id=run_id)
+    job_id = enqueue(conn, "tagsim:crosswalk_build", kind="crosswalk_build", run_id=run_id)
     return jsonify(
         {
             "run_id": run_id,
@@ -50,12 +60,16 @@ def post_run() -> tuple[Response, int]:
 
 
 @bp.get("/runs")
+@declare(service="crosswalk", query=[Int("limit", default=20, low=1, high=200)])
 def get_runs() -> Response:
-    return jsonify({"runs": list_runs(get_conn(), int_arg("limit", 20, 1, 200))})
+    """The newest crosswalk runs."""
+    return jsonify({"runs": list_runs(get_conn(), arg("limit"))})
 
 
 @bp.get("/runs/<int:run_id>")
+@declare(service="crosswalk")
 def get_one_run(run_id: int) -> Response:
+    """One run, with its job's progress."""
     run = get_run(get_conn(), run_id)
     job = (
         get_conn()
@@ -69,42 +83,72 @@ def get_one_run(run_id: int) -> Response:
         )
         .scalar()
     )
-    run["job"] = job_state(url(), job) if job else None
+    run["job"] = job_state(app_db(), job) if job else None
     return jsonify(run)
 
 
 @bp.get("/links")
+@declare(
+    service="crosswalk",
+    replica=True,
+    query=[
+        Int("run"),
+        Text("level"),
+        Text("status"),
+        *(Text(agency) for agency in CROSSWALK_AGENCIES),
+        Text("parent"),
+        Int("limit", default=100, low=1, high=1000),
+        Int("offset", default=0),
+    ],
+)
 def get_links() -> Response:
-    args = request.args
-    agency = next((a for a in ("moi", "sci", "hf") if args.get(a)), None)
+    """Links of a run (the newest finished by default), filtered."""
+    agency = next((a for a in CROSSWALK_AGENCIES if arg(a)), None)
     return jsonify(
         links(
             get_conn(),
-            run_id=int_arg("run", 0, 0, 10**9) or None,
-            level=args.get("level"),
-            status=args.get("status"),
+            run_id=arg("run") or None,
+            level=arg("level"),
+            status=arg("status"),
             agency=agency,
-            code=args.get(agency) if agency else None,
-            parent=args.get("parent"),
-            limit=int_arg("limit", 100, 1, 1000),
-            offset=int_arg("offset", 0, 0, 10**9),
+            code=arg(agency) if agency else None,
+            parent=arg("parent"),
+            limit=arg("limit"),
+            offset=arg("offset"),
         )
     )
 
 
 @bp.get("/review")
+@declare(
+    service="crosswalk",
+    role="reviewer",
+    query=[Text("level"), Int("limit", default=50, low=1, high=500), Int("offset", default=0)],
+)
 def get_review() -> Response:
+    """The review queue, worst first."""
     return jsonify(
-        review_queue(
-            get_conn(),
-            level=request.args.get("level"),
-            limit=int_arg("limit", 50, 1, 500),
-            offset=int_arg("offset", 0, 0, 10**9),
-        )
+        review_queue(get_conn(), level=arg("level"), limit=arg("limit"), offset=arg("offset"))
     )
 
 
 @bp.post("/decisions")
+@declare(
+    service="crosswalk",
+    role="reviewer",
+    success=201,
+    body=json_object(
+        "level",
+        "moi_code",
+        "decision",
+        level=str,
+        moi_code=str,
+        sci_code=str,
+        hf_code=str,
+        decision=str,
+        note=str,
+    ),
+)
 def post_decision() -> tuple[Response, int]:
     """``{"level", "moi_code", "sci_code" | "hf_code", "decision": confirm|reject|link, "note"}``"""
     body = _body()
@@ -115,33 +159,41 @@ def post_decision() -> tuple[Response, int]:
         n: str_field(body, n, required=True)
         for n in ("level", "moi_code", "decision", f"{other}_code")
     }
-    with engine(url()).begin() as conn:
-        out = decide(
-            conn,
-            level=fields["level"],
-            moi_code=fields["moi_code"],  # type: ignore[arg-type]
-            other_agency=other,
-            other_code=fields[f"{other}_code"],  # type: ignore[arg-type]
-            decision=fields["decision"],  # type: ignore[arg-type]
-            note=str_field(body, "note"),
-            by=str_field(body, "by"),
-        )
+    out = decide(
+        get_conn(),
+        level=fields["level"],  # type: ignore[arg-type]
+        moi_code=fields["moi_code"],  # type: ignore[arg-type]
+        other_agency=other,
+        other_code=fields[f"{other}_code"],  # type: ignore[arg-type]
+        decision=fields["decision"],  # type: ignore[arg-type]
+        note=str_field(body, "note"),
+        by=str_field(body, "by"),
+    )
     return jsonify(out), 201
 
 
 @bp.post("/releases")
+@declare(
+    service="crosswalk",
+    role="admin",
+    success=201,
+    responses={"200": "the run was released before: that release"},
+    body=json_object(body_required=False, run_id=int, note=str),
+)
 def post_release() -> tuple[Response, int]:
+    """Release a finished run: the crosswalk announced to the agencies."""
     body = json_body(required=False)
     run_id = body.get("run_id")
     if run_id is not None and (isinstance(run_id, bool) or not isinstance(run_id, int)):
         raise InvalidParameter("run_id is a number", field="run_id")
-    with engine(url()).begin() as conn:
-        out = publish(conn, run_id, by=str_field(body, "by"), note=str_field(body, "note"))
+    out = publish(get_conn(), run_id, by=str_field(body, "by"), note=str_field(body, "note"))
     return jsonify(out), 201
 
 
 @bp.get("/releases")
+@declare(service="crosswalk", replica=True)
 def get_releases() -> Response:
+    """Every release, newest first."""
     return jsonify({"releases": list_releases(get_conn())})
 
 
@@ -154,24 +206,18 @@ def _export_run() -> int:
 
 
 def _export_run_id() -> int:
-    release = request.args.get("release")
-    if release is not None and not is_digits(release):
-        raise InvalidParameter("release is a number", field="release")
-    run = request.args.get("run")
-    if run:
-        if not is_digits(run):
-            raise InvalidParameter("run is a number", field="run")
-        return int(run)
-    return run_of_release(get_conn(), int(release) if release else None)
+    run: int | None = arg("run")
+    return run if run is not None else run_of_release(get_conn(), arg("release"))
 
 
 @bp.get("/export.csv")
+@declare(service="crosswalk", replica=True, query=EXPORT, media="text/csv")
 def export_csv() -> Response:
+    """The crosswalk of a release (the newest by default) as CSV, one row per MOI unit."""
     run_id = _export_run()
 
-    def generate():  # type: ignore[no-untyped-def]
-        with engine(url()).connect() as conn:
-            yield from to_csv(export_rows(conn, run_id))
+    def generate() -> Iterator[str]:
+        yield from to_csv(export_rows(get_conn(), run_id))
 
     return Response(
         stream_with_context(generate()),
@@ -181,7 +227,9 @@ def export_csv() -> Response:
 
 
 @bp.get("/export.xlsx")
+@declare(service="crosswalk", replica=True, query=EXPORT, media=XLSX)
 def export_xlsx() -> Response:
+    """The same as an Excel workbook."""
     run_id = _export_run()
     data = to_xlsx(export_rows(get_conn(), run_id))
     return Response(

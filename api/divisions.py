@@ -9,84 +9,114 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
-from api.params import agency_arg, date_arg, float_arg, int_arg, json_body, str_field
-from geo.dates import parse_date
+from api.endpoints import Agency, Date, Int, Num, Text, arg, declare, json_object
+from api.params import json_body, str_field
 from geo.errors import InvalidParameter, ValidationError
-from geo.registry.lookup import (
+from geo.geodata.dates import parse_date
+from geo.geodata.registry.lookup import (
     batch_resolve,
     batch_resolve_names,
     children,
-    clean_code,
     history,
     resolve,
 )
-from geo.registry.search import at_point, search
+from geo.geodata.registry.references import clean_agency, clean_code
+from geo.geodata.registry.search import at_point, search
 
 bp = Blueprint("divisions", __name__)
 MAX_BATCH = 200_000
 
 
 @bp.get("/divisions/search")
+@declare(
+    service="divisions",
+    replica=True,
+    query=[
+        Text("q"),
+        Agency("agency"),
+        Text("level"),
+        Text("within"),
+        Date("as_of"),
+        Int("limit", default=20, low=1, high=200),
+    ],
+)
 def search_divisions() -> Response:
+    """Units whose name (or code) is like ``q``, best first."""
     return jsonify(
         search(
             get_conn(),
-            request.args.get("q", ""),
-            agency=agency_arg(request.args["agency"]) if request.args.get("agency") else None,
-            level=request.args.get("level") or None,
-            within=request.args.get("within") or None,
-            as_of=date_arg("as_of"),
-            limit=int_arg("limit", 20, 1, 200),
+            arg("q") or "",
+            agency=arg("agency"),
+            level=arg("level"),
+            within=arg("within"),
+            as_of=arg("as_of"),
+            limit=arg("limit"),
         )
     )
 
 
 @bp.get("/divisions/at")
+@declare(
+    service="divisions",
+    replica=True,
+    query=[Num("lon"), Num("lat"), Agency("agency"), Date("as_of")],
+)
 def divisions_at() -> Response:
-    agency = request.args.get("agency")
+    """The units that contain a point."""
     return jsonify(
-        at_point(
-            get_conn(),
-            float_arg("lon"),
-            float_arg("lat"),
-            agency=agency_arg(agency) if agency else None,
-            as_of=date_arg("as_of"),
-        )
+        at_point(get_conn(), arg("lon"), arg("lat"), agency=arg("agency"), as_of=arg("as_of"))
     )
 
 
 @bp.get("/divisions/<agency>/<code>")
+@declare(
+    service="divisions",
+    replica=True,
+    query=[
+        Date("as_of"),
+        Int("children_limit", default=50, low=1, high=1000),
+        Int("children_offset", default=0),
+    ],
+)
 def get_division(agency: str, code: str) -> Response:
+    """A unit by any agency's code: parents, children and its partners."""
     return jsonify(
         resolve(
             get_conn(),
-            agency_arg(agency),
+            clean_agency(agency),
             code,
-            as_of=date_arg("as_of"),
-            children_limit=int_arg("children_limit", 50, 1, 1000),
-            children_offset=int_arg("children_offset", 0, 0, 10**9),
+            as_of=arg("as_of"),
+            children_limit=arg("children_limit"),
+            children_offset=arg("children_offset"),
         )
     )
 
 
 @bp.get("/divisions/<agency>/<code>/children")
+@declare(
+    service="divisions",
+    replica=True,
+    query=[Date("as_of"), Int("limit", default=100, low=1, high=1000), Int("offset", default=0)],
+)
 def get_children(agency: str, code: str) -> Response:
-
+    """A unit's children, a page at a time."""
     return jsonify(
         children(
             get_conn(),
-            agency_arg(agency),
+            clean_agency(agency),
             clean_code(code),
-            as_of=date_arg("as_of"),
-            limit=int_arg("limit", 100, 1, 1000),
-            offset=int_arg("offset", 0, 0, 10**9),
+            as_of=arg("as_of"),
+            limit=arg("limit"),
+            offset=arg("offset"),
         )
     )
 
 
 @bp.get("/divisions/<agency>/<code>/history")
+@declare(service="divisions", replica=True)
 def get_history(agency: str, code: str) -> Response:
-    return jsonify(history(get_conn(), agency_arg(agency), code))
+    """A code across the agency's editions."""
+    return jsonify(history(get_conn(), clean_agency(agency), code))
 
 
 def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
@@ -105,21 +135,33 @@ def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
     else:
         body = json_body()
         kind = "names" if "names" in body else "codes"
-        items = body.get(kind)
+        given = body.get(kind)
         agency = str_field(body, "agency") or ""
         options = {k: str_field(body, k) for k in ("level", "within", "as_of")}
-        if not isinstance(items, list) or not all(isinstance(c, str | int) for c in items):
+        if not isinstance(given, list) or not all(isinstance(c, str | int) for c in given):
             raise InvalidParameter(f"{kind} must be a list of strings", field=kind)
+        items = [str(c) for c in given]
     if not items:
         raise InvalidParameter(f"no {kind} given", field=kind)
     if len(items) > MAX_BATCH:
         raise InvalidParameter(
             f"at most {MAX_BATCH} {kind} in one request", field=kind, code="too_many_items"
         )
-    return agency_arg(agency), kind, [str(c) for c in items], options
+    return clean_agency(agency), kind, [str(c) for c in items], options
 
 
 @bp.post("/resolve")
+@declare(
+    service="divisions",
+    replica=True,
+    body=json_object(
+        "agency",
+        "codes",
+        agency=str,
+        codes={"type": "array", "items": {"type": "string"}},
+        as_of=str,
+    ),
+)
 def resolve_batch() -> Response:
     """Many codes (or names) of one agency at once.
 

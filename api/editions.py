@@ -5,16 +5,33 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 
-from api.database import get_conn, url
-from api.params import agency_arg, date_arg, int_arg
+from api.database import app_db, get_conn
+from api.endpoints import Agency, Date, Int, Text, arg, declare, form
 from geo.errors import InvalidParameter
-from geo.registry import import_edition
-from geo.registry.editions import get_edition, list_editions
+from geo.geodata.registry import import_edition
+from geo.geodata.registry.editions import get_edition, list_editions
+from geo.geodata.registry.references import clean_agency
 
 bp = Blueprint("editions", __name__)
 
 
 @bp.post("/editions")
+@declare(
+    service="editions",
+    role="admin",
+    success=201,
+    responses={"200": "the same file was imported before: its edition"},
+    body=form(
+        "file",
+        "agency",
+        "edition",
+        agency=str,
+        edition=str,
+        published=str,
+        format=str,
+        valid_only=str,
+    ),
+)
 def post_edition() -> tuple[Response, int]:
     """Import a list: form fields ``agency``, ``edition``, optional ``published``,
     ``format``, ``valid_only``; the file in ``file``."""
@@ -25,12 +42,12 @@ def post_edition() -> tuple[Response, int]:
         if not request.form.get(name):
             raise InvalidParameter(f"{name} is required", field=name)
     result = import_edition(
-        url(),
-        agency_arg(request.form["agency"]),
+        app_db(),
+        clean_agency(request.form["agency"]),
         request.form["edition"],
         upload.read(),
         source_name=upload.filename,
-        published_on=date_arg("published"),
+        published_on=Date("published").parse(request.form.get("published")),
         fmt=request.form.get("format") or None,
         valid_only=request.form.get("valid_only", "").lower() in {"1", "true", "yes"},
     )
@@ -49,21 +66,29 @@ def post_edition() -> tuple[Response, int]:
 
 
 @bp.get("/editions")
+@declare(service="divisions", replica=True, query=[Agency("agency")])
 def get_editions() -> Response:
-    agency = request.args.get("agency")
-    return jsonify({"editions": list_editions(get_conn(), agency_arg(agency) if agency else None)})
+    """Every agency's editions (or one agency's), newest first."""
+    return jsonify({"editions": list_editions(get_conn(), arg("agency"))})
 
 
 @bp.get("/editions/<int:edition_id>")
+@declare(service="divisions", replica=True)
 def get_one_edition(edition_id: int) -> Response:
     return jsonify(get_edition(get_conn(), edition_id))
 
 
 @bp.get("/editions/<int:edition_id>/events")
+@declare(
+    service="divisions",
+    replica=True,
+    query=[Text("kind"), Int("limit", default=100, low=1, high=5000), Int("offset", default=0)],
+)
 def get_events(edition_id: int) -> Response:
+    """The events that made this edition from the one before."""
     get_edition(get_conn(), edition_id)  # 404 when unknown
-    kind = request.args.get("kind") or None
-    limit, offset = int_arg("limit", 100, 1, 5000), int_arg("offset", 0, 0, 10**9)
+    kind = arg("kind")
+    limit, offset = arg("limit"), arg("offset")
     params = {"e": edition_id, "k": kind, "l": limit, "o": offset}
     where = "to_edition_id = :e AND (CAST(:k AS text) IS NULL OR kind = :k)"
     total = (

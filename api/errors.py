@@ -9,13 +9,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, g, json, request
-from sqlalchemy.exc import OperationalError
+from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
-from geo.errors import GeoError
+from crosswalk.errors import NoRun
+from geo.access.control import Forbidden, Unauthenticated
+from geo.errors import (
+    DatabaseUnreachable,
+    GeoError,
+    InvalidParameter,
+    NotFound,
+    PostGISMissing,
+    ValidationError,
+)
+from geo.geodata.features.items import FeatureGone
 
 PROBLEM_TYPE = "urn:tagsim:problem:"
+# The HTTP status of each kind of error (its most specific class listed here wins); every
+# code a kind raises shares its status.
+STATUS: dict[type[GeoError], int] = {
+    InvalidParameter: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    NoRun: 404,
+    FeatureGone: 410,
+    ValidationError: 422,
+    DatabaseUnreachable: 503,
+    PostGISMissing: 503,
+}
+
+
+def status_of(exc: GeoError) -> int:
+    """The HTTP status of a domain error (500 for a kind not listed: a bug, not input)."""
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]  # type: ignore[index]
+    return 500
 
 
 def problem(
@@ -37,41 +67,20 @@ def problem(
     )
 
 
-def _from_geo(exc: GeoError) -> Response:
+def geo_problem(exc: GeoError) -> Response:
     details = {
         k: v
         for k, v in exc.details.items()
         if isinstance(v, str | int | float | bool | list | dict)
     }
     title = exc.code.replace("_", " ").capitalize()
-    return problem(exc.http_status, exc.code, title, exc.message, **details)
+    return problem(status_of(exc), exc.code, title, exc.message, **details)
 
 
 def _from_http(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = (exc.name or "error").lower().replace(" ", "_").replace("'", "")
     return problem(status, code, exc.name or "Error", exc.description)
-
-
-def _database_gone(exc: OperationalError) -> Response:
-    """The server went away mid-request (restart, failover): retry later, not a bug."""
-    from flask import current_app
-
-    from api.database import router
-
-    current_app.logger.warning("database error on %s: %s", request.path, exc.orig)
-    routes = router()
-    if routes.replicas and g.get("db_role") == "primary":
-        # the primary went away under a pooled connection: as when it refuses a new one,
-        # writes wait for it, reads go to the replicas meanwhile
-        routes.mark_down(routes.primary)
-        return _from_geo(routes.primary_down())
-    return problem(
-        503,
-        "database_unavailable",
-        "Service Unavailable",
-        "the database did not answer; try again shortly",
-    )
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -82,7 +91,6 @@ def _unexpected(exc: Exception) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(GeoError, _from_geo)
+    app.register_error_handler(GeoError, geo_problem)
     app.register_error_handler(HTTPException, _from_http)
-    app.register_error_handler(OperationalError, _database_gone)
     app.register_error_handler(Exception, _unexpected)

@@ -15,16 +15,16 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, request, stream_with_context, url_for
 from sqlalchemy import Connection, text
 
-from api.database import get_conn, url
-from api.params import bbox_arg, int_arg
+from api.database import app_db, get_conn
+from api.endpoints import BY_COLLECTION, Int, Param, Text, declare
 from api.web import wants_page, web_page
-from geo.db import engine
 from geo.errors import InvalidParameter
-from geo.features.collections import COLLECTIONS, Collection, get_collection
-from geo.features.downloads import FORMATS, csv_chunks, write_file
-from geo.features.items import count, feature, page, versions
-from geo.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
-from geo.features.temporal import parse_datetime
+from geo.geodata.bbox import parse_bbox
+from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
+from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
+from geo.geodata.features.items import count, feature, page, versions
+from geo.geodata.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
+from geo.geodata.features.temporal import parse_datetime
 
 bp = Blueprint("features", __name__)
 
@@ -37,8 +37,18 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 IRAN_BBOX = [44.0, 25.0, 63.4, 39.8]
-ITEM_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "after", "crs", "f"}
 MAX_LIMIT = 10_000
+DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
+ITEM_QUERY: tuple[Param, ...] = (
+    Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)"),
+    Text("bbox-crs"),
+    Text("datetime", "an instant or start/end (.. open)"),
+    Int("limit", low=1, high=MAX_LIMIT),
+    Int("after", "paging key (next link)", low=0, high=2**62),
+    Text("crs"),
+    Text("f", enum=DOWNLOADS),
+)
+ITEM_PARAMS = {p.name for p in ITEM_QUERY}
 
 
 def _json(body: Any, status: int = 200, media_type: str = "application/json") -> Response:
@@ -50,6 +60,7 @@ def _link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
 
 
 @bp.get("/")
+@declare(public=True)
 def landing() -> Response:
     """The OGC API landing page (JSON): links to the API description, conformance and
     collections. A browser asking for HTML gets the web page instead."""
@@ -83,6 +94,7 @@ def landing() -> Response:
 
 
 @bp.get("/conformance")
+@declare(public=True)
 def conformance() -> Response:
     """The OGC conformance classes this service implements."""
     return _json({"conformsTo": CONFORMANCE})
@@ -155,6 +167,7 @@ def _collection_doc(conn: Connection, c: Collection) -> dict[str, Any]:
 
 
 @bp.get("/collections")
+@declare(public=True)
 def get_collections() -> Response:
     """The feature collections: parcels, guide-plan zones, registered plots, divisions."""
     conn = get_conn()
@@ -174,6 +187,7 @@ def get_collections() -> Response:
 
 
 @bp.get("/collections/<collection_id>")
+@declare(public=True)
 def get_collection_doc(collection_id: str) -> Response:
     """One collection's description, extent, CRSs and links."""
     return _json(_collection_doc(get_conn(), get_collection(collection_id)))
@@ -194,11 +208,14 @@ def feature_query(c: Collection, *, default_limit: int | None = 10) -> FeatureQu
     """The request's selection of ``c`` (shared by items, downloads and tiles)."""
     _check_params(c)
     bbox_crs = parse_crs(request.args.get("bbox-crs"), "bbox-crs")
-    bbox = bbox_arg() if bbox_crs.epsg == 4326 and not bbox_crs.lat_first else _any_bbox()
+    geographic = bbox_crs.epsg == 4326 and not bbox_crs.lat_first
+    bbox = parse_bbox(request.args.get("bbox"), geographic=geographic)
     limit = default_limit
     if request.args.get("limit"):
-        limit = int_arg("limit", 10, 1, MAX_LIMIT if default_limit else 10**9)
-    after = int_arg("after", 0, 0, 2**62) if request.args.get("after") else None
+        limit = Int("limit", low=1, high=MAX_LIMIT if default_limit else 10**9).parse(
+            request.args.get("limit")
+        )
+    after = Int("after", high=2**62).parse(request.args.get("after"))
     return FeatureQuery(
         collection=c,
         bbox=bbox,
@@ -211,19 +228,6 @@ def feature_query(c: Collection, *, default_limit: int | None = 10) -> FeatureQu
     )
 
 
-def _any_bbox() -> tuple[float, float, float, float] | None:
-    raw = request.args.get("bbox")
-    if not raw:
-        return None
-    try:
-        box = tuple(float(v) for v in raw.split(","))
-    except ValueError:
-        raise InvalidParameter("bbox is four numbers x0,y0,x1,y1", field="bbox") from None
-    if len(box) != 4 or box[0] > box[2] or box[1] > box[3]:
-        raise InvalidParameter("bbox is four numbers x0,y0,x1,y1", field="bbox")
-    return box  # type: ignore[return-value]
-
-
 def _page_url(**changes: Any) -> str:
     args = request.args.to_dict()
     args.update({k: str(v) for k, v in changes.items()})
@@ -231,6 +235,19 @@ def _page_url(**changes: Any) -> str:
 
 
 @bp.get("/collections/<collection_id>/items")
+@declare(
+    service=BY_COLLECTION,
+    replica=True,
+    query=ITEM_QUERY,
+    collection_filters=True,
+    media=[
+        GEOJSON,
+        "application/geopackage+sqlite3",
+        "application/flatgeobuf",
+        "application/zip",
+        "text/csv",
+    ],
+)
 def get_items(collection_id: str) -> Response:
     """Features by bbox, datetime and properties, ``limit`` per page with a ``next`` link;
     ``f=gpkg|fgb|shp|csv`` downloads the whole selection instead."""
@@ -285,16 +302,16 @@ def _download(c: Collection, fmt: str) -> Response:
     spec = FORMATS[fmt]
     headers = {"Content-Disposition": f'attachment; filename="{c.id}.{spec.extension}"'}
     if fmt == "csv":
-        db = url()
-        with engine(db).connect() as conn:
+        db = app_db()
+        with db.connect() as conn:
             q.where(conn)  # a bad filter answers 400 before the download starts
 
         def rows() -> Iterator[bytes]:
-            with engine(db).connect() as conn:
+            with db.connect() as conn:
                 yield from csv_chunks(conn, q)
 
         return Response(stream_with_context(rows()), mimetype=spec.media_type, headers=headers)
-    with engine(url()).connect() as conn:  # a server-side cursor needs a transaction
+    with app_db().connect() as conn:  # a server-side cursor needs a transaction
         download = write_file(conn, q, fmt)
     headers["X-Feature-Count"] = str(download.features)
     g.audit_rows = download.features
@@ -303,6 +320,7 @@ def _download(c: Collection, fmt: str) -> Response:
 
 
 @bp.get("/collections/<collection_id>/items/<int:fid>")
+@declare(service=BY_COLLECTION, replica=True, query=[Text("crs")], media=GEOJSON)
 def get_item(collection_id: str, fid: int) -> Response:
     """One feature (a version); a removed one answers 410 Gone with when it went."""
     c = get_collection(collection_id)
@@ -343,6 +361,7 @@ def get_item(collection_id: str, fid: int) -> Response:
 
 
 @bp.get("/collections/<collection_id>/items/<int:fid>/versions")
+@declare(service=BY_COLLECTION, replica=True, query=[Text("crs")], media=GEOJSON)
 def get_versions(collection_id: str, fid: int) -> Response:
     """Every version of the feature, oldest first (valid_from / valid_to in properties)."""
     c = get_collection(collection_id)

@@ -10,14 +10,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.database import get_conn
+from api.endpoints import declare
 from api.errors import problem
 from geo.errors import GeoError
-from geo.migrate import head_revision
+from geo.platform.migrate import head_revision
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@declare(public=True)
 def healthz() -> Response | tuple[Response, int]:
     """200 when the database answers with PostGIS at the code's migration head."""
     head = head_revision()
@@ -44,7 +46,9 @@ def healthz() -> Response | tuple[Response, int]:
 
 
 @bp.get("/version")
+@declare(public=True)
 def version() -> Response:
+    """The code's version and schema head."""
     return jsonify(
         name="tagsim",
         version=package_version("tagsim"),

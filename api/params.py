@@ -1,54 +1,14 @@
-"""Reading request parameters: typed, bounded, and a 400 naming the field when wrong."""
+"""Reading request bodies and forms: JSON objects of valid Unicode, text fields, no NUL.
+
+Query parameters are declared with each endpoint and read by `api.endpoints.arg`."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask import request
 
-from geo.dates import parse_date
-from geo.errors import InvalidParameter, ValidationError
-
-
-def int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be a whole number", field=name) from None
-    if not low <= value <= high:
-        raise InvalidParameter(f"{name} must be from {low} to {high}", field=name)
-    return value
-
-
-def float_arg(name: str) -> float:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        raise InvalidParameter(f"{name} is required", field=name)
-    try:
-        return float(raw)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be a number", field=name) from None
-
-
-def date_arg(name: str) -> date | None:
-    raw = request.args.get(name) or request.form.get(name)
-    if not raw:
-        return None
-    try:
-        return parse_date(raw)
-    except ValidationError as exc:
-        raise InvalidParameter(exc.message, field=name) from None
-
-
-def agency_arg(value: str) -> str:
-    agency = (value or "").strip().lower()
-    if not agency.isidentifier() or len(agency) > 32:
-        raise InvalidParameter(f"{value!r} is not an agency", field="agency")
-    return agency
+from geo.errors import InvalidParameter
 
 
 def _clean_json(value: Any, field: str) -> Any:
@@ -110,17 +70,3 @@ def reject_nul() -> None:
     ):
         if "\x00" in str(k) or "\x00" in str(v):
             raise InvalidParameter("the form holds a NUL character", field=str(k))
-
-
-def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
-    """``minlon,minlat,maxlon,maxlat`` in WGS 84, or None when absent."""
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        box = tuple(float(v) for v in raw.split(","))
-    except ValueError:
-        raise InvalidParameter(f"{name} is minlon,minlat,maxlon,maxlat", field=name) from None
-    if len(box) != 4 or not (-180 <= box[0] <= box[2] <= 180 and -90 <= box[1] <= box[3] <= 90):
-        raise InvalidParameter(f"{name} is minlon,minlat,maxlon,maxlat", field=name)
-    return box  # type: ignore[return-value]

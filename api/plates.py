@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from api.database import url
+from api.database import app_db
+from api.endpoints import declare, form
+from geo.changes.plate_notices import apply_notice
 from geo.errors import InvalidParameter
-from geo.features.plot_input import epsg_of
-from geo.plates import apply_notice
+from geo.geodata.features.plot_input import epsg_of
 
 bp = Blueprint("plates", __name__)
 
@@ -16,6 +17,11 @@ MAX_NOTICE = 64 * 1024 * 1024
 
 
 @bp.post("/plates/notices")
+@declare(
+    service="plates",
+    role="uploader",
+    body=form("file", crs=str, name=str),
+)
 def post_notice() -> Response:
     """A notice as multipart ``file`` (CSV ``unit,main,sub,wkt[,action]`` or GeoJSON) or as
     the request body (``text/csv`` or GeoJSON); ``crs`` and ``name`` optional."""
@@ -36,7 +42,7 @@ def post_notice() -> Response:
     epsg = epsg_of(request.values.get("crs"))
     principal = g.get("principal")
     result = apply_notice(
-        url(),
+        app_db(),
         raw,
         name,
         epsg=epsg,

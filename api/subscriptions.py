@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify
 
 from api.database import get_conn
-from api.params import int_arg, json_body, str_field
-from geo.errors import InvalidParameter
-from geo.webhooks import (
+from api.endpoints import Int, arg, declare, json_object
+from api.params import json_body, str_field
+from geo.changes.webhooks import (
     create_subscription,
     delete_subscription,
     deliveries,
@@ -18,6 +18,7 @@ from geo.webhooks import (
     list_subscriptions,
     resume_subscription,
 )
+from geo.errors import InvalidParameter
 
 bp = Blueprint("subscriptions", __name__)
 
@@ -44,6 +45,20 @@ def _list_of(body: dict[str, Any], name: str, kind: type) -> list[Any] | None:
 
 
 @bp.post("/subscriptions")
+@declare(
+    service="changes",
+    success=201,
+    body=json_object(
+        "url",
+        url=str,
+        kinds={"type": "array", "items": {"type": "string"}},
+        bbox={"type": "array", "items": {"type": "number"}},
+        within=str,
+        secret=str,
+        since=str,
+        batch_size={"type": "integer", "minimum": 1, "maximum": 5000},
+    ),
+)
 def post_subscription() -> tuple[Response, int]:
     """``{"url", "kinds": [...], "bbox": [4 numbers], "within": "AGENCY:CODE",
     "secret", "since": CURSOR, "batch_size"}``: 201 with the secret (shown once)."""
@@ -63,42 +78,41 @@ def post_subscription() -> tuple[Response, int]:
         since=str_field(body, "since"),
         batch_size=int(body.get("batch_size") or 500),
     )
-    conn.commit()
     return jsonify(created), 201
 
 
 @bp.get("/subscriptions")
+@declare(service="changes")
 def get_subscriptions() -> Response:
     """The key's agency's subscriptions (all of them for an admin)."""
     return jsonify({"subscriptions": list_subscriptions(get_conn(), _scope())})
 
 
 @bp.get("/subscriptions/<int:subscription_id>")
+@declare(service="changes")
 def get_one_subscription(subscription_id: int) -> Response:
     """One subscription: its cursor, failures, next attempt and status."""
     return jsonify(get_subscription(get_conn(), subscription_id, _scope()))
 
 
 @bp.delete("/subscriptions/<int:subscription_id>")
+@declare(service="changes")
 def delete_one_subscription(subscription_id: int) -> Response:
     """Stop and remove a subscription (its delivery log stays)."""
-    conn = get_conn()
-    delete_subscription(conn, subscription_id, _scope())
-    conn.commit()
+    delete_subscription(get_conn(), subscription_id, _scope())
     return jsonify({"deleted": subscription_id})
 
 
 @bp.post("/subscriptions/<int:subscription_id>/resume")
+@declare(service="changes")
 def post_resume(subscription_id: int) -> Response:
     """Make a parked subscription active again; it is tried at once."""
-    conn = get_conn()
-    resumed = resume_subscription(conn, subscription_id, _scope())
-    conn.commit()
-    return jsonify(resumed)
+    return jsonify(resume_subscription(get_conn(), subscription_id, _scope()))
 
 
 @bp.get("/subscriptions/<int:subscription_id>/deliveries")
+@declare(service="changes", query=[Int("limit", default=100, low=1, high=1000)])
 def get_deliveries(subscription_id: int) -> Response:
     """The delivery log, newest first: batch cursors, size, answer, error, duration."""
-    found = deliveries(get_conn(), subscription_id, _scope(), int_arg("limit", 100, 1, 1000))
+    found = deliveries(get_conn(), subscription_id, _scope(), arg("limit"))
     return jsonify({"deliveries": found})

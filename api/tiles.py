@@ -12,9 +12,10 @@ import json
 from flask import Blueprint, Response, g, request, url_for
 
 from api.database import get_conn
+from api.endpoints import BY_COLLECTION, Text, declare
 from api.features import IRAN_BBOX, feature_query
-from geo.features.collections import get_collection
-from geo.features.tiles import MAX_ZOOM, tile
+from geo.geodata.features.collections import get_collection
+from geo.geodata.features.tiles import MAX_ZOOM, tile
 
 bp = Blueprint("tiles", __name__)
 
@@ -22,6 +23,14 @@ MVT = "application/vnd.mapbox-vector-tile"
 
 
 @bp.get("/tiles/<collection_id>/<int:z>/<int:x>/<int:y>.mvt")
+@declare(
+    service=BY_COLLECTION,
+    replica=True,
+    query=[Text("datetime")],
+    collection_filters=True,
+    media=MVT,
+    responses={"304": "the client's copy (If-None-Match) is current"},
+)
 def get_tile(collection_id: str, z: int, x: int, y: int) -> Response:
     """One Mapbox vector tile of the collection; 304 when the client's copy is current."""
     c = get_collection(collection_id)
@@ -38,6 +47,7 @@ def get_tile(collection_id: str, z: int, x: int, y: int) -> Response:
 
 
 @bp.get("/tiles/<collection_id>.json")
+@declare(public=True)
 def get_tilejson(collection_id: str) -> Response:
     """TileJSON 3.0 of the collection's tiles (for MapLibre and other map clients)."""
     c = get_collection(collection_id)

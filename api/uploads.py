@@ -7,13 +7,13 @@ import json
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import text
 
-import geo.parcels.jobs  # noqa: F401  (registers the ingest jobs)
-from api.database import get_conn, url
-from geo.db import engine
+import geo.geodata.parcels.jobs  # noqa: F401  (registers the ingest jobs)
+from api.database import get_conn
+from api.endpoints import declare, form
 from geo.errors import InvalidParameter
-from geo.jobs import enqueue
-from geo.parcels.ingest import IngestOptions, create_upload, get_upload
-from geo.persian import is_digits
+from geo.geodata.parcels.ingest import IngestOptions, attach_job, get_upload, record_upload
+from geo.geodata.persian import is_digits
+from geo.platform.jobs import enqueue
 
 bp = Blueprint("uploads", __name__)
 
@@ -23,6 +23,12 @@ def _flag(name: str) -> bool:
 
 
 @bp.post("/uploads")
+@declare(
+    service="uploads",
+    role="uploader",
+    success=202,
+    body=form("file", village=str, crs=str, dry_run=str, repair=str, mapping=str),
+)
 def post_upload() -> tuple[Response, int]:
     """Multipart ``file`` with optional ``village`` (AGENCY:CODE), ``crs`` (EPSG code),
     ``dry_run``, ``repair`` and ``mapping`` (JSON: role → field)."""
@@ -46,14 +52,15 @@ def post_upload() -> tuple[Response, int]:
         mapping=mapping,
     )
     principal = g.get("principal")
-    upload_id = create_upload(
-        url(), upload.stream, upload.filename, options, principal.id if principal else None
+    # One unit of work: the upload's row, its file, its job and the job's id commit together
+    # with the request, or not at all. The file is Werkzeug's local spool of the body (parsed
+    # when request.files was read), so no client I/O happens inside the transaction.
+    conn = get_conn()
+    upload_id = record_upload(
+        conn, upload.stream, upload.filename, options, principal.id if principal else None
     )
-    job_id = enqueue(url(), "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
-    with engine(url()).begin() as conn:
-        conn.execute(
-            text("UPDATE upload SET job_id = :j WHERE id = :u"), {"j": job_id, "u": upload_id}
-        )
+    job_id = enqueue(conn, "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
+    attach_job(conn, upload_id, job_id)
     return jsonify(
         {
             "upload_id": upload_id,
@@ -65,11 +72,14 @@ def post_upload() -> tuple[Response, int]:
 
 
 @bp.get("/uploads/<int:upload_id>")
+@declare(service="uploads", role="uploader")
 def get_one_upload(upload_id: int) -> Response:
+    """An upload's status, progress and validation report."""
     return jsonify(get_upload(get_conn(), upload_id))
 
 
 @bp.get("/uploads/<int:upload_id>/features")
+@declare(service="uploads", role="uploader", media="application/geo+json")
 def get_finding_features(upload_id: int) -> Response:
     """The staged parcels that have a finding (error or warning), as GeoJSON, while the
     upload waits to be published: what the report talks about, on a map."""
@@ -106,16 +116,18 @@ def get_finding_features(upload_id: int) -> Response:
 
 
 @bp.post("/uploads/<int:upload_id>/publish")
+@declare(service="uploads", role="uploader", success=202)
 def publish(upload_id: int) -> tuple[Response, int]:
-    state = get_upload(get_conn(), upload_id)
-    with engine(url()).begin() as conn:  # claim it: a second publish of it is refused
-        claimed = conn.execute(
-            text(
-                "UPDATE upload SET status = 'publishing', updated_at = now()"
-                " WHERE id = :u AND status = 'validated' RETURNING id"
-            ),
-            {"u": upload_id},
-        ).first()
+    """Publish a validated dry run (as a job); 202."""
+    conn = get_conn()  # the claim and the job commit together, with the request
+    state = get_upload(conn, upload_id)
+    claimed = conn.execute(  # claim it: a second publish of it is refused
+        text(
+            "UPDATE upload SET status = 'publishing', updated_at = now()"
+            " WHERE id = :u AND status = 'validated' RETURNING id"
+        ),
+        {"u": upload_id},
+    ).first()
     if claimed is None:
         from geo.errors import ValidationError
 
@@ -123,5 +135,6 @@ def publish(upload_id: int) -> tuple[Response, int]:
             f"upload {upload_id} is {state['status']}; only a validated upload can be published",
             code="not_validated",
         )
-    job_id = enqueue(url(), "tagsim:parcel_publish", kind="parcel_publish", upload_id=upload_id)
+    job_id = enqueue(conn, "tagsim:parcel_publish", kind="parcel_publish", upload_id=upload_id)
+    attach_job(conn, upload_id, job_id)
     return jsonify({"upload_id": upload_id, "job_id": job_id, "status": "publishing"}), 202

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 
+from api.endpoints import declare
+
 HERE = Path(__file__).resolve().parent / "web"
 MODULES = HERE / "node_modules"
 VENDOR = {
@@ -43,6 +45,7 @@ def web_page() -> Response:
 
 
 @bp.get("/assets/vendor/<name>")
+@declare(public=True)
 def vendor(name: str) -> Response:
     """A front-end library file installed by npm (``make run`` installs them)."""
     path = VENDOR.get(name)

@@ -12,8 +12,8 @@ import uuid
 
 from bench import harness
 from bench.cases import crosswalk, feed, parcels, registry, replica, serving
-from geo import migrate
-from geo.db import create_database, database_url, drop_database
+from geo.platform import migrate
+from geo.platform.database import create_database, database_url, drop_database
 
 CASES = {
     "registry": registry.run,

@@ -42,7 +42,7 @@ def world(quick: bool, *, maps: bool) -> Path:
     """The generator's world, cached: ``small`` for quick runs, ``national`` otherwise (from
     ../shared/data). ``maps`` adds every village's parcel map to ``truth/parcels.gpkg``."""
     from data.generator import generate
-    from geo.config import project_root
+    from geo.platform.config import project_root
 
     size = "small" if quick else "national"
     out = CACHE / f"world_{size}{'_maps' if maps else ''}"

@@ -19,10 +19,10 @@ from urllib.parse import parse_qs
 import psycopg
 import shapely
 
-from geo.db import SERVING_OPTIONS
-from geo.features.collections import PARCELS
-from geo.features.coverage import OVERLAY_SQL
-from geo.features.tiles import tile_sql
+from geo.geodata.features.collections import PARCELS
+from geo.geodata.features.coverage import OVERLAY_SQL
+from geo.geodata.features.tiles import tile_sql
+from geo.platform.database import SERVING_OPTIONS
 
 _local = threading.local()
 

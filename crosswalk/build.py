@@ -21,9 +21,9 @@ from crosswalk.errors import NotFound, ValidationError
 from crosswalk.history import former_names
 from crosswalk.matcher import Decision, Link, Matcher
 from crosswalk.units import load_side
-from geo.db import engine
+from geo.platform.database import Database
 
-__all__ = ["build", "pick_edition", "start_run"]
+__all__ = ["build", "new_run", "pick_edition", "start_run"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -48,31 +48,43 @@ def pick_edition(conn: Connection, agency: str, wanted: str | int | None) -> int
 
 
 def start_run(
-    url: str,
+    db: Database,
     moi: str | int | None = None,
     sci: str | int | None = None,
     hf: str | int | None = None,
     parameters: dict[str, Any] | None = None,
 ) -> int:
     """Create a queued run for the chosen (or newest) editions; return its id."""
-    with engine(url).begin() as conn:
-        ids = {a: pick_edition(conn, a, w) for a, w in (("moi", moi), ("sci", sci), ("hf", hf))}
-        if ids["moi"] is None:
-            raise ValidationError(
-                "the crosswalk needs an MOI edition (the reference list)",
-                code="no_reference_edition",
-            )
-        if ids["sci"] is None and ids["hf"] is None:
-            raise ValidationError(
-                "the crosswalk needs an SCI or an HF edition to map", code="nothing_to_map"
-            )
-        return conn.execute(
-            text(
-                "INSERT INTO crosswalk_run (moi_edition_id, sci_edition_id, hf_edition_id,"
-                " parameters, status) VALUES (:m, :s, :h, :p, 'queued') RETURNING id"
-            ),
-            {"m": ids["moi"], "s": ids["sci"], "h": ids["hf"], "p": json.dumps(parameters or {})},
-        ).scalar_one()
+    with db.begin() as conn:
+        return new_run(conn, moi, sci, hf, parameters)
+
+
+def new_run(
+    conn: Connection,
+    moi: str | int | None = None,
+    sci: str | int | None = None,
+    hf: str | int | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> int:
+    """As :func:`start_run`, in the caller's transaction (which may queue its job)."""
+    ids = {a: pick_edition(conn, a, w) for a, w in (("moi", moi), ("sci", sci), ("hf", hf))}
+    if ids["moi"] is None:
+        raise ValidationError(
+            "the crosswalk needs an MOI edition (the reference list)",
+            code="no_reference_edition",
+        )
+    if ids["sci"] is None and ids["hf"] is None:
+        raise ValidationError(
+            "the crosswalk needs an SCI or an HF edition to map", code="nothing_to_map"
+        )
+    run_id: int = conn.execute(
+        text(
+            "INSERT INTO crosswalk_run (moi_edition_id, sci_edition_id, hf_edition_id,"
+            " parameters, status) VALUES (:m, :s, :h, :p, 'queued') RETURNING id"
+        ),
+        {"m": ids["moi"], "s": ids["sci"], "h": ids["hf"], "p": json.dumps(parameters or {})},
+    ).scalar_one()
+    return run_id
 
 
 def _decisions(conn: Connection, agency: str) -> list[Decision]:
@@ -176,7 +188,7 @@ _ANNOUNCE = """
 
 
 def build(
-    url: str, run_id: int, progress: Progress | None = None, *, trace_memory: bool = False
+    db: Database, run_id: int, progress: Progress | None = None, *, trace_memory: bool = False
 ) -> dict[str, Any]:
     """Run the queued run ``run_id`` to the end; return its counts.
 
@@ -187,7 +199,7 @@ def build(
     if trace_memory:
         tracemalloc.start()
     try:
-        with engine(url).begin() as conn:
+        with db.begin() as conn:
             run = conn.execute(
                 text(
                     "SELECT moi_edition_id, sci_edition_id, hf_edition_id FROM crosswalk_run"
@@ -206,7 +218,7 @@ def build(
         total = 1 + 6 * len(others)
         done = 0
         counts: dict[str, Any] = {}
-        with engine(url).connect() as conn:
+        with db.connect() as conn:
             former = former_names(conn, "moi", run.moi_edition_id)
             ref = load_side(conn, "moi", run.moi_edition_id, former)
         done += 1
@@ -216,7 +228,7 @@ def build(
             f"MOI reference loaded ({len(ref.units)} units, {len(former)} with former names)",
         )
         for agency, edition_id in others:
-            with engine(url).connect() as conn:
+            with db.connect() as conn:
                 other = load_side(conn, agency, edition_id)
                 decisions = _decisions(conn, agency)
 
@@ -226,7 +238,7 @@ def build(
                 report(done, total, message)
 
             links = Matcher(ref, other, decisions, progress=step).run()
-            with engine(url).begin() as conn:
+            with db.begin() as conn:
                 _store(conn, run_id, agency, links)
             by = Counter((lk.level, lk.status) for lk in links)
             counts[agency] = {
@@ -239,7 +251,7 @@ def build(
         counts["seconds"] = round(time.perf_counter() - started, 2)
         if trace_memory:
             counts["peak_python_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
-        with engine(url).begin() as conn:
+        with db.begin() as conn:
             counts["changes_since_release"] = _changes_since_release(conn, run_id)
             counts["announced"] = conn.execute(text(_ANNOUNCE), {"r": run_id}).rowcount
             conn.execute(
@@ -251,7 +263,7 @@ def build(
             )
         return counts
     except Exception as exc:
-        with engine(url).begin() as conn:
+        with db.begin() as conn:
             conn.execute(
                 text(
                     "UPDATE crosswalk_run SET status = 'failed', finished_at = now(),"

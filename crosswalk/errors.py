@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from geo.errors import GeoError, NotFound, ValidationError
+from geo.errors import GeoError, InvalidParameter, NotFound, ValidationError
 
-__all__ = ["CrosswalkError", "NoRun", "NotFound", "ValidationError"]
+__all__ = ["CrosswalkError", "InvalidParameter", "NoRun", "NotFound", "ValidationError"]
 
 
 class CrosswalkError(GeoError):
@@ -17,4 +17,3 @@ class NoRun(CrosswalkError):
     """There is no finished crosswalk run (or release) to answer from."""
 
     code = "no_crosswalk_run"
-    http_status = 404

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from crosswalk.errors import NoRun
+from geo.models.registry import LEVELS
 
 __all__ = ["COLUMNS", "export_rows", "to_csv", "to_xlsx"]
 
@@ -35,7 +36,7 @@ COLUMNS = [
     "status",
 ]
 _RANK = {"rejected": 3, "needs_review": 2, "auto": 1, "confirmed": 0}
-_LEVELS = {"province": 0, "county": 1, "district": 2, "rural": 3, "city": 4, "village": 5}
+_LEVELS = {level: i for i, level in enumerate(LEVELS)}  # listing order
 
 
 def _units(conn: Connection, edition_id: int | None) -> dict[str, tuple[str, str, str | None]]:
@@ -64,7 +65,7 @@ def export_rows(conn: Connection, run_id: int) -> Iterator[dict[str, Any]]:
         raise NoRun(f"no finished crosswalk run {run_id}", code="no_crosswalk_run")
     moi, sci, hf = (_units(conn, e) for e in run)
     partners: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"sci": [], "hf": []})
-    linked = {"sci": set(), "hf": set()}
+    linked: dict[str, set[str]] = {"sci": set(), "hf": set()}
     for r in conn.execute(
         text(
             "SELECT moi_code, sci_code, hf_code, relation, confidence, method, status"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from geo.persian import loose_key
-from geo.registry.events import follow, load_units
+from geo.geodata.persian import loose_key
+from geo.geodata.registry.events import follow, load_units
 
 __all__ = ["Former", "former_names"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import procrastinate
 
 from crosswalk.build import build
-from geo.jobs import report_progress, task, worker_database_url
+from geo.platform.jobs import report_progress, task, worker_database
 
 __all__ = ["crosswalk_build"]
 
@@ -13,11 +13,11 @@ __all__ = ["crosswalk_build"]
 @task("crosswalk_build")
 def crosswalk_build(context: procrastinate.JobContext, run_id: int) -> None:
     """Build run ``run_id``, reporting each matched level."""
-    url = worker_database_url()
+    db = worker_database()
     job_id = context.job.id
     assert job_id is not None
 
     def progress(done: int, total: int, message: str) -> None:
-        report_progress(url, job_id, done, total, message)
+        report_progress(db, job_id, done, total, message)
 
-    build(url, run_id, progress)
+    build(db, run_id, progress)

@@ -236,7 +236,7 @@ class Matcher:
         for score, r, o, ev in pending:
             if r in taken_r or o in taken_o or score < REVIEW:
                 continue
-            rivals = [
+            rivals: list[dict[str, Any]] = [
                 {"code": oo, "name": self.other.units[oo].name, "score": round(e.score, 3)}
                 for oo, e in cands[r][:6]
                 if oo != o
@@ -378,9 +378,9 @@ class Matcher:
             kids = [c for lvl in kid_levels for c in self.ref.children(r, lvl)]
             parents = Counter(self.other.units[o].parent for c in kids for o in self.r2o.get(c, []))
             if parents:
-                o, n = parents.most_common(1)[0]
-                if o and (n >= 2 or n == len(kids)) and n >= 0.5 * len(kids):
-                    self._structural(level, r, o, n, len(kids), "split")
+                parent, n = parents.most_common(1)[0]
+                if parent and (n >= 2 or n == len(kids)) and n >= 0.5 * len(kids):
+                    self._structural(level, r, parent, n, len(kids), "split")
 
     def _structural(self, level: str, r: str, o: str, n: int, of: int, kind: str) -> None:
         """Link r and o because ``n`` of ``of`` children agree: a split or a merge when the

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from geo.db import engine
+from geo.models.registry import LEVELS
+from geo.platform.database import Database
 
 __all__ = ["evaluate"]
 
@@ -32,10 +33,10 @@ def _truth(
     return pairs, kinds
 
 
-def evaluate(url: str, run_id: int, truth_csv: Path) -> dict[str, Any]:
+def evaluate(db: Database, run_id: int, truth_csv: Path) -> dict[str, Any]:
     """Precision/recall per agency and level, recall per variant kind, review sizes."""
     out: dict[str, Any] = {}
-    with engine(url).connect() as conn:
+    with db.connect() as conn:
         for agency in ("sci", "hf"):
             rows = conn.execute(
                 text(
@@ -48,7 +49,7 @@ def evaluate(url: str, run_id: int, truth_csv: Path) -> dict[str, Any]:
                 continue
             truth, kinds = _truth(truth_csv, agency)
             levels: dict[str, Any] = {}
-            for level in ("province", "county", "district", "rural", "city", "village"):
+            for level in LEVELS:
                 auto = {
                     (r[1], r[2]) for r in rows if r[0] == level and r[3] in ("auto", "confirmed")
                 }

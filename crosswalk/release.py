@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from crosswalk.errors import NoRun, ValidationError
-from geo.dates import jalali
+from geo.geodata.dates import jalali
 
 __all__ = ["get_run", "latest_run", "list_releases", "list_runs", "publish", "run_of_release"]
 
@@ -90,7 +90,7 @@ def publish(
         raise ValidationError(
             f"run {run_id} is already release {run['release']}", code="already_released"
         )
-    counts = dict(
+    counts: dict[str, int] = dict(
         conn.execute(
             text("SELECT status, count(*) FROM crosswalk_link WHERE run_id = :r GROUP BY status"),
             {"r": run_id},

@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from crosswalk.errors import ValidationError
+from crosswalk.errors import InvalidParameter, ValidationError
 from crosswalk.release import latest_run
+from crosswalk.units import CROSSWALK_AGENCIES
+from geo.geodata.persian import normalize_code
 from geo.models.crosswalk import DECISIONS
 from geo.models.registry import LEVELS
-from geo.persian import normalize_code
 
 __all__ = ["decide", "links", "review_queue"]
 
@@ -49,11 +50,12 @@ def links(
     """Links of a run, filtered by level, status, one agency's code, or MOI parent code."""
     run_id = run_id or latest_run(conn)
     if level and level not in LEVELS:
-        raise ValidationError(
-            f"level is one of {', '.join(LEVELS)}", code="invalid_parameter", field="level"
+        raise InvalidParameter(f"level is one of {', '.join(LEVELS)}", field="level")
+    if agency and agency not in CROSSWALK_AGENCIES:
+        raise InvalidParameter(
+            f"agency is one of {', '.join(CROSSWALK_AGENCIES)}",
+            field="agency",
         )
-    if agency and agency not in {"moi", "sci", "hf"}:
-        raise ValidationError("agency is moi, sci or hf", code="invalid_parameter", field="agency")
     where = ["l.run_id = :run"]
     params: dict[str, Any] = {"run": run_id, "limit": limit, "offset": offset}
     if level:
@@ -187,17 +189,11 @@ def decide(
 ) -> dict[str, Any]:
     """Store a person's decision (it survives every rebuild) and apply it to the newest run."""
     if decision not in DECISIONS:
-        raise ValidationError(
-            f"decision is one of {', '.join(DECISIONS)}", code="invalid_parameter", field="decision"
-        )
+        raise InvalidParameter(f"decision is one of {', '.join(DECISIONS)}", field="decision")
     if level not in LEVELS:
-        raise ValidationError(
-            f"level is one of {', '.join(LEVELS)}", code="invalid_parameter", field="level"
-        )
+        raise InvalidParameter(f"level is one of {', '.join(LEVELS)}", field="level")
     if other_agency not in {"sci", "hf"}:
-        raise ValidationError(
-            "the other agency is sci or hf", code="invalid_parameter", field="agency"
-        )
+        raise InvalidParameter("the other agency is sci or hf", field="agency")
     moi_code, other_code = normalize_code(moi_code), normalize_code(other_code)
     run_id = latest_run(conn)
     run = conn.execute(

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, text
 
 from crosswalk.history import Former
+from geo.models.registry import LEVELS
 
-__all__ = ["LEVEL_ORDER", "Side", "Unit", "load_side"]
+__all__ = ["CROSSWALK_AGENCIES", "LEVEL_ORDER", "Side", "Unit", "load_side"]
 
-LEVEL_ORDER = ("province", "county", "district", "rural", "city", "village")
+LEVEL_ORDER = LEVELS  # (one list of levels: geo.models.registry)
+# The crosswalk's columns: MOI (the reference list) and each agency mapped to it.
+CROSSWALK_AGENCIES = ("moi", "sci", "hf")
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shapely.geometry import mapping, shape
 
-from geo.persian import match_key
+from geo.geodata.persian import match_key
 
 SAMPLE = Path(__file__).resolve().parent / "sample"
 

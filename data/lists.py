@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from data.generator import EDITIONS, PUBLISHED
-from geo.dates import parse_date
-from geo.registry import import_edition
+from geo.geodata.dates import parse_date
+from geo.geodata.registry import import_edition
+from geo.platform.database import Database
 
 __all__ = ["import_lists"]
 
 ALL = ("moi_old", "moi", "sci", "hf")
 
 
-def import_lists(url: str, world: Path, which: tuple[str, ...] = ALL) -> dict[str, int]:
+def import_lists(db: Database, world: Path, which: tuple[str, ...] = ALL) -> dict[str, int]:
     """Import the world's lists named in ``which`` (keys of ``EDITIONS``); return key → edition
     id. Publication dates come along, so the registry knows MOI 1401 is newer than MOI 1400
     whatever the order of import."""
@@ -21,7 +22,7 @@ def import_lists(url: str, world: Path, which: tuple[str, ...] = ALL) -> dict[st
     for key in which:
         agency, label, name = EDITIONS[key]
         ids[key] = import_edition(
-            url,
+            db,
             agency,
             label,
             (world / "lists" / name).read_bytes(),

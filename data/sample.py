@@ -24,11 +24,11 @@ from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import text
 
 from data.generator import PUBLISHED, generate
-from geo.dates import parse_date
-from geo.db import copy_lines, copy_text, engine
-from geo.parcels.ingest import IngestOptions, create_upload, process_upload
-from geo.registry import import_edition
-from geo.registry.boundaries import attach_boundaries
+from geo.geodata.dates import parse_date
+from geo.geodata.parcels.ingest import IngestOptions, create_upload, process_upload
+from geo.geodata.registry import import_edition
+from geo.geodata.registry.boundaries import attach_boundaries
+from geo.platform.database import Database, copy_lines, copy_text
 
 __all__ = ["SAMPLE_SEED", "ensure_sample_files", "load_sample"]
 
@@ -73,7 +73,7 @@ def _ewkt(geom: Any) -> str:
     return f"SRID=4326;{geom.wkt}"
 
 
-def _load_maps(url: str, folder: Path) -> tuple[int, int, int]:
+def _load_maps(db: Database, folder: Path) -> tuple[int, int, int]:
     """The parcel maps go through the real upload path (one file, many villages); the
     registered plots are loaded as they are (their notices are another issue's)."""
     truth = folder / "truth"
@@ -84,12 +84,12 @@ def _load_maps(url: str, folder: Path) -> tuple[int, int, int]:
         for layer in ("parcels", "zones"):
             frame = gpd.read_file(truth / "parcels.gpkg", layer=layer)
             frame[frame["CODE_HF"].isin(clean)].to_file(path, layer=layer, driver="GPKG")
-        upload_id = create_upload(url, path.read_bytes(), SAMPLE_UPLOAD, IngestOptions())
-    state = process_upload(url, upload_id)
+        upload_id = create_upload(db, path.read_bytes(), SAMPLE_UPLOAD, IngestOptions())
+    state = process_upload(db, upload_id)
     published = state["report"]["published"]
     plates = gpd.read_file(folder / "plates" / "plates.geojson")
     attrs = json.dumps({"loaded_by": "demo"})
-    with engine(url).begin() as conn:
+    with db.begin() as conn:
         lines = [
             "\t".join(
                 (
@@ -112,12 +112,12 @@ def _load_maps(url: str, folder: Path) -> tuple[int, int, int]:
     return published["zone"], published["insert"] + published["update"], len(plates)
 
 
-def load_sample(url: str, folder: Path, *, echo: Echo = print) -> str:
-    """Load the sample into the database at ``url``; running it again changes nothing."""
+def load_sample(db: Database, folder: Path, *, echo: Echo = print) -> str:
+    """Load the sample into the database at ``db``; running it again changes nothing."""
     boundaries = next((HERE / "sample").glob("osm_boundaries_*.geojson")).read_bytes()
     for agency, label, path in _lists(folder):
         result = import_edition(
-            url,
+            db,
             agency,
             label,
             path.read_bytes(),
@@ -126,18 +126,18 @@ def load_sample(url: str, folder: Path, *, echo: Echo = print) -> str:
         )
         echo(result.summary())
         if result.created and agency in {"moi", "sci"}:
-            with engine(url).begin() as conn:
+            with db.begin() as conn:
                 found = attach_boundaries(conn, result.edition_id, boundaries)
             echo(
                 f"  boundaries (OpenStreetMap): {found.matched} attached, "
                 f"{len(found.unmatched)} without a unit"
             )
-    with engine(url).connect() as conn:
+    with db.connect() as conn:
         loaded = conn.execute(
             text("SELECT count(*) FROM upload WHERE file_name = :f AND status = 'published'"),
             {"f": SAMPLE_UPLOAD},
         ).scalar_one()
     if loaded:
         return "sample already loaded"
-    zones, parcels, plates = _load_maps(url, folder)
+    zones, parcels, plates = _load_maps(db, folder)
     return f"sample loaded: {zones} guide-plan zones, {parcels} parcels, {plates} plates"

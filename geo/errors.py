@@ -1,7 +1,8 @@
 """Typed errors of the geo layer, each with a stable machine code.
 
-`api/` maps them to HTTP problem responses in one place; the command line prints
-``code: message``. Codes never change once released: clients match on them.
+`api/errors.py` maps them to HTTP statuses and problem responses in one place (the
+domain knows nothing of HTTP); the command line prints ``code: message``. Codes never
+change once released: clients match on them, and each code means one status.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ class GeoError(Exception):
     """Base of every error raised by `geo`."""
 
     code = "geo_error"
-    http_status = 500
 
     def __init__(self, message: str, *, code: str | None = None, **details: object) -> None:
         super().__init__(message)
@@ -56,14 +56,12 @@ class PostGISMissing(ClusterError):
     """PostgreSQL or PostGIS is not installed and cannot be installed from here."""
 
     code = "postgis_missing"
-    http_status = 503
 
 
 class DatabaseUnreachable(GeoError):
     """The database URL does not answer, or answers without PostGIS."""
 
     code = "database_unreachable"
-    http_status = 503
 
 
 class PrimaryUnavailable(DatabaseUnreachable):
@@ -76,18 +74,15 @@ class NotFound(GeoError):
     """A thing asked for by code or id does not exist."""
 
     code = "not_found"
-    http_status = 404
 
 
 class InvalidParameter(GeoError):
     """A request's parameter is malformed (``field`` names it)."""
 
     code = "invalid_parameter"
-    http_status = 400
 
 
 class ValidationError(GeoError):
     """Input was rejected; nothing was stored."""
 
     code = "invalid_input"
-    http_status = 422

@@ -26,11 +26,13 @@ if [ ! -x .venv/bin/python ]; then
     fi
   fi
 fi
+# Dependencies at the versions of requirements.lock (the set the suite last passed with;
+# `make lock` rewrites it), tagsim itself editable.
 stamp=.venv/.tagsim-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
   echo "tagsim: installing Python dependencies into .venv ..." >&2
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e '.[dev]' >&2
+  .venv/bin/python -m pip install -q -c requirements.lock -e '.[dev]' >&2
   touch "$stamp"
 fi
 

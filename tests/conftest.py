@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
-from geo import db as geo_db
-from geo import migrate
-from geo.db import database_url, engine, normalize_url
+from geo.platform import database as geo_db
+from geo.platform import migrate
+from geo.platform.database import Database, database_url, normalize_url
 
 # Audit journals of the tests' throwaway databases live and die with the session, and move
 # each row in its request (no mover thread outliving a module's database; the batched path
@@ -66,7 +66,7 @@ def empty_db_url(server_url: str) -> Iterator[str]:
 @pytest.fixture
 def conn(db_url: str) -> Iterator[Connection]:
     """A connection in a transaction that is always rolled back."""
-    with engine(db_url).connect() as connection:
+    with Database(db_url).connect() as connection:
         trans = connection.begin()
         try:
             yield connection
@@ -90,11 +90,11 @@ def fresh_url(empty_db_url: str) -> str:
 def sample_url(server_url: str) -> Iterator[str]:
     """A database holding the sample (lists, boundaries, parcel maps, plates), per module."""
     from data.sample import ensure_sample_files, load_sample
-    from geo.config import settings
+    from geo.platform.config import settings
 
     url = create_database(server_url, "tagsim_sample")
     migrate.upgrade(url)
-    load_sample(url, ensure_sample_files(settings().sample_dir, echo=_quiet), echo=_quiet)
+    load_sample(Database(url), ensure_sample_files(settings().sample_dir, echo=_quiet), echo=_quiet)
     yield url
     drop_database(url)
 

@@ -12,15 +12,15 @@ from sqlalchemy import text
 
 from api import create_app
 from data.sample import SAMPLE_UPLOAD
-from geo.access import create_key
-from geo.config import settings
-from geo.db import engine
-from geo.parcels.ingest import IngestOptions, create_upload, process_upload
+from geo.access.control import create_key
+from geo.geodata.parcels.ingest import IngestOptions, create_upload, process_upload
+from geo.platform.config import settings
+from geo.platform.database import Database
 
 
 def client_for(url: str, role: str = "admin", agency: str = "moi", **config: Any) -> FlaskClient:
     """A test client of an app on ``url`` whose every request sends a fresh key."""
-    with engine(url).begin() as conn:
+    with Database(url).begin() as conn:
         key = create_key(conn, agency, role, f"test {agency} {role}")["key"]
     client = create_app({"DATABASE_URL": url, **config}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
@@ -31,7 +31,7 @@ def republish_village(url: str, code: str | None = None) -> tuple[str, str, str,
     """Publish a new version of one sample village: parcel A's land use changes and parcel
     B is removed. Returns (village, A, B, the time before the publish)."""
     folder = settings().sample_dir / "truth"
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         code = (
             code
             or c.execute(
@@ -52,7 +52,9 @@ def republish_village(url: str, code: str | None = None) -> tuple[str, str, str,
         path = Path(tmp) / "v2.gpkg"
         parcels.to_file(path, layer="parcels", driver="GPKG")
         zones.to_file(path, layer="zones", driver="GPKG")
-        upload = create_upload(url, path.read_bytes(), "v2-" + SAMPLE_UPLOAD, IngestOptions())
-    state = process_upload(url, upload)
+        upload = create_upload(
+            Database(url), path.read_bytes(), "v2-" + SAMPLE_UPLOAD, IngestOptions()
+        )
+    state = process_upload(Database(url), upload)
     assert state["status"] == "published", state["report"]
     return code, a, b, before

@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from api import create_app
-from api.auth import ENDPOINTS, KEY_ONLY, PUBLIC, SERVICES
-from geo.access import RANK, create_key, revoke_key, set_policy
-from geo.db import engine
+from api.endpoints import Endpoint, check_declared, declare, endpoint_of, services
+from geo.access.control import RANK, create_key, revoke_key, set_policy
+from geo.platform.database import Database
 
 ROLES = ("reader", "uploader", "reviewer", "admin")
 
@@ -24,7 +24,7 @@ def app(module_db_url: str) -> Flask:
 @pytest.fixture(scope="module")
 def keys(module_db_url: str) -> dict[str, str]:
     out = {}
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         for role in ROLES:
             out[role] = create_key(conn, "sci", role, f"matrix {role}")["key"]
         out["hf_reader"] = create_key(conn, "hf", "reader", "excluded")["key"]
@@ -63,10 +63,33 @@ def _call(client: FlaskClient, method: str, path: str, key: str | None) -> int:
     return client.open(path, method=method, headers=headers, json={}).status_code
 
 
+def _declared(app: Flask, endpoint: str) -> Endpoint:
+    found = endpoint_of(app, endpoint)
+    assert found is not None, endpoint
+    return found
+
+
 def test_every_endpoint_has_an_access_rule(app: Flask) -> None:
-    missing = [e for e, _, _ in _routes(app) if e not in ENDPOINTS and e not in PUBLIC | KEY_ONLY]
+    missing = [e for e, _, _ in _routes(app) if endpoint_of(app, e) is None]
     assert missing == []
-    assert not set(ENDPOINTS) & PUBLIC and not set(ENDPOINTS) & KEY_ONLY
+    kinds = {_declared(app, e).access for e, _, _ in _routes(app)}
+    assert kinds == {"public", "key", "service"}
+
+
+def test_a_route_without_a_declaration_is_refused(module_db_url: str) -> None:
+    app = create_app({"DATABASE_URL": module_db_url})
+    app.add_url_rule("/forgotten", "forgotten", lambda: "open to all?")
+    with pytest.raises(RuntimeError, match="forgotten"):
+        check_declared(app)
+    app.view_functions["forgotten"] = declare(service="admin", role="admin")(lambda: "guarded")
+    check_declared(app)
+
+
+def test_a_declaration_is_exactly_one_kind_of_access() -> None:
+    with pytest.raises(ValueError):
+        declare(public=True, service="admin")
+    with pytest.raises(ValueError):
+        declare()
 
 
 @pytest.mark.parametrize(
@@ -82,20 +105,21 @@ def test_the_matrix(
     outsider: str,
 ) -> None:
     client = app.test_client()
-    with engine(module_db_url).begin() as conn:
-        for service in SERVICES:
+    with Database(module_db_url).begin() as conn:
+        for service in services(app):
             set_policy(conn, service, mode, agencies, public=False)
     failures = []
     try:
         for endpoint, method, path in _routes(app):
-            if endpoint in PUBLIC:
+            declared = _declared(app, endpoint)
+            if declared.access == "public":
                 assert _call(client, method, path, None) not in (401, 403), endpoint
                 continue
-            if endpoint in KEY_ONLY:
+            if declared.access == "key":
                 assert _call(client, method, path, None) == 401, endpoint
                 assert _call(client, method, path, keys[outsider]) == 200, endpoint
                 continue
-            _, needed = ENDPOINTS[endpoint]
+            needed = declared.role
             expect = {
                 "no key": (None, 401),
                 "wrong key": ("tgs_0000_nope", 401),
@@ -113,8 +137,8 @@ def test_the_matrix(
                 if status is not None and got != status:
                     failures.append((endpoint, method, case, got, "expected", status))
     finally:
-        with engine(module_db_url).begin() as conn:
-            for service in SERVICES:
+        with Database(module_db_url).begin() as conn:
+            for service in services(app):
                 set_policy(conn, service, "all", [], public=False)
     assert failures == []
 
@@ -123,14 +147,14 @@ def test_allow_list_shuts_out_other_agencies(
     app: Flask, keys: dict[str, str], module_db_url: str
 ) -> None:
     client = app.test_client()
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         set_policy(conn, "divisions", "allow_list", ["sci", "moi"], public=False)
     assert _call(client, "GET", "/editions", keys["registration_reader"]) == 403
     assert _call(client, "GET", "/editions", keys["reader"]) == 200
     body = client.get(
         "/editions", headers={"Authorization": f"Bearer {keys['registration_reader']}"}
     ).get_json()
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         set_policy(conn, "divisions", "all", [], public=False)
     assert body["code"] == "agency_not_allowed" and "sci" in body["detail"]
 
@@ -184,7 +208,7 @@ def test_keys_over_http_are_shown_once_and_revocable(app: Flask, keys: dict[str,
     bad = client.post(
         "/admin/keys", headers=admin, json={"agency": "hf", "role": "king", "name": "x"}
     )
-    assert bad.status_code == 422 and bad.get_json()["field"] == "role"
+    assert bad.status_code == 400 and bad.get_json()["field"] == "role"
 
 
 def test_rate_limit_headers_and_cors(module_db_url: str, keys: dict[str, str]) -> None:
@@ -253,7 +277,7 @@ def test_oversized_requests_are_refused(module_db_url: str, keys: dict[str, str]
 
 def test_me_tells_a_key_what_it_may_do(module_db_url: str, keys: dict[str, str]) -> None:
     client = create_app({"DATABASE_URL": module_db_url}).test_client()
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         set_policy(conn, "uploads", "allow_list", ["hf"], public=False)
     try:
         me = client.get("/me", headers={"Authorization": f"Bearer {keys['uploader']}"}).get_json()
@@ -265,5 +289,5 @@ def test_me_tells_a_key_what_it_may_do(module_db_url: str, keys: dict[str, str])
         assert "uploader" in admin.get_json()["services"]["uploads"]["can"]
         assert client.get("/me").status_code == 401
     finally:
-        with engine(module_db_url).begin() as conn:
+        with Database(module_db_url).begin() as conn:
             set_policy(conn, "uploads", "all", [], public=False)

@@ -1,4 +1,4 @@
-"""Ellipsoidal areas in bulk (geo/areas.py) against pyproj's geodesic areas."""
+"""Ellipsoidal areas in bulk (geo/geodata/areas.py) against pyproj's geodesic areas."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import shapely
 from pyproj import Geod
 
-from geo.areas import ellipsoidal_area
+from geo.geodata.areas import ellipsoidal_area
 
 
 def _quad(rng: np.random.Generator) -> shapely.Polygon:

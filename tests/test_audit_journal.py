@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
-from geo.access import audit_entry
-from geo.audit_journal import AuditJournal
-from geo.db import engine
+from geo.access.control import audit_entry
+from geo.access.journal import AuditJournal
+from geo.platform.database import Database
 
 
 def _entry(endpoint: str) -> dict[str, object]:
@@ -22,14 +22,14 @@ def _entry(endpoint: str) -> dict[str, object]:
 
 
 def _count(url: str, endpoint: str) -> int:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(
             text("SELECT count(*) FROM audit WHERE endpoint = :e"), {"e": endpoint}
         ).scalar_one()
 
 
 def _connect(url: str):  # type: ignore[no-untyped-def]
-    return lambda: engine(url, autocommit=True).connect()
+    return lambda: Database(url).autocommit()
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_rows_reach_the_table_within_a_tick(module_db_url: str, folder: Path) ->
         time.sleep(0.05)
     assert _count(module_db_url, "tick") == 5
     assert journal.pending() == 0
-    with engine(module_db_url).connect() as c:
+    with Database(module_db_url).connect() as c:
         row = c.execute(
             text("SELECT params->>'q', row_count, status, at FROM audit WHERE endpoint = 'tick'")
         ).first()
@@ -59,8 +59,8 @@ def test_a_killed_process_loses_nothing(module_db_url: str, folder: Path) -> Non
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from geo.access import audit_entry\n"
-        "from geo.audit_journal import AuditJournal\n"
+        "from geo.access.control import audit_entry\n"
+        "from geo.access.journal import AuditJournal\n"
         "j = AuditJournal(Path(sys.argv[1]), lambda: None, interval=3600)\n"
         "for _ in range(4):\n"
         "    j.append(audit_entry(None, 's', 'killed', 'GET', {}, 1, 200, 1.0))\n"
@@ -84,7 +84,7 @@ def test_rows_wait_while_the_primary_is_away(module_db_url: str, folder: Path) -
     def connect() -> Connection:
         if down:
             raise OSError("primary down")
-        return engine(module_db_url, autocommit=True).connect()
+        return Database(module_db_url).autocommit()
 
     journal = AuditJournal(folder, connect, interval=0)
     for _ in range(3):

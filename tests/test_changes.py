@@ -9,9 +9,9 @@ import time
 import pytest
 from sqlalchemy import text
 
-from geo.changes import decode_cursor, read_changes
-from geo.db import engine
+from geo.changes.feed import decode_cursor, read_changes
 from geo.errors import InvalidParameter
+from geo.platform.database import Database
 
 
 def _writer(
@@ -19,7 +19,7 @@ def _writer(
 ) -> None:
     rng = random.Random(seed)
     for i in range(count):
-        with engine(url).begin() as conn:
+        with Database(url).begin() as conn:
             ids = (
                 conn.execute(
                     text(
@@ -42,7 +42,7 @@ def test_a_polling_reader_sees_every_change_once_under_concurrent_writers(
     module_db_url: str, round_: int
 ) -> None:
     url = module_db_url
-    with engine(url).connect() as conn:
+    with Database(url).connect() as conn:
         cursor = read_changes(conn, None, limit=10_000)["next"]
         while True:  # start after whatever earlier rounds left
             page = read_changes(conn, cursor, limit=10_000)
@@ -61,14 +61,14 @@ def test_a_polling_reader_sees_every_change_once_under_concurrent_writers(
     for w in writers:
         w.start()
     while any(w.is_alive() for w in writers):
-        with engine(url).connect() as conn:
+        with Database(url).connect() as conn:
             page = read_changes(conn, cursor, limit=7)
         seen += [c["id"] for c in page["changes"]]
         cursor = page["next"]
     for w in writers:
         w.join()
     while True:
-        with engine(url).connect() as conn:
+        with Database(url).connect() as conn:
             page = read_changes(conn, cursor, limit=50)
         if not page["count"]:
             break
@@ -80,14 +80,14 @@ def test_a_polling_reader_sees_every_change_once_under_concurrent_writers(
 
 
 def test_cursor_and_filters(module_db_url: str) -> None:
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO change (entity_kind, entity_id, operation) VALUES"
                 " ('plate', 'p1', 'insert'), ('division', 'd1', 'update')"
             )
         )
-    with engine(module_db_url).connect() as conn:
+    with Database(module_db_url).connect() as conn:
         plates = read_changes(conn, None, kinds=["plate"], limit=10_000)
         assert plates["count"] >= 1 and {c["entity_kind"] for c in plates["changes"]} == {"plate"}
         assert decode_cursor(plates["next"])[1] == plates["changes"][-1]["id"]
@@ -104,10 +104,10 @@ def test_cursor_and_filters(module_db_url: str) -> None:
 
 
 def test_daily_digest_counts_a_jalali_day(module_db_url: str) -> None:
-    from geo.changes import daily_digest
-    from geo.dates import jalali
+    from geo.changes.feed import daily_digest
+    from geo.geodata.dates import jalali
 
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO change (entity_kind, entity_id, operation, occurred_at)"
@@ -117,7 +117,7 @@ def test_daily_digest_counts_a_jalali_day(module_db_url: str) -> None:
             )
         )
     day = jalali(__import__("datetime").date(2024, 8, 2))
-    with engine(module_db_url).connect() as conn:
+    with Database(module_db_url).connect() as conn:
         digest = daily_digest(conn, day)
         assert digest["day"] == "1403-05-12" and digest["gregorian"] == "2024-08-02"
         assert digest["counts"]["guide_plan"] == {"insert": 1, "update": 1}
@@ -128,7 +128,7 @@ def test_daily_digest_counts_a_jalali_day(module_db_url: str) -> None:
 
 def test_bbox_keeps_changes_whose_geometry_touches_it(module_db_url: str) -> None:
     geometry = '{"type": "Point", "coordinates": [51.4, 35.7]}'
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO change (entity_kind, entity_id, operation, after) VALUES"
@@ -138,7 +138,7 @@ def test_bbox_keeps_changes_whose_geometry_touches_it(module_db_url: str) -> Non
             ),
             {"g": geometry},
         )
-    with engine(module_db_url).connect() as conn:
+    with Database(module_db_url).connect() as conn:
         tehran = read_changes(
             conn, None, kinds=["parcel"], limit=10_000, bbox=(51.0, 35.0, 52.0, 36.0)
         )
@@ -147,15 +147,15 @@ def test_bbox_keeps_changes_whose_geometry_touches_it(module_db_url: str) -> Non
 
 
 def test_a_new_edition_announces_its_events_on_the_feed(fresh_url: str) -> None:
-    from geo.registry import import_edition
+    from geo.geodata.registry import import_edition
 
     old = "code,name,level,parent_code\n01,قم,province,\n0101,قم,county,01\n0102,کهک,county,01\n"
     new = (
         "code,name,level,parent_code\n01,قم,province,\n0101,قم,county,01\n0103,جعفرآباد,county,01\n"
     )
-    import_edition(fresh_url, "hf", "1", old.encode())
-    import_edition(fresh_url, "hf", "2", new.encode())
-    with engine(fresh_url).connect() as conn:
+    import_edition(Database(fresh_url), "hf", "1", old.encode())
+    import_edition(Database(fresh_url), "hf", "2", new.encode())
+    with Database(fresh_url).connect() as conn:
         feed = read_changes(conn, None, kinds=["division"])
     ops = {(c["entity_id"], c["operation"]) for c in feed["changes"]}
     assert ("hf:0103", "insert") in ops and ("hf:0102", "delete") in ops
@@ -179,7 +179,7 @@ def test_within_a_village_and_within_a_county(sample_url: str) -> None:
     from tests.helpers import client_for
 
     client = client_for(sample_url, "reader", "sci")
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         village = c.execute(
             text("SELECT village_code FROM parcel GROUP BY 1 ORDER BY 1 LIMIT 1")
         ).scalar_one()
@@ -214,9 +214,9 @@ def test_the_json_written_by_postgresql_is_the_same_page(sample_url: str) -> Non
     import json
     from datetime import datetime
 
-    from geo.changes import read_changes_json
+    from geo.changes.feed import read_changes_json
 
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         as_dicts = read_changes(c, None, kinds=["parcel", "guide_plan"], limit=50)
         as_text = json.loads(read_changes_json(c, None, kinds=["parcel", "guide_plan"], limit=50))
         again = read_changes(c, as_dicts["next"], limit=5)

@@ -10,9 +10,9 @@ import pyarrow as pa
 import shapely
 from shapely.geometry import box
 
-from geo.parcels.checks import REGATHER, Checker
-from geo.parcels.prepare import Codes, prepare
-from geo.parcels.stage import prepared_batches
+from geo.geodata.parcels.checks import REGATHER, Checker
+from geo.geodata.parcels.prepare import Codes, prepare
+from geo.geodata.parcels.stage import prepared_batches
 
 FIELDS = {"parcel_no": "no", "village": "village"}
 

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from geo.errors import PortInUse, PostGISMissing
-from geo.pg import install
-from geo.pg.cluster import LocalCluster, port_is_free
+from geo.platform import install
+from geo.platform.cluster import LocalCluster, port_is_free
 
 
 def _free_port() -> int:

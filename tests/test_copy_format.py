@@ -1,4 +1,4 @@
-"""COPY payloads (geo.parcels.copy_format, geo.parcels.stage targets) read back by
+"""COPY payloads (geo.geodata.parcels.copy_format, geo.geodata.parcels.stage targets) read back by
 PostgreSQL as the values they were made from."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import Connection, text
 
-from geo.parcels.copy_format import hex_wkb
-from geo.parcels.prepare import Codes, Prepared, prepare
-from geo.parcels.stage import ParcelRows, StageRows
+from geo.geodata.parcels.copy_format import hex_wkb
+from geo.geodata.parcels.prepare import Codes, Prepared, prepare
+from geo.geodata.parcels.stage import ParcelRows, StageRows
 
 
 def _copy(conn: Connection, statement: str, header: bytes, payload: object) -> None:

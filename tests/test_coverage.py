@@ -13,9 +13,9 @@ from shapely.geometry import MultiPolygon, Point, box, mapping
 from shapely.ops import unary_union
 from sqlalchemy import text
 
-from geo.crs import transformer, utm_epsg
-from geo.db import engine
-from geo.features.plot_input import geodesic_area
+from geo.geodata.crs import transformer, utm_epsg
+from geo.geodata.features.plot_input import geodesic_area
+from geo.platform.database import Database
 from tests.helpers import client_for
 
 
@@ -25,7 +25,7 @@ def client(sample_url: str) -> FlaskClient:
 
 
 def _parcels(url: str, where: str = "TRUE", **params: Any) -> dict[int, Any]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         rows = c.execute(
             text(f"SELECT id, ST_AsBinary(geom) FROM parcel WHERE valid_to IS NULL AND {where}"),
             params,
@@ -54,7 +54,7 @@ def _close(a: float, b: float, tolerance: float = 0.001) -> bool:
 
 
 def _a_plot(url: str) -> MultiPolygon:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         lon, lat = c.execute(
             text(
                 "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Centroid(geom) p FROM parcel"
@@ -118,7 +118,7 @@ def test_the_same_plot_in_utm_or_ed77_gives_the_same_answer(
 
 
 def test_a_plate_by_its_numbers_with_persian_digits(client: FlaskClient, sample_url: str) -> None:
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         unit, main, sub, wkb = c.execute(
             text(
                 "SELECT registration_unit, main_plate, sub_plate, ST_AsBinary(geom) FROM plate"
@@ -138,7 +138,7 @@ def test_a_plate_by_its_numbers_with_persian_digits(client: FlaskClient, sample_
 
 
 def test_plan_coverage_share_gaps_and_parcels_outside(client: FlaskClient, sample_url: str) -> None:
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         code, zone_wkb = c.execute(
             text(
                 "SELECT village_code, ST_AsBinary(zone) FROM guide_plan WHERE valid_to IS NULL"

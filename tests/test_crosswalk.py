@@ -21,10 +21,10 @@ from crosswalk.review import decide, review_queue
 from crosswalk.units import Side, Unit
 from data.generator import generate
 from data.lists import import_lists
-from geo.db import engine
-from geo.jobs import run_worker
-from geo.persian import loose_key, match_key
-from geo.registry.lookup import resolve
+from geo.geodata.persian import loose_key, match_key
+from geo.geodata.registry.lookup import resolve
+from geo.platform.database import Database
+from geo.platform.jobs import run_worker
 from tests.helpers import client_for
 
 
@@ -37,8 +37,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cw_url(module_db_url: str, world: Path) -> str:
-    import_lists(module_db_url, world)
-    build(module_db_url, start_run(module_db_url))
+    import_lists(Database(module_db_url), world)
+    build(Database(module_db_url), start_run(Database(module_db_url)))
     return module_db_url
 
 
@@ -48,7 +48,7 @@ def _truth(world: Path) -> list[dict[str, str]]:
 
 
 def _link(url: str, moi: str, sci: str) -> tuple[str, str, str, str] | None:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         row = c.execute(
             text(
                 "SELECT status, relation, method, evidence->>'text' FROM crosswalk_link"
@@ -61,14 +61,14 @@ def _link(url: str, moi: str, sci: str) -> tuple[str, str, str, str] | None:
 
 
 def _run(url: str) -> int:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(
             text("SELECT max(id) FROM crosswalk_run WHERE status = 'finished'")
         ).scalar_one()
 
 
 def test_auto_links_are_precise_and_recall_is_high(cw_url: str, world: Path) -> None:
-    quality = evaluate(cw_url, _run(cw_url), world / "truth" / "crosswalk.csv")
+    quality = evaluate(Database(cw_url), _run(cw_url), world / "truth" / "crosswalk.csv")
     for agency in ("sci", "hf"):
         for level, q in quality[agency]["levels"].items():
             assert q["precision"] >= 0.995, (agency, level, q)
@@ -92,7 +92,7 @@ def test_exact_variant_and_fuzzy_paths(cw_url: str, world: Path) -> None:
     ligature = next(r for r in truth if "moi:ligature_reversed" in r["variants"] and r["sci_code"])
     status, _, _, words = _link(cw_url, ligature["moi_code"], ligature["sci_code"])
     assert status == "auto" and "variant rules" in words
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         fuzzy = c.execute(
             text("SELECT count(*) FROM crosswalk_link WHERE method = 'fuzzy'")
         ).scalar_one()
@@ -124,7 +124,7 @@ def test_renamed_units_are_found_by_their_former_name(cw_url: str, world: Path) 
     auto = [g[3] for g in got if g and g[0] == "auto"]
     assert len(auto) >= 0.8 * len(pairs), (len(auto), len(pairs))
     assert all("former name" in words for words in auto), auto[:3]
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         moi_ids = c.execute(
             text("SELECT label, id FROM edition WHERE agency = 'moi' ORDER BY published_on")
         ).all()
@@ -153,7 +153,7 @@ def test_splits_and_merges_are_recorded_as_such(cw_url: str, world: Path) -> Non
 
 
 def test_homonyms_go_to_review_not_to_a_guess(cw_url: str) -> None:
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         rows = (
             c.execute(
                 text(
@@ -174,7 +174,7 @@ def test_units_with_no_counterpart_stay_unlinked(cw_url: str, world: Path) -> No
         if r["relation"] == "unmatched" and r["moi_code"] and not r["sci_code"]
     ]
     assert created
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         linked = c.execute(
             text(
                 "SELECT count(*) FROM crosswalk_link WHERE moi_code = ANY(:m)"
@@ -187,7 +187,7 @@ def test_units_with_no_counterpart_stay_unlinked(cw_url: str, world: Path) -> No
 
 
 def test_decisions_survive_a_rebuild_and_a_release_reports_changes(cw_url: str) -> None:
-    with engine(cw_url).begin() as c:
+    with Database(cw_url).begin() as c:
         queue = review_queue(c, limit=500)["links"]
         confirm = next(lk for lk in queue if lk["sci_code"])
         auto = c.execute(
@@ -216,8 +216,8 @@ def test_decisions_survive_a_rebuild_and_a_release_reports_changes(cw_url: str) 
         )
         release = publish(c, by="tester")
     assert release["number"] >= 1
-    second = start_run(cw_url)
-    counts = build(cw_url, second)
+    second = start_run(Database(cw_url))
+    counts = build(Database(cw_url), second)
     assert _run(cw_url) == second
     assert _link(cw_url, confirm["moi_code"], confirm["sci_code"])[0] == "confirmed"
     assert _link(cw_url, auto.moi_code, auto.sci_code)[0] == "rejected"
@@ -227,7 +227,7 @@ def test_decisions_survive_a_rebuild_and_a_release_reports_changes(cw_url: str) 
 
 def test_export_round_trips_in_csv_and_xlsx(cw_url: str) -> None:
     run_id = _run(cw_url)
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         rows = list(export_rows(c, run_id))
         text_out = "".join(to_csv(export_rows(c, run_id)))
         book = load_workbook(io.BytesIO(to_xlsx(export_rows(c, run_id))), read_only=True)
@@ -264,7 +264,7 @@ def test_http_run_as_a_job_then_review_decide_export(client: FlaskClient, cw_url
     r = client.post("/crosswalk/runs", json={})
     assert r.status_code == 202
     run_id = r.get_json()["run_id"]
-    run_worker(cw_url, wait=False)
+    run_worker(Database(cw_url), wait=False)
     run = client.get(f"/crosswalk/runs/{run_id}").get_json()
     assert run["status"] == "finished" and run["job"]["status"] == "succeeded"
     assert run["job"]["done"] == run["job"]["total"] == 13
@@ -288,35 +288,36 @@ def test_http_run_as_a_job_then_review_decide_export(client: FlaskClient, cw_url
         "/crosswalk/decisions",
         json={"level": "village", "moi_code": "1", "sci_code": "2", "decision": "maybe"},
     )
-    assert r.status_code == 422 and r.get_json()["field"] == "decision"
+    assert r.status_code == 400 and r.get_json()["code"] == "invalid_parameter"
+    assert r.get_json()["field"] == "decision"
     r = client.get("/crosswalk/links", query_string={"level": "county", "status": "auto"})
     assert r.get_json()["total"] >= 15
     csv_text = client.get("/crosswalk/export.csv").get_data(as_text=True)
     assert csv_text.startswith("\ufefflevel,")
     county = client.get("/crosswalk/links?level=county&limit=1").get_json()["links"][0]
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         unit = resolve(c, "moi", county["moi_code"])
     assert {p["agency"] for p in unit["partners"]} >= {"sci"}
 
 
 def test_builds_announce_what_changed_in_the_crosswalk(cw_url: str) -> None:
-    from geo.changes import read_changes
+    from geo.changes.feed import read_changes
 
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         before = read_changes(c, None, kinds=["crosswalk"], limit=10_000)
-    first_run = build(cw_url, start_run(cw_url))
-    again = build(cw_url, start_run(cw_url))
+    first_run = build(Database(cw_url), start_run(Database(cw_url)))
+    again = build(Database(cw_url), start_run(Database(cw_url)))
     assert again["announced"] == 0  # nothing changed between two identical builds
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         after = read_changes(c, before["next"], kinds=["crosswalk"], limit=10_000)
     assert after["count"] == first_run["announced"]
     assert all(ch["entity_id"].count(":moi:") == 1 for ch in after["changes"])
 
 
 def test_a_decision_reaches_the_feed_at_once(cw_url: str) -> None:
-    from geo.changes import read_changes
+    from geo.changes.feed import read_changes
 
-    with engine(cw_url).begin() as c:
+    with Database(cw_url).begin() as c:
         start = read_changes(c, None, kinds=["crosswalk"], limit=10_000)["next"]
         link = next(lk for lk in review_queue(c, limit=500)["links"] if lk["sci_code"])
         decide(
@@ -328,7 +329,7 @@ def test_a_decision_reaches_the_feed_at_once(cw_url: str) -> None:
             decision="confirm",
             by="tester",
         )
-    with engine(cw_url).connect() as c:
+    with Database(cw_url).connect() as c:
         news = read_changes(c, start, kinds=["crosswalk"], limit=100)["changes"]
     key = f"{link['level']}:moi:{link['moi_code']}~sci:{link['sci_code']}"
     mine = [ch for ch in news if ch["entity_id"] == key]
@@ -340,9 +341,9 @@ def test_a_decision_reaches_the_feed_at_once(cw_url: str) -> None:
 
 def test_real_spellings_of_the_sample_lists_are_linked(sample_url: str) -> None:
     """The real MOI 1401 list against the real SCI 1399 rows of Tehran and Qom."""
-    run_id = start_run(sample_url, hf=None)
-    build(sample_url, run_id)
-    with engine(sample_url).connect() as c:
+    run_id = start_run(Database(sample_url), hf=None)
+    build(Database(sample_url), run_id)
+    with Database(sample_url).connect() as c:
         links = {
             (r[0], r[1]): (r[2], r[3])
             for r in c.execute(

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from geo import migrate
-from geo.db import check_database, dispose, engine
 from geo.errors import ConfigError, DatabaseUnreachable, PostGISMissing
+from geo.platform import migrate
+from geo.platform.database import Database, check_database, dispose
 
 
 def test_unreachable_url_is_a_clear_error() -> None:
@@ -28,7 +28,7 @@ def test_garbage_url_is_a_config_error() -> None:
 
 
 def test_database_without_postgis_is_reported(empty_db_url: str) -> None:
-    with engine(empty_db_url).begin() as c:
+    with Database(empty_db_url).begin() as c:
         c.execute(text("DROP EXTENSION postgis"))
     with pytest.raises(PostGISMissing, match="has no PostGIS"):
         check_database(empty_db_url, create_postgis=False)
@@ -36,14 +36,19 @@ def test_database_without_postgis_is_reported(empty_db_url: str) -> None:
     assert facts["postgis_version"].startswith("3.")
 
 
+def _tables(url: str) -> set[str]:
+    with Database(url).connect() as conn:
+        return set(inspect(conn).get_table_names())
+
+
 def test_migrations_up_down_up(empty_db_url: str) -> None:
     migrate.upgrade(empty_db_url)
     assert migrate.current_revision(empty_db_url) == migrate.head_revision()
-    tables = set(inspect(engine(empty_db_url)).get_table_names())
+    tables = _tables(empty_db_url)
     assert {"division", "parcel", "change", "audit", "procrastinate_jobs"} <= tables
     migrate.downgrade(empty_db_url, "base")
     dispose(empty_db_url)
-    left = set(inspect(engine(empty_db_url)).get_table_names()) - {
+    left = _tables(empty_db_url) - {
         "spatial_ref_sys",
         "alembic_version",
     }
@@ -58,7 +63,7 @@ def test_models_and_migrations_agree(db_url: str) -> None:
 
 def test_drift_would_be_seen(empty_db_url: str) -> None:
     migrate.upgrade(empty_db_url)
-    with engine(empty_db_url).begin() as c:
+    with Database(empty_db_url).begin() as c:
         c.execute(text("ALTER TABLE parcel DROP COLUMN land_use"))
     assert any("land_use" in str(d) for d in migrate.schema_drift(empty_db_url))
 

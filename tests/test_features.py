@@ -17,8 +17,8 @@ from shapely.geometry import box, shape
 from sqlalchemy import text
 
 from api import create_app
-from geo.crs import transformer
-from geo.db import engine
+from geo.geodata.crs import transformer
+from geo.platform.database import Database
 from tests.helpers import client_for, republish_village
 
 
@@ -28,12 +28,12 @@ def client(sample_url: str) -> FlaskClient:
 
 
 def _scalar(url: str, sql: str, **params: Any) -> Any:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(text(sql), params).scalar_one()
 
 
 def _busiest_village(url: str) -> tuple[str, str, int]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return tuple(  # type: ignore[return-value]
             c.execute(
                 text(
@@ -225,7 +225,7 @@ def test_downloads_in_every_format_keep_persian_and_the_selection(
 def test_versions_datetime_and_gone(sample_url: str) -> None:
     client = client_for(sample_url, "reader", "sci")
     code, changed, removed, before = republish_village(sample_url)
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         ids = dict(
             c.execute(
                 text(
@@ -267,7 +267,7 @@ def test_versions_datetime_and_gone(sample_url: str) -> None:
 
 def test_village_filter_by_another_agencys_code(fresh_url: str) -> None:
     """An SCI code finds parcels stored under the HF code through MOI, the crosswalk's hub."""
-    with engine(fresh_url).begin() as c:
+    with Database(fresh_url).begin() as c:
         c.execute(
             text(
                 "INSERT INTO parcel (village_agency, village_code, parcel_no, area_m2, geom)"

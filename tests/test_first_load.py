@@ -1,4 +1,4 @@
-"""A province's first parcels build its partition whole (geo.parcels.first_load), and a
+"""A province's first parcels build its partition whole (geo.geodata.parcels.first_load), and a
 village that already has parcels is always compared, wherever they are stored."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import text
 
 from data.generator import generate
-from geo.changes import read_changes
-from geo.db import engine
-from geo.parcels import ingest as ingest_module
-from geo.parcels import readers
-from geo.registry import import_edition
+from geo.changes.feed import read_changes
+from geo.geodata.parcels import ingest as ingest_module
+from geo.geodata.parcels import readers
+from geo.geodata.registry import import_edition
+from geo.platform.database import Database
 from tests.test_parcels import _crafted, _current, _gpkg, _run
 
 
@@ -31,7 +31,7 @@ def _villages(world: Path) -> list[dict[str, str]]:
 
 
 def _tables(url: str) -> set[str]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return set(
             c.execute(
                 text(
@@ -47,7 +47,7 @@ def test_first_loads_and_villages_stored_elsewhere(
 ) -> None:
     url = module_db_url
     hf = (world / "lists/hf_villages_1402.csv").read_bytes()
-    import_edition(url, "hf", "1402", hf)
+    import_edition(Database(url), "hf", "1402", hf)
     rows = _villages(world)
     # Before MOI's list is known no village has a province: parcels go to parcel_default.
     early, early_parcels, early_zone = _crafted(url, world, rows[0])
@@ -55,8 +55,8 @@ def test_first_loads_and_villages_stored_elsewhere(
         "published"
     )
     moi = sorted((world / "lists").glob("moi_divisions_*.csv"))[-1]
-    import_edition(url, "moi", moi.stem.split("_")[-1], moi.read_bytes())
-    with engine(url).connect() as c:
+    import_edition(Database(url), "moi", moi.stem.split("_")[-1], moi.read_bytes())
+    with Database(url).connect() as c:
         provinces = dict(
             c.execute(
                 text("SELECT c, parcel_province('hf', c) FROM unnest(CAST(:c AS text[])) c"),
@@ -88,7 +88,7 @@ def test_first_loads_and_villages_stored_elsewhere(
     assert bad["report"]["summary"]["by_code"]["missing_parcel_no"] == 1
     assert bad["report"]["summary"]["features"] == 6 and _current(url, code) == 0
     assert _tables(url) == before
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         staged = c.execute(
             text("SELECT count(*) FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"),
             {"u": bad["id"]},
@@ -99,7 +99,7 @@ def test_first_loads_and_villages_stored_elsewhere(
     monkeypatch.undo()
     assert first["report"]["published"] == {"insert": 6, "update": 0, "delete": 0, "zone": 1}
     part = f"parcel_p{province.lower()}"
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         homes = c.execute(
             text("SELECT DISTINCT tableoid::regclass::text FROM parcel WHERE village_code = :c"),
             {"c": code},
@@ -163,7 +163,7 @@ def _registered(url: str, world: Path) -> str:
     """``url`` with the world's HF and MOI lists imported (its villages have provinces)."""
     for agency in ("hf", "moi"):
         path = sorted((world / "lists").glob(f"{agency}_*.csv"))[-1]
-        import_edition(url, agency, path.stem.split("_")[-1], path.read_bytes())
+        import_edition(Database(url), agency, path.stem.split("_")[-1], path.read_bytes())
     return url
 
 
@@ -171,7 +171,7 @@ def test_a_first_load_dying_after_its_tables_commit_leaves_nothing(
     fresh_url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = _registered(fresh_url, world)
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         provinces = dict(
             c.execute(text("SELECT village, province FROM parcel_provinces('hf')")).all()
         )
@@ -183,7 +183,7 @@ def test_a_first_load_dying_after_its_tables_commit_leaves_nothing(
     )
     code, parcels, zone = _crafted(url, world, row)
     partition = f"parcel_p{provinces[code].lower()}"
-    with engine(url).begin() as c:  # what a publish that died before this one left
+    with Database(url).begin() as c:  # what a publish that died before this one left
         c.execute(text("CREATE TABLE parcel_load_999999 (LIKE parcel)"))
 
     def dies(*_args: object, **_kwargs: object) -> None:
@@ -195,7 +195,7 @@ def test_a_first_load_dying_after_its_tables_commit_leaves_nothing(
     monkeypatch.undo()
     assert _tables(url) == before  # no loading table (nor the old one), no partition
     assert _current(url, code) == 0
-    with engine(url).connect() as other:  # the partitions' lock is free again
+    with Database(url).connect() as other:  # the partitions' lock is free again
         assert other.execute(
             text("SELECT pg_try_advisory_lock(hashtext('tagsim:parcel-partitions'))")
         ).scalar_one()

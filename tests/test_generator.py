@@ -14,8 +14,8 @@ import pytest
 
 from data.generator import generate
 from data.generator.variants import COMMON, PDF_ONLY
-from geo.persian import match_key
-from geo.registry.formats import read_rows
+from geo.geodata.persian import match_key
+from geo.geodata.registry.formats import read_rows
 
 TEXT_FILES = [
     "lists/moi_divisions_1400-06-01.csv",

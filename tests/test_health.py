@@ -14,7 +14,7 @@ def client(db_url: str) -> FlaskClient:
 
 
 def test_healthz_reports_postgis_and_the_migration_head(client: FlaskClient) -> None:
-    from geo.migrate import head_revision
+    from geo.platform.migrate import head_revision
 
     r = client.get("/healthz")
     assert r.status_code == 200
@@ -26,7 +26,7 @@ def test_healthz_reports_postgis_and_the_migration_head(client: FlaskClient) -> 
 
 def test_healthz_says_503_when_the_schema_is_behind(empty_db_url: str) -> None:
     client = create_app({"DATABASE_URL": empty_db_url}).test_client()
-    from geo import migrate
+    from geo.platform import migrate
 
     migrate.upgrade(empty_db_url, "0001")
     r = client.get("/healthz")

@@ -4,30 +4,44 @@ from __future__ import annotations
 
 import pytest
 
-from geo import jobs
 from geo.errors import NotFound
+from geo.platform import jobs
+from geo.platform.database import Database
+
+
+def _enqueue(url: str, task: str, **kwargs: object) -> int:
+    with Database(url).begin() as conn:
+        return jobs.enqueue(conn, task, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_job_runs_and_reports_progress(db_url: str) -> None:
-    job_id = jobs.enqueue(db_url, "tagsim:selftest", kind="selftest", steps=5)
-    before = jobs.job_state(db_url, job_id)
+    job_id = _enqueue(db_url, "tagsim:selftest", kind="selftest", steps=5)
+    before = jobs.job_state(Database(db_url), job_id)
     assert before["status"] == "todo" and before["done"] == 0 and before["kind"] == "selftest"
-    jobs.run_worker(db_url, wait=False)
-    after = jobs.job_state(db_url, job_id)
+    jobs.run_worker(Database(db_url), wait=False)
+    after = jobs.job_state(Database(db_url), job_id)
     assert after["status"] == "succeeded"
     assert (after["done"], after["total"], after["fraction"]) == (5, 5, 1.0)
     assert after["message"] == "step 5 of 5"
 
 
 def test_a_failing_job_keeps_its_progress_and_is_failed(db_url: str) -> None:
-    failing = jobs.enqueue(db_url, "tagsim:selftest", steps=4, fail_at=3)
-    missing = jobs.enqueue(db_url, "tagsim:no_such_task")
-    jobs.run_worker(db_url, wait=False)
-    state = jobs.job_state(db_url, failing)
+    failing = _enqueue(db_url, "tagsim:selftest", steps=4, fail_at=3)
+    missing = _enqueue(db_url, "tagsim:no_such_task")
+    jobs.run_worker(Database(db_url), wait=False)
+    state = jobs.job_state(Database(db_url), failing)
     assert state["status"] == "failed" and state["done"] == 2 and state["total"] == 4
-    assert jobs.job_state(db_url, missing)["status"] == "failed"
+    assert jobs.job_state(Database(db_url), missing)["status"] == "failed"
 
 
 def test_unknown_job_is_not_found(db_url: str) -> None:
     with pytest.raises(NotFound):
-        jobs.job_state(db_url, 987654321)
+        jobs.job_state(Database(db_url), 987654321)
+
+
+def test_a_job_queued_in_a_rolled_back_transaction_never_exists(db_url: str) -> None:
+    with Database(db_url).connect() as conn:
+        job_id = jobs.enqueue(conn, "tagsim:selftest", kind="selftest", steps=1)
+        conn.rollback()
+    with pytest.raises(NotFound):
+        jobs.job_state(Database(db_url), job_id)

@@ -12,8 +12,8 @@ import pyogrio
 import pytest
 from sqlalchemy import text
 
-from geo.access import create_key
-from geo.db import engine
+from geo.access.control import create_key
+from geo.platform.database import Database
 from tests.live import live_server
 
 needs_gdal = pytest.mark.skipif(
@@ -29,12 +29,12 @@ def server(sample_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def key(sample_url: str) -> str:
-    with engine(sample_url).begin() as c:
+    with Database(sample_url).begin() as c:
         return create_key(c, "sci", "reader", "OGC client tests")["key"]
 
 
 def _count(url: str, sql: str, **params: object) -> int:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(text(sql), params).scalar_one()
 
 
@@ -67,7 +67,7 @@ def test_ogrinfo_lists_the_collections_and_counts_a_layer(
 def test_ogr2ogr_copies_a_bbox_of_parcels_into_a_geopackage(
     server: str, key: str, sample_url: str, tmp_path: Path
 ) -> None:
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         lon, lat = c.execute(
             text(
                 "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Centroid(geom) p FROM parcel"

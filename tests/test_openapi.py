@@ -17,8 +17,8 @@ from schemathesis.checks import (
 
 from api import create_app
 from api.auth import journal
-from geo.access import create_key
-from geo.db import engine
+from geo.access.control import create_key
+from geo.platform.database import Database
 
 # No 5xx; status codes, content types and bodies as documented. (Whether every schema-valid
 # request is accepted is not checked: the schema does not spell out every domain rule.)
@@ -32,7 +32,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def schema_and_key(module_db_url: str):  # type: ignore[no-untyped-def]
-    with engine(module_db_url).begin() as conn:
+    with Database(module_db_url).begin() as conn:
         key = create_key(conn, "moi", "admin", "schemathesis")["key"]
     app = create_app({"DATABASE_URL": module_db_url, "RATE_LIMIT": "1000000 per minute"})
     return schemathesis.openapi.from_wsgi("/api", app), key
@@ -65,7 +65,7 @@ def test_every_operation_holds_under_generated_requests(schema_and_key) -> None:
     assert failures == []
     with schema.app.app_context():
         journal().flush()  # audit rows move in batches: move them now
-    with engine(schema.app.config["DATABASE_URL"]).connect() as conn:
+    with Database(schema.app.config["DATABASE_URL"]).connect() as conn:
         from sqlalchemy import text
 
         calls = conn.execute(text("SELECT count(*) FROM audit WHERE principal_id IS NOT NULL"))

@@ -8,6 +8,7 @@ import io
 import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -16,15 +17,15 @@ from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import text
 
 from data.generator import generate
-from geo.crs import transformer, utm_epsg
-from geo.db import engine
 from geo.errors import GeoError
-from geo.parcels import ingest as ingest_module
-from geo.parcels import readers, upload_file
-from geo.parcels.errors import UploadRejected
-from geo.parcels.ingest import IngestOptions, create_upload, process_upload, publish_upload
-from geo.persian import match_key
-from geo.registry import import_edition
+from geo.geodata.crs import transformer, utm_epsg
+from geo.geodata.parcels import ingest as ingest_module
+from geo.geodata.parcels import readers, upload_file
+from geo.geodata.parcels.errors import UploadRejected
+from geo.geodata.parcels.ingest import IngestOptions, create_upload, process_upload, publish_upload
+from geo.geodata.persian import match_key
+from geo.geodata.registry import import_edition
+from geo.platform.database import Database
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def url(module_db_url: str, world: Path) -> str:
-    import_edition(module_db_url, "hf", "1402", (world / "lists/hf_villages_1402.csv").read_bytes())
+    import_edition(
+        Database(module_db_url), "hf", "1402", (world / "lists/hf_villages_1402.csv").read_bytes()
+    )
     return module_db_url
 
 
@@ -46,16 +49,16 @@ def _facts(world: Path) -> list[dict[str, str]]:
 
 
 def _run(url: str, raw: bytes, name: str, **options: object) -> dict:
-    upload_id = create_upload(url, raw, name, IngestOptions(**options))  # type: ignore[arg-type]
+    upload_id = create_upload(Database(url), raw, name, IngestOptions(**options))  # type: ignore[arg-type]
     try:
-        return process_upload(url, upload_id)
+        return process_upload(Database(url), upload_id)
     except GeoError:
-        with engine(url).connect() as c:
+        with Database(url).connect() as c:
             return ingest_module.get_upload(c, upload_id)
 
 
 def _current(url: str, code: str) -> int:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(
             text("SELECT count(*) FROM parcel WHERE village_code = :c AND valid_to IS NULL"),
             {"c": code},
@@ -68,7 +71,7 @@ def _truth_parcels(world: Path, code: str) -> gpd.GeoDataFrame:
 
 
 def _village(url: str, code: str) -> tuple[float, float]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(
             text("SELECT ST_X(point), ST_Y(point) FROM division WHERE code = :c"), {"c": code}
         ).one()
@@ -101,7 +104,7 @@ def test_windows_1256_text_without_cpg_is_read(url: str, world: Path) -> None:
     f = next(f for f in _facts(world) if f["encoding"] == "CP1256" and not f["defects"])
     state = _run(url, (world / "parcels" / f["file"]).read_bytes(), f["file"], dry_run=True)
     assert state["report"]["encoding"] == "CP1256"
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         uses = set(
             c.execute(
                 text("SELECT land_use FROM parcel_stage WHERE upload_id = :u"), {"u": state["id"]}
@@ -114,7 +117,7 @@ def test_geojson_and_positions_match_the_truth(url: str, world: Path) -> None:
     f = next(f for f in _facts(world) if not f["defects"] and f["epsg"].startswith("205"))
     truth = _truth_parcels(world, f["hf_code"])
     state = _run(url, (world / "parcels" / f["file"]).read_bytes(), f["file"], dry_run=True)
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         staged = gpd.read_postgis(
             text(
                 "SELECT parcel_no, geom FROM parcel_stage WHERE upload_id"
@@ -282,7 +285,7 @@ def test_publish_versions_unchanged_and_changes(url: str, world: Path, tmp_path:
     v2 = v2.drop(index=1)
     second = _run(url, _gpkg(v2, zone, tmp_path), "v2.gpkg")
     assert second["report"]["published"] == {"insert": 1, "update": 1, "delete": 2, "zone": 0}
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         rows = c.execute(
             text(
                 "SELECT operation, count(*) FROM change_event"
@@ -321,15 +324,15 @@ def test_two_uploads_for_one_village_at_once_are_serialized(
     ids = []
     for frame, name in ((a, "a.gpkg"), (b, "b.gpkg")):
         upload_id = create_upload(
-            url, _gpkg(frame, zone, tmp_path), name, IngestOptions(dry_run=True)
+            Database(url), _gpkg(frame, zone, tmp_path), name, IngestOptions(dry_run=True)
         )
-        process_upload(url, upload_id)
+        process_upload(Database(url), upload_id)
         ids.append(upload_id)
     errors: list[BaseException] = []
 
     def go(upload_id: int) -> None:
         try:
-            publish_upload(url, upload_id)
+            publish_upload(Database(url), upload_id)
         except BaseException as exc:
             errors.append(exc)
 
@@ -339,7 +342,7 @@ def test_two_uploads_for_one_village_at_once_are_serialized(
     for t in threads:
         t.join()
     assert not errors
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         current = (
             c.execute(
                 text(
@@ -372,9 +375,9 @@ def test_a_failure_mid_publish_leaves_the_map_intact(
     changed = parcels.copy()
     changed["KARBARI"] = "ورزشی"
     upload_id = create_upload(
-        url, _gpkg(changed, zone, tmp_path), "crash.gpkg", IngestOptions(dry_run=True)
+        Database(url), _gpkg(changed, zone, tmp_path), "crash.gpkg", IngestOptions(dry_run=True)
     )
-    process_upload(url, upload_id)
+    process_upload(Database(url), upload_id)
     real = ingest_module.publish_stage
 
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -383,8 +386,8 @@ def test_a_failure_mid_publish_leaves_the_map_intact(
 
     monkeypatch.setattr(ingest_module, "publish_stage", crash)
     with pytest.raises(RuntimeError):
-        publish_upload(url, upload_id)
-    with engine(url).connect() as c:
+        publish_upload(Database(url), upload_id)
+    with Database(url).connect() as c:
         uses = set(
             c.execute(
                 text("SELECT land_use FROM parcel WHERE village_code = :c AND valid_to IS NULL"),
@@ -394,7 +397,7 @@ def test_a_failure_mid_publish_leaves_the_map_intact(
         assert "ورزشی" not in uses and _current(url, code) == before
         assert ingest_module.get_upload(c, upload_id)["status"] == "validated"
     monkeypatch.setattr(ingest_module, "publish_stage", real)
-    assert publish_upload(url, upload_id)["status"] == "published"  # and it resumes
+    assert publish_upload(Database(url), upload_id)["status"] == "published"  # and it resumes
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -431,7 +434,7 @@ def test_unknown_and_mismatched_villages(url: str, world: Path, tmp_path: Path) 
     code, parcels, zone = _crafted(url, world)
     raw = _gpkg(parcels, zone, tmp_path)
     assert _run(url, raw, "x.gpkg", village="hf:99999999")["report"]["error"] == "unknown_village"
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         far = c.execute(
             text(
                 "SELECT code FROM division WHERE level = 'village' AND point IS NOT"
@@ -446,7 +449,7 @@ def test_unknown_and_mismatched_villages(url: str, world: Path, tmp_path: Path) 
 
 
 def test_http_upload_dry_run_then_publish(url: str, world: Path, tmp_path: Path) -> None:
-    from geo.jobs import run_worker
+    from geo.platform.jobs import run_worker
     from tests.helpers import client_for
 
     client = client_for(url, role="uploader", agency="hf")
@@ -463,13 +466,13 @@ def test_http_upload_dry_run_then_publish(url: str, world: Path, tmp_path: Path)
     )
     assert r.status_code == 202
     upload_id = r.get_json()["upload_id"]
-    run_worker(url, wait=False)
+    run_worker(Database(url), wait=False)
     state = client.get(f"/uploads/{upload_id}").get_json()
     assert state["status"] == "validated" and state["progress"] == 1.0
     assert state["report"]["village"] == {"agency": "hf", "code": code}
     r = client.post(f"/uploads/{upload_id}/publish")
     assert r.status_code == 202
-    run_worker(url, wait=False)
+    run_worker(Database(url), wait=False)
     state = client.get(f"/uploads/{upload_id}").get_json()
     published = state["report"]["published"]
     assert state["status"] == "published" and published["insert"] + published["update"] == 6
@@ -495,7 +498,7 @@ def test_other_attributes_are_kept_as_json_whatever_their_text(
     extra["SERIAL"] = [1, 2, 3, 4, 5, 6]
     state = _run(url, _gpkg(extra, zone, tmp_path), "attrs.gpkg", dry_run=True)
     assert state["status"] == "validated", state["report"]["findings"][:3]
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         stored = c.execute(
             text(
                 "SELECT attrs FROM parcel_stage WHERE upload_id = :u AND layer = 'parcels'"
@@ -556,20 +559,24 @@ def test_a_local_file_is_stored_while_it_is_read(url: str, world: Path, tmp_path
     raw = _gpkg(parcels, zone, tmp_path)
     path = tmp_path / "map.gpkg"
     # as the command line records it: the row first, the file stored beside the ingest
-    upload_id = create_upload(url, path, "local.gpkg", IngestOptions(dry_run=True), store=False)
-    with engine(url).connect() as c:
+    upload_id = create_upload(
+        Database(url), path, "local.gpkg", IngestOptions(dry_run=True), store=False
+    )
+    with Database(url).connect() as c:
         assert ingest_module.get_upload(c, upload_id)["file_size"] is None
-    state = process_upload(url, upload_id, path=path)
+    state = process_upload(Database(url), upload_id, path=path)
     assert state["status"] == "validated"
     assert state["file_size"] == len(raw) and state["checksum"] == hashlib.sha256(raw).hexdigest()
-    back = upload_file.fetch_file(url, upload_id, tmp_path / "back.gpkg")
+    back = upload_file.fetch_file(Database(url), upload_id, tmp_path / "back.gpkg")
     assert back.read_bytes() == raw
     # a worker given such an upload has nothing to read: a clear error, not a guess
-    orphan = create_upload(url, path, "lost.gpkg", IngestOptions(dry_run=True), store=False)
+    orphan = create_upload(
+        Database(url), path, "lost.gpkg", IngestOptions(dry_run=True), store=False
+    )
     with pytest.raises(UploadRejected) as caught:
-        process_upload(url, orphan)
+        process_upload(Database(url), orphan)
     assert caught.value.code == "file_missing"
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         assert ingest_module.get_upload(c, orphan)["status"] == "failed"
 
 
@@ -582,23 +589,26 @@ def test_a_worker_killed_mid_ingest_leaves_the_map_intact_and_the_job_resumes(
     import sys
     import time
 
-    import geo.parcels.jobs  # noqa: F401  (the ingest job, for the worker run here)
+    import geo.geodata.parcels.jobs  # noqa: F401  (the ingest job, for the worker run here)
     from data.sample import ensure_sample_files
-    from geo.config import settings
-    from geo.jobs import enqueue, recover_stalled, run_worker
+    from geo.platform.config import settings
+    from geo.platform.jobs import enqueue, recover_stalled, run_worker
 
     sample = ensure_sample_files(settings().sample_dir, echo=lambda _m: None)
-    import_edition(url, "hf", "sample-1402", (sample / "lists/hf_villages_1402.csv").read_bytes())
+    import_edition(
+        Database(url), "hf", "sample-1402", (sample / "lists/hf_villages_1402.csv").read_bytes()
+    )
     with (sample / "truth/parcel_files.csv").open(encoding="utf-8") as f:
         bad = {r["hf_code"] for r in csv.DictReader(f) if r["defects"]}
     path = tmp_path / "many.gpkg"
     for layer in ("parcels", "zones"):
         frame = gpd.read_file(sample / "truth/parcels.gpkg", layer=layer)
         frame[~frame["CODE_HF"].isin(bad)].to_file(path, layer=layer, driver="GPKG")
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         before = c.execute(text("SELECT count(*) FROM parcel WHERE valid_to IS NULL")).scalar_one()
-    upload_id = create_upload(url, path.read_bytes(), path.name, IngestOptions())
-    enqueue(url, "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
+    upload_id = create_upload(Database(url), path.read_bytes(), path.name, IngestOptions())
+    with Database(url).begin() as conn:
+        enqueue(conn, "tagsim:parcel_ingest", kind="parcel_ingest", upload_id=upload_id)
     worker = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "worker"],
         env={**os.environ, "TAGSIM_DATABASE_URL": url},
@@ -608,7 +618,7 @@ def test_a_worker_killed_mid_ingest_leaves_the_map_intact_and_the_job_resumes(
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with engine(url).connect() as c:
+            with Database(url).connect() as c:
                 state = ingest_module.get_upload(c, upload_id)
             if state["status"] in {"validating", "publishing"} and state["progress"] >= 0.3:
                 break
@@ -616,14 +626,14 @@ def test_a_worker_killed_mid_ingest_leaves_the_map_intact_and_the_job_resumes(
         worker.send_signal(signal.SIGKILL)
     finally:
         worker.wait(timeout=30)
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         state = ingest_module.get_upload(c, upload_id)
         after = c.execute(text("SELECT count(*) FROM parcel WHERE valid_to IS NULL")).scalar_one()
     assert state["status"] in {"validating", "publishing"}  # killed mid-way
     assert after == before  # nothing half-published
-    assert recover_stalled(url, seconds=0) == 1
-    run_worker(url, wait=False)
-    with engine(url).connect() as c:
+    assert recover_stalled(Database(url), seconds=0) == 1
+    run_worker(Database(url), wait=False)
+    with Database(url).connect() as c:
         assert ingest_module.get_upload(c, upload_id)["status"] == "published"
 
 
@@ -634,8 +644,10 @@ def test_a_large_file_is_stored_and_read_back_in_chunks(
 
     monkeypatch.setattr(upload_file, "CHUNK", 4096)
     raw = (world / "truth/parcels.gpkg").read_bytes()
-    upload_id = create_upload(url, io.BytesIO(raw), "national.gpkg", IngestOptions(dry_run=True))
-    with engine(url).connect() as c:
+    upload_id = create_upload(
+        Database(url), io.BytesIO(raw), "national.gpkg", IngestOptions(dry_run=True)
+    )
+    with Database(url).connect() as c:
         chunks = c.execute(
             text("SELECT count(*) FROM upload_file WHERE upload_id = :u"), {"u": upload_id}
         ).scalar_one()
@@ -643,5 +655,64 @@ def test_a_large_file_is_stored_and_read_back_in_chunks(
     assert chunks == -(-len(raw) // 4096) > 1 and up["file_size"] == len(raw)
     assert up["checksum"] == hashlib.sha256(raw).hexdigest()
     # what a worker reads back (every upload without a local path goes this way)
-    back = upload_file.fetch_file(url, upload_id, tmp_path / "back.gpkg")
+    back = upload_file.fetch_file(Database(url), upload_id, tmp_path / "back.gpkg")
     assert back.read_bytes() == raw
+
+
+def _crash_after(step: Any) -> Any:
+    def crashed(*args: Any, **kwargs: Any) -> Any:
+        step(*args, **kwargs)
+        raise RuntimeError("the process died here")
+
+    return crashed
+
+
+def _upload_counts(url: str) -> tuple[int, int, int]:
+    with Database(url).connect() as c:
+        return (
+            c.execute(text("SELECT count(*) FROM upload")).scalar_one(),
+            c.execute(text("SELECT count(*) FROM upload_file")).scalar_one(),
+            c.execute(text("SELECT count(*) FROM procrastinate_jobs")).scalar_one(),
+        )
+
+
+@pytest.mark.parametrize("step", ["row", "file", "job", "job_id"])
+def test_a_crash_between_any_two_steps_of_post_uploads_leaves_nothing(
+    url: str, world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    import api.uploads
+    from tests.helpers import client_for
+
+    client = client_for(url, role="uploader", agency="hf")
+    _code, parcels, zone = _crafted(url, world)
+    payload = _gpkg(parcels, zone, tmp_path)
+    if step == "row":  # the row inserted, its file not yet stored
+        monkeypatch.setattr(ingest_module, "store_file", _crash_after(lambda *a: None))
+    elif step == "file":  # row and file stored, no job yet
+        monkeypatch.setattr(api.uploads, "enqueue", _crash_after(lambda *a, **k: None))
+    elif step == "job":  # the job queued, its id not yet on the upload
+        monkeypatch.setattr(api.uploads, "attach_job", _crash_after(lambda *a: None))
+    else:  # everything written, the commit not made
+        monkeypatch.setattr(api.uploads, "attach_job", _crash_after(api.uploads.attach_job))
+    before = _upload_counts(url)
+    r = client.post(
+        "/uploads",
+        data={"file": (io.BytesIO(payload), "m.gpkg"), "dry_run": "true"},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 500 and r.get_json()["code"] == "internal_error"
+    assert _upload_counts(url) == before
+    monkeypatch.undo()  # and the same request, uninterrupted, stores all three together
+    r = client.post(
+        "/uploads",
+        data={"file": (io.BytesIO(payload), "m.gpkg"), "dry_run": "true"},
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 202
+    uploads, chunks, jobs = _upload_counts(url)
+    assert (uploads, jobs) == (before[0] + 1, before[2] + 1) and chunks > before[1]
+    with Database(url).connect() as c:
+        job_of_upload = c.execute(
+            text("SELECT job_id FROM upload WHERE id = :u"), {"u": r.get_json()["upload_id"]}
+        ).scalar_one()
+    assert job_of_upload == r.get_json()["job_id"]

@@ -6,10 +6,10 @@ import re
 
 from sqlalchemy import Connection, text
 
-from geo import migrate
-from geo.db import dispose, engine
-from geo.features.collections import PARCELS
-from geo.features.query import FeatureQuery
+from geo.geodata.features.collections import PARCELS
+from geo.geodata.features.query import FeatureQuery
+from geo.platform import migrate
+from geo.platform.database import Database, dispose
 
 
 def _partitions_in_plan(conn: Connection, q: FeatureQuery) -> set[str]:
@@ -32,7 +32,7 @@ def _village(conn: Connection) -> tuple[str, str, list[float]]:
 
 
 def test_sample_parcels_sit_in_their_provinces_partitions(sample_url: str) -> None:
-    with engine(sample_url).connect() as conn:
+    with Database(sample_url).connect() as conn:
         placed = conn.execute(
             text(
                 "SELECT tableoid::regclass::text, province, count(DISTINCT village_code)"
@@ -54,7 +54,7 @@ def test_sample_parcels_sit_in_their_provinces_partitions(sample_url: str) -> No
 
 
 def test_a_village_or_a_bbox_reads_one_partition(sample_url: str) -> None:
-    with engine(sample_url).connect() as conn:
+    with Database(sample_url).connect() as conn:
         code, province, box = _village(conn)
         everything = _partitions_in_plan(conn, FeatureQuery(PARCELS))
         by_village = _partitions_in_plan(
@@ -71,7 +71,7 @@ def test_a_village_or_a_bbox_reads_one_partition(sample_url: str) -> None:
 def test_a_new_province_gets_its_partition_and_rows_move_out_of_the_default(
     sample_url: str,
 ) -> None:
-    with engine(sample_url).begin() as conn:
+    with Database(sample_url).begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO parcel (village_agency, village_code, parcel_no, area_m2, geom,"
@@ -104,20 +104,20 @@ def test_a_new_province_gets_its_partition_and_rows_move_out_of_the_default(
 
 def test_the_migration_moves_existing_parcels_both_ways(sample_url: str) -> None:
     def rows() -> set[tuple[int, str, str]]:
-        with engine(sample_url).connect() as conn:
+        with Database(sample_url).connect() as conn:
             return set(conn.execute(text("SELECT id, parcel_no, village_code FROM parcel")).all())
 
     before = rows()
     migrate.downgrade(sample_url, "0008")
     dispose(sample_url)
-    with engine(sample_url).connect() as conn:
+    with Database(sample_url).connect() as conn:
         kind = conn.execute(
             text("SELECT relkind FROM pg_class WHERE relname = 'parcel'")
         ).scalar_one()
     assert kind == "r" and rows() == before
     migrate.upgrade(sample_url)
     dispose(sample_url)
-    with engine(sample_url).connect() as conn:
+    with Database(sample_url).connect() as conn:
         kind = conn.execute(
             text("SELECT relkind FROM pg_class WHERE relname = 'parcel'")
         ).scalar_one()

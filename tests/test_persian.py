@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from geo.persian import ascii_digits, is_code, loose_key, match_key, normalize_code
+from geo.geodata.persian import ascii_digits, is_code, loose_key, match_key, normalize_code
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from shapely.geometry import box, mapping
 from sqlalchemy import text
 
 from api.cli import main
-from geo.crs import transformer
-from geo.db import engine
+from geo.geodata.crs import transformer
+from geo.platform.database import Database
 from tests.helpers import client_for
 
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
@@ -31,7 +31,7 @@ def _csv(rows: list[tuple[str, str, str, str, str]]) -> bytes:
 
 
 def _plates(url: str, unit: str) -> dict[str, tuple[int, bool]]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         rows = c.execute(
             text(
                 "SELECT main_plate || '/' || sub_plate, count(*), bool_or(valid_to IS NULL)"
@@ -43,7 +43,7 @@ def _plates(url: str, unit: str) -> dict[str, tuple[int, bool]]:
 
 
 def _changes(url: str) -> int:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(text("SELECT count(*) FROM change WHERE entity_kind = 'plate'")).scalar()
 
 
@@ -105,7 +105,7 @@ def test_a_notice_makes_versions_and_changes_and_twice_changes_nothing(fresh_url
     update = next(c for c in feed if c["operation"] == "update")
     assert update["before"]["geometry"] != update["after"]["geometry"]
     assert update["cause"]["notice"] == "1403-05-13.csv"
-    with engine(fresh_url).connect() as c:
+    with Database(fresh_url).connect() as c:
         gone = c.execute(
             text("SELECT id FROM plate WHERE main_plate = '345' AND sub_plate = '2'")
         ).scalar_one()

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from data.generator import generate
-from geo.dates import parse_date
-from geo.db import engine
-from geo.registry import import_edition
-from geo.registry.lookup import history, resolve
+from geo.geodata.dates import parse_date
+from geo.geodata.registry import import_edition
+from geo.geodata.registry.lookup import history, resolve
+from geo.platform.database import Database
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +29,13 @@ def imported(module_db_url: str, world: Path) -> dict[str, int]:
     for label in ("1400-06-01", "1401-08-25"):
         raw = (world / "lists" / f"moi_divisions_{label}.csv").read_bytes()
         ids[label] = import_edition(
-            module_db_url, "moi", label, raw, published_on=parse_date(label)
+            Database(module_db_url), "moi", label, raw, published_on=parse_date(label)
         ).edition_id
     return ids
 
 
 def _detected(url: str, edition_id: int) -> list[tuple[str, str, str, dict]]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         rows = c.execute(
             text(
                 "SELECT kind, codes_before, codes_after, detail FROM division_event"
@@ -101,7 +101,7 @@ def test_events_carry_evidence_in_words(module_db_url: str, imported: dict[str, 
 def test_a_code_as_of_a_date_answers_from_the_edition_then(
     module_db_url: str, imported: dict[str, int]
 ) -> None:
-    with engine(module_db_url).connect() as c:
+    with Database(module_db_url).connect() as c:
         renamed = c.execute(
             text(
                 "SELECT codes_before[1], detail->>'name_before', detail->>'name_after'"
@@ -121,8 +121,10 @@ def test_a_code_as_of_a_date_answers_from_the_edition_then(
 def test_an_edition_imported_late_is_placed_by_its_date(fresh_url: str, world: Path) -> None:
     new = (world / "lists" / "moi_divisions_1401-08-25.csv").read_bytes()
     old = (world / "lists" / "moi_divisions_1400-06-01.csv").read_bytes()
-    newer = import_edition(fresh_url, "moi", "1401", new, published_on=parse_date("1401-08-25"))
+    newer = import_edition(
+        Database(fresh_url), "moi", "1401", new, published_on=parse_date("1401-08-25")
+    )
     assert newer.events == {}  # nothing before it yet
-    import_edition(fresh_url, "moi", "1400", old, published_on=parse_date("1400-06-01"))
+    import_edition(Database(fresh_url), "moi", "1400", old, published_on=parse_date("1400-06-01"))
     events = _detected(fresh_url, newer.edition_id)
     assert {"rename", "split", "merge", "create"} <= {k for k, *_ in events}

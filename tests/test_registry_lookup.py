@@ -12,12 +12,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, text
 
 from data.sample import ensure_sample_files, load_sample
-from geo.config import settings
-from geo.db import engine
 from geo.errors import InvalidParameter, NotFound
-from geo.registry import import_edition
-from geo.registry.lookup import batch_resolve, resolve
-from geo.registry.search import at_point, search
+from geo.geodata.registry import import_edition
+from geo.geodata.registry.lookup import batch_resolve, resolve
+from geo.geodata.registry.search import at_point, search
+from geo.platform.config import settings
+from geo.platform.database import Database
 from tests.helpers import client_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -26,7 +26,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 @pytest.fixture(scope="module")
 def sample_url(module_db_url: str) -> str:
     load_sample(
-        module_db_url,
+        Database(module_db_url),
         ensure_sample_files(settings().sample_dir, echo=lambda _m: None),
         echo=lambda _m: None,
     )
@@ -35,7 +35,7 @@ def sample_url(module_db_url: str) -> str:
 
 @pytest.fixture
 def c(sample_url: str):  # type: ignore[no-untyped-def]
-    with engine(sample_url).connect() as conn:
+    with Database(sample_url).connect() as conn:
         yield conn
 
 
@@ -218,7 +218,7 @@ def test_http_edition_import_and_events(client: FlaskClient) -> None:
 )
 def test_the_full_sci_geography_file_imports(fresh_url: str) -> None:
     raw = (SHARED / "sci" / "sci_geography_1399.csv").read_bytes()
-    result = import_edition(fresh_url, "sci", "1399", raw)
+    result = import_edition(Database(fresh_url), "sci", "1399", raw)
     assert sum(result.counts.values()) == 103_869
     assert result.counts == {
         "province": 31,

@@ -8,10 +8,10 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import text
 
-from geo.db import engine
 from geo.errors import ValidationError
-from geo.persian import match_key
-from geo.registry import import_edition
+from geo.geodata.persian import match_key
+from geo.geodata.registry import import_edition
+from geo.platform.database import Database
 
 GOOD = """code,name,level,parent_code,lat,lon,population,national_id
 01,قم,province,,,,,
@@ -33,7 +33,7 @@ def _xlsx(rows: list[list[object]]) -> bytes:
 
 
 def _count(url: str, sql: str) -> int:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return c.execute(text(sql)).scalar_one()
 
 
@@ -47,10 +47,10 @@ def _count(url: str, sql: str) -> int:
     ids=["utf-8", "utf-8-bom", "windows-1256"],
 )
 def test_generic_csv_in_every_encoding(fresh_url: str, encode) -> None:  # type: ignore[no-untyped-def]
-    result = import_edition(fresh_url, "hf", "1402", encode(GOOD))
+    result = import_edition(Database(fresh_url), "hf", "1402", encode(GOOD))
     assert result.format == "generic"
     assert result.counts == {"province": 1, "county": 1, "district": 1, "rural": 1, "village": 1}
-    with engine(fresh_url).connect() as c:
+    with Database(fresh_url).connect() as c:
         row = c.execute(
             text(
                 "SELECT name_key, population, ST_X(point), ancestors FROM division"
@@ -84,7 +84,7 @@ def test_xlsx_of_the_sci_layout_keeps_leading_zeros(fresh_url: str) -> None:
         [3, "", 1, "", 1, "", 1, "اسپران", None, "اسپران", 4, None],
         [3, "", 1, "", 1, "", 1, "", 21, "آلاسوخته", 6, None],
     ]
-    result = import_edition(fresh_url, "sci", "1399", _xlsx(rows))
+    result = import_edition(Database(fresh_url), "sci", "1399", _xlsx(rows))
     assert result.format == "sci" and result.counts["village"] == 1
     assert _count(fresh_url, "SELECT count(*) FROM division WHERE code = '0301010001000021'") == 1
 
@@ -107,13 +107,13 @@ def test_moi_layout_from_xlsx(fresh_url: str) -> None:
         [3, "بخش", "مرکزی", "قم", "قم", None, None, 351010, 1000000335],
         [4, "شهر", "قم", "قم", "قم", "مرکزی", None, 351010500, 1000000347],
     ]
-    result = import_edition(fresh_url, "moi", "1401", _xlsx(rows))
+    result = import_edition(Database(fresh_url), "moi", "1401", _xlsx(rows))
     assert result.counts == {"province": 1, "county": 1, "district": 1, "city": 1}
 
 
 def _errors(url: str, body: str, agency: str = "hf") -> list[tuple[int, str, str]]:
     with pytest.raises(ValidationError) as info:
-        import_edition(url, agency, "bad", body.encode())
+        import_edition(Database(url), agency, "bad", body.encode())
     assert info.value.code == "invalid_rows"
     assert _count(url, "SELECT count(*) FROM edition") == 0  # nothing stored
     report = info.value.details["report"]
@@ -181,8 +181,8 @@ def test_codes_that_contradict_the_agency_scheme(fresh_url: str) -> None:
 def test_valid_rows_only_when_asked_and_the_report_says_what_was_skipped(fresh_url: str) -> None:
     body = GOOD + "0100101002,بد,rural,0199,,,,\n01001010020001,زیر بد,village,0100101002,,,,\n"
     with pytest.raises(ValidationError):
-        import_edition(fresh_url, "hf", "1402", body.encode())
-    result = import_edition(fresh_url, "hf", "1402", body.encode(), valid_only=True)
+        import_edition(Database(fresh_url), "hf", "1402", body.encode())
+    result = import_edition(Database(fresh_url), "hf", "1402", body.encode(), valid_only=True)
     assert result.counts["village"] == 1 and result.counts["rural"] == 1
     assert {(e["line"], e["code"]) for e in result.report["errors"]} == {(7, "unknown_parent")}
     assert [(s["line"], s["code"]) for s in result.skipped] == [(8, "parent_skipped")]
@@ -190,7 +190,7 @@ def test_valid_rows_only_when_asked_and_the_report_says_what_was_skipped(fresh_u
 
 def test_exact_duplicate_rows_are_reported_and_imported_once(fresh_url: str) -> None:
     body = GOOD + GOOD.splitlines()[-1] + "\n"
-    result = import_edition(fresh_url, "hf", "1402", body.encode())
+    result = import_edition(Database(fresh_url), "hf", "1402", body.encode())
     assert [(s["line"], s["code"], s["first_line"]) for s in result.skipped] == [
         (7, "duplicate_row", 6)
     ]
@@ -198,17 +198,17 @@ def test_exact_duplicate_rows_are_reported_and_imported_once(fresh_url: str) -> 
 
 
 def test_the_same_file_twice_is_a_no_op_that_says_so(fresh_url: str) -> None:
-    first = import_edition(fresh_url, "hf", "1402", GOOD.encode())
-    again = import_edition(fresh_url, "hf", "1402-again", GOOD.encode())
+    first = import_edition(Database(fresh_url), "hf", "1402", GOOD.encode())
+    again = import_edition(Database(fresh_url), "hf", "1402-again", GOOD.encode())
     assert not again.created and again.edition_id == first.edition_id
     assert "already edition" in again.summary()
     assert _count(fresh_url, "SELECT count(*) FROM edition") == 1
 
 
 def test_another_file_under_a_taken_label_is_refused(fresh_url: str) -> None:
-    import_edition(fresh_url, "hf", "1402", GOOD.encode())
+    import_edition(Database(fresh_url), "hf", "1402", GOOD.encode())
     with pytest.raises(ValidationError) as info:
-        import_edition(fresh_url, "hf", "1402", GOOD.replace("قمرود", "قم رود").encode())
+        import_edition(Database(fresh_url), "hf", "1402", GOOD.replace("قمرود", "قم رود").encode())
     assert info.value.code == "edition_exists"
 
 
@@ -223,5 +223,5 @@ def test_another_file_under_a_taken_label_is_refused(fresh_url: str) -> None:
 )
 def test_unreadable_files_are_refused_clearly(fresh_url: str, raw: bytes, code: str) -> None:
     with pytest.raises(ValidationError) as info:
-        import_edition(fresh_url, "hf", "x", raw)
+        import_edition(Database(fresh_url), "hf", "x", raw)
     assert info.value.code == code

@@ -24,12 +24,12 @@ from sqlalchemy import text
 from api import create_app
 from api.auth import journal
 from data.sample import ensure_sample_files, load_sample
-from geo import migrate
-from geo.access import create_key
-from geo.config import settings
-from geo.db import dispose, engine
-from geo.pg.cluster import LocalCluster, port_is_free
-from geo.pg.replica import LocalReplica, wait_for_replay
+from geo.access.control import create_key
+from geo.platform import migrate
+from geo.platform.cluster import LocalCluster, port_is_free
+from geo.platform.config import settings
+from geo.platform.database import Database, dispose
+from geo.platform.replica import LocalReplica, wait_for_replay
 from tests.helpers import republish_village
 
 
@@ -73,8 +73,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         urls.append(primary.up())
         migrate.upgrade(urls[0])
         sample = ensure_sample_files(settings().sample_dir, echo=lambda _m: None)
-        load_sample(urls[0], sample, echo=lambda _m: None)
-        with engine(urls[0]).begin() as conn:
+        load_sample(Database(urls[0]), sample, echo=lambda _m: None)
+        with Database(urls[0]).begin() as conn:
             key = create_key(conn, "sci", "admin", "replica test")["key"]
         urls.append(replica.up())
         yield Pair(primary, replica, urls[0], urls[1], key, folder / "audit")
@@ -117,7 +117,7 @@ def test_reads_are_served_by_the_replica_and_audited_on_the_primary(pair: Pair) 
     assert write.headers["X-Tagsim-Database"] == "primary"
     with client.application.app_context():
         journal().flush()  # audit rows move in batches: move them now
-    with engine(pair.primary_url).connect() as c:
+    with Database(pair.primary_url).connect() as c:
         audited = c.execute(
             text("SELECT count(*) FROM audit WHERE endpoint = 'features.get_items'")
         ).scalar_one()
@@ -129,7 +129,7 @@ def test_reads_are_served_by_the_replica_and_audited_on_the_primary(pair: Pair) 
 def test_an_upload_on_the_primary_shows_on_the_replica(pair: Pair) -> None:
     client = pair.client()
     village, changed, removed, _ = republish_village(pair.primary_url)
-    with engine(pair.primary_url).connect() as c:
+    with Database(pair.primary_url).connect() as c:
         land_use = c.execute(
             text(
                 "SELECT land_use FROM parcel WHERE village_code = :v AND parcel_no = :p"
@@ -161,7 +161,7 @@ def _feed_end(client: FlaskClient) -> str:
 def test_the_feed_from_the_replica_misses_and_repeats_nothing(pair: Pair) -> None:
     on_replica, on_primary = pair.client(), pair.client(replicas=False)
     writer = pair.client(replicas=False)
-    with engine(pair.primary_url).connect() as c:
+    with Database(pair.primary_url).connect() as c:
         start = c.execute(text("SELECT coalesce(max(id), 0) FROM change")).scalar_one()
     cursor = _feed_end(on_primary)
     errors: list[str] = []
@@ -196,7 +196,7 @@ def test_the_feed_from_the_replica_misses_and_repeats_nothing(pair: Pair) -> Non
             break
         seen += [c["id"] for c in body["changes"]]
         cursor = body["next"]
-    with engine(pair.primary_url).connect() as c:
+    with Database(pair.primary_url).connect() as c:
         written = (
             c.execute(text("SELECT id FROM change WHERE id > :s ORDER BY txid, id"), {"s": start})
             .scalars()
@@ -232,7 +232,7 @@ def test_reads_go_on_when_the_primary_stops(pair: Pair) -> None:
     with client.application.app_context():
         journal().flush()
         assert journal().pending() == 0
-    with engine(pair.primary_url).connect() as c:
+    with Database(pair.primary_url).connect() as c:
         moved = c.execute(
             text("SELECT count(*) FROM audit WHERE at >= to_timestamp(:t) - interval '1 second'"),
             {"t": started},

@@ -7,16 +7,16 @@ from pathlib import Path
 from sqlalchemy import text
 
 from data.sample import ensure_sample_files, load_sample
-from geo.config import settings
-from geo.db import engine
+from geo.platform.config import settings
+from geo.platform.database import Database
 
 
 def test_sample_loads_and_loading_again_changes_nothing(db_url: str) -> None:
     folder = ensure_sample_files(settings().sample_dir, echo=lambda _m: None)
     assert (folder / "manifest.json").exists()
-    first = load_sample(db_url, folder, echo=lambda _m: None)
+    first = load_sample(Database(db_url), folder, echo=lambda _m: None)
     assert first.startswith("sample loaded")
-    with engine(db_url).connect() as c:
+    with Database(db_url).connect() as c:
         counts = dict(
             c.execute(
                 text(
@@ -38,8 +38,10 @@ def test_sample_loads_and_loading_again_changes_nothing(db_url: str) -> None:
     assert counts["moi"] == 5819 and counts["sci"] > 1500 and counts["hf"] > 100
     assert parcels > 1000 and bad == 0
     assert hf_with_parcels > 10  # parcels name their village by HF code
-    assert load_sample(db_url, folder, echo=lambda _m: None).startswith("sample already loaded")
-    with engine(db_url).connect() as c:
+    assert load_sample(Database(db_url), folder, echo=lambda _m: None).startswith(
+        "sample already loaded"
+    )
+    with Database(db_url).connect() as c:
         assert c.execute(text("SELECT count(*) FROM parcel")).scalar_one() == parcels
 
 

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from api.auth import journal
-from geo.config import settings
-from geo.db import engine
+from geo.platform.config import settings
+from geo.platform.database import Database
 from tests.helpers import client_for, republish_village
 
 
@@ -39,7 +39,7 @@ def _decode(data: bytes, layer: str, z: int, x: int, y: int):  # type: ignore[no
 
 
 def _some_parcel(url: str) -> tuple[int, float, float]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return tuple(  # type: ignore[return-value]
             c.execute(
                 text(
@@ -51,7 +51,7 @@ def _some_parcel(url: str) -> tuple[int, float, float]:
 
 
 def _ids(url: str, sql: str, z: int, x: int, y: int) -> set[int]:
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         return set(c.execute(text(sql), {"z": z, "x": x, "y": y}).scalars())
 
 
@@ -83,7 +83,7 @@ def test_a_parcel_tile_holds_the_parcels_under_it(client: FlaskClient, sample_ur
     assert inside and inside <= got <= near
     assert set(frame["land_use"]) <= {
         r
-        for (r,) in engine(sample_url)
+        for (r,) in Database(sample_url)
         .connect()
         .execute(text("SELECT DISTINCT land_use FROM parcel"))
         .all()
@@ -109,13 +109,13 @@ def test_tiles_below_the_minimum_zoom_are_empty_and_divisions_show_early(
 def test_etag_revalidates_and_a_new_upload_refreshes_the_tile(
     client: FlaskClient, sample_url: str
 ) -> None:
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         code = c.execute(
             text("SELECT village_code FROM parcel GROUP BY 1 ORDER BY count(*), 1 LIMIT 1")
         ).scalar_one()
     truth = gpd.read_file(settings().sample_dir / "truth" / "parcels.gpkg", layer="parcels")
     first = str(truth[truth["CODE_HF"] == code].iloc[0]["SHOMARE"])
-    with engine(sample_url).connect() as c:
+    with Database(sample_url).connect() as c:
         lon, lat = c.execute(
             text(
                 "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM parcel"
@@ -167,7 +167,7 @@ def test_tiles_follow_the_collection_policy(sample_url: str) -> None:
         )
         with sci.application.app_context():
             journal().flush()  # audit rows move in batches (one journal per process and database)
-        with engine(sample_url).connect() as c:
+        with Database(sample_url).connect() as c:
             audited = c.execute(
                 text(
                     "SELECT service, status FROM audit WHERE endpoint = 'tiles.get_tile'"

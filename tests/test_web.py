@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import text
 
 from api.web import MODULES, VENDOR
-from geo.access import create_key
-from geo.config import settings
-from geo.db import engine
+from geo.access.control import create_key
+from geo.platform.config import settings
+from geo.platform.database import Database
 from tests.live import live_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -42,8 +42,8 @@ pytestmark = [
 def site(sample_url: str) -> Iterator[dict[str, Any]]:
     from crosswalk.build import build, start_run
 
-    build(sample_url, start_run(sample_url))
-    with engine(sample_url).begin() as c:
+    build(Database(sample_url), start_run(Database(sample_url)))
+    with Database(sample_url).begin() as c:
         key = create_key(c, "moi", "admin", "browser tests")["key"]
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / "worker.log").open("w")
@@ -125,7 +125,7 @@ def test_the_page_is_persian_first_and_switches_to_english(page: Any) -> None:
 
 
 def test_a_parcel_shows_its_attributes_and_codes(page: Any, site: dict[str, Any]) -> None:
-    with engine(site["url"]).connect() as c:
+    with Database(site["url"]).connect() as c:
         lon, lat, number = c.execute(
             text(
                 "SELECT ST_X(p), ST_Y(p), parcel_no FROM (SELECT ST_PointOnSurface(geom) p,"
@@ -146,7 +146,7 @@ def test_a_parcel_shows_its_attributes_and_codes(page: Any, site: dict[str, Any]
 
 
 def test_a_plates_coverage_is_tabled_and_highlighted(page: Any, site: dict[str, Any]) -> None:
-    with engine(site["url"]).connect() as c:
+    with Database(site["url"]).connect() as c:
         unit, main, sub = c.execute(
             text(
                 "SELECT registration_unit, main_plate, sub_plate FROM plate ORDER BY id"
@@ -172,7 +172,7 @@ def _changed_shapefile(url: str) -> tuple[bytes, str]:
     another's declared area ten times too large (a warning on that parcel)."""
     truth = settings().sample_dir / "truth" / "parcels.gpkg"
     parcels = gpd.read_file(truth, layer="parcels")
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         code = c.execute(
             text("SELECT min(village_code) FROM parcel WHERE valid_to IS NULL")
         ).scalar_one()
@@ -222,7 +222,7 @@ def test_upload_shows_progress_report_then_publishes(
 
 
 def test_three_review_items_with_the_keyboard(page: Any, site: dict[str, Any]) -> None:
-    with engine(site["url"]).connect() as c:
+    with Database(site["url"]).connect() as c:
         before = c.execute(text("SELECT count(*) FROM crosswalk_decision")).scalar_one()
     page.click("#tabs button[data-tab=review]")
     page.wait_for_selector("#review-queue li.current")
@@ -237,7 +237,7 @@ def test_three_review_items_with_the_keyboard(page: Any, site: dict[str, Any]) -
         page.wait_for_function(
             f"() => document.querySelectorAll('#review-queue li.done').length > {done}"
         )
-    with engine(site["url"]).connect() as c:
+    with Database(site["url"]).connect() as c:
         after = c.execute(
             text("SELECT decision, count(*) FROM crosswalk_decision GROUP BY 1")
         ).all()
@@ -248,7 +248,7 @@ def test_three_review_items_with_the_keyboard(page: Any, site: dict[str, Any]) -
 
 
 def test_a_reader_sees_only_what_the_key_allows(site: dict[str, Any], browser: Any) -> None:
-    with engine(site["url"]).begin() as c:
+    with Database(site["url"]).begin() as c:
         reader = create_key(c, "sci", "reader", "browser reader")["key"]
     tab = browser.new_context().new_page()
     tab.goto(site["base"] + "/")

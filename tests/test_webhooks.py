@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from shapely.geometry import box
+from sqlalchemy import text
 
-from geo import webhooks
-from geo.changes import read_changes
-from geo.db import engine
-from geo.plates import apply_notice
+from geo.changes import webhooks
+from geo.changes.feed import read_changes
+from geo.changes.plate_notices import apply_notice
+from geo.platform.database import Database
 from tests.helpers import client_for
 
 SECRET = "a-shared-secret-of-the-sci"
@@ -68,7 +69,7 @@ def _notice(url: str, unit: str, n: int, lon: float = 51.4) -> None:
         f'{unit},{i},0,"{box(lon + i * 0.001, 35.7, lon + i * 0.001 + 0.0005, 35.7005).wkt}"'
         for i in range(1, n + 1)
     ]
-    apply_notice(url, ("\n".join(lines) + "\n").encode(), f"notice-{unit}")
+    apply_notice(Database(url), ("\n".join(lines) + "\n").encode(), f"notice-{unit}")
 
 
 def _verified(entry: dict[str, Any]) -> dict[str, Any]:
@@ -100,10 +101,10 @@ def test_batches_arrive_signed_in_feed_order_exactly_once(fresh_url: str) -> Non
         sub = _subscribe(fresh_url, hook, batch_size=3)
         for unit in ("2", "3", "4"):
             _notice(fresh_url, unit, 4)
-        assert webhooks.deliver_due(fresh_url) == 4  # 12 changes in batches of 3
+        assert webhooks.deliver_due(Database(fresh_url)) == 4  # 12 changes in batches of 3
     bodies = [_verified(e) for e in receiver.accepted]
     got = [c["entity_id"] for b in bodies for c in b["changes"]]
-    with engine(fresh_url).connect() as c:
+    with Database(fresh_url).connect() as c:
         feed = read_changes(c, None, kinds=["plate"], limit=1000)["changes"]
     assert got == [c["entity_id"] for c in feed if not c["entity_id"].startswith("1/")]
     assert {b["subscription"] for b in bodies} == {sub["id"]}
@@ -121,7 +122,7 @@ def test_failures_retry_with_backoff_then_deliver_in_order(
         _notice(fresh_url, "5", 4)
         deadline = time.monotonic() + 30
         while len(receiver.accepted) < 2 and time.monotonic() < deadline:
-            webhooks.deliver_due(fresh_url)
+            webhooks.deliver_due(Database(fresh_url))
             time.sleep(0.1)
     assert len(receiver.received) == 4  # two refused, then both batches
     first_tries = [_verified(e)["delivery"] for e in receiver.received]
@@ -154,17 +155,17 @@ def test_a_failing_receiver_is_parked_and_can_be_resumed(
         _notice(fresh_url, "6", 1)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            webhooks.deliver_due(fresh_url)
+            webhooks.deliver_due(Database(fresh_url))
             if reader.get(f"/subscriptions/{sub['id']}").get_json()["status"] == "parked":
                 break
             time.sleep(0.05)
         assert reader.get(f"/subscriptions/{sub['id']}").get_json()["status"] == "parked"
         attempts = len(receiver.received)
-        webhooks.deliver_due(fresh_url)
+        webhooks.deliver_due(Database(fresh_url))
         assert len(receiver.received) == attempts == 3  # parked: no more tries
         receiver.always_fail = False
         assert reader.post(f"/subscriptions/{sub['id']}/resume").get_json()["status"] == "active"
-        webhooks.deliver_due(fresh_url)
+        webhooks.deliver_due(Database(fresh_url))
     assert [c["entity_id"] for c in _verified(receiver.accepted[0])["changes"]] == ["6/1/0"]
 
 
@@ -174,7 +175,7 @@ def test_filters_agency_scope_and_bad_subscriptions(fresh_url: str) -> None:
         _subscribe(fresh_url, hook, bbox=[51.45, 35.6, 51.6, 35.8])
         _notice(fresh_url, "7", 2, lon=51.40)  # outside the bbox
         _notice(fresh_url, "8", 2, lon=51.50)  # inside
-        webhooks.deliver_due(fresh_url)
+        webhooks.deliver_due(Database(fresh_url))
     got = [c["entity_id"] for e in receiver.accepted for c in _verified(e)["changes"]]
     assert got == ["8/1/0", "8/2/0"]
     sci, hf = client_for(fresh_url, "reader", "sci"), client_for(fresh_url, "reader", "hf")
@@ -193,3 +194,43 @@ def test_filters_agency_scope_and_bad_subscriptions(fresh_url: str) -> None:
         assert answer.status_code == 400 and answer.get_json()["field"] == field, answer.get_json()
     assert sci.delete(f"/subscriptions/{mine}").status_code == 200
     assert sci.get("/subscriptions").get_json()["subscriptions"] == []
+
+
+def test_no_transaction_is_open_while_a_receiver_answers(fresh_url: str) -> None:
+    """While the receiver holds the POST, the worker has no transaction open, and a change
+    committed meanwhile is in the feed at once (the delivery holds no snapshot)."""
+    seen: dict[str, Any] = {}
+
+    receiver = Receiver()
+    with receiving(receiver) as hook:
+        _subscribe(fresh_url, hook)
+        _notice(fresh_url, "7", 1)
+        original = webhooks._post
+
+        def post_and_look(url: str, body: bytes, headers: dict[str, str]) -> Any:
+            with Database(fresh_url).connect() as c:
+                seen["open"] = c.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                    )
+                ).scalar_one()
+                seen["locks"] = c.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                        " WHERE a.datname = current_database() AND l.pid <> pg_backend_pid()"
+                        " AND l.locktype IN ('tuple', 'transactionid')"
+                    )
+                ).scalar_one()
+            _notice(fresh_url, "8", 1)  # committed while the receiver has not answered
+            with Database(fresh_url).connect() as c:
+                units = {ch["entity_id"].split("/")[0] for ch in read_changes(c, None)["changes"]}
+            seen["visible"] = "8" in units
+            return original(url, body, headers)
+
+        webhooks._post = post_and_look  # type: ignore[assignment]
+        try:
+            assert webhooks.deliver_due(Database(fresh_url)) >= 1
+        finally:
+            webhooks._post = original  # type: ignore[assignment]
+    assert seen == {"open": 0, "locks": 0, "visible": True}

@@ -21,11 +21,11 @@ from bench.harness import Outcome, pair
 from crosswalk import build, evaluate, start_run
 from crosswalk.units import LEVEL_ORDER, Side, load_side
 from data.lists import import_lists
-from geo import migrate
-from geo.config import project_root
-from geo.dates import parse_date
-from geo.db import create_database, drop_database, engine
-from geo.registry import import_edition
+from geo.geodata.dates import parse_date
+from geo.geodata.registry import import_edition
+from geo.platform import migrate
+from geo.platform.config import project_root
+from geo.platform.database import Database, create_database, drop_database
 
 
 def _world(quick: bool) -> Path:
@@ -54,7 +54,7 @@ def naive_pairs(ref: Side, other: Side) -> list[tuple[str, str, str]]:
 
 
 def _sides(url: str, run_id: int) -> tuple[Side, Side]:
-    with engine(url).connect() as conn:
+    with Database(url).connect() as conn:
         run = conn.execute(
             text("SELECT moi_edition_id, sci_edition_id FROM crosswalk_run WHERE id = :r"),
             {"r": run_id},
@@ -68,7 +68,7 @@ def naive(url: str, run_id: int) -> None:
         {"r": run_id, "l": level, "m": m, "s": s}
         for level, m, s in naive_pairs(*_sides(url, run_id))
     ]
-    with engine(url).begin() as conn:
+    with Database(url).begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO crosswalk_link (run_id, level, moi_code, sci_code,"
@@ -97,14 +97,16 @@ def real_lists(url: str) -> dict[str, Any] | None:
             ("moi", "1401-08-25", shared / "moi" / "moi_divisions_1401-08-25.csv"),
             ("sci", "1399-05-01", shared / "sci" / "sci_geography_1399.csv"),
         ]:
-            import_edition(real, agency, label, path.read_bytes(), published_on=parse_date(label))
-        run_id = start_run(real, hf=None)
+            import_edition(
+                Database(real), agency, label, path.read_bytes(), published_on=parse_date(label)
+            )
+        run_id = start_run(Database(real), hf=None)
         started = time.perf_counter()
-        build(real, run_id)
+        build(Database(real), run_id)
         seconds = time.perf_counter() - started
         ref, other = _sides(real, run_id)
         naive_set = set(naive_pairs(ref, other))
-        with engine(real).connect() as conn:
+        with Database(real).connect() as conn:
             links = conn.execute(
                 text(
                     "SELECT level, moi_code, sci_code, status, evidence->>'text'"
@@ -138,17 +140,17 @@ def real_lists(url: str) -> dict[str, Any] | None:
 
 def run(url: str, quick: bool) -> list[Outcome]:
     world = _world(quick)
-    import_lists(url, world)  # MOI's older edition too: its former names are evidence
+    import_lists(Database(url), world)  # MOI's older edition too: its former names are evidence
     runs: dict[str, list[int]] = {"ours": [], "naive": []}
     memory: list[float] = []
 
     def ours() -> None:
-        run_id = start_run(url)
-        build(url, run_id)
+        run_id = start_run(Database(url))
+        build(Database(url), run_id)
         runs["ours"].append(run_id)
 
     def baseline() -> None:
-        run_id = start_run(url, hf=None)
+        run_id = start_run(Database(url), hf=None)
         naive(url, run_id)
         runs["naive"].append(run_id)
 
@@ -162,12 +164,12 @@ def run(url: str, quick: bool) -> list[Outcome]:
     )
     del started
     # memory apart: tracemalloc would slow the timed builds
-    traced = start_run(url)
-    memory.append(build(url, traced, trace_memory=True)["peak_python_mb"])
+    traced = start_run(Database(url))
+    memory.append(build(Database(url), traced, trace_memory=True)["peak_python_mb"])
     truth = world / "truth" / "crosswalk.csv"
     quality = {
-        "ours": evaluate(url, runs["ours"][-1], truth),
-        "naive": evaluate(url, runs["naive"][-1], truth),
+        "ours": evaluate(Database(url), runs["ours"][-1], truth),
+        "naive": evaluate(Database(url), runs["naive"][-1], truth),
     }
     outcome.size["peak_python_mb"] = max(memory)
     outcome.note = json.dumps(quality, ensure_ascii=False)

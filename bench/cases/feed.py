@@ -10,9 +10,9 @@ from shapely.geometry import box
 
 from api import create_app
 from bench.harness import Outcome, pair
-from geo.access import create_key
-from geo.db import engine
-from geo.plates import apply_notice
+from geo.access.control import create_key
+from geo.changes.plate_notices import apply_notice
+from geo.platform.database import Database
 
 
 def _notice(n: int) -> bytes:
@@ -25,8 +25,8 @@ def _notice(n: int) -> bytes:
 
 def run(url: str, quick: bool) -> list[Outcome]:
     n = 5_000 if quick else 100_000
-    apply_notice(url, _notice(n), "bench notice")
-    with engine(url).begin() as c:
+    apply_notice(Database(url), _notice(n), "bench notice")
+    with Database(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench feed")["key"]
     client = create_app({"DATABASE_URL": url, "RATE_LIMIT": "100000000 per minute"}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"

@@ -18,8 +18,8 @@ from bench import datasets
 from bench.datasets import CACHE
 from bench.harness import Outcome, pair
 from data.lists import import_lists
-from geo.db import engine
-from geo.parcels.ingest import IngestOptions, create_upload, process_upload
+from geo.geodata.parcels.ingest import IngestOptions, create_upload, process_upload
+from geo.platform.database import Database
 
 
 def _file(quick: bool) -> tuple[Path, int, Path]:
@@ -45,11 +45,11 @@ def run(url: str, quick: bool) -> list[Outcome]:
         return []
     path, count, world = _file(quick)
     # MOI's list (the reference: it gives each village its province partition) and HF's
-    import_lists(url, world, ("moi", "hf"))
+    import_lists(Database(url), world, ("moi", "hf"))
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
 
     def reset() -> None:
-        with engine(url).begin() as c:
+        with Database(url).begin() as c:
             c.execute(
                 text(
                     "TRUNCATE parcel, parcel_extent, guide_plan, change, parcel_stage, upload_file,"
@@ -72,8 +72,8 @@ def run(url: str, quick: bool) -> list[Outcome]:
 
     def ours() -> None:
         # as the CLI does: the file is stored while it is read
-        upload_id = create_upload(url, path, path.name, IngestOptions(), store=False)
-        state = process_upload(url, upload_id, path=path)
+        upload_id = create_upload(Database(url), path, path.name, IngestOptions(), store=False)
+        state = process_upload(Database(url), upload_id, path=path)
         assert state["status"] == "published", state["report"].get("summary")
 
     def ogr() -> None:

@@ -9,8 +9,8 @@ from sqlalchemy import text
 
 from bench.datasets import SAMPLE, sci_file
 from bench.harness import Outcome, pair
-from geo.db import engine
-from geo.registry import import_edition
+from geo.geodata.registry import import_edition
+from geo.platform.database import Database
 
 
 def _libpq(url: str) -> str:
@@ -22,7 +22,7 @@ def import_case(url: str, rows: int, rounds: int) -> Outcome:
     n_rows = raw.count(b"\n") - 1
 
     def reset() -> None:
-        with engine(url).begin() as c:
+        with Database(url).begin() as c:
             c.execute(text("DELETE FROM edition WHERE agency = 'sci'"))
             c.execute(
                 text(
@@ -34,7 +34,7 @@ def import_case(url: str, rows: int, rounds: int) -> Outcome:
             c.execute(text("TRUNCATE bench_raw"))
 
     def ours() -> None:
-        import_edition(url, "sci", "bench", raw)
+        import_edition(Database(url), "sci", "bench", raw)
 
     def raw_copy() -> None:
         with (
@@ -60,8 +60,8 @@ def resolve_case(url: str, n_codes: int, rounds: int) -> Outcome:
     from api import create_app
 
     moi = (SAMPLE / "moi_divisions_1401-08-25.csv").read_bytes()
-    import_edition(url, "moi", "bench", moi)
-    with engine(url).connect() as c:
+    import_edition(Database(url), "moi", "bench", moi)
+    with Database(url).connect() as c:
         codes = list(
             c.execute(
                 text(
@@ -72,9 +72,9 @@ def resolve_case(url: str, n_codes: int, rounds: int) -> Outcome:
         )
         edition_id = c.execute(text("SELECT id FROM edition WHERE agency = 'moi'")).scalar_one()
     asked = (codes * (n_codes // len(codes) + 1))[:n_codes]
-    from geo.access import create_key
+    from geo.access.control import create_key
 
-    with engine(url).begin() as c:
+    with Database(url).begin() as c:
         key = create_key(c, "moi", "reader", "bench")["key"]
     client = create_app({"DATABASE_URL": url, "RATE_LIMIT": "1000000 per minute"}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"

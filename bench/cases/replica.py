@@ -25,10 +25,10 @@ from bench.cases.serving import (
 )
 from bench.datasets import CACHE
 from bench.harness import Outcome
-from geo.access import create_key
-from geo.config import settings
-from geo.db import dispose, engine, local_cluster
-from geo.pg.replica import LocalReplica, wait_for_replay
+from geo.access.control import create_key
+from geo.platform.config import settings
+from geo.platform.database import Database, dispose, local_cluster
+from geo.platform.replica import LocalReplica, wait_for_replay
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
@@ -40,7 +40,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
         print("  TAGSIM_DATABASE_URL is external: a local replica cannot be made; skipped")
         return []
     parcels = _load(url, quick)
-    with engine(url).begin() as c:
+    with Database(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench")["key"]
     villages = _villages(url, 200)
     items = [

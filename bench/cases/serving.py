@@ -35,8 +35,8 @@ from bench.cases.parcels import _file
 from bench.datasets import CACHE, ogr2ogr_load
 from bench.harness import Outcome
 from bench.latency_plot import plot, round_plot, sweep
-from geo.access import create_key
-from geo.db import engine
+from geo.access.control import create_key
+from geo.platform.database import Database
 
 WORKERS = 2
 THREADS = 4
@@ -137,7 +137,7 @@ def _load(url: str, quick: bool) -> int:
     path = CACHE / f"parcels_{'small' if quick else 'national'}.gpkg"
     for layer in ("parcels", "zones"):
         ogr2ogr_load(url, path, layer, f"bench_{layer}")
-    with engine(url).begin() as c:
+    with Database(url).begin() as c:
         # No registry here: the HF code's first two digits (its province) stand in for
         # the MOI province code, so the layer is partitioned by province as in service.
         c.execute(
@@ -146,7 +146,7 @@ def _load(url: str, quick: bool) -> int:
                 " FROM (SELECT DISTINCT left(code_hf, 2) AS p FROM bench_parcels) d"
             )
         )
-    with engine(url).begin() as c:
+    with Database(url).begin() as c:
         c.execute(
             text(
                 "INSERT INTO parcel (village_agency, village_code, parcel_no, land_use,"
@@ -162,7 +162,7 @@ def _load(url: str, quick: bool) -> int:
             )
         )
         c.execute(text("DROP TABLE bench_parcels, bench_zones"))
-    with engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+    with Database(url).connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text("VACUUM ANALYZE parcel"))
         c.execute(text("VACUUM ANALYZE guide_plan"))
     return count
@@ -170,7 +170,7 @@ def _load(url: str, quick: bool) -> int:
 
 def _villages(url: str, n: int) -> list[tuple[float, float, float, float, float, float]]:
     """Up to ``n`` villages: their parcel extent and a point inside a parcel."""
-    with engine(url).connect() as c:
+    with Database(url).connect() as c:
         rows = c.execute(
             text(
                 "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), ST_X(p), ST_Y(p) FROM ("
@@ -420,7 +420,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
         print("  ogr2ogr or wrk missing (apt-get install gdal-bin wrk): serving case skipped")
         return []
     parcels = _load(url, quick)
-    with engine(url).begin() as c:
+    with Database(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench")["key"]
     villages = _villages(url, 200)
     seconds, rounds = (3, 2) if quick else (15, 3)

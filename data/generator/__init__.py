@@ -46,9 +46,9 @@ from data.generator.evolve import Event, Rates, evolve
 from data.generator.parcels import make_plates, make_village, write_village
 from data.generator.sizes import SIZES, Size, size
 from data.generator.truth import World, place, read_sci_layout
-from geo.config import project_root
 from geo.errors import ValidationError
-from geo.persian import match_key
+from geo.geodata.persian import match_key
+from geo.platform.config import project_root
 
 __all__ = ["EDITIONS", "PUBLISHED", "SIZES", "generate"]
 
@@ -154,32 +154,33 @@ def generate(
         key=lambda u: u.uid,
     )
     mapped = prng.sample(mapped, min(sz.parcel_villages if maps else 0, len(mapped)))
-    maps = []
+    drawn = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, unit in enumerate(mapped, start=1):
+            assert unit.lon is not None and unit.lat is not None  # mapped units are placed
             vm = make_village(
                 prng,
                 hf[unit.uid],
                 hf_spelling.of(unit),
-                unit.lon,  # type: ignore[arg-type]
+                unit.lon,
                 unit.lat,
                 sz.defect_rate,
                 sz.zone_radius,
-            )  # type: ignore[arg-type]
+            )
             if map_files:
                 write_village(vm, out / "parcels", i, Path(tmp))
-            maps.append(vm)
+            drawn.append(vm)
             if i % 200 == 0:
                 echo(f"  {i} of {len(mapped)} villages")
-    _write_parcel_truth(out / "truth", maps)
-    plates = make_plates(prng, maps, sz.plates_per_village)
+    _write_parcel_truth(out / "truth", drawn)
+    plates = make_plates(prng, drawn, sz.plates_per_village)
     plates.frame.to_file(out / "plates" / "plates.geojson", driver="GeoJSON")
     with (out / "truth" / "plate_overlaps.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["plate", "hf_code", "parcel_no", "overlap_m2", "share_of_plate"])
         w.writerows(plates.overlaps)
 
-    manifest = {
+    manifest: dict[str, Any] = {
         "size": sz.name,
         "seed": seed,
         "source": sci_source.name,
@@ -193,15 +194,15 @@ def generate(
             "hf": dict(Counter(world1.units[u].level for u in hf)),
             "events": dict(Counter(e.kind for e in events)),
             "relations": dict(relations),
-            "parcel_maps": len(maps),
-            "parcels": int(sum(len(m.parcels) for m in maps)),
+            "parcel_maps": len(drawn),
+            "parcels": int(sum(len(m.parcels) for m in drawn)),
             "plates": len(plates.frame),
         },
         "variants": {"moi": dict(moi_spelling.used), "hf": dict(hf_spelling.used)},
-        "defects": dict(Counter(d for m in maps for d in m.defects)),
+        "defects": dict(Counter(d for m in drawn for d in m.defects)),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
-    echo(f"done: {manifest['counts']['parcels']} parcels in {len(maps)} maps")
+    echo(f"done: {manifest['counts']['parcels']} parcels in {len(drawn)} drawn")
     return manifest
 
 
@@ -230,13 +231,13 @@ def _recodes(
     return [Event("recode", (uid,), (uid,)) for uid in chosen]
 
 
-def _write_parcel_truth(folder: Path, maps: list) -> None:  # type: ignore[type-arg]
+def _write_parcel_truth(folder: Path, drawn: list) -> None:  # type: ignore[type-arg]
     with (folder / "parcel_files.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(
             ["file", "hf_code", "village", "epsg", "has_prj", "encoding", "parcels", "defects"]
         )
-        for m in maps:
+        for m in drawn:
             w.writerow(
                 [
                     m.file,
@@ -249,15 +250,15 @@ def _write_parcel_truth(folder: Path, maps: list) -> None:  # type: ignore[type-
                     " ".join(m.defects),
                 ]
             )
-    if not maps:
+    if not drawn:
         return
-    parcels = pd.concat([m.parcels for m in maps], ignore_index=True)
+    parcels = pd.concat([m.parcels for m in drawn], ignore_index=True)
     gpd.GeoDataFrame(parcels, geometry="geometry", crs=4326).to_file(
         folder / "parcels.gpkg", layer="parcels", driver="GPKG"
     )
     zones = gpd.GeoDataFrame(
-        {"CODE_HF": [m.hf_code for m in maps], "NAME": [m.name for m in maps]},
-        geometry=[m.zone for m in maps],
+        {"CODE_HF": [m.hf_code for m in drawn], "NAME": [m.name for m in drawn]},
+        geometry=[m.zone for m in drawn],
         crs=4326,
     )
     zones.to_file(folder / "parcels.gpkg", layer="zones", driver="GPKG")

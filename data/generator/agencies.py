@@ -14,13 +14,15 @@ from __future__ import annotations
 import csv
 import random
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from data.generator.evolve import Event
 from data.generator.truth import Unit, World
 from data.generator.variants import COMMON, PDF_ONLY, vary
-from geo.persian import match_key
+from geo.geodata.persian import match_key
+from geo.models.registry import LEVELS
 
 MOI_TYPES = {
     "province": "استان",
@@ -45,14 +47,14 @@ SCI_HEADER = [
     "DIAG",
 ]
 GENERIC_HEADER = ["code", "name", "level", "parent_code", "lat", "lon", "population", "national_id"]
-LEVEL_ORDER = ("province", "county", "district", "rural", "city", "village")
+LEVEL_ORDER = LEVELS
 
 
 @dataclass
 class Spelling:
     """One agency's spelling of each unit, chosen once so editions agree."""
 
-    kinds: dict[str, object]
+    kinds: Mapping[str, Callable[[str], str | None]]
     rate: float
     rng: random.Random
     names: dict[str, str] = field(default_factory=dict)

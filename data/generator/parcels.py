@@ -27,7 +27,7 @@ import shapely.affinity
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
 
-from geo.crs import ed77_utm_epsg, transformer, utm_epsg
+from geo.geodata.crs import ed77_utm_epsg, transformer, utm_epsg
 
 LAND_USES = [  # (Persian word as HF writes it, share)
     ("مسکونی", 0.58),

@@ -19,8 +19,8 @@ from shapely.geometry import Point, box, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
-from geo.persian import match_key
-from geo.registry.formats import SCI_LEVELS
+from geo.geodata.persian import match_key
+from geo.geodata.registry.formats import SCI_LEVELS
 
 LEVEL_OF_CODEREC = SCI_LEVELS  # CODEREC → level, as the registry reads it
 
@@ -174,7 +174,7 @@ def place(world: World, boundaries: list[Path], rng: random.Random) -> None:
                 r = abs(rng.gauss(0, 0.04))  # about 4.5 km
                 a = rng.uniform(0, 2 * math.pi)
                 x, y = cx + r * math.cos(a), cy + r * math.sin(a) * 0.85
-                if prepared.contains(Point(x, y)):  # type: ignore[attr-defined]
+                if prepared.contains(Point(x, y)):  # type: ignore[attr-defined,union-attr]
                     break
             else:
                 x, y = cx, cy

@@ -107,7 +107,7 @@ class ParcelStage(Base):
     land_use: Mapped[str | None] = mapped_column(Text)
     area_declared: Mapped[float | None] = mapped_column(Float)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
-    area_m2: Mapped[float | None] = mapped_column(Float)  # ellipsoidal, geo.areas
+    area_m2: Mapped[float | None] = mapped_column(Float)  # ellipsoidal, geo.geodata.areas
     geom: Mapped[Any] = mapped_column(
         Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=True
     )

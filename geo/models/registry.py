@@ -22,7 +22,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.models.base import Base, now_column, sql_in
 
+# The levels of a division list, in the order lists and exports show them.
 LEVELS = ("province", "county", "district", "rural", "city", "village")
+# Depth in the tree (province 0): a city hangs under a district, as a rural district does.
+LEVEL_DEPTH = {"province": 0, "county": 1, "district": 2, "rural": 3, "city": 3, "village": 4}
 EVENT_KINDS = ("create", "abolish", "rename", "recode", "move", "split", "merge")
 
 

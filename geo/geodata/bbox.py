@@ -1,0 +1,44 @@
+"""Bounding boxes as clients send them: ``x0,y0,x1,y1`` text or a list of four numbers.
+
+The one parser of boxes. A geographic box (WGS 84 longitude/latitude) must lie within
+±180/±90 with its corners in order; a projected one (another ``bbox-crs``) only in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from geo.errors import InvalidParameter
+
+__all__ = ["BBox", "check_bbox", "parse_bbox"]
+
+BBox = tuple[float, float, float, float]
+
+
+def check_bbox(values: Sequence[float], field: str = "bbox", *, geographic: bool = True) -> BBox:
+    """Four numbers as a box, or ``InvalidParameter`` naming ``field``."""
+    message = (
+        f"{field} is minlon,minlat,maxlon,maxlat"
+        if geographic
+        else f"{field} is four numbers x0,y0,x1,y1"
+    )
+    if len(values) != 4:
+        raise InvalidParameter(message, field=field)
+    x0, y0, x1, y1 = (float(v) for v in values)
+    in_order = x0 <= x1 and y0 <= y1
+    on_earth = x0 >= -180 and x1 <= 180 and y0 >= -90 and y1 <= 90
+    if not in_order or (geographic and not on_earth):
+        raise InvalidParameter(message, field=field)
+    return x0, y0, x1, y1
+
+
+def parse_bbox(raw: str | None, field: str = "bbox", *, geographic: bool = True) -> BBox | None:
+    """``x0,y0,x1,y1`` text as a box (None when absent), or ``InvalidParameter``."""
+    if not raw:
+        return None
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError:
+        check_bbox([], field, geographic=geographic)  # raises with the field's message
+        raise
+    return check_bbox(values, field, geographic=geographic)

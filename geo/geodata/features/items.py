@@ -1,0 +1,163 @@
+"""GeoJSON features straight from PostGIS: a page of items, one item, a feature's versions.
+
+PostgreSQL writes each feature's JSON (``json_build_object`` + ``ST_AsGeoJSON``); Python
+only joins the pieces, so a page costs little more than the query itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geo.errors import GeoError, NotFound
+from geo.geodata.features.collections import Collection
+from geo.geodata.features.query import FeatureQuery, OutputCrs
+from geo.platform.database import statement
+
+__all__ = ["FeatureGone", "Page", "count", "feature", "feature_sql", "page", "versions"]
+
+
+class FeatureGone(GeoError):
+    """The feature existed and was removed: HTTP 410 with the time it went."""
+
+    code = "feature_removed"
+
+
+@dataclass(frozen=True)
+class Page:
+    features: str  # the GeoJSON Features, comma-separated JSON text
+    returned: int
+    last_id: int | None
+    more: bool
+    matched: int | None = None  # the whole selection's size, when counted with the page
+
+
+def _properties(c: Collection) -> str:
+    pairs = ", ".join(f"'{name}', {expr}" for name, expr, _ in c.properties)
+    return f"json_build_object({pairs})"
+
+
+def feature_sql(c: Collection, crs: OutputCrs) -> str:
+    """SQL of one row's GeoJSON Feature as text."""
+    geometry = crs.wrap(c.geometry)
+    return (
+        "json_build_object('type', 'Feature', 'id', t.id,"
+        f" 'geometry', ST_AsGeoJSON({geometry}, {crs.decimals})::json,"
+        f" 'properties', {_properties(c)})::text"
+    )
+
+
+def count(conn: Connection, q: FeatureQuery) -> int:
+    where, params = q.where(conn)
+    return conn.execute(
+        statement(f"SELECT count(*) FROM {q.collection.table} WHERE {where}"), params
+    ).scalar_one()
+
+
+def page(conn: Connection, q: FeatureQuery) -> Page:
+    """Up to ``q.limit`` features after ``q.after``, in id order, joined by PostgreSQL into
+    one text (one row crosses the wire, not one per feature). One row more than the page is
+    read: whether more follow comes with the page, not from a second statement.
+
+    A first page by bbox is counted in the same statement (``Page.matched``): the box's
+    rows are all read and sorted for the page anyway, so a window count costs nothing
+    more, while a second ``count(*)`` would read them again. Other selections (a whole
+    layer, a village) are read by the id index and stop at the page: they are not.
+    """
+    where, params = q.where(conn, paged=True)
+    if q.limit is None:
+        keep, limit = "TRUE", ""
+    else:
+        keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
+    counted = q.bbox is not None and q.after is None
+    total = "count(*) OVER ()" if counted else "NULL::bigint"
+    features, returned, last_id, more, matched = conn.execute(
+        statement(
+            f"SELECT coalesce(string_agg(f, ',' ORDER BY id) FILTER (WHERE {keep}), ''),"
+            f" count(*) FILTER (WHERE {keep}), max(id) FILTER (WHERE {keep}),"
+            f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
+            f" SELECT id, f, total, row_number() OVER (ORDER BY id) AS n FROM ("
+            f" SELECT t.id, {feature_sql(q.collection, q.crs)} AS f, {total} AS total"
+            f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p) numbered"
+        ),
+        params,
+    ).one()
+    if counted and matched is None:  # nothing in the box
+        matched = 0
+    return Page(features, returned, last_id, bool(more), matched)
+
+
+def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:
+    extra = ", t.valid_to" if c.versioned else ", NULL"
+    return conn.execute(
+        text(f"SELECT {feature_sql(c, crs)}{extra} FROM {c.table} WHERE t.id = :fid"),
+        {"fid": fid},
+    ).first()
+
+
+def _identity_where(c: Collection) -> str:
+    return " AND ".join(f"t.{col} = o.{col}" for col in c.identity)
+
+
+def _current_successor(conn: Connection, c: Collection, fid: int) -> int | None:
+    table = c.base_table
+    return conn.execute(
+        text(
+            f"SELECT t.id FROM {table} t JOIN {table} o ON {_identity_where(c)}"
+            " WHERE o.id = :fid AND t.valid_to IS NULL ORDER BY t.id DESC LIMIT 1"
+        ),
+        {"fid": fid},
+    ).scalar()
+
+
+def feature(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> tuple[str, int | None]:
+    """One feature version as GeoJSON text, and the id of the current version of the same
+    feature when this one is history. A feature whose every version is closed is gone:
+    ``FeatureGone`` with ``removed_at``."""
+    row = _row(conn, c, fid, crs)
+    if row is None:
+        raise NotFound(f"{c.id} has no feature {fid}", code="unknown_feature")
+    body, valid_to = row
+    if not c.versioned or valid_to is None:
+        return body, None
+    successor = _current_successor(conn, c, fid)
+    if successor is None:
+        removed: datetime = _removed_at(conn, c, fid) or valid_to
+        raise FeatureGone(
+            f"{c.id} feature {fid} was removed at {removed.isoformat()}",
+            removed_at=removed.isoformat(),
+            feature_id=fid,
+        )
+    return body, successor
+
+
+def _removed_at(conn: Connection, c: Collection, fid: int) -> datetime | None:
+    table = c.base_table
+    return conn.execute(
+        text(
+            f"SELECT max(t.valid_to) FROM {table} t JOIN {table} o ON {_identity_where(c)}"
+            " WHERE o.id = :fid"
+        ),
+        {"fid": fid},
+    ).scalar()
+
+
+def versions(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> list[str]:
+    """Every version of the feature ``fid`` belongs to, oldest first, as GeoJSON texts."""
+    if not c.versioned:
+        raise NotFound(f"{c.id} features are not versioned", code="not_versioned")
+    table = c.base_table
+    rows = conn.execute(
+        text(
+            f"SELECT {feature_sql(c, crs)} FROM {table} t JOIN {table} o"
+            f" ON {_identity_where(c)} WHERE o.id = :fid ORDER BY t.valid_from, t.id"
+        ),
+        {"fid": fid},
+    ).scalars()
+    found = list(rows)
+    if not found:
+        raise NotFound(f"{c.id} has no feature {fid}", code="unknown_feature")
+    return found

@@ -1,0 +1,245 @@
+"""Selecting features of a collection: bbox, datetime, property filters, paging, output CRS.
+
+One ``FeatureQuery`` serves the GeoJSON items, the downloads and the counts, so every form
+of an answer selects the same features. Paging is by key (``after`` = the last id seen),
+which stays fast deep into a large layer, unlike an offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geo.errors import InvalidParameter, NotFound
+from geo.geodata.features.collections import Collection, Filter
+from geo.geodata.features.temporal import TimeFilter
+from geo.geodata.persian import is_digits, match_key, normalize_code
+from geo.geodata.registry.agencies import require_agency_param
+from geo.geodata.registry.editions import edition_in_force
+from geo.geodata.registry.equivalents import AGENCIES, equivalent_codes
+from geo.geodata.registry.references import parse_unit_ref
+from geo.platform.database import statement
+
+__all__ = ["CRS84", "FeatureQuery", "OutputCrs", "parse_crs"]
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
+OUTPUT_EPSG = (4326, 3857, 32638, 32639, 32640, 32641)
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    """A CRS answers may be given in: its URI, EPSG code, and whether axes are lat/lon."""
+
+    uri: str
+    epsg: int
+    lat_first: bool = False
+
+    def wrap(self, geometry_sql: str) -> str:
+        """SQL turning an EPSG:4326 lon/lat geometry into this CRS's coordinates."""
+        if self.epsg != 4326:
+            return f"ST_Transform({geometry_sql}, {self.epsg})"
+        return f"ST_FlipCoordinates({geometry_sql})" if self.lat_first else geometry_sql
+
+    @property
+    def decimals(self) -> int:
+        return 7 if self.epsg == 4326 else 3
+
+
+def supported_crs() -> list[str]:
+    return [CRS84, *(f"{_EPSG_URI}{code}" for code in OUTPUT_EPSG)]
+
+
+def parse_crs(value: str | None, field_name: str = "crs") -> OutputCrs:
+    """A CRS URI, ``EPSG:NNNN`` or a bare code; CRS84 (lon/lat) when absent."""
+    raw = (value or "").strip()
+    if not raw or raw in {CRS84, "CRS84", "OGC:CRS84"}:
+        return OutputCrs(CRS84, 4326)
+    code = raw.removeprefix(_EPSG_URI).removeprefix("EPSG:").removeprefix("epsg:")
+    if code.isdigit() and int(code) in OUTPUT_EPSG:
+        epsg = int(code)
+        return OutputCrs(f"{_EPSG_URI}{epsg}", epsg, lat_first=epsg == 4326)
+    raise InvalidParameter(
+        f"{field_name} {raw!r} is not offered; use one of {', '.join(supported_crs())}",
+        code="unsupported_crs",
+        field=field_name,
+    )
+
+
+def provinces_where(conn: Connection, where: str, params: dict[str, Any]) -> list[str]:
+    """The parcel partitions (provinces) whose villages' extents ``e`` meet ``where``: passed
+    back as a bound value, the planner reads only those partitions (`docs/scaling.md`)."""
+    return list(
+        conn.execute(
+            statement(
+                "SELECT coalesce(array_agg(DISTINCT e.province), '{}') FROM parcel_extent e"
+                f" WHERE {where}"
+            ),
+            params,
+        ).scalar_one()
+    )
+
+
+def parcel_provinces(conn: Connection, bounds: tuple[float, float, float, float]) -> list[str]:
+    """The provinces whose parcels may meet the lon/lat box ``bounds``."""
+    x0, y0, x1, y1 = bounds
+    return provinces_where(
+        conn,
+        "e.extent && ST_MakeEnvelope(:px0, :py0, :px1, :py1, 4326)",
+        {"px0": x0, "py0": y0, "px1": x1, "py1": y1},
+    )
+
+
+@dataclass
+class FeatureQuery:
+    """What a request asks of a collection."""
+
+    collection: Collection
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
+    time: TimeFilter | None = None
+    filters: dict[str, str] = field(default_factory=dict)
+    limit: int | None = 10
+    after: int | None = None
+    crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
+    _provinces_found: list[str] | None = field(default=None, repr=False, compare=False)
+
+    def where(self, conn: Connection, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause and its parameters; ``paged`` adds the key paging (``after``)."""
+        c = self.collection
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        if c.versioned:
+            if self.time is None:
+                parts.append("t.valid_to IS NULL")
+            else:
+                sql, p = self.time.sql("t")
+                parts.append(sql)
+                params.update(p)
+        else:
+            parts.append(self._editions(conn, params))
+        if self.bbox is not None:
+            parts.append(f"ST_Intersects({c.geometry}, {self._envelope()})")
+            params.update(dict(zip(("bx0", "by0", "bx1", "by1"), self.bbox, strict=True)))
+        for name, value in self.filters.items():
+            parts.append(self._filter(conn, name, c.filters[name], value, params))
+        if c.base_table == "parcel":
+            parts.extend(self._provinces(conn, params))
+        if paged and self.after is not None:
+            parts.append("t.id > :after")
+            params["after"] = self.after
+        return " AND ".join(parts), params
+
+    def _provinces(self, conn: Connection, params: dict[str, Any]) -> list[str]:
+        """Parcels are partitioned by province: name the provinces a bbox or a village can
+        reach, as a value the planner prunes the other partitions by."""
+        where = []
+        if self.bbox is not None:
+            where.append(f"e.extent && {self._envelope()}")
+        villages = [k for k, f in self.collection.filters.items() if f.kind == "village"]
+        for name in villages:
+            if name in self.filters:
+                where.append(
+                    f"(e.village_agency, e.village_code) IN (SELECT * FROM"
+                    f" unnest(CAST(:f_{name}_a AS text[]), CAST(:f_{name}_c AS text[])))"
+                )
+        if not where:
+            return []
+        if self._provinces_found is None:  # the page and its count ask alike: once
+            self._provinces_found = provinces_where(conn, " AND ".join(where), params)
+        params["provinces"] = self._provinces_found
+        return ["t.province = ANY(:provinces)"]
+
+    def _envelope(self) -> str:
+        b = self.bbox_crs
+        if b.epsg == 4326:
+            x0, y0, x1, y1 = (
+                ("by0", "bx0", "by1", "bx1") if b.lat_first else ("bx0", "by0", "bx1", "by1")
+            )
+            return f"ST_MakeEnvelope(:{x0}, :{y0}, :{x1}, :{y1}, 4326)"
+        return f"ST_Transform(ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, {b.epsg}), 4326)"
+
+    def _editions(self, conn: Connection, params: dict[str, Any]) -> str:
+        """Divisions: the edition in force of each agency (on the instant asked, if any)."""
+        as_of = None
+        if self.time is not None:
+            if not self.time.instant:
+                raise InvalidParameter(
+                    "divisions take a datetime instant (the editions in force then)",
+                    field="datetime",
+                )
+            as_of = self.time.start.date() if self.time.start else None
+        agency = self.filters.get("agency")
+        agencies = [agency.strip().lower()] if agency else list(AGENCIES)
+        ids = []
+        for a in agencies:
+            if a not in AGENCIES:
+                raise InvalidParameter(f"agency is one of {', '.join(AGENCIES)}", field="agency")
+            try:
+                ids.append(edition_in_force(conn, a, as_of)["id"])
+            except NotFound:  # an agency without an edition has no divisions to show
+                continue
+        params["editions"] = ids
+        return "t.edition_id = ANY(:editions)"
+
+    def _filter(
+        self, conn: Connection, name: str, flt: Filter, value: str, params: dict[str, Any]
+    ) -> str:
+        key = f"f_{name}"
+        if flt.kind == "village":
+            agency, code = parse_unit_ref(value, name)
+            require_agency_param(conn, agency, name)
+            pairs = sorted(equivalent_codes(conn, agency, code))
+            params[f"{key}_a"] = [a for a, _ in pairs]
+            params[f"{key}_c"] = [c for _, c in pairs]
+            return (
+                f"(t.village_agency, t.village_code) IN (SELECT * FROM"
+                f" unnest(CAST(:{key}_a AS text[]), CAST(:{key}_c AS text[])))"
+            )
+        if flt.kind == "code":
+            code = normalize_code(value)
+            if not is_digits(code):
+                raise InvalidParameter(f"{name} is a code (digits only)", field=name)
+            params[key] = code
+            return f"{flt.column} = :{key}"
+        if flt.kind == "int":
+            digits = normalize_code(value)
+            if not is_digits(digits) or len(digits) > 18:
+                raise InvalidParameter(f"{name} is a whole number", field=name)
+            params[key] = int(digits)
+            return f"{flt.column} = :{key}"
+        if flt.kind == "name_key":
+            params[key] = match_key(value)
+            return f"{flt.column} = :{key}"
+        if flt.kind == "name":
+            params[key] = self._same_names(conn, flt.column, value)
+            return f"{flt.column} = ANY(:{key})"
+        if name == "agency":
+            return "TRUE"  # chosen with the editions
+        params[key] = value.strip()
+        return f"{flt.column} = :{key}"
+
+    def _same_names(self, conn: Connection, column: str, value: str) -> list[str]:
+        """The stored spellings whose match key equals the asked one's (few distinct values)."""
+        wanted = match_key(value)
+        table = self.collection.table
+        stored = conn.execute(
+            text(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL")
+        ).scalars()
+        return [s for s in stored if match_key(s) == wanted] or [value]
+
+    def order(self) -> str:
+        """Id order; with a bbox the sort comes after the spatial filter (``+ 0`` keeps the
+        planner from walking the whole primary key looking for the few rows in the box)."""
+        return "t.id + 0" if self.bbox is not None else "t.id"
+
+
+def parse_filters(collection: Collection, args: dict[str, str]) -> dict[str, str]:
+    """The collection's filter parameters present in ``args`` (empty values ignored)."""
+    return {
+        name: value
+        for name, value in args.items()
+        if name in collection.filters and value is not None and value.strip() != ""
+    }

@@ -1,0 +1,101 @@
+"""Mapbox vector tiles from PostGIS (``ST_AsMVT``), in Web Mercator's tile grid.
+
+Below a collection's ``min_zoom`` a tile is empty (parcels at zoom 5 would be millions of
+specks); divisions are simplified to the tile's resolution. The tile's ETag is a hash of
+its bytes, so a client's cached tile is revalidated cheaply and never served stale after
+a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from geo.errors import InvalidParameter
+from geo.geodata.features.collections import Collection
+from geo.geodata.features.query import FeatureQuery, parcel_provinces
+from geo.platform.database import statement
+
+__all__ = ["MAX_ZOOM", "Tile", "tile", "tile_sql"]
+
+MAX_ZOOM = 22
+EXTENT = 4096
+BUFFER = 64
+
+
+@dataclass(frozen=True)
+class Tile:
+    data: bytes
+    etag: str
+
+
+def _check(z: int, x: int, y: int) -> None:
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidParameter(f"zoom is from 0 to {MAX_ZOOM}", code="bad_tile", field="z")
+    n = 1 << z
+    if not (0 <= x < n and 0 <= y < n):
+        raise InvalidParameter(
+            f"tile {z}/{x}/{y} is outside the grid (x and y from 0 to {n - 1})",
+            code="bad_tile",
+            field="x",
+        )
+
+
+def tile_sql(c: Collection, where: str, z: int) -> str:
+    """The statement making one tile of ``c`` (parameters ``z``, ``x``, ``y``, ``margin``,
+    ``layer`` and those of ``where``); the bench's thin wrapper runs it too."""
+    props = ", ".join(
+        f"{expr} AS {name}" for name, expr, _ in c.properties if name in c.tile_properties
+    )
+    geometry = c.geometry
+    if not c.versioned:  # divisions: boundaries simplified to about a pixel
+        geometry = f"ST_Simplify({geometry}, {360.0 / (1 << z) / EXTENT})"
+    return f"""
+        WITH box AS (
+            SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326) AS env4326),
+        mvt AS (
+            SELECT t.id, {props},
+                ST_AsMVTGeom(ST_Transform({geometry}, 3857), box.env, {EXTENT}, {BUFFER}, true)
+                  AS geom
+            FROM {c.table}, box
+            WHERE {where} AND {c.geometry} && box.env4326
+        )
+        SELECT coalesce(ST_AsMVT(mvt, :layer, {EXTENT}, 'geom', 'id'), '')
+        FROM mvt WHERE geom IS NOT NULL
+        """
+
+
+def _lonlat_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """The tile's box in lon/lat, widened by its buffer (as the tile SQL's ``env4326``)."""
+    n = 1 << z
+    pad = BUFFER / EXTENT
+
+    def lon(tx: float) -> float:
+        return tx / n * 360.0 - 180.0
+
+    def lat(ty: float) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * ty / n))))
+
+    return lon(x - pad), lat(y + 1 + pad), lon(x + 1 + pad), lat(y - pad)
+
+
+def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
+    """The tile z/x/y of the features ``q`` selects (its bbox and paging are ignored)."""
+    _check(z, x, y)
+    c: Collection = q.collection
+    if z < c.min_zoom:
+        data = b""
+    else:
+        q.bbox = None
+        where, params = q.where(conn)
+        if c.base_table == "parcel":  # read only the provinces the tile can reach
+            params["tile_provinces"] = parcel_provinces(conn, _lonlat_bounds(z, x, y))
+            where += " AND t.province = ANY(:tile_provinces)"
+        params.update({"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer": c.id})
+        data = bytes(conn.execute(statement(tile_sql(c, where, z)), params).scalar_one() or b"")
+    digest = hashlib.blake2b(data, digest_size=12).hexdigest()
+    return Tile(data, f"{c.id}-{z}-{digest}")

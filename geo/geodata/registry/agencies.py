@@ -1,0 +1,40 @@
+"""Agencies that code divisions: the ``agency`` table (moi, sci, hf and any an admin adds).
+
+The one place that answers "is this an agency?"; an unknown one is ``unknown_agency``
+(404) wherever it is named.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from geo.errors import InvalidParameter, NotFound
+
+__all__ = ["UnknownAgency", "agency_codes", "require_agency", "require_agency_param"]
+
+
+class UnknownAgency(NotFound):
+    """No agency has this short name."""
+
+    code = "unknown_agency"
+
+
+def agency_codes(conn: Connection) -> list[str]:
+    """Every agency's short name, in order."""
+    return list(conn.execute(text("SELECT code FROM agency ORDER BY code")).scalars())
+
+
+def require_agency(conn: Connection, agency: str, field: str = "agency") -> str:
+    """``agency`` when the table has it, else :class:`UnknownAgency` naming ``field``."""
+    if conn.execute(text("SELECT 1 FROM agency WHERE code = :a"), {"a": agency}).first() is None:
+        raise UnknownAgency(f"unknown agency {agency!r}", field=field)
+    return agency
+
+
+def require_agency_param(conn: Connection, agency: str, field: str) -> str:
+    """As :func:`require_agency` for a query's filter value: an unknown agency there makes
+    the filter malformed (``invalid_parameter``, 400), not a missing resource."""
+    try:
+        return require_agency(conn, agency, field)
+    except UnknownAgency as exc:
+        raise InvalidParameter(exc.message, field=field) from None

@@ -1,0 +1,388 @@
+"""Resolve a code of any agency: the unit, its parents, children, history, partners.
+
+Codes may be typed with Persian or Arabic-Indic digits, spaces or dashes; an MOI unit
+also resolves by its 10-digit national id. Unknown codes raise ``NotFound`` with the
+nearest existing codes as suggestions.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geo.errors import InvalidParameter, NotFound
+from geo.geodata.persian import is_digits, loose_key, match_key, normalize_code
+from geo.geodata.registry.editions import edition_in_force
+from geo.geodata.registry.references import clean_code, parse_unit_ref
+
+__all__ = ["batch_resolve", "children", "history", "partners", "resolve"]
+
+UNIT_COLUMNS = (
+    "d.code, d.level, d.name, d.parent_code, d.national_id, d.population, d.attrs,"
+    " ST_X(d.point) AS lon, ST_Y(d.point) AS lat, d.polygon IS NOT NULL AS has_polygon"
+)
+
+
+def _suggest(conn: Connection, edition_id: int, code: str) -> list[str]:
+    rows = (
+        conn.execute(
+            text(
+                "SELECT code FROM division WHERE edition_id = :e"
+                " AND (code LIKE :p OR length(code) = :n)"
+                " ORDER BY levenshtein(left(code, 255), left(:c, 255)), code LIMIT 5"
+            ),
+            {"e": edition_id, "p": code[: max(2, len(code) - 2)] + "%", "n": len(code), "c": code},
+        )
+        .scalars()
+        .all()
+    )
+    return list(rows)
+
+
+def _find(conn: Connection, edition_id: int, code: str, agency: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            text(
+                f"SELECT {UNIT_COLUMNS}, d.ancestors FROM division d"
+                " WHERE d.edition_id = :e AND d.code = :c"
+            ),
+            {"e": edition_id, "c": code},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None and agency == "moi":
+        row = (
+            conn.execute(
+                text(
+                    f"SELECT {UNIT_COLUMNS}, d.ancestors FROM division d"
+                    " WHERE d.edition_id = :e AND d.national_id = :c"
+                ),
+                {"e": edition_id, "c": code},
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else None
+
+
+def partners(conn: Connection, agency: str, code: str) -> list[dict[str, Any]]:
+    """The other agencies' units linked to this one by the newest finished crosswalk run."""
+    if agency not in {"moi", "sci", "hf"}:
+        return []
+    rows = (
+        conn.execute(
+            text(
+                f"SELECT l.moi_code, l.sci_code, l.hf_code, l.relation, l.confidence, l.status,"
+                f" l.method, l.run_id FROM crosswalk_link l"
+                f" WHERE l.{agency}_code = :c AND l.status <> 'rejected' AND l.run_id = ("
+                "   SELECT max(id) FROM crosswalk_run WHERE status = 'finished')"
+            ),
+            {"c": code},
+        )
+        .mappings()
+        .all()
+    )
+    out = []
+    for r in rows:
+        for other in ("moi", "sci", "hf"):
+            if other != agency and r[f"{other}_code"]:
+                out.append(
+                    {
+                        "agency": other,
+                        "code": r[f"{other}_code"],
+                        "relation": r["relation"],
+                        "confidence": r["confidence"],
+                        "status": r["status"],
+                        "method": r["method"],
+                    }
+                )
+    return out
+
+
+def resolve(
+    conn: Connection,
+    agency: str,
+    code: str,
+    *,
+    as_of: date | None = None,
+    children_limit: int = 50,
+    children_offset: int = 0,
+) -> dict[str, Any]:
+    """The unit with its edition, parent chain, first children, identifiers and partners."""
+    edition = edition_in_force(conn, agency, as_of)
+    cleaned = clean_code(code)
+    unit = _find(conn, edition["id"], cleaned, agency)
+    if unit is None:
+        raise NotFound(
+            f"{agency} has no code {cleaned} in edition {edition['label']}",
+            code="unknown_code",
+            agency=agency,
+            requested=cleaned,
+            suggestions=_suggest(conn, edition["id"], cleaned),
+        )
+    chain = (
+        conn.execute(
+            text(
+                "SELECT code, level, name FROM division WHERE edition_id = :e"
+                " AND code = ANY(:codes) ORDER BY array_position(:codes, code)"
+            ),
+            {"e": edition["id"], "codes": unit.pop("ancestors")},
+        )
+        .mappings()
+        .all()
+    )
+    identifiers = {"code": unit["code"]}
+    if unit["national_id"]:
+        identifiers["national_id"] = unit["national_id"]
+    return {
+        "agency": agency,
+        "edition": edition,
+        **unit,
+        "identifiers": identifiers,
+        "parents": [dict(p) for p in chain],
+        "children": children(
+            conn,
+            agency,
+            unit["code"],
+            edition_id=edition["id"],
+            limit=children_limit,
+            offset=children_offset,
+        ),
+        "partners": partners(conn, agency, unit["code"]),
+    }
+
+
+def children(
+    conn: Connection,
+    agency: str,
+    code: str,
+    *,
+    edition_id: int | None = None,
+    as_of: date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """One page of a unit's children, with their total."""
+    if not 1 <= limit <= 1000:
+        raise InvalidParameter("limit is 1 to 1000", field="limit")
+    if offset < 0:
+        raise InvalidParameter("offset is 0 or more", field="offset")
+    edition_id = edition_id or edition_in_force(conn, agency, as_of)["id"]
+    total = conn.execute(
+        text("SELECT count(*) FROM division WHERE edition_id = :e AND parent_code = :c"),
+        {"e": edition_id, "c": code},
+    ).scalar_one()
+    items = (
+        conn.execute(
+            text(
+                "SELECT code, level, name FROM division WHERE edition_id = :e AND parent_code = :c"
+                " ORDER BY code LIMIT :l OFFSET :o"
+            ),
+            {"e": edition_id, "c": code, "l": limit, "o": offset},
+        )
+        .mappings()
+        .all()
+    )
+    return {"total": total, "offset": offset, "limit": limit, "items": [dict(i) for i in items]}
+
+
+def history(conn: Connection, agency: str, code: str) -> dict[str, Any]:
+    """The code in every edition of the agency, and every event that names it."""
+    cleaned = clean_code(code)
+    editions = (
+        conn.execute(
+            text(
+                "SELECT e.id AS edition_id, e.label, e.published_on, d.name, d.level, d.parent_code"
+                " FROM edition e LEFT JOIN division d ON d.edition_id = e.id AND d.code = :c"
+                " WHERE e.agency = :a ORDER BY coalesce(e.published_on, e.imported_at::date), e.id"
+            ),
+            {"a": agency, "c": cleaned},
+        )
+        .mappings()
+        .all()
+    )
+    if not any(e["name"] for e in editions):
+        raise NotFound(
+            f"{agency} has never had code {cleaned}",
+            code="unknown_code",
+            agency=agency,
+            requested=cleaned,
+        )
+    events = (
+        conn.execute(
+            text(
+                "SELECT ev.kind, ev.codes_before, ev.codes_after, ev.detail, ev.from_edition_id,"
+                " ev.to_edition_id, e.label AS to_label FROM division_event ev"
+                " JOIN edition e ON e.id = ev.to_edition_id"
+                " WHERE ev.agency = :a AND (:c = ANY(ev.codes_before) OR :c = ANY(ev.codes_after))"
+                " ORDER BY coalesce(e.published_on, e.imported_at::date), ev.id"
+            ),
+            {"a": agency, "c": cleaned},
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "agency": agency,
+        "code": cleaned,
+        "editions": [{**dict(e), "present": e["name"] is not None} for e in editions],
+        "events": [dict(e) for e in events],
+    }
+
+
+def batch_resolve(
+    conn: Connection,
+    agency: str,
+    codes: list[str],
+    *,
+    as_of: date | None = None,
+    with_partners: bool = True,
+) -> dict[str, Any]:
+    """Resolve many codes of one agency in one query; results keep the input's order."""
+    edition = edition_in_force(conn, agency, as_of)
+    cleaned = [normalize_code(str(c)) for c in codes]
+    rows = conn.execute(
+        text(
+            "SELECT q.i, d.code, d.level, d.name, d.parent_code, d.national_id"
+            " FROM unnest(CAST(:codes AS text[])) WITH ORDINALITY AS q(code, i)"
+            " LEFT JOIN LATERAL (SELECT * FROM division d WHERE d.edition_id = :e"
+            "   AND (d.code = q.code OR (:moi AND d.national_id = q.code))"
+            "   ORDER BY d.code = q.code DESC LIMIT 1) d ON true ORDER BY q.i"
+        ),
+        {"codes": cleaned, "e": edition["id"], "moi": agency == "moi"},
+    ).all()
+    links: dict[str, list[dict[str, Any]]] = {}
+    found_codes = [r.code for r in rows if r.code]
+    if with_partners and found_codes and agency in {"moi", "sci", "hf"}:
+        for r in conn.execute(
+            text(
+                f"SELECT l.{agency}_code AS code, l.moi_code, l.sci_code, l.hf_code, l.relation,"
+                " l.confidence, l.status FROM crosswalk_link l"
+                f" WHERE l.{agency}_code = ANY(:codes) AND l.status <> 'rejected'"
+                " AND l.run_id = (SELECT max(id) FROM crosswalk_run WHERE status = 'finished')"
+            ),
+            {"codes": found_codes},
+        ).mappings():
+            for other in ("moi", "sci", "hf"):
+                if other != agency and r[f"{other}_code"]:
+                    links.setdefault(r["code"], []).append(
+                        {
+                            "agency": other,
+                            "code": r[f"{other}_code"],
+                            "relation": r["relation"],
+                            "confidence": r["confidence"],
+                            "status": r["status"],
+                        }
+                    )
+    results: list[dict[str, Any]] = []
+    for given, clean, row in zip(codes, cleaned, rows, strict=True):
+        if row.code is None:
+            status = "not_found" if is_digits(clean) else "malformed"
+            results.append({"input": given, "status": status})
+        else:
+            results.append(
+                {
+                    "input": given,
+                    "status": "found",
+                    "code": row.code,
+                    "level": row.level,
+                    "name": row.name,
+                    "parent_code": row.parent_code,
+                    "national_id": row.national_id,
+                    "partners": links.get(row.code, []),
+                }
+            )
+    found = sum(1 for x in results if x["status"] == "found")
+    return {
+        "agency": agency,
+        "edition": edition,
+        "count": len(results),
+        "found": found,
+        "results": results,
+    }
+
+
+def batch_resolve_names(
+    conn: Connection,
+    agency: str,
+    names: list[str],
+    *,
+    level: str | None = None,
+    within: str | None = None,
+    as_of: date | None = None,
+) -> dict[str, Any]:
+    """Resolve many names of one agency in one query, through the Persian keys.
+
+    Each name is ``found`` (one unit with the same match key, else one with the same loose
+    key), ``ambiguous`` (several: homonyms; the candidates are listed, none is chosen) or
+    ``not_found``. ``level`` and ``within`` (``AGENCY:CODE``) narrow the candidates.
+    """
+    edition = edition_in_force(conn, agency, as_of)
+    scope = None
+    if within:
+        scope_agency, scope = parse_unit_ref(within, "within")
+        if scope_agency != agency:
+            raise InvalidParameter("within must name a unit of the same agency", field="within")
+    keys = [match_key(n) for n in names]
+    looses = [loose_key(n) for n in names]
+    rows = conn.execute(
+        text(
+            "SELECT q.i, d.code, d.level, d.name, d.parent_code, d.name_key = q.k AS exact"
+            " FROM unnest(CAST(:keys AS text[]), CAST(:looses AS text[])) WITH ORDINALITY"
+            "   AS q(k, l, i)"
+            " JOIN division d ON d.edition_id = :e AND (d.name_key = q.k OR d.name_loose = q.l)"
+            " WHERE (CAST(:level AS text) IS NULL OR d.level = :level)"
+            " AND (CAST(:scope AS text) IS NULL OR d.ancestors @> ARRAY[CAST(:scope AS text)])"
+            " ORDER BY q.i, exact DESC, d.code"
+        ),
+        {"keys": keys, "looses": looses, "e": edition["id"], "level": level, "scope": scope},
+    ).all()
+    hits: dict[int, list[Any]] = {}
+    for r in rows:
+        hits.setdefault(r.i, []).append(r)
+    results: list[dict[str, Any]] = []
+    for i, name in enumerate(names, start=1):
+        found = hits.get(i, [])
+        best = [r for r in found if r.exact] or found
+        if not best:
+            results.append({"input": name, "status": "not_found"})
+        elif len(best) == 1:
+            r = best[0]
+            results.append(
+                {
+                    "input": name,
+                    "status": "found",
+                    "code": r.code,
+                    "level": r.level,
+                    "name": r.name,
+                    "parent_code": r.parent_code,
+                    "match": "name" if r.exact else "variant",
+                }
+            )
+        else:
+            results.append(
+                {
+                    "input": name,
+                    "status": "ambiguous",
+                    "candidates": [
+                        {
+                            "code": r.code,
+                            "level": r.level,
+                            "name": r.name,
+                            "parent_code": r.parent_code,
+                        }
+                        for r in best[:20]
+                    ],
+                }
+            )
+    found_n = sum(1 for x in results if x["status"] == "found")
+    return {
+        "agency": agency,
+        "edition": edition,
+        "count": len(results),
+        "found": found_n,
+        "results": results,
+    }
