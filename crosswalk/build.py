@@ -21,6 +21,7 @@ from crosswalk.errors import NotFound, ValidationError
 from crosswalk.history import former_names
 from crosswalk.matcher import Decision, Link, Matcher
 from crosswalk.units import load_side
+from geo.models.crosswalk import ACCEPTED_SQL
 from geo.platform.database import Database
 
 __all__ = ["build", "new_run", "pick_edition", "start_run"]
@@ -130,7 +131,7 @@ def _changes_since_release(conn: Connection, run_id: int) -> dict[str, Any]:
         return {"release": None}
     q = (
         "SELECT level, moi_code, coalesce(sci_code, '') s, coalesce(hf_code, '') h, relation,"
-        " status IN ('auto', 'confirmed') AS accepted FROM crosswalk_link WHERE run_id = :r"
+        f" status IN {ACCEPTED_SQL} AS accepted FROM crosswalk_link WHERE run_id = :r"
     )
     old = {
         (r[0], r[1], r[2], r[3]): (r[4], r[5]) for r in conn.execute(text(q), {"r": release.run_id})

@@ -21,6 +21,7 @@ from rapidfuzz import fuzz, process
 
 from crosswalk.evidence import Evidence, weigh
 from crosswalk.units import LEVEL_ORDER, Side, Unit
+from geo.models.crosswalk import ACCEPTED_STATUSES
 
 __all__ = ["AUTO", "MARGIN", "REVIEW", "Decision", "Link", "Matcher"]
 
@@ -267,7 +268,7 @@ class Matcher:
 
     def _accepted(self, level: str, code: str, ref_side: bool) -> bool:
         links = self.by_ref[(level, code)] if ref_side else self.by_other[(level, code)]
-        return any(lk.status in {"auto", "confirmed"} for lk in links)
+        return any(lk.status in ACCEPTED_STATUSES for lk in links)
 
     def _eliminate(self, level: str) -> None:
         """A renamed unit: the only pair left without an accepted link under two matched
@@ -277,9 +278,7 @@ class Matcher:
         if not parent_level:
             return
         for link in [
-            lk
-            for lk in self.links
-            if lk.level == parent_level and lk.status in {"auto", "confirmed"}
+            lk for lk in self.links if lk.level == parent_level and lk.status in ACCEPTED_STATUSES
         ]:
             rs = [
                 c for c in self.ref.children(link.ref, level) if not self._accepted(level, c, True)

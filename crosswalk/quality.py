@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from geo.models.crosswalk import ACCEPTED_STATUSES
 from geo.models.registry import LEVELS
 from geo.platform.database import Database
 
@@ -50,9 +51,7 @@ def evaluate(db: Database, run_id: int, truth_csv: Path) -> dict[str, Any]:
             truth, kinds = _truth(truth_csv, agency)
             levels: dict[str, Any] = {}
             for level in LEVELS:
-                auto = {
-                    (r[1], r[2]) for r in rows if r[0] == level and r[3] in ("auto", "confirmed")
-                }
+                auto = {(r[1], r[2]) for r in rows if r[0] == level and r[3] in ACCEPTED_STATUSES}
                 review = {(r[1], r[2]) for r in rows if r[0] == level and r[3] == "needs_review"}
                 true = truth.get(level, set())
                 if not true and not auto:
@@ -68,7 +67,7 @@ def evaluate(db: Database, run_id: int, truth_csv: Path) -> dict[str, Any]:
                     "review_correct": len(review & true),
                     "missed": len(true - auto - review),
                 }
-            accepted = {(r[1], r[2]) for r in rows if r[3] in ("auto", "confirmed")}
+            accepted = {(r[1], r[2]) for r in rows if r[3] in ACCEPTED_STATUSES}
             per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for pair, ks in kinds.items():
                 for k in ks:

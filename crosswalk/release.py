@@ -10,12 +10,13 @@ from sqlalchemy import Connection, text
 
 from crosswalk.errors import NoRun, ValidationError
 from geo.geodata.dates import jalali
+from geo.models.crosswalk import LATEST_RUN_SQL
 
 __all__ = ["get_run", "latest_run", "list_releases", "list_runs", "publish", "run_of_release"]
 
 
 def latest_run(conn: Connection) -> int:
-    run = conn.execute(text("SELECT max(id) FROM crosswalk_run WHERE status = 'finished'")).scalar()
+    run = conn.execute(text(f"SELECT {LATEST_RUN_SQL}")).scalar()
     if run is None:
         raise NoRun("no finished crosswalk run yet: run `tagsim crosswalk build`")
     return run

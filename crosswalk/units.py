@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, text
 
 from crosswalk.history import Former
+from geo.models.crosswalk import LINK_AGENCIES
 from geo.models.registry import LEVELS
 
 __all__ = ["CROSSWALK_AGENCIES", "LEVEL_ORDER", "Side", "Unit", "load_side"]
 
 LEVEL_ORDER = LEVELS  # (one list of levels: geo.models.registry)
-# The crosswalk's columns: MOI (the reference list) and each agency mapped to it.
-CROSSWALK_AGENCIES = ("moi", "sci", "hf")
+CROSSWALK_AGENCIES = LINK_AGENCIES  # (the link's columns: geo.models.crosswalk)
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ from geo.platform.cluster import LocalCluster, port_is_free
 from geo.platform.config import settings
 from geo.platform.database import Database, dispose
 from geo.platform.replica import LocalReplica, wait_for_replay
+from geo.platform.routing import DOWN_FOR_S
 from tests.helpers import republish_village
 
 
@@ -227,7 +228,9 @@ def test_reads_go_on_when_the_primary_stops(pair: Pair) -> None:
         assert kept >= 4
     finally:
         pair.primary.up()
-    time.sleep(3.2)  # the router tries a failed primary again after 3 s
+    # the router tries a failed primary again DOWN_FOR_S later: let that time pass
+    routes = client.application.extensions["tagsim_router"]
+    routes.clock = lambda: time.monotonic() + DOWN_FOR_S
     assert client.get("/collections/parcels/items?limit=1").status_code == 200
     with client.application.app_context():
         journal().flush()

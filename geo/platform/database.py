@@ -237,15 +237,18 @@ def check_database(url: str, *, create_postgis: bool = True) -> dict[str, Any]:
     return {"server_version": server, "postgis_version": postgis}
 
 
+# PostgreSQL's COPY text format: what each special character is written as. The one
+# statement of the rule; `copy_text` (one value) and `geo.geodata.parcels.copy_format.
+# escaped` (an Arrow column) both apply it.
+COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+COPY_SPECIAL = "[\\\\\t\n\r]"  # a regular expression matching any of them
+
+
 def copy_text(value: str) -> str:
     """A value escaped for PostgreSQL's COPY text format (used by the bulk loaders)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
+    if any(raw in value for raw, _ in COPY_ESCAPES):
+        for raw, escape in COPY_ESCAPES:
+            value = value.replace(raw, escape)
     return value
 
 

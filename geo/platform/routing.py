@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -38,17 +39,18 @@ class Route:
 class Router:
     primary: str
     replicas: tuple[str, ...] = ()
+    clock: Callable[[], float] = time.monotonic  # (tests move it instead of sleeping)
     _down: dict[str, float] = field(default_factory=dict)
     _turn: itertools.count = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def is_down(self, url: str) -> bool:
         with self._lock:
-            return self._down.get(url, 0.0) > time.monotonic()
+            return self._down.get(url, 0.0) > self.clock()
 
     def mark_down(self, url: str) -> None:
         with self._lock:
-            self._down[url] = time.monotonic() + DOWN_FOR_S
+            self._down[url] = self.clock() + DOWN_FOR_S
 
     def write(self, *, autocommit: bool = False) -> Route:
         """A connection to the primary, or ``PrimaryUnavailable`` (503)."""

@@ -9,7 +9,6 @@ are cut in lon/lat (``ST_Intersection``), exact for plots of a few km².
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,8 @@ from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import normalize_code
 from geo.geodata.registry.editions import IN_FORCE_SQL
 from geo.geodata.registry.equivalents import equivalent_codes
+from geo.models.base import sql_in
+from geo.models.crosswalk import LATEST_RUN_SQL, LINK_AGENCIES
 from geo.platform.database import statement
 
 __all__ = [
@@ -50,11 +51,22 @@ def _share(part: float | None, whole: float | None) -> float | None:
     return round(min(1.0, part / whole), 6)
 
 
-OVERLAY_SQL = """
+def share_sql(part: str, whole: str) -> str:
+    """SQL for PART's share of WHOLE: at most 1, 6 decimals; null when the whole is zero or
+    unknown (the same rule as :func:`_share`)."""
+    return (
+        f"CASE WHEN {whole} > 0 AND {part} IS NOT NULL"
+        f" THEN round(least(1.0, {part} / {whole})::numeric, 6) END"
+    )
+
+
+# The overlay of a plot, as one statement; {parcel_valid} and {plan_valid} are the validity
+# conditions of the time asked (`_valid`), filled in per request.
+OVERLAY_SQL = f"""
 WITH plot AS (
     SELECT g, ST_Area(g::geography) AS m2 FROM (SELECT ST_GeomFromWKB(:plot, 4326) AS g) p),
 editions AS (
-    SELECT * FROM ({IN_FORCE_SQL}) e WHERE agency IN ('moi', 'sci', 'hf')),
+    SELECT * FROM ({IN_FORCE_SQL}) e WHERE agency IN ({sql_in(LINK_AGENCIES)})),
 parcels AS (
     SELECT t.id, t.village_agency, t.village_code, t.parcel_no, t.land_use, t.upload_id,
            t.valid_from, t.geom,
@@ -62,14 +74,14 @@ parcels AS (
              AS overlap_m2,
            ST_Area(t.geom::geography) AS parcel_m2
     FROM parcel t, plot
-    WHERE t.geom && plot.g AND ST_Intersects(t.geom, plot.g) AND {parcel_valid}),
+    WHERE t.geom && plot.g AND ST_Intersects(t.geom, plot.g) AND {{parcel_valid}}),
 plans AS (
     SELECT t.id, t.village_agency, t.village_code, t.plan_year, t.valid_from, t.zone,
            ST_Area(ST_CollectionExtract(ST_Intersection(t.zone, plot.g), 3)::geography)
              AS overlap_m2,
            ST_Area(t.zone::geography) AS zone_m2
     FROM guide_plan t, plot
-    WHERE t.zone && plot.g AND ST_Intersects(t.zone, plot.g) AND {plan_valid}),
+    WHERE t.zone && plot.g AND ST_Intersects(t.zone, plot.g) AND {{plan_valid}}),
 divisions AS (
     SELECT e.agency, e.label AS edition, d.level, d.code, d.name,
            ST_Area(ST_CollectionExtract(ST_Intersection(d.polygon, plot.g), 3)::geography)
@@ -97,15 +109,15 @@ SELECT
     'totals', json_build_object(
         'parcel_count', (SELECT count(*) FROM hit_parcels),
         'parcels_m2', round(covered.by_parcels::numeric, 3),
-        'share_by_parcels', {share:covered.by_parcels:plot.m2},
+        'share_by_parcels', {share_sql("covered.by_parcels", "plot.m2")},
         'guide_plans_m2', round(covered.by_plans::numeric, 3),
-        'share_by_guide_plans', {share:covered.by_plans:plot.m2}),
+        'share_by_guide_plans', {share_sql("covered.by_plans", "plot.m2")}),
     'parcels', (SELECT coalesce(json_agg(json_build_object('id', id,
         'village', json_build_object('agency', village_agency, 'code', village_code),
         'parcel_no', parcel_no, 'land_use', land_use,
         'overlap_m2', round(overlap_m2::numeric, 3),
-        'share_of_plot', {share:overlap_m2:plot.m2},
-        'share_of_parcel', {share:overlap_m2:parcel_m2},
+        'share_of_plot', {share_sql("overlap_m2", "plot.m2")},
+        'share_of_parcel', {share_sql("overlap_m2", "parcel_m2")},
         'parcel_area_m2', round(parcel_m2::numeric, 3), 'upload_id', upload_id,
         'version_from', valid_from) ORDER BY overlap_m2 DESC, id), '[]')
       FROM (SELECT * FROM hit_parcels ORDER BY overlap_m2 DESC, id LIMIT {MAX_PARCELS}) p),
@@ -113,39 +125,22 @@ SELECT
     'guide_plans', (SELECT coalesce(json_agg(json_build_object('id', id,
         'village', json_build_object('agency', village_agency, 'code', village_code),
         'plan_year', plan_year, 'overlap_m2', round(overlap_m2::numeric, 3),
-        'share_of_plot', {share:overlap_m2:plot.m2},
-        'share_of_zone', {share:overlap_m2:zone_m2}, 'version_from', valid_from)
+        'share_of_plot', {share_sql("overlap_m2", "plot.m2")},
+        'share_of_zone', {share_sql("overlap_m2", "zone_m2")}, 'version_from', valid_from)
         ORDER BY id), '[]') FROM hit_plans),
     'divisions', (SELECT coalesce(json_agg(json_build_object('agency', agency,
         'edition', edition, 'level', level, 'code', code, 'name', name,
         'overlap_m2', round(overlap_m2::numeric, 3),
-        'share_of_plot', {share:overlap_m2:plot.m2})
+        'share_of_plot', {share_sql("overlap_m2", "plot.m2")})
         ORDER BY agency, length(code), code), '[]') FROM divisions)
   )::text AS answer,
   (SELECT coalesce(json_agg(json_build_object('agency', v.agency, 'code', v.code,
       'name', (SELECT d.name FROM division d JOIN editions e ON e.id = d.edition_id
                WHERE e.agency = v.agency AND d.code = v.code LIMIT 1))
       ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages,
-  (SELECT max(id) FROM crosswalk_run WHERE status = 'finished') AS crosswalk_run
+  {LATEST_RUN_SQL} AS crosswalk_run
 FROM plot, covered
 """
-
-
-def _share_sql(match: re.Match[str]) -> str:
-    """``{share:PART:WHOLE}``: PART's share of WHOLE, at most 1, 6 decimals; null when the
-    whole is zero or unknown."""
-    part, whole = match.group(1), match.group(2)
-    return (
-        f"CASE WHEN {whole} > 0 AND {part} IS NOT NULL"
-        f" THEN round(least(1.0, {part} / {whole})::numeric, 6) END"
-    )
-
-
-OVERLAY_SQL = (
-    re.sub(r"\{share:([\w.]+):([\w.]+)\}", _share_sql, OVERLAY_SQL)
-    .replace("{IN_FORCE_SQL}", IN_FORCE_SQL)
-    .replace("{MAX_PARCELS}", str(MAX_PARCELS))
-)
 
 
 def _with_codes(

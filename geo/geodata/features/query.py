@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from geo.errors import InvalidParameter, NotFound
+from geo.errors import InvalidParameter
 from geo.geodata.features.collections import Collection, Filter
 from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import is_digits, match_key, normalize_code
 from geo.geodata.registry.agencies import require_agency_param
-from geo.geodata.registry.editions import edition_in_force
+from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.equivalents import AGENCIES, equivalent_codes
 from geo.geodata.registry.references import parse_unit_ref
 from geo.platform.database import statement
@@ -173,15 +173,10 @@ class FeatureQuery:
             as_of = self.time.start.date() if self.time.start else None
         agency = self.filters.get("agency")
         agencies = [agency.strip().lower()] if agency else list(AGENCIES)
-        ids = []
         for a in agencies:
-            if a not in AGENCIES:
-                raise InvalidParameter(f"agency is one of {', '.join(AGENCIES)}", field="agency")
-            try:
-                ids.append(edition_in_force(conn, a, as_of)["id"])
-            except NotFound:  # an agency without an edition has no divisions to show
-                continue
-        params["editions"] = ids
+            require_agency_param(conn, a, "agency")
+        # an agency without an edition has no divisions to show
+        params["editions"] = editions_in_force(conn, agencies, as_of, skip_missing=True)
         return "t.edition_id = ANY(:editions)"
 
     def _filter(

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
+from geo.platform.database import COPY_ESCAPES, COPY_SPECIAL
+
 __all__ = [
     "BINARY_HEADER",
     "NULL",
@@ -95,11 +97,11 @@ def hex_wkb(
 
 
 def escaped(values: Sequence[str | None] | pa.Array) -> pa.Array:
-    """Texts escaped for COPY text (as :func:`geo.platform.database.copy_text`), ``\\N``
-    for none."""
+    """Texts escaped for COPY text (the rule of ``geo.platform.database.COPY_ESCAPES``),
+    ``\\N`` for none."""
     out = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
-    if pc.any(pc.match_substring_regex(out, r"[\\\t\n\r]")).as_py():
-        for raw, escape in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+    if pc.any(pc.match_substring_regex(out, COPY_SPECIAL)).as_py():
+        for raw, escape in COPY_ESCAPES:
             out = pc.replace_substring(out, raw, escape)
     return out.fill_null(NULL)
 

@@ -26,6 +26,7 @@ from geo.geodata.parcels.readers import LayerSource
 from geo.geodata.parcels.stage import StageStats
 from geo.geodata.persian import normalize_code
 from geo.geodata.registry.references import UnitRef, parse_unit_ref
+from geo.models.crosswalk import LINK_AGENCIES
 
 __all__ = ["VILLAGE_RADIUS_KM", "Placement", "check_locations", "place"]
 
@@ -71,7 +72,7 @@ def _parse_village(value: str) -> UnitRef:
 
 def _partner_point(conn: Connection, agency: str, code: str) -> Point | None:
     """A crosswalk partner's known location, for a village that has none of its own."""
-    if agency not in {"moi", "sci", "hf"}:
+    if agency not in LINK_AGENCIES:
         return None
     from geo.geodata.registry.lookup import partners
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -10,7 +11,13 @@ from sqlalchemy import Connection, text
 from geo.errors import NotFound
 from geo.geodata.registry.agencies import require_agency
 
-__all__ = ["IN_FORCE_SQL", "edition_in_force", "get_edition", "list_editions"]
+__all__ = [
+    "IN_FORCE_SQL",
+    "edition_in_force",
+    "editions_in_force",
+    "get_edition",
+    "list_editions",
+]
 
 _ORDER = "coalesce(published_on, imported_at::date) DESC, id DESC"
 # Each agency's edition in force on ``:as_of`` (the newest when NULL), for use in queries.
@@ -42,6 +49,22 @@ def edition_in_force(conn: Connection, agency: str, as_of: date | None = None) -
         when = f" in force on {as_of}" if as_of else ""
         raise NotFound(f"{agency} has no edition{when}", code="no_edition", agency=agency)
     return dict(row)
+
+
+def editions_in_force(
+    conn: Connection, agencies: Sequence[str], as_of: date | None, *, skip_missing: bool
+) -> list[int]:
+    """The ids of ``agencies``' editions in force (see :func:`edition_in_force`). An agency
+    without one is left out when ``skip_missing`` (a search over every agency), else its
+    ``NotFound`` (``no_edition``, ``unknown_agency``) stands (an agency the caller named)."""
+    ids = []
+    for agency in agencies:
+        try:
+            ids.append(edition_in_force(conn, agency, as_of)["id"])
+        except NotFound:
+            if not skip_missing:
+                raise
+    return ids
 
 
 def get_edition(conn: Connection, edition_id: int) -> dict[str, Any]:

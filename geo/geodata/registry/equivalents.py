@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from geo.models.crosswalk import ACCEPTED_SQL, LATEST_RUN_SQL, LINK_AGENCIES
+
 __all__ = ["equivalent_codes", "latest_run"]
 
-AGENCIES = ("moi", "sci", "hf")
-_ACCEPTED = "('auto', 'confirmed')"
+AGENCIES = LINK_AGENCIES
 
 
 def latest_run(conn: Connection) -> int | None:
     """The newest finished crosswalk run, or None."""
-    return conn.execute(
-        text("SELECT max(id) FROM crosswalk_run WHERE status = 'finished'")
-    ).scalar_one()
+    run: int | None = conn.execute(text(f"SELECT {LATEST_RUN_SQL}")).scalar_one()
+    return run
 
 
 def equivalent_codes(
@@ -40,7 +40,7 @@ def equivalent_codes(
                 text(
                     f"SELECT DISTINCT moi_code FROM crosswalk_link WHERE run_id = :r"
                     f" AND {agency}_code = :c AND moi_code IS NOT NULL"
-                    f" AND status IN {_ACCEPTED}"
+                    f" AND status IN {ACCEPTED_SQL}"
                 ),
                 {"r": run, "c": code},
             ).scalars()
@@ -50,7 +50,7 @@ def equivalent_codes(
     rows = conn.execute(
         text(
             f"SELECT moi_code, sci_code, hf_code FROM crosswalk_link WHERE run_id = :r"
-            f" AND moi_code = ANY(:m) AND status IN {_ACCEPTED}"
+            f" AND moi_code = ANY(:m) AND status IN {ACCEPTED_SQL}"
         ),
         {"r": run, "m": moi_codes},
     ).all()

@@ -14,13 +14,14 @@ from sqlalchemy import Connection, text
 
 from geo.errors import InvalidParameter
 from geo.geodata.persian import is_code, loose_key, match_key, normalize_code
-from geo.geodata.registry.editions import edition_in_force
+from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.references import parse_unit_ref
+from geo.models.crosswalk import LINK_AGENCIES
 from geo.models.registry import LEVELS
 
 __all__ = ["at_point", "search"]
 
-AGENCIES = ("moi", "sci", "hf")
+AGENCIES = LINK_AGENCIES  # searched when no agency is named
 
 
 def search(
@@ -51,13 +52,7 @@ def search(
             raise InvalidParameter("within names another agency than agency", field="within")
         agency = scope_agency
     agencies = [agency] if agency else list(AGENCIES)
-    editions = []
-    for a in agencies:
-        try:
-            editions.append(edition_in_force(conn, a, as_of)["id"])
-        except Exception:  # an agency without editions is simply not searched
-            if agency:
-                raise
+    editions = editions_in_force(conn, agencies, as_of, skip_missing=not agency)
     by_code = is_code(q)
     key, loose = match_key(q), loose_key(q)
     rows = (
@@ -114,13 +109,7 @@ def at_point(
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InvalidParameter("lon is -180 to 180 and lat -90 to 90", field="lon,lat")
     agencies = [agency] if agency else list(AGENCIES)
-    editions = []
-    for a in agencies:
-        try:
-            editions.append(edition_in_force(conn, a, as_of)["id"])
-        except Exception:
-            if agency:
-                raise
+    editions = editions_in_force(conn, agencies, as_of, skip_missing=not agency)
     rows = (
         conn.execute(
             text(
