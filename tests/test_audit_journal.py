@@ -109,3 +109,30 @@ def test_a_live_process_keeps_its_own_journal(module_db_url: str, folder: Path) 
     assert _count(module_db_url, "other") == 0
     assert journal.pending() == 1
     journal.close()
+
+
+def test_rows_keep_every_field_in_the_new_keys_and_the_old(
+    module_db_url: str, folder: Path
+) -> None:
+    """A line names the audit's columns; a line an older version left (one-letter keys) in a
+    dead process's journal is still moved whole."""
+    folder.mkdir(parents=True)
+    (folder / "journal-999999999.jsonl").write_text(  # no such process: its file is taken
+        '{"p": null, "a": "sci", "s": "divisions", "e": "old-keys", "m": "GET",'
+        ' "params": {}, "r": 4, "st": 404, "d": 2.5, "at": "2026-01-01T00:00:00+00:00"}\n'
+    )
+    journal = AuditJournal(folder, _connect(module_db_url), interval=0)
+    journal.append(audit_entry(None, "coverage", "new-keys", "POST", {}, 7, 201, 3.5))
+    journal.flush()
+    journal.close()
+    with Database(module_db_url).connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT endpoint, agency, service, method, row_count, status, duration_ms"
+                " FROM audit WHERE endpoint IN ('old-keys', 'new-keys') ORDER BY endpoint"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("new-keys", None, "coverage", "POST", 7, 201, 3.5),
+        ("old-keys", "sci", "divisions", "GET", 4, 404, 2.5),
+    ]

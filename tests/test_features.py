@@ -17,6 +17,7 @@ from shapely.geometry import box, shape
 from sqlalchemy import text
 
 from api import create_app
+from geo.errors import GeoError
 from geo.geodata.crs import transformer
 from geo.platform.database import Database
 from tests.helpers import client_for, republish_village
@@ -298,3 +299,30 @@ def test_village_filter_by_another_agencys_code(fresh_url: str) -> None:
     assert [f["properties"]["village_code"] for f in by_sci["features"]] == ["777"]
     by_moi = client.get("/collections/parcels/items?village=moi:10010101002").json
     assert by_moi["numberMatched"] == 0  # a link waiting for review decides nothing
+
+
+def test_the_ogc_core_answers_without_flask(sample_url: str) -> None:
+    """The same core the routes call, driven with a plain request and a plain connection."""
+    import json
+
+    from api.ogc import features as ogc
+    from api.ogc.request import OgcRequest
+
+    db = Database(sample_url)
+    with db.connect() as conn:
+        req = OgcRequest(
+            root="http://core.test/",
+            url="http://core.test/collections/parcels/items",
+            args={"limit": "2"},
+            conn=lambda: conn,
+            db=db,
+        )
+        answer = ogc.items(req, "parcels")
+        body = json.loads(answer.body)  # type: ignore[arg-type]
+        assert answer.status == 200 and answer.media_type == "application/geo+json"
+        assert body["numberReturned"] == 2 == answer.audit_rows
+        nexts = [x["href"] for x in body["links"] if x["rel"] == "next"]
+        assert nexts and nexts[0].startswith("http://core.test/collections/parcels/items?")
+        with pytest.raises(GeoError) as bad:
+            ogc.items(OgcRequest(req.root, req.url, {"colour": "red"}, lambda: conn, db), "parcels")
+        assert bad.value.code == "unknown_parameter"

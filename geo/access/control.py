@@ -265,13 +265,13 @@ def audit_entry(
 ) -> dict[str, Any]:
     """One access, as `geo.access.journal` keeps it and moves it into ``audit``."""
     return {
-        "p": principal.id if principal else None,
-        "a": principal.agency if principal else None,
-        "s": service,
-        "e": endpoint,
-        "m": method,
+        "principal_id": principal.id if principal else None,
+        "agency": principal.agency if principal else None,
+        "service": service,
+        "endpoint": endpoint,
+        "method": method,
         "params": params,
-        "r": rows,
-        "st": status,
-        "d": duration_ms,
+        "row_count": rows,
+        "status": status,
+        "duration_ms": duration_ms,
     }

@@ -43,12 +43,19 @@ __all__ = ["AuditJournal", "journal_for"]
 log = logging.getLogger(__name__)
 
 
+# A journal line names the audit's columns; lines an older version wrote (one-letter keys:
+# p, a, s, e, m, r, st, d) are still read, so no row of an upgrade's journal is lost.
 _INSERT = text(
     "INSERT INTO audit (at, principal_id, agency, service, endpoint, method, params,"
     " row_count, status, duration_ms)"
-    " SELECT CAST(r->>'at' AS timestamptz), CAST(r->>'p' AS int), r->>'a', r->>'s', r->>'e',"
-    " r->>'m', r->'params', CAST(r->>'r' AS int), CAST(r->>'st' AS int),"
-    " CAST(r->>'d' AS float8) FROM jsonb_array_elements(CAST(:rows AS jsonb)) r"
+    " SELECT CAST(r->>'at' AS timestamptz),"
+    " CAST(coalesce(r->>'principal_id', r->>'p') AS int),"
+    " coalesce(r->>'agency', r->>'a'), coalesce(r->>'service', r->>'s'),"
+    " coalesce(r->>'endpoint', r->>'e'), coalesce(r->>'method', r->>'m'), r->'params',"
+    " CAST(coalesce(r->>'row_count', r->>'r') AS int),"
+    " CAST(coalesce(r->>'status', r->>'st') AS int),"
+    " CAST(coalesce(r->>'duration_ms', r->>'d') AS float8)"
+    " FROM jsonb_array_elements(CAST(:rows AS jsonb)) r"
 )
 
 

@@ -3,7 +3,7 @@
 ``parcel``'s statement trigger grows each village's box for rows inserted through it; a
 province's first parcels go in as a table of their own (:mod:`geo.geodata.parcels.first_load`),
 so their boxes are written here: from what the stream saw of each village
-(:class:`Seen`), or measured in the table. Boxes only grow.
+(:class:`VillageExtent`), or measured in the table. Boxes only grow.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-__all__ = ["Seen", "grow_seen_extents", "grow_table_extents", "seen_rows"]
+__all__ = ["VillageExtent", "grow_seen_extents", "grow_table_extents", "seen_rows"]
 
 
 @dataclass(frozen=True)
-class Seen:
+class VillageExtent:
     """What the stream saw of a loaded village: its province, rows and lon/lat box."""
 
     province: str
@@ -25,7 +25,7 @@ class Seen:
     box: list[float]  # minx, miny, maxx, maxy
 
 
-def seen_rows(seen: dict[str, Seen]) -> dict[str, int]:
+def seen_rows(seen: dict[str, VillageExtent]) -> dict[str, int]:
     """Rows per province of the villages the stream saw."""
     rows: dict[str, int] = {}
     for village in seen.values():
@@ -34,13 +34,13 @@ def seen_rows(seen: dict[str, Seen]) -> dict[str, int]:
 
 
 def grow_seen_extents(
-    conn: Connection, agency: str, seen: dict[str, Seen], provinces: set[str]
+    conn: Connection, agency: str, seen: dict[str, VillageExtent], provinces: set[str]
 ) -> None:
     """The boxes of the villages of ``provinces`` the stream saw into ``parcel_extent``."""
     _grow_extents(conn, _SEEN_BOXES, _boxes(agency, seen, provinces))
 
 
-# Each village's box: measured in a table, or as the stream saw it (:class:`Seen`).
+# Each village's box: measured in a table, or as the stream saw it (:class:`VillageExtent`).
 _TABLE_BOXES = """
     SELECT province, village_agency, village_code,
            ST_MakeEnvelope(min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)),
@@ -53,7 +53,7 @@ _SEEN_BOXES = """
       AS b(p, v, x0, y0, x1, y1)"""
 
 
-def _boxes(agency: str, seen: dict[str, Seen], provinces: set[str]) -> dict[str, Any]:
+def _boxes(agency: str, seen: dict[str, VillageExtent], provinces: set[str]) -> dict[str, Any]:
     villages = [(code, v) for code, v in sorted(seen.items()) if v.province in provinces]
     columns = list(zip(*(v.box for _code, v in villages), strict=True)) or [(), (), (), ()]
     return {

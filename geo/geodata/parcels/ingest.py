@@ -29,7 +29,7 @@ from geo.errors import GeoError, NotFound, ValidationError
 from geo.geodata.parcels.checks import Checker
 from geo.geodata.parcels.crs_choice import choose_crs
 from geo.geodata.parcels.errors import UploadRejected
-from geo.geodata.parcels.extents import Seen, seen_rows
+from geo.geodata.parcels.extents import VillageExtent, seen_rows
 from geo.geodata.parcels.first_load import (
     drop_loader,
     index_loader,
@@ -42,8 +42,8 @@ from geo.geodata.parcels.profile import resolve_fields
 from geo.geodata.parcels.publish import publish_loaded, publish_stage, stage_provinces
 from geo.geodata.parcels.readers import Layers, LayerSource, open_upload
 from geo.geodata.parcels.stage import (
-    Made,
     ParcelRows,
+    PreparedBatch,
     StageRows,
     StageStats,
     Target,
@@ -169,7 +169,7 @@ def _zone_placement(
 
 
 @dataclass
-class _Start:
+class StreamStart:
     """What is known before the parcels stream: their fields, where they belong, and the
     batches (the first one read already)."""
 
@@ -183,7 +183,7 @@ class _Unpublishable(Exception):
     """The upload has errors: its direct publish is abandoned (rolled back)."""
 
 
-def _start(db: Database, layers: Layers, options: IngestOptions) -> _Start:
+def _start(db: Database, layers: Layers, options: IngestOptions) -> StreamStart:
     parcels = layers.parcels
     fields = resolve_fields(parcels.columns, options.mapping)
     batches = parcels.batches()
@@ -192,7 +192,7 @@ def _start(db: Database, layers: Layers, options: IngestOptions) -> _Start:
         raise UploadRejected("the parcel layer has no features", code="no_parcels")
     with db.connect() as conn:
         placement = place(conn, parcels, first, fields, options.village, options.crs)
-    return _Start(fields, placement, itertools.chain([first], batches), first)
+    return StreamStart(fields, placement, itertools.chain([first], batches), first)
 
 
 @contextmanager
@@ -219,9 +219,9 @@ def _stream(
     upload_id: int,
     layers: Layers,
     options: IngestOptions,
-    start: _Start,
+    start: StreamStart,
     target: Target,
-    say: Progress,
+    on_progress: Progress,
 ) -> tuple[list[str], dict[str, Any], StageStats]:
     """Write the zone (staged) and the parcels (into ``target``), checking them as they
     stream; the villages, the report and what writing saw. Into a target that takes no
@@ -246,17 +246,17 @@ def _stream(
         write_batches(conn, zone_target, made, lambda m: checker.add_zone(m.prepared))
     total = max(parcels.count, 1)
 
-    told = [0.0]
+    last_written = [0.0]
 
-    def written(m: Made) -> None:
+    def written(m: PreparedBatch) -> None:
         if m.payload is None:
             raise _Unpublishable
         checker.add(m.prepared)
         fraction = 0.15 + 0.5 * min(checker.features / total, 1.0)
-        if time.monotonic() - told[0] >= PROGRESS_S:  # the row: once a second at most
-            told[0] = time.monotonic()
+        if time.monotonic() - last_written[0] >= PROGRESS_S:  # the row: once a second at most
+            last_written[0] = time.monotonic()
             _set(db, upload_id, progress=round(fraction, 3))
-        say(fraction, f"written and checked {checker.features} of {parcels.count} features")
+        on_progress(fraction, f"written and checked {checker.features} of {parcels.count} features")
 
     epsg = placement.choice.epsg
     made = prepared_batches(
@@ -285,7 +285,7 @@ def _stream(
 
 
 def _described(
-    report: dict[str, Any], layers: Layers, start: _Start, villages: list[str]
+    report: dict[str, Any], layers: Layers, start: StreamStart, villages: list[str]
 ) -> dict[str, Any]:
     single = villages[0] if len(villages) == 1 else None
     placement = start.placement
@@ -300,7 +300,7 @@ def _described(
     }
 
 
-def _placed(start: _Start, villages: list[str]) -> dict[str, Any]:
+def _placed(start: StreamStart, villages: list[str]) -> dict[str, Any]:
     """The upload row's columns that say where the file belongs."""
     return {
         "village_agency": start.placement.agency,
@@ -311,17 +311,19 @@ def _placed(start: _Start, villages: list[str]) -> dict[str, Any]:
 
 
 def _stage(
-    db: Database, upload_id: int, layers: Layers, options: IngestOptions, say: Progress
-) -> tuple[_Start, list[str], dict[str, Any]]:
+    db: Database, upload_id: int, layers: Layers, options: IngestOptions, on_progress: Progress
+) -> tuple[StreamStart, list[str], dict[str, Any]]:
     """Stage the zone and the parcels in one transaction (a file that turns out unusable
     half-way leaves no staged rows behind), checking them as they stream."""
     start = _start(db, layers, options)
-    say(0.15, f"staging {layers.parcels.count} features in EPSG:{start.placement.choice.epsg}")
+    on_progress(
+        0.15, f"staging {layers.parcels.count} features in EPSG:{start.placement.choice.epsg}"
+    )
     with db.begin() as conn, ThreadPoolExecutor(max_workers=2) as pool:
         conn.execute(text("DELETE FROM parcel_stage WHERE upload_id = :u"), {"u": upload_id})
         target = StageRows(upload_id, "parcels")
         villages, report, _ = _stream(
-            conn, pool, db, upload_id, layers, options, start, target, say
+            conn, pool, db, upload_id, layers, options, start, target, on_progress
         )
     return start, villages, _described(report, layers, start, villages)
 
@@ -331,7 +333,7 @@ def _load(
     upload: dict[str, Any],
     layers: Layers,
     options: IngestOptions,
-    say: Progress,
+    on_progress: Progress,
     stored: Callable[[], None],
 ) -> None:
     """Check and publish, the parcels written straight into ``parcel`` rows: nothing is
@@ -343,7 +345,9 @@ def _load(
     upload_id = upload["id"]
     start = _start(db, layers, options)
     agency = start.placement.agency
-    say(0.15, f"loading {layers.parcels.count} features in EPSG:{start.placement.choice.epsg}")
+    on_progress(
+        0.15, f"loading {layers.parcels.count} features in EPSG:{start.placement.choice.epsg}"
+    )
     # A file in one batch names its villages now: only their provinces are considered.
     whole = layers.parcels.count <= start.first.num_rows
     named = set(start.placement.villages_of(start.first).names) if whole else None
@@ -358,12 +362,12 @@ def _load(
             provinces, loader = plan_load(conn, upload_id, agency, named)
             target = ParcelRows(agency, upload_id, provinces, loader.table, ids.take)
             villages, report, stats = _stream(
-                conn, pool, db, upload_id, layers, options, start, target, say
+                conn, pool, db, upload_id, layers, options, start, target, on_progress
             )
             if not report["valid"]:
                 raise _Unpublishable
             seen = {
-                code: Seen(provinces.get(code, ""), sum(map(len, rows)), stats.boxes[code])
+                code: VillageExtent(provinces.get(code, ""), sum(map(len, rows)), stats.boxes[code])
                 for code, rows in stats.ids.items()
             }
             indexed = None
@@ -373,10 +377,10 @@ def _load(
                 # commit waits, for all of it (WAL is flushed in order).
                 conn.execute(text("SET LOCAL synchronous_commit = off"))
                 loading.commit()
-                say(0.75, "indexing the new provinces' parcels")
+                on_progress(0.75, "indexing the new provinces' parcels")
                 indexed = index_loader(db, loader, seen_rows(seen))
                 loading = conn.begin()
-            say(0.8, "publishing")
+            on_progress(0.8, "publishing")
             cause = {"upload": upload_id, "file": upload["file_name"]}
             changes = publish_loaded(
                 conn, upload_id, agency, cause, loader, seen, stats.ids, indexed=indexed
@@ -401,7 +405,7 @@ def _load(
                     if loader is not None:  # what a failure left of it
                         drop_loader(conn, loader)
                     release_partitions(conn)
-    say(1.0, f"published: {changes}")
+    on_progress(1.0, f"published: {changes}")
 
 
 def process_upload(
@@ -414,7 +418,7 @@ def process_upload(
     recorded without it, it is stored meanwhile); otherwise the file is fetched from the
     database into a temporary folder.
     """
-    say = progress or (lambda _f, _m: None)
+    on_progress = progress or (lambda _f, _m: None)
     with db.connect() as conn:
         up = get_upload(conn, upload_id)
     options = IngestOptions(**up["options"])
@@ -427,16 +431,16 @@ def process_upload(
         stored = store_beside(db, upload_id, path)
     try:
         with tempfile.TemporaryDirectory(prefix="tagsim-upload-") as tmp:
-            say(0.05, "reading the file")
+            on_progress(0.05, "reading the file")
             local = path or fetch_file(db, upload_id, Path(tmp) / "upload.bin")
             layers = open_upload(local, Path(tmp), up["file_name"])
             if not options.dry_run:
                 try:
-                    _load(db, up, layers, options, say, stored)
+                    _load(db, up, layers, options, on_progress, stored)
                     return get_upload_state(db, upload_id)
                 except _Unpublishable:
-                    say(0.15, "errors found: checking the whole file for the report")
-            start, villages, report = _stage(db, upload_id, layers, options, say)
+                    on_progress(0.15, "errors found: checking the whole file for the report")
+            start, villages, report = _stage(db, upload_id, layers, options, on_progress)
         stored()
         status = "validated" if report["valid"] else "invalid"
         _set(
@@ -447,7 +451,7 @@ def process_upload(
             report=report,
             **_placed(start, villages),
         )
-        say(
+        on_progress(
             0.7,
             f"{status}: {report['summary']['errors']} errors, "
             f"{report['summary']['warnings']} warnings",
@@ -477,7 +481,7 @@ def process_upload(
         )
         raise
     if report["valid"] and not options.dry_run:
-        return publish_upload(db, upload_id, progress=say)
+        return publish_upload(db, upload_id, progress=on_progress)
     return get_upload_state(db, upload_id)
 
 
@@ -496,7 +500,7 @@ def publish_upload(
     db: Database, upload_id: int, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Validate the staged upload again and publish it in one transaction."""
-    say = progress or (lambda _f, _m: None)
+    on_progress = progress or (lambda _f, _m: None)
     with db.connect() as conn:
         up = get_upload(conn, upload_id)
     if up["status"] == "published":
@@ -507,7 +511,7 @@ def publish_upload(
             code="not_validated",
         )
     _set(db, upload_id, status="publishing", progress=0.8)
-    say(0.8, "publishing")
+    on_progress(0.8, "publishing")
     try:
         with db.begin() as conn:
             provinces = stage_provinces(conn, upload_id, up["village_agency"])
@@ -548,7 +552,7 @@ def publish_upload(
     except Exception:
         _set(db, upload_id, status="validated", progress=0.7)
         raise
-    say(1.0, f"published: {changes}")
+    on_progress(1.0, f"published: {changes}")
     return get_upload_state(db, upload_id)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, text
 
-from geo.geodata.parcels.extents import Seen, grow_seen_extents, seen_rows
+from geo.geodata.parcels.extents import VillageExtent, grow_seen_extents, seen_rows
 from geo.geodata.parcels.first_load import (
     Loader,
     claim_new_provinces,
@@ -99,7 +99,7 @@ def _written_change_sets(
     conn: Connection,
     params: dict[str, Any],
     ids: dict[str, list[np.ndarray]],
-    seen: dict[str, Seen],
+    seen: dict[str, VillageExtent],
     provinces: set[str],
 ) -> None:
     """The insert change sets of the villages of ``provinces`` from the version ids their
@@ -200,7 +200,7 @@ def publish_loaded(
     agency: str,
     cause: dict[str, Any],
     loader: Loader,
-    seen: dict[str, Seen],
+    seen: dict[str, VillageExtent],
     ids: dict[str, list[np.ndarray]],
     *,
     indexed: Callable[[], None] | None = None,

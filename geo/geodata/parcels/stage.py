@@ -203,7 +203,7 @@ class ParcelRows:
 
 
 @dataclass(frozen=True)
-class Made:
+class PreparedBatch:
     """A batch prepared, checked, and its COPY text (None when it is not to be written)
     with its rows' ids (when the target draws them)."""
 
@@ -222,7 +222,7 @@ def _make(
     repair: bool,
     target: Target | None,
     ids: np.ndarray | None,
-) -> Made:
+) -> PreparedBatch:
     p = prepare(batch, numbers, epsg, fields, villages, repair)
     p.findings.extend(feature_findings(p))
     payload = None
@@ -230,7 +230,7 @@ def _make(
         target.takes_errors or not any(f["level"] == "error" for f in p.findings)
     ):
         payload = target.rows(p, ids)
-    return Made(p, payload, shapely.bounds(p.geoms), ids)
+    return PreparedBatch(p, payload, shapely.bounds(p.geoms), ids)
 
 
 def prepared_batches(
@@ -243,12 +243,12 @@ def prepared_batches(
     repair: bool = False,
     target: Target | None = None,
     keep: Callable[[pa.RecordBatch, Codes], np.ndarray] | None = None,
-) -> Iterator[Made]:
+) -> Iterator[PreparedBatch]:
     """The batches prepared (and their text for ``target``, unless it takes no errors and
     the batch has one) on ``pool``, two at a time, yielded in file order. ``keep``: a row
     filter (from a batch and its village codes) applied before preparing; features keep
     their numbers in the file."""
-    pending: deque[Future[Made]] = deque()
+    pending: deque[Future[PreparedBatch]] = deque()
     start = 1
     for batch in itertools.chain(batches, [None]):
         if batch is not None:
@@ -268,8 +268,8 @@ def prepared_batches(
 def write_batches(
     conn: Any,
     target: Target,
-    made: Iterable[Made],
-    on_batch: Callable[[Made], None],
+    made: Iterable[PreparedBatch],
+    on_batch: Callable[[PreparedBatch], None],
 ) -> StageStats:
     """COPY the made batches' texts into ``target``; ``on_batch`` hears each batch (in
     file order) after it is written. ``conn``: a SQLAlchemy connection in a transaction."""

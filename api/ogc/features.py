@@ -1,0 +1,298 @@
+"""OGC API – Features (Part 1 core, GeoJSON, OpenAPI 3.0; Part 2 CRS): the landing page,
+conformance, collections, items, one item, a feature's versions and downloads (``f=``).
+
+Every function takes the request as the core sees it and returns status, headers and body;
+the SQL is `geo.geodata.features`'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from api.ogc.request import OgcRequest, OgcResponse, dumps, link
+from api.parameters import Int, Param, Text
+from geo.errors import InvalidParameter
+from geo.geodata.bbox import parse_bbox
+from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
+from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
+from geo.geodata.features.items import count, feature, page, versions
+from geo.geodata.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
+from geo.geodata.features.temporal import parse_datetime
+
+__all__ = [
+    "CONFORMANCE",
+    "GEOJSON",
+    "IRAN_BBOX",
+    "ITEM_QUERY",
+    "collection",
+    "collections",
+    "conformance",
+    "feature_query",
+    "item",
+    "item_versions",
+    "items",
+    "landing",
+]
+
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+IRAN_BBOX = [44.0, 25.0, 63.4, 39.8]
+MAX_LIMIT = 10_000
+DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
+ITEM_QUERY: tuple[Param, ...] = (
+    Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)"),
+    Text("bbox-crs"),
+    Text("datetime", "an instant or start/end (.. open)"),
+    Int("limit", low=1, high=MAX_LIMIT),
+    Int("after", "paging key (next link)", low=0, high=2**62),
+    Text("crs"),
+    Text("f", enum=DOWNLOADS),
+)
+ITEM_PARAMS = {p.name for p in ITEM_QUERY}
+
+
+def _json(body: Any, media_type: str = JSON) -> OgcResponse:
+    return OgcResponse(dumps(body), media_type)
+
+
+def landing(req: OgcRequest) -> OgcResponse:
+    """The landing page: links to the API description, conformance and collections."""
+    return _json(
+        {
+            "title": "tagsim",
+            "description": (
+                "Country divisions of Iran in the codings of MOI, SCI and HF, guide-plan"
+                " parcels, registered plots and their coverage."
+            ),
+            "links": [
+                link(req.href(""), "self", JSON, "this"),
+                link(req.href("api"), "service-desc", OPENAPI, "API"),
+                link(req.href("conformance"), "conformance", JSON, "conformance classes"),
+                link(req.href("collections"), "data", JSON, "collections"),
+            ],
+        }
+    )
+
+
+def conformance(req: OgcRequest) -> OgcResponse:
+    """The OGC conformance classes this service implements."""
+    return _json({"conformsTo": CONFORMANCE})
+
+
+def _extent(conn: Connection, c: Collection) -> dict[str, Any]:
+    table = c.base_table
+    column = c.geometry.removeprefix("t.")
+    bbox = IRAN_BBOX
+    if c.versioned:
+        # Parcels keep exact per-village boxes (partition pruning); estimating the extent
+        # of a partitioned table fails in PostGIS 3.3, and is not needed there.
+        box_sql = (
+            "SELECT ST_Extent(extent)::geometry FROM parcel_extent"
+            if table == "parcel"
+            else "SELECT ST_EstimatedExtent(:t, :c)::geometry"
+        )
+        box = conn.execute(
+            text(f"SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM ({box_sql}) x(b)"),
+            {"t": table, "c": column},
+        ).first()
+        if box is not None and box[0] is not None:
+            bbox = [round(v, 6) for v in box]
+    temporal: list[Any] = [None, None]
+    if c.versioned:
+        first = conn.execute(text(f"SELECT min(valid_from) FROM {table}")).scalar()
+        temporal = [first.isoformat() if first else None, None]
+    return {
+        "spatial": {"bbox": [bbox], "crs": CRS84},
+        "temporal": {
+            "interval": [temporal],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        },
+    }
+
+
+def _collection_doc(req: OgcRequest, c: Collection) -> dict[str, Any]:
+    items_url = req.href(f"collections/{c.id}/items")
+    links = [
+        link(req.href(f"collections/{c.id}"), "self", JSON, c.title),
+        link(items_url, "items", GEOJSON, f"{c.title} as GeoJSON"),
+    ]
+    for fmt, spec in FORMATS.items():
+        links.append(
+            link(f"{items_url}?f={fmt}", "enclosure", spec.media_type, f"download ({fmt})")
+        )
+    links.append(
+        link(req.href(f"tiles/{c.id}.json"), "describedby", JSON, "vector tiles (TileJSON)")
+    )
+    return {
+        "id": c.id,
+        "title": c.title,
+        "title_fa": c.title_fa,
+        "description": c.description,
+        "itemType": "feature",
+        "extent": _extent(req.conn(), c),
+        "crs": supported_crs(),
+        "storageCrs": CRS84,
+        "queryables": {name: f.description for name, f in c.filters.items()},
+        "links": links,
+    }
+
+
+def collections(req: OgcRequest) -> OgcResponse:
+    """The feature collections: parcels, guide-plan zones, registered plots, divisions."""
+    return _json(
+        {
+            "links": [link(req.href("collections"), "self", JSON, "collections")],
+            "collections": [_collection_doc(req, c) for c in COLLECTIONS.values()],
+        }
+    )
+
+
+def collection(req: OgcRequest, collection_id: str) -> OgcResponse:
+    """One collection's description, extent, CRSs and links."""
+    return _json(_collection_doc(req, get_collection(collection_id)))
+
+
+def _check_params(req: OgcRequest, c: Collection) -> None:
+    unknown = sorted(set(req.args) - ITEM_PARAMS - set(c.filters))
+    if unknown:
+        raise InvalidParameter(
+            f"unknown parameter {', '.join(unknown)}; {c.id} takes "
+            + ", ".join(sorted(ITEM_PARAMS | set(c.filters))),
+            code="unknown_parameter",
+            field=unknown[0],
+        )
+
+
+def feature_query(
+    req: OgcRequest, c: Collection, *, default_limit: int | None = 10
+) -> FeatureQuery:
+    """The request's selection of ``c`` (shared by items, downloads and tiles)."""
+    _check_params(req, c)
+    args = req.args
+    bbox_crs = parse_crs(args.get("bbox-crs"), "bbox-crs")
+    geographic = bbox_crs.epsg == 4326 and not bbox_crs.lat_first
+    limit = default_limit
+    if args.get("limit"):
+        high = MAX_LIMIT if default_limit else 10**9
+        limit = Int("limit", low=1, high=high).parse(args.get("limit"))
+    return FeatureQuery(
+        collection=c,
+        bbox=parse_bbox(args.get("bbox"), geographic=geographic),
+        bbox_crs=bbox_crs,
+        time=parse_datetime(args.get("datetime")),
+        filters=parse_filters(c, dict(args)),
+        limit=limit,
+        after=Int("after", high=2**62).parse(args.get("after")),
+        crs=parse_crs(args.get("crs")),
+    )
+
+
+def items(req: OgcRequest, collection_id: str) -> OgcResponse:
+    """Features by bbox, datetime and properties, ``limit`` per page with a ``next`` link;
+    ``f=gpkg|fgb|shp|csv`` downloads the whole selection instead."""
+    c = get_collection(collection_id)
+    fmt = (req.args.get("f") or "json").lower()
+    if fmt in FORMATS:
+        return _download(req, c, fmt)
+    if fmt not in {"json", "geojson"}:
+        raise InvalidParameter(
+            f"f is one of json, {', '.join(FORMATS)}", code="unknown_format", field="f"
+        )
+    q = feature_query(req, c)
+    conn = req.conn()
+    result = page(conn, q)
+    # counted with the page, or a first page that holds everything: no second query
+    if result.matched is not None:
+        matched = result.matched
+    elif q.after is None and not result.more:
+        matched = result.returned
+    else:
+        matched = count(conn, q)
+    links = [
+        link(req.this_page(), "self", GEOJSON, "this page"),
+        link(req.href(f"collections/{c.id}"), "collection", JSON, c.title),
+    ]
+    for fmt_name, spec in FORMATS.items():
+        links.append(link(req.this_page(f=fmt_name), "alternate", spec.media_type, fmt_name))
+    if result.more:
+        links.append(link(req.this_page(after=result.last_id), "next", GEOJSON, "next page"))
+    head = dumps(
+        {
+            "numberMatched": matched,
+            "numberReturned": result.returned,
+            "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "links": links,
+        }
+    )
+    body = '{"type":"FeatureCollection","features":[' + result.features + "]," + head[1:]
+    return OgcResponse(
+        body, GEOJSON, headers={"Content-Crs": f"<{q.crs.uri}>"}, audit_rows=result.returned
+    )
+
+
+def _download(req: OgcRequest, c: Collection, fmt: str) -> OgcResponse:
+    q = feature_query(req, c, default_limit=None)
+    spec = FORMATS[fmt]
+    headers = {"Content-Disposition": f'attachment; filename="{c.id}.{spec.extension}"'}
+    if fmt == "csv":
+        with req.db.connect() as conn:
+            q.where(conn)  # a bad filter answers 400 before the download starts
+
+        def rows() -> Iterator[bytes]:
+            with req.db.connect() as conn:
+                yield from csv_chunks(conn, q)
+
+        return OgcResponse(rows(), spec.media_type, headers=headers)
+    with req.db.connect() as conn:  # a server-side cursor needs a transaction
+        download = write_file(conn, q, fmt)
+    headers["X-Feature-Count"] = str(download.features)
+    headers["Content-Length"] = str(download.path.stat().st_size)
+    return OgcResponse(
+        download.chunks(), spec.media_type, headers=headers, audit_rows=download.features
+    )
+
+
+def item(req: OgcRequest, collection_id: str, fid: int) -> OgcResponse:
+    """One feature (a version); a removed one answers 410 Gone with when it went."""
+    c = get_collection(collection_id)
+    crs = parse_crs(req.args.get("crs"))
+    body, successor = feature(req.conn(), c, fid, crs)
+    links = [
+        link(req.url, "self", GEOJSON, "this feature"),
+        link(req.href(f"collections/{c.id}"), "collection", JSON, c.title),
+    ]
+    if c.versioned:
+        versions_url = req.href(f"collections/{c.id}/items/{fid}/versions")
+        links.append(link(versions_url, "version-history", GEOJSON, "all versions"))
+    if successor is not None:
+        latest = req.href(f"collections/{c.id}/items/{successor}")
+        links.append(link(latest, "latest-version", GEOJSON, "the current version"))
+    return OgcResponse(
+        body[:-1] + ',"links":' + dumps(links) + "}",
+        GEOJSON,
+        headers={"Content-Crs": f"<{crs.uri}>"},
+        audit_rows=1,
+    )
+
+
+def item_versions(req: OgcRequest, collection_id: str, fid: int) -> OgcResponse:
+    """Every version of the feature, oldest first (valid_from / valid_to in properties)."""
+    c = get_collection(collection_id)
+    found = versions(req.conn(), c, fid, parse_crs(req.args.get("crs")))
+    body = (
+        '{"type":"FeatureCollection","features":['
+        + ",".join(found)
+        + f'],"numberReturned":{len(found)}}}'
+    )
+    return OgcResponse(body, GEOJSON, audit_rows=len(found))

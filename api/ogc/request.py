@@ -1,0 +1,76 @@
+"""What the OGC core needs of a request, and what it answers: no web framework in either."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Connection
+
+from geo.platform.database import Database
+
+__all__ = ["OgcRequest", "OgcResponse", "dumps", "link"]
+
+
+@dataclass(frozen=True)
+class OgcRequest:
+    """A request as the core reads it.
+
+    ``root`` is the service's base URL with its trailing slash (links are built on it),
+    ``url`` the request's URL without its query, ``args`` its query parameters. ``conn``
+    gives the request's connection (opened on first use, perhaps on a replica); ``db`` is
+    the primary, for work that needs a transaction of its own (a download's cursor).
+    """
+
+    root: str
+    url: str
+    args: Mapping[str, str]
+    conn: Callable[[], Connection]
+    db: Database
+    if_none_match: Callable[[str], bool] = field(default=lambda _etag: False)
+
+    def href(self, path: str, **query: Any) -> str:
+        """An absolute link to ``path`` (relative to the root) with ``query``."""
+        tail = f"?{urlencode({k: str(v) for k, v in query.items()})}" if query else ""
+        return f"{self.root}{path.lstrip('/')}{tail}"
+
+    def this_page(self, **changes: Any) -> str:
+        """This request's URL with some query parameters changed."""
+        args = dict(self.args)
+        args.update({k: str(v) for k, v in changes.items()})
+        return f"{self.url}?{urlencode(args)}"
+
+
+@dataclass
+class OgcResponse:
+    """An answer: status, media type, headers and a body (text, bytes or chunks);
+    ``audit_rows`` is how many features it names, for the audit."""
+
+    body: str | bytes | Iterator[bytes]
+    media_type: str = "application/json"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    audit_rows: int | None = None
+    etag: str | None = None
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, Decimal):
+        return float(o)
+    raise TypeError(f"{type(o).__name__} is not JSON")
+
+
+def dumps(body: Any) -> str:
+    """JSON as clients expect it: ISO dates, Persian text as is, numbers from Decimal."""
+    return json.dumps(body, ensure_ascii=False, default=_default)
+
+
+def link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
+    return {"href": href, "rel": rel, "type": media_type, "title": title}

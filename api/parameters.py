@@ -1,0 +1,179 @@
+"""Query parameters and request bodies as an endpoint declares them: each knows its OpenAPI
+schema and how to read its text. No web framework here: the OGC core (`api.ogc`) and the
+declarations (`api.endpoints`) share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from geo.errors import InvalidParameter, ValidationError
+from geo.geodata.bbox import BBox, parse_bbox
+from geo.geodata.dates import parse_date
+from geo.geodata.registry.references import clean_agency
+
+__all__ = [
+    "FILE",
+    "STRING",
+    "Agency",
+    "Bbox",
+    "Body",
+    "Date",
+    "Int",
+    "Num",
+    "Param",
+    "Text",
+    "form",
+    "json_object",
+]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter: its name, its OpenAPI schema and how its text is read."""
+
+    name: str
+    description: str = ""
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+    def parse(self, raw: str | None) -> Any:
+        return raw or None
+
+
+@dataclass(frozen=True)
+class Text(Param):
+    """Text, or None when absent or empty (``enum``: the values allowed)."""
+
+    enum: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", **({"enum": list(self.enum)} if self.enum else {})}
+
+    def parse(self, raw: str | None) -> str | None:
+        if raw and self.enum and raw not in self.enum:
+            raise InvalidParameter(f"{self.name} is one of {', '.join(self.enum)}", field=self.name)
+        return raw or None
+
+
+@dataclass(frozen=True)
+class Int(Param):
+    """A whole number from ``low`` to ``high``; ``default`` when absent (None: optional)."""
+
+    default: int | None = None
+    low: int = 0
+    high: int = 10**9
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high}
+
+    def parse(self, raw: str | None) -> int | None:
+        if raw is None or raw == "":
+            return self.default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidParameter(f"{self.name} must be a whole number", field=self.name) from None
+        if not self.low <= value <= self.high:
+            raise InvalidParameter(
+                f"{self.name} must be from {self.low} to {self.high}", field=self.name
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Num(Param):
+    """A required number."""
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "number"}
+
+    def parse(self, raw: str | None) -> float:
+        if raw is None or raw == "":
+            raise InvalidParameter(f"{self.name} is required", field=self.name)
+        try:
+            return float(raw)
+        except ValueError:
+            raise InvalidParameter(f"{self.name} must be a number", field=self.name) from None
+
+
+@dataclass(frozen=True)
+class Date(Param):
+    """A date, Gregorian or Jalali (``1402-07-01``), or None."""
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "description": self.description or "a date (Jalali or ISO)"}
+
+    def parse(self, raw: str | None) -> date | None:
+        if not raw:
+            return None
+        try:
+            return parse_date(raw)
+        except ValidationError as exc:
+            raise InvalidParameter(exc.message, field=self.name) from None
+
+
+@dataclass(frozen=True)
+class Agency(Param):
+    """An agency's short name (lower case), or None."""
+
+    def parse(self, raw: str | None) -> str | None:
+        return clean_agency(raw, self.name) if raw else None
+
+
+@dataclass(frozen=True)
+class Bbox(Param):
+    """``minlon,minlat,maxlon,maxlat`` in WGS 84, or None."""
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "description": self.description or "minlon,minlat,maxlon,maxlat"}
+
+    def parse(self, raw: str | None) -> BBox | None:
+        return parse_bbox(raw, self.name)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body: its media type and JSON schema."""
+
+    media_type: str
+    schema: dict[str, Any]
+    required: bool = True
+
+
+STRING: dict[str, Any] = {"type": "string"}
+FILE: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def _schema_of(kind: Any) -> dict[str, Any]:
+    if kind is str:
+        return STRING
+    if kind is int:
+        return {"type": "integer"}
+    if kind is bool:
+        return {"type": "boolean"}
+    return dict(kind)
+
+
+def json_object(*required: str, body_required: bool = True, **properties: Any) -> Body:
+    """A JSON object body: ``required`` names, each property a type (``str``, ``int``,
+    ``bool``) or a JSON schema."""
+    schema: dict[str, Any] = {"type": "object"}
+    if required:
+        schema["required"] = list(required)
+    if properties:
+        schema["properties"] = {k: _schema_of(v) for k, v in properties.items()}
+    return Body("application/json", schema, required=body_required)
+
+
+def form(*required: str, **fields: Any) -> Body:
+    """A multipart form with a ``file`` field and text fields (as :func:`json_object`)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": list(required),
+        "properties": {"file": FILE, **{k: _schema_of(v) for k, v in fields.items()}},
+    }
+    return Body("multipart/form-data", schema)
