@@ -22,7 +22,7 @@ from geo.geodata.registry.equivalents import AGENCIES, equivalent_codes
 from geo.geodata.registry.references import parse_unit_ref
 from geo.platform.database import statement
 
-__all__ = ["CRS84", "FeatureQuery", "OutputCrs", "parse_crs"]
+__all__ = ["CRS84", "FeatureQuery", "OutputCrs", "Selection", "parse_crs"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 _EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -92,6 +92,20 @@ def parcel_provinces(conn: Connection, bounds: tuple[float, float, float, float]
     )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A query's selection once its lookups are done: a WHERE clause with its parameters."""
+
+    sql: str
+    params: dict[str, Any]
+    after: int | None = None
+
+    def where(self, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
+        if paged and self.after is not None:
+            return f"{self.sql} AND t.id > :after", {**self.params, "after": self.after}
+        return self.sql, dict(self.params)
+
+
 @dataclass
 class FeatureQuery:
     """What a request asks of a collection."""
@@ -104,10 +118,19 @@ class FeatureQuery:
     limit: int | None = 10
     after: int | None = None
     crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
-    _provinces_found: list[str] | None = field(default=None, repr=False, compare=False)
+    _resolved: Selection | None = field(default=None, repr=False, compare=False)
 
     def where(self, conn: Connection, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
-        """The WHERE clause and its parameters; ``paged`` adds the key paging (``after``)."""
+        """The WHERE clause and its parameters; ``paged`` adds the key paging (``after``).
+        The lookups behind it (editions in force, a village's codes in every agency, the
+        provinces a bbox reaches) run once per query: its page, count and download share
+        them."""
+        if self._resolved is None:
+            self._resolved = self.resolve(conn)
+        return self._resolved.where(paged=paged)
+
+    def resolve(self, conn: Connection) -> Selection:
+        """Run the lookups the selection needs and build its WHERE clause (no paging)."""
         c = self.collection
         parts: list[str] = []
         params: dict[str, Any] = {}
@@ -127,10 +150,7 @@ class FeatureQuery:
             parts.append(self._filter(conn, name, c.filters[name], value, params))
         if c.base_table == "parcel":
             parts.extend(self._provinces(conn, params))
-        if paged and self.after is not None:
-            parts.append("t.id > :after")
-            params["after"] = self.after
-        return " AND ".join(parts), params
+        return Selection(" AND ".join(parts), params, self.after)
 
     def _provinces(self, conn: Connection, params: dict[str, Any]) -> list[str]:
         """Parcels are partitioned by province: name the provinces a bbox or a village can
@@ -147,9 +167,7 @@ class FeatureQuery:
                 )
         if not where:
             return []
-        if self._provinces_found is None:  # the page and its count ask alike: once
-            self._provinces_found = provinces_where(conn, " AND ".join(where), params)
-        params["provinces"] = self._provinces_found
+        params["provinces"] = provinces_where(conn, " AND ".join(where), params)
         return ["t.province = ANY(:provinces)"]
 
     def _envelope(self) -> str:
