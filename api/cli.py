@@ -195,16 +195,17 @@ def demo(regenerate: bool) -> None:
     summary = load_sample(db, folder, echo=click.echo)
     click.echo(summary)
     from crosswalk.build import build, start_run
+    from geo.models.crosswalk import LATEST_RUN_SQL
 
-    with db.connect() as conn:
-        built = conn.execute(text("SELECT count(*) FROM crosswalk_run WHERE status = 'finished'"))
-        if built.scalar_one() == 0:
-            run_id = start_run(db, parameters={"from": "demo"})
-            counts = build(db, run_id)
-            click.echo(
-                f"crosswalk run {run_id}: {counts['sci']['needs_review']} MOI↔SCI and "
-                f"{counts['hf']['needs_review']} MOI↔HF links to review"
-            )
+    with db.connect() as conn:  # (closed before the build: no transaction waits on it)
+        built = conn.execute(text(f"SELECT {LATEST_RUN_SQL}")).scalar() is not None
+    if not built:
+        run_id = start_run(db, parameters={"from": "demo"})
+        counts = build(db, run_id)
+        click.echo(
+            f"crosswalk run {run_id}: {counts['sci']['needs_review']} MOI↔SCI and "
+            f"{counts['hf']['needs_review']} MOI↔HF links to review"
+        )
 
 
 @main.command()
