@@ -31,6 +31,8 @@ from api.database import init_unit_of_work
 from api.endpoints import check_declared
 from api.jsonio import TagsimJSON
 from api.params import reject_nul
+from crosswalk.partners import CROSSWALK
+from geo.geodata.registry.partners import install_partners
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -39,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Without ``DATABASE_URL`` the URL comes from the environment
     (``TAGSIM_DATABASE_URL``) or the project's own cluster.
     """
+    install_partners(CROSSWALK)  # geo asks the crosswalk for partners (a composition root)
     app = Flask(__name__)
     app.json = TagsimJSON(app)
     app.config.from_mapping(

@@ -12,7 +12,9 @@ import click
 from sqlalchemy import text
 
 from api.cli_common import ready_db, ready_url, reports_errors
+from crosswalk.partners import CROSSWALK
 from geo.errors import ConfigError
+from geo.geodata.registry.partners import install_partners
 from geo.platform.config import settings
 from geo.platform.database import check_database, database_url, local_cluster, safe_url
 
@@ -21,6 +23,7 @@ from geo.platform.database import check_database, database_url, local_cluster, s
 @click.version_option(package_name="tagsim")
 def main() -> None:
     """tagsim: Iran's divisions, the MOI/SCI/HF crosswalk, parcel maps and coverage."""
+    install_partners(CROSSWALK)  # geo asks the crosswalk for partners (a composition root)
 
 
 # -- db -------------------------------------------------------------------------------------
@@ -195,7 +198,7 @@ def demo(regenerate: bool) -> None:
     summary = load_sample(db, folder, echo=click.echo)
     click.echo(summary)
     from crosswalk.build import build, start_run
-    from geo.models.crosswalk import LATEST_RUN_SQL
+    from crosswalk.partners import LATEST_RUN_SQL
 
     with db.connect() as conn:  # (closed before the build: no transaction waits on it)
         built = conn.execute(text(f"SELECT {LATEST_RUN_SQL}")).scalar() is not None

@@ -12,6 +12,8 @@ import uuid
 
 from bench import harness
 from bench.cases import crosswalk, feed, parcels, registry, replica, serving
+from crosswalk.partners import CROSSWALK
+from geo.geodata.registry.partners import install_partners
 from geo.platform import migrate
 from geo.platform.database import create_database, database_url, drop_database
 
@@ -26,6 +28,7 @@ CASES = {
 
 
 def main() -> None:
+    install_partners(CROSSWALK)  # as the app and the command line do
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, a few rounds (CI)")
     parser.add_argument("--only", choices=sorted(CASES), action="append")

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import psycopg
 import shapely
 
+from crosswalk.partners import CROSSWALK
 from geo.geodata.features.collections import PARCELS
 from geo.geodata.features.coverage import OVERLAY_SQL
 from geo.geodata.features.tiles import tile_sql
@@ -52,7 +53,11 @@ TILE = (
 
 # the very statement tagsim's coverage runs (parcels, plan zones, divisions, unions)
 COVERAGE = (
-    OVERLAY_SQL.format(parcel_valid="t.valid_to IS NULL", plan_valid="t.valid_to IS NULL")
+    OVERLAY_SQL.format(
+        parcel_valid="t.valid_to IS NULL",
+        plan_valid="t.valid_to IS NULL",
+        latest_run=CROSSWALK.latest_run_sql(),
+    )
     .replace(":plot", "%(plot)s")
     .replace(":as_of", "%(as_of)s")
 )

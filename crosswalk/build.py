@@ -20,8 +20,8 @@ from sqlalchemy import Connection, text
 from crosswalk.errors import NotFound, ValidationError
 from crosswalk.history import former_names
 from crosswalk.matcher import Decision, Link, Matcher
+from crosswalk.partners import ACCEPTED_SQL
 from crosswalk.units import load_side
-from geo.models.crosswalk import ACCEPTED_SQL
 from geo.platform.database import Database
 
 __all__ = ["build", "new_run", "pick_edition", "start_run"]

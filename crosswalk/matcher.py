@@ -20,8 +20,8 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from crosswalk.evidence import Evidence, weigh
+from crosswalk.partners import ACCEPTED_STATUSES
 from crosswalk.units import LEVEL_ORDER, Side, Unit
-from geo.models.crosswalk import ACCEPTED_STATUSES
 
 __all__ = ["AUTO", "MARGIN", "REVIEW", "Decision", "Link", "Matcher"]
 

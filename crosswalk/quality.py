@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from geo.models.crosswalk import ACCEPTED_STATUSES
+from crosswalk.partners import ACCEPTED_STATUSES
 from geo.models.registry import LEVELS
 from geo.platform.database import Database
 

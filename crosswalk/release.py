@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from crosswalk.errors import NoRun, ValidationError
+from crosswalk.partners import LATEST_RUN_SQL
 from geo.geodata.dates import jalali
-from geo.models.crosswalk import LATEST_RUN_SQL
 
 __all__ = ["get_run", "latest_run", "list_releases", "list_runs", "publish", "run_of_release"]
 

@@ -16,9 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection
 
+from crosswalk.partners import CROSSWALK
+from geo.geodata.registry.partners import install_partners
 from geo.platform import database as geo_db
 from geo.platform import migrate
 from geo.platform.database import Database, database_url, normalize_url
+
+# The composition root of the tests: geo asks the crosswalk for a unit's partners.
+install_partners(CROSSWALK)
 
 # Audit journals of the tests' throwaway databases live and die with the session, and move
 # each row in its request (no mover thread outliving a module's database; the batched path

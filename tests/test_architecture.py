@@ -175,3 +175,18 @@ def test_the_checks_see_a_violation_and_a_cycle() -> None:
 @pytest.mark.parametrize("layer", sorted(MAY_IMPORT))
 def test_each_layer_exists(layer: str) -> None:
     assert any(_layer(m) == layer for m in MODULES)
+
+
+CROSSWALK_TABLES = ("crosswalk_run", "crosswalk_link", "crosswalk_release", "crosswalk_decision")
+
+
+def test_only_the_crosswalk_reads_its_tables() -> None:
+    """Others ask it through `geo.geodata.registry.partners` (the schema and its migrations
+    declare the tables; nobody else names them)."""
+    readers = sorted(
+        name
+        for name, path in MODULES.items()
+        if not name.startswith(("crosswalk", "geo.models", "geo.platform.migrations"))
+        and any(table in path.read_text(encoding="utf-8") for table in CROSSWALK_TABLES)
+    )
+    assert readers == []

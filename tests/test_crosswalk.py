@@ -410,3 +410,25 @@ def test_the_last_unmatched_pair_under_matched_parents() -> None:
     renamed = links[("101101", "230201")]
     assert renamed.status == "needs_review" and renamed.confidence <= 0.6
     assert "the only unmatched pair under matched parents" in renamed.words[-1]
+
+
+def test_geo_asks_the_installed_partner_source(cw_url: str, world: Path) -> None:
+    """geo reads no crosswalk table: a unit's partners and equivalent codes come from the
+    source the composition root installed; without one, a unit stands alone."""
+    from crosswalk.partners import CROSSWALK
+    from geo.geodata.registry.partners import NoPartners, install_partners, partners
+
+    row = next(r for r in _truth(world) if r["level"] == "county" and r["sci_code"])
+    with Database(cw_url).connect() as c:
+        linked = resolve(c, "moi", row["moi_code"])["partners"]
+        assert ("sci", row["sci_code"]) in {(p["agency"], p["code"]) for p in linked}
+        same = partners().equivalent_codes(c, "moi", row["moi_code"])
+        assert ("sci", row["sci_code"]) in same
+        install_partners(NoPartners())
+        try:
+            assert resolve(c, "moi", row["moi_code"])["partners"] == []
+            assert partners().equivalent_codes(c, "moi", row["moi_code"]) == {
+                ("moi", row["moi_code"])
+            }
+        finally:
+            install_partners(CROSSWALK)

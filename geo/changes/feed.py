@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 
 from geo.errors import GeoError, InvalidParameter
 from geo.geodata.registry.editions import IN_FORCE_SQL
-from geo.geodata.registry.equivalents import equivalent_codes
+from geo.geodata.registry.partners import partners
 from geo.models.changes import ENTITY_KINDS
 
 __all__ = ["daily_digest", "decode_cursor", "encode_cursor", "read_changes"]
@@ -62,7 +62,7 @@ def within_filter(conn: Connection, within: tuple[str, str] | None) -> tuple[str
     if within is None:
         return "TRUE", {}
     agency, code = within
-    pairs = sorted(equivalent_codes(conn, agency, code))
+    pairs = sorted(partners().equivalent_codes(conn, agency, code))
     boundary = conn.execute(
         text(
             "SELECT ST_AsBinary(ST_Union(d.polygon)) FROM division d"

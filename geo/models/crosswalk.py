@@ -28,12 +28,7 @@ LINK_STATUSES = ("auto", "needs_review", "confirmed", "rejected")
 # The agencies a link names, one column each (crosswalk_link.moi_code, .sci_code, .hf_code):
 # MOI (the reference list) and each agency mapped to it.
 LINK_AGENCIES = ("moi", "sci", "hf")
-# Links that decide something (what the matcher or a person accepted); a link waiting for
-# review decides nothing.
-ACCEPTED_STATUSES = ("auto", "confirmed")
-ACCEPTED_SQL = f"({', '.join(repr(s) for s in ACCEPTED_STATUSES)})"  # for `status IN …`
-# The run the crosswalk answers from: the newest finished one (a scalar subquery).
-LATEST_RUN_SQL = "(SELECT max(id) FROM crosswalk_run WHERE status = 'finished')"
+
 DECISIONS = ("confirm", "reject", "link")
 
 

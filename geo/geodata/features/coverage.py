@@ -20,9 +20,9 @@ from geo.errors import NotFound
 from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import normalize_code
 from geo.geodata.registry.editions import IN_FORCE_SQL
-from geo.geodata.registry.equivalents import equivalent_codes
+from geo.geodata.registry.partners import partners
 from geo.models.base import sql_in
-from geo.models.crosswalk import LATEST_RUN_SQL, LINK_AGENCIES
+from geo.models.crosswalk import LINK_AGENCIES
 from geo.platform.database import statement
 
 __all__ = [
@@ -61,7 +61,8 @@ def share_sql(part: str, whole: str) -> str:
 
 
 # The overlay of a plot, as one statement; {parcel_valid} and {plan_valid} are the validity
-# conditions of the time asked (`_valid`), filled in per request.
+# conditions of the time asked (`_valid`) and {latest_run} the crosswalk run that answers
+# (the crosswalk's expression: geo does not know its tables), filled in per request.
 OVERLAY_SQL = f"""
 WITH plot AS (
     SELECT g, ST_Area(g::geography) AS m2 FROM (SELECT ST_GeomFromWKB(:plot, 4326) AS g) p),
@@ -138,7 +139,7 @@ SELECT
       'name', (SELECT d.name FROM division d JOIN editions e ON e.id = d.edition_id
                WHERE e.agency = v.agency AND d.code = v.code LIMIT 1))
       ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages,
-  {LATEST_RUN_SQL} AS crosswalk_run
+  {{latest_run}} AS answering_run
 FROM plot, covered
 """
 
@@ -151,7 +152,9 @@ def _with_codes(
     out = []
     for v in villages:
         codes: dict[str, list[str]] = {}
-        for other, other_code in sorted(equivalent_codes(conn, v["agency"], v["code"], run)):
+        for other, other_code in sorted(
+            partners().equivalent_codes(conn, v["agency"], v["code"], run)
+        ):
             codes.setdefault(other, []).append(other_code)
         out.append({**v, "codes": codes})
     return out
@@ -169,7 +172,13 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
     # once per connection, so the lookup's round trip would cost more than it saves.
     row = (
         conn.execute(
-            statement(OVERLAY_SQL.format(parcel_valid=parcel_valid, plan_valid=plan_valid)),
+            statement(
+                OVERLAY_SQL.format(
+                    parcel_valid=parcel_valid,
+                    plan_valid=plan_valid,
+                    latest_run=partners().latest_run_sql(),
+                )
+            ),
             {"plot": wkb, "as_of": as_of.date() if as_of else None, **params},
         )
         .mappings()
@@ -182,7 +191,7 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
         f'{{"plot":{{"area_m2":{area},"geometry":{shapely.to_geojson(plot)}}},'
         f'"area_method":{json.dumps(AREA_METHOD, ensure_ascii=False)},"as_of":{when_text}}}'
     )
-    tail = _object({"villages": _with_codes(conn, row["villages"], row["crosswalk_run"])})
+    tail = _object({"villages": _with_codes(conn, row["villages"], row["answering_run"])})
     return Coverage(_merged(head, row["answer"], tail), int(row["parcel_count"]))
 
 
@@ -246,7 +255,7 @@ def plate_geometry(
 def plan_coverage(conn: Connection, agency: str, code: str) -> dict[str, Any]:
     """How much of the village's current guide-plan zone its current parcels cover: the share,
     the gaps as geometry, and the parcels reaching outside the zone."""
-    pairs = sorted(equivalent_codes(conn, agency, code))
+    pairs = sorted(partners().equivalent_codes(conn, agency, code))
     plan = (
         conn.execute(
             text(

@@ -18,8 +18,9 @@ from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import is_digits, match_key, normalize_code
 from geo.geodata.registry.agencies import require_agency_param
 from geo.geodata.registry.editions import editions_in_force
-from geo.geodata.registry.equivalents import AGENCIES, equivalent_codes
+from geo.geodata.registry.partners import partners
 from geo.geodata.registry.references import parse_unit_ref
+from geo.models.crosswalk import LINK_AGENCIES as AGENCIES
 from geo.platform.database import statement
 
 __all__ = ["CRS84", "FeatureQuery", "OutputCrs", "Selection", "parse_crs"]
@@ -204,7 +205,7 @@ class FeatureQuery:
         if flt.kind == "village":
             agency, code = parse_unit_ref(value, name)
             require_agency_param(conn, agency, name)
-            pairs = sorted(equivalent_codes(conn, agency, code))
+            pairs = sorted(partners().equivalent_codes(conn, agency, code))
             params[f"{key}_a"] = [a for a, _ in pairs]
             params[f"{key}_c"] = [c for _, c in pairs]
             return (

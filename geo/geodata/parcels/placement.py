@@ -25,6 +25,7 @@ from geo.geodata.parcels.prepare import Codes
 from geo.geodata.parcels.readers import LayerSource
 from geo.geodata.parcels.stage import StageStats
 from geo.geodata.persian import normalize_code
+from geo.geodata.registry.partners import partners as partner_source
 from geo.geodata.registry.references import UnitRef, parse_unit_ref
 from geo.models.crosswalk import LINK_AGENCIES
 
@@ -74,9 +75,8 @@ def _partner_point(conn: Connection, agency: str, code: str) -> Point | None:
     """A crosswalk partner's known location, for a village that has none of its own."""
     if agency not in LINK_AGENCIES:
         return None
-    from geo.geodata.registry.lookup import partners
-
-    for p in partners(conn, agency, code):
+    linked = partner_source().of_units(conn, agency, [code]).get(code, [])
+    for p in linked:
         point = conn.execute(
             text(
                 "SELECT ST_X(d.point), ST_Y(d.point) FROM division d JOIN edition e ON"

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, text
 from geo.errors import InvalidParameter, NotFound
 from geo.geodata.persian import is_digits, loose_key, match_key, normalize_code
 from geo.geodata.registry.editions import edition_in_force
+from geo.geodata.registry.partners import partners as partner_source
 from geo.geodata.registry.references import clean_code, parse_unit_ref
-from geo.models.crosswalk import LATEST_RUN_SQL, LINK_AGENCIES
 
 __all__ = ["batch_resolve", "children", "history", "partners", "resolve"]
 
@@ -70,37 +70,8 @@ def _find(conn: Connection, edition_id: int, code: str, agency: str) -> dict[str
 
 
 def partners(conn: Connection, agency: str, code: str) -> list[dict[str, Any]]:
-    """The other agencies' units linked to this one by the newest finished crosswalk run."""
-    if agency not in LINK_AGENCIES:
-        return []
-    rows = (
-        conn.execute(
-            text(
-                f"SELECT l.moi_code, l.sci_code, l.hf_code, l.relation, l.confidence, l.status,"
-                f" l.method, l.run_id FROM crosswalk_link l"
-                f" WHERE l.{agency}_code = :c AND l.status <> 'rejected'"
-                f" AND l.run_id = {LATEST_RUN_SQL}"
-            ),
-            {"c": code},
-        )
-        .mappings()
-        .all()
-    )
-    out = []
-    for r in rows:
-        for other in LINK_AGENCIES:
-            if other != agency and r[f"{other}_code"]:
-                out.append(
-                    {
-                        "agency": other,
-                        "code": r[f"{other}_code"],
-                        "relation": r["relation"],
-                        "confidence": r["confidence"],
-                        "status": r["status"],
-                        "method": r["method"],
-                    }
-                )
-    return out
+    """The other agencies' units linked to this one (the crosswalk's answer)."""
+    return partner_source().of_units(conn, agency, [code], with_method=True).get(code, [])
 
 
 def resolve(
@@ -255,29 +226,8 @@ def batch_resolve(
         ),
         {"codes": cleaned, "e": edition["id"], "moi": agency == "moi"},
     ).all()
-    links: dict[str, list[dict[str, Any]]] = {}
     found_codes = [r.code for r in rows if r.code]
-    if with_partners and found_codes and agency in LINK_AGENCIES:
-        for r in conn.execute(
-            text(
-                f"SELECT l.{agency}_code AS code, l.moi_code, l.sci_code, l.hf_code, l.relation,"
-                " l.confidence, l.status FROM crosswalk_link l"
-                f" WHERE l.{agency}_code = ANY(:codes) AND l.status <> 'rejected'"
-                f" AND l.run_id = {LATEST_RUN_SQL}"
-            ),
-            {"codes": found_codes},
-        ).mappings():
-            for other in LINK_AGENCIES:
-                if other != agency and r[f"{other}_code"]:
-                    links.setdefault(r["code"], []).append(
-                        {
-                            "agency": other,
-                            "code": r[f"{other}_code"],
-                            "relation": r["relation"],
-                            "confidence": r["confidence"],
-                            "status": r["status"],
-                        }
-                    )
+    links = partner_source().of_units(conn, agency, found_codes) if with_partners else {}
     results: list[dict[str, Any]] = []
     for given, clean, row in zip(codes, cleaned, rows, strict=True):
         if row.code is None:

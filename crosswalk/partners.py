@@ -1,0 +1,105 @@
+"""The crosswalk's answer to geo's partner questions (`geo.geodata.registry.partners`): the
+one place outside the crosswalk's own modules where its tables are read for others.
+
+Links are stored pairwise with MOI (the reference): MOI↔SCI rows and MOI↔HF rows, so an
+SCI code reaches HF through its MOI unit. Only accepted links (``auto``, ``confirmed``)
+make codes equivalent; the partners shown with a unit include those waiting for review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geo.models.crosswalk import LINK_AGENCIES
+
+__all__ = ["ACCEPTED_SQL", "ACCEPTED_STATUSES", "CROSSWALK", "LATEST_RUN_SQL", "CrosswalkPartners"]
+
+# Links that decide something (what the matcher or a person accepted); a link waiting for
+# review decides nothing.
+ACCEPTED_STATUSES = ("auto", "confirmed")
+ACCEPTED_SQL = f"({', '.join(repr(s) for s in ACCEPTED_STATUSES)})"  # for `status IN …`
+# The run the crosswalk answers from: the newest finished one (a scalar subquery).
+LATEST_RUN_SQL = "(SELECT max(id) FROM crosswalk_run WHERE status = 'finished')"
+
+
+class CrosswalkPartners:
+    """Partners from the newest finished crosswalk run."""
+
+    def latest_run_sql(self) -> str:
+        return LATEST_RUN_SQL
+
+    def latest_run(self, conn: Connection) -> int | None:
+        run: int | None = conn.execute(text(f"SELECT {LATEST_RUN_SQL}")).scalar_one()
+        return run
+
+    def equivalent_codes(
+        self, conn: Connection, agency: str, code: str, run: int | bool | None = True
+    ) -> set[tuple[str, str]]:
+        found = {(agency, code)}
+        if run is True:
+            run = self.latest_run(conn)
+        if run is None or run is False or agency not in LINK_AGENCIES:
+            return found
+        if agency == "moi":
+            moi_codes = [code]
+        else:
+            moi_codes = list(
+                conn.execute(
+                    text(
+                        f"SELECT DISTINCT moi_code FROM crosswalk_link WHERE run_id = :r"
+                        f" AND {agency}_code = :c AND moi_code IS NOT NULL"
+                        f" AND status IN {ACCEPTED_SQL}"
+                    ),
+                    {"r": run, "c": code},
+                ).scalars()
+            )
+        if not moi_codes:
+            return found
+        rows = conn.execute(
+            text(
+                f"SELECT moi_code, sci_code, hf_code FROM crosswalk_link WHERE run_id = :r"
+                f" AND moi_code = ANY(:m) AND status IN {ACCEPTED_SQL}"
+            ),
+            {"r": run, "m": moi_codes},
+        ).all()
+        for row in rows:
+            for other, value in zip(LINK_AGENCIES, row, strict=True):
+                if value:
+                    found.add((other, value))
+        return found
+
+    def of_units(
+        self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
+    ) -> dict[str, list[dict[str, Any]]]:
+        if agency not in LINK_AGENCIES or not codes:
+            return {}
+        links: dict[str, list[dict[str, Any]]] = {}
+        rows = conn.execute(
+            text(
+                f"SELECT l.{agency}_code AS code, l.moi_code, l.sci_code, l.hf_code,"
+                " l.relation, l.confidence, l.status, l.method FROM crosswalk_link l"
+                f" WHERE l.{agency}_code = ANY(:codes) AND l.status <> 'rejected'"
+                f" AND l.run_id = {LATEST_RUN_SQL}"
+            ),
+            {"codes": list(codes)},
+        ).mappings()
+        for r in rows:
+            for other in LINK_AGENCIES:
+                if other != agency and r[f"{other}_code"]:
+                    found = {
+                        "agency": other,
+                        "code": r[f"{other}_code"],
+                        "relation": r["relation"],
+                        "confidence": r["confidence"],
+                        "status": r["status"],
+                    }
+                    if with_method:
+                        found["method"] = r["method"]
+                    links.setdefault(r["code"], []).append(found)
+        return links
+
+
+CROSSWALK = CrosswalkPartners()
