@@ -1,12 +1,13 @@
-"""JSON as clients expect it: ISO dates, Persian text as is, numbers from Decimal."""
+"""JSON as clients expect it: ISO dates, Persian text as is, numbers from Decimal (the rules
+of `api.ogc.request.json_default`, shared with the Flask-free OGC core)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
+
+from api.ogc.request import json_default
 
 
 class TagsimJSON(DefaultJSONProvider):
@@ -15,8 +16,7 @@ class TagsimJSON(DefaultJSONProvider):
 
     @staticmethod
     def default(o: Any) -> Any:
-        if isinstance(o, datetime | date):
-            return o.isoformat()
-        if isinstance(o, Decimal):
-            return float(o)
-        return DefaultJSONProvider.default(o)
+        try:
+            return json_default(o)
+        except TypeError:
+            return DefaultJSONProvider.default(o)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from geo.platform.database import Database
 
-__all__ = ["OgcRequest", "OgcResponse", "dumps", "link"]
+__all__ = ["OgcRequest", "OgcResponse", "dumps", "json_default", "link"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ class OgcResponse:
     etag: str | None = None
 
 
-def _default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """ISO dates and Decimal numbers for JSON (the app's JSON provider uses it too)."""
     if isinstance(o, datetime | date):
         return o.isoformat()
     if isinstance(o, Decimal):
@@ -69,7 +70,7 @@ def _default(o: Any) -> Any:
 
 def dumps(body: Any) -> str:
     """JSON as clients expect it: ISO dates, Persian text as is, numbers from Decimal."""
-    return json.dumps(body, ensure_ascii=False, default=_default)
+    return json.dumps(body, ensure_ascii=False, default=json_default)
 
 
 def link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
