@@ -77,10 +77,19 @@ def _label(response: Response) -> Response:
 
 
 def end_authentication() -> None:
-    """Commit what authenticating wrote (the key's use), before the view runs."""
+    """Commit what authenticating wrote (the key's use), before the view runs.
+
+    Called from a ``finally``: when authentication failed because the server went away,
+    the connection is invalid and its transaction is only rolled back, so the request ends
+    with the clean 503 of :func:`_database_gone`, not a second error."""
     conn = g.get("conn")
-    if conn is not None and conn.in_transaction():
-        conn.commit()
+    if conn is None or not conn.in_transaction():
+        return
+    transaction = conn.get_transaction()
+    if conn.invalidated or transaction is None or not transaction.is_active:
+        conn.rollback()
+        return
+    conn.commit()
 
 
 def _finish(response: Response) -> Response:

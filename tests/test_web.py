@@ -102,6 +102,11 @@ def page(site: dict[str, Any], browser: Any) -> Iterator[Any]:
     assert errors == [], errors
 
 
+def _show(page: Any, tab: str) -> None:
+    """Open a tab: the page is shared by the module's tests, which run in any order."""
+    page.click(f"#tabs button[data-tab={tab}]")
+
+
 def _shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
@@ -133,6 +138,7 @@ def test_a_parcel_shows_its_attributes_and_codes(page: Any, site: dict[str, Any]
                 " ORDER BY id LIMIT 1 OFFSET 40) x"
             )
         ).one()
+    _show(page, "map")
     page.evaluate(f"window.tagsimMap.jumpTo({{center: [{lon}, {lat}], zoom: 18}})")
     _idle(page)
     x, y = page.evaluate(
@@ -153,6 +159,7 @@ def test_a_plates_coverage_is_tabled_and_highlighted(page: Any, site: dict[str, 
                 " LIMIT 1 OFFSET 3"
             )
         ).one()
+    _show(page, "map")
     page.fill("#plate-unit", unit)
     page.fill("#plate-main", main)
     page.fill("#plate-sub", sub)
@@ -195,7 +202,7 @@ def test_upload_shows_progress_report_then_publishes(
     raw, code = _changed_shapefile(site["url"])
     file = tmp_path / "village.zip"
     file.write_bytes(raw)
-    page.click("#tabs button[data-tab=upload]")
+    _show(page, "upload")
     page.set_input_files("#upload-file", str(file))
     page.fill("#upload-village", f"hf:{code}")
     page.click("#upload-form button[type=submit]")
@@ -224,7 +231,7 @@ def test_upload_shows_progress_report_then_publishes(
 def test_three_review_items_with_the_keyboard(page: Any, site: dict[str, Any]) -> None:
     with Database(site["url"]).connect() as c:
         before = c.execute(text("SELECT count(*) FROM crosswalk_decision")).scalar_one()
-    page.click("#tabs button[data-tab=review]")
+    _show(page, "review")
     page.wait_for_selector("#review-queue li.current")
     _shot(page, "review")
     for key in ("c", "r", "o"):
@@ -267,7 +274,7 @@ def test_a_reader_sees_only_what_the_key_allows(site: dict[str, Any], browser: A
 
 
 def test_the_changes_of_today(page: Any) -> None:
-    page.click("#tabs button[data-tab=changes]")
+    _show(page, "changes")
     page.click("#changes-go")
     page.wait_for_selector("#changes-table tbody tr td:nth-child(2)")
     assert page.locator("#changes-table tbody tr").count() > 1
