@@ -117,6 +117,8 @@ class Matcher:
             self.progress(f"{self.other.agency}: {level} matched")
         for level in ("rural", "district", "county"):
             self._structure(level)
+        for level in LEVEL_ORDER:
+            self._apply_confirmations(level)
         return [lk for lk in self.links]
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -337,7 +339,11 @@ class Matcher:
 
     # -- decisions -----------------------------------------------------------------------
     def _apply_decisions(self, level: str) -> None:
+        """Rejections and exclusive links ("link": this pair, no other candidate of either
+        unit), before the level's structure is judged: they change who has a partner."""
         for d in self.decisions.get(level, []):
+            if d.decision == "confirm":
+                continue  # after the structure: see _apply_confirmations
             existing = [lk for lk in self.by_ref[(level, d.ref)] if lk.other == d.other]
             note = f"decision: {d.decision}" + (f" ({d.note})" if d.note else "")
             if d.decision == "reject":
@@ -357,6 +363,25 @@ class Matcher:
                     lk.status = "confirmed"
                     lk.words.append(note)
             elif d.ref in self.ref.units and d.other in self.other.units:
+                self._add(Link(level, d.ref, d.other, 1.0, "manual", "confirmed", [note]))
+
+    def _apply_confirmations(self, level: str) -> None:
+        """ "confirm" decisions, once every link of the run exists (those a split or a merge
+        made included): the pair is confirmed as it was found, with its relation, and its
+        siblings stay — as :func:`crosswalk.review.decide` does on the newest run. A pair
+        the run did not find is added as a manual link."""
+        for d in self.decisions.get(level, []):
+            if d.decision != "confirm":
+                continue
+            existing = [lk for lk in self.by_ref[(level, d.ref)] if lk.other == d.other]
+            note = "decision: confirm" + (f" ({d.note})" if d.note else "")
+            for lk in existing:
+                if lk.status == "rejected":
+                    self.r2o[lk.ref].append(lk.other)
+                    self.o2r[lk.other].append(lk.ref)
+                lk.status = "confirmed"
+                lk.words.append(note)
+            if not existing and d.ref in self.ref.units and d.other in self.other.units:
                 self._add(Link(level, d.ref, d.other, 1.0, "manual", "confirmed", [note]))
 
     # -- splits and merges ---------------------------------------------------------------

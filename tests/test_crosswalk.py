@@ -222,7 +222,42 @@ def test_decisions_survive_a_rebuild_and_a_release_reports_changes(cw_url: str) 
     assert _link(cw_url, confirm["moi_code"], confirm["sci_code"])[0] == "confirmed"
     assert _link(cw_url, auto.moi_code, auto.sci_code)[0] == "rejected"
     changes = counts["changes_since_release"]
-    assert changes["release"] == release["number"] and changes["changed"] == 0
+    assert changes["release"] == release["number"] and changes["changed"] == 0, changes["examples"]
+
+
+def test_confirming_half_of_a_merge_keeps_the_merge_through_a_rebuild(cw_url: str) -> None:
+    """A confirm names one pair; the rebuild must not turn the merge it belongs to into a
+    1:1 link and reject the other half (it did: decisions were applied before merges were
+    found, and a confirm superseded its siblings as a "link" decision does)."""
+    query = text(
+        "SELECT sci_code, relation, status FROM crosswalk_link WHERE run_id = :r"
+        " AND level = :l AND moi_code = :m AND sci_code IS NOT NULL ORDER BY sci_code"
+    )
+    with Database(cw_url).begin() as c:
+        merge = c.execute(
+            text(
+                "SELECT level, moi_code, min(sci_code) AS sci_code FROM crosswalk_link"
+                " WHERE run_id = :r AND relation = 'merge' AND status IN ('auto', 'needs_review')"
+                " GROUP BY level, moi_code HAVING count(*) >= 2 ORDER BY moi_code LIMIT 1"
+            ),
+            {"r": _run(cw_url)},
+        ).one()
+        decide(
+            c,
+            level=merge.level,
+            moi_code=merge.moi_code,
+            other_agency="sci",
+            other_code=merge.sci_code,
+            decision="confirm",
+        )
+        params = {"r": _run(cw_url), "l": merge.level, "m": merge.moi_code}
+        online = {r.sci_code: (r.relation, r.status) for r in c.execute(query, params)}
+    build(Database(cw_url), start_run(Database(cw_url)))
+    with Database(cw_url).connect() as c:
+        params = {"r": _run(cw_url), "l": merge.level, "m": merge.moi_code}
+        rebuilt = {r.sci_code: (r.relation, r.status) for r in c.execute(query, params)}
+    assert online[merge.sci_code] == ("merge", "confirmed")
+    assert rebuilt == online
 
 
 def test_export_round_trips_in_csv_and_xlsx(cw_url: str) -> None:
