@@ -12,6 +12,7 @@ from api.database import get_conn
 from api.endpoints import Int, Text, arg, declare, json_object, services
 from api.params import json_body, str_field
 from geo.access.control import create_key, list_keys, policy, revoke_key, set_policy
+from geo.access.ownership import owners, set_owner
 from geo.errors import InvalidParameter
 
 bp = Blueprint("admin", __name__)
@@ -90,6 +91,21 @@ def put_policy(service: str) -> Response:
         get_conn(), service, str_field(body, "mode") or "all", agencies, public, by=g.principal.name
     )
     return jsonify(out)
+
+
+@bp.get("/admin/owners")
+@ADMIN()
+def get_owners() -> Response:
+    """The owner agency of each writable dataset (only its keys write it)."""
+    return jsonify({"owners": owners(get_conn())})
+
+
+@bp.put("/admin/owners/<dataset>")
+@ADMIN(body=json_object("agency", agency=str))
+def put_owner(dataset: str) -> Response:
+    """``{"agency": "hf"}``: hand ``dataset`` (parcels, plates, crosswalk) to an agency."""
+    agency = str_field(json_body(), "agency") or ""
+    return jsonify(set_owner(get_conn(), dataset, agency, by=g.principal.name))
 
 
 @bp.get("/audit")

@@ -22,6 +22,7 @@ from api.endpoints import BY_COLLECTION, endpoint_of
 from api.errors import problem
 from geo.access.control import Forbidden, audit_entry, authenticate, check_policy, policy
 from geo.access.journal import AuditJournal, journal_for
+from geo.access.ownership import check_owner
 from geo.geodata.features.collections import get_collection
 from geo.platform.config import settings
 from geo.platform.database import Database
@@ -77,6 +78,8 @@ def _before() -> Response | None:
                 code="role_too_low",
             )
         check_policy(conn, service, principal)
+        if declared.owner:
+            check_owner(conn, declared.owner, principal)
     finally:
         end_authentication()
     return None

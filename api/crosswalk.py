@@ -33,6 +33,7 @@ def _body() -> dict:
 @bp.post("/runs")
 @declare(
     service="crosswalk",
+    owner="crosswalk",
     role="admin",
     success=202,
     body=json_object(body_required=False, moi=str, sci=str, hf=str),
@@ -135,6 +136,7 @@ def get_review() -> Response:
 @bp.post("/decisions")
 @declare(
     service="crosswalk",
+    owner="crosswalk",
     role="reviewer",
     success=201,
     body=json_object(
@@ -175,6 +177,7 @@ def post_decision() -> tuple[Response, int]:
 @bp.post("/releases")
 @declare(
     service="crosswalk",
+    owner="crosswalk",
     role="admin",
     success=201,
     responses={"200": "the run was released before: that release"},

@@ -36,6 +36,7 @@ from api.parameters import (
     form,
     json_object,
 )
+from geo.models.access import OWNED_DATASETS
 
 __all__ = [
     "BY_COLLECTION",
@@ -73,6 +74,8 @@ class Endpoint:
     must reach ``role`` and the service's policy must admit its agency). ``replica``: a
     read a replica may answer. ``query``/``body``: what it takes, parsed by :func:`arg`
     and described in the OpenAPI document with ``success``, ``media`` and ``responses``.
+    ``owner``: the dataset the endpoint writes; the key's agency must own it
+    (:mod:`geo.access.ownership`).
     """
 
     access: Access = "service"
@@ -86,6 +89,7 @@ class Endpoint:
     responses: dict[str, str] = field(default_factory=dict)
     collection_filters: bool = False  # takes the collection's own filters too
     audited: bool = True
+    owner: str | None = None  # the dataset it writes: only its owner agency (or an admin)
 
     def param(self, name: str) -> Param:
         for p in self.query:
@@ -107,10 +111,13 @@ def declare(
     media: str | Sequence[str] = "application/json",
     responses: dict[str, str] | None = None,
     collection_filters: bool = False,
+    owner: str | None = None,
 ) -> Callable[[View], View]:
     """Record the endpoint's declaration on its view (see :class:`Endpoint`)."""
     if [public, key_only, service is not None].count(True) != 1:
         raise ValueError("an endpoint is public, key_only or of a service: exactly one")
+    if owner is not None and (owner not in OWNED_DATASETS or service is None):
+        raise ValueError(f"owner is one of {', '.join(OWNED_DATASETS)}, on a service endpoint")
     spec = Endpoint(
         access="public" if public else "key" if key_only else "service",
         service=service,
@@ -122,6 +129,7 @@ def declare(
         media=(media,) if isinstance(media, str) else tuple(media),
         responses=dict(responses or {}),
         collection_filters=collection_filters,
+        owner=owner,
     )
 
     def record(view: View) -> View:

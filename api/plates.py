@@ -19,6 +19,7 @@ MAX_NOTICE = 64 * 1024 * 1024
 @bp.post("/plates/notices")
 @declare(
     service="plates",
+    owner="plates",
     role="uploader",
     body=form("file", crs=str, name=str),
 )

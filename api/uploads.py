@@ -10,6 +10,7 @@ from sqlalchemy import text
 import geo.geodata.parcels.jobs  # noqa: F401  (registers the ingest jobs)
 from api.database import get_conn
 from api.endpoints import declare, form
+from geo.access.ownership import require_visible_upload
 from geo.errors import InvalidParameter
 from geo.geodata.parcels.ingest import IngestOptions, attach_job, get_upload, record_upload
 from geo.geodata.persian import is_digits
@@ -25,6 +26,7 @@ def _flag(name: str) -> bool:
 @bp.post("/uploads")
 @declare(
     service="uploads",
+    owner="parcels",
     role="uploader",
     success=202,
     body=form("file", village=str, crs=str, dry_run=str, repair=str, mapping=str),
@@ -74,7 +76,8 @@ def post_upload() -> tuple[Response, int]:
 @bp.get("/uploads/<int:upload_id>")
 @declare(service="uploads", role="uploader")
 def get_one_upload(upload_id: int) -> Response:
-    """An upload's status, progress and validation report."""
+    """An upload's status, progress and validation report (its agency's keys only)."""
+    require_visible_upload(get_conn(), upload_id, g.get("principal"))
     return jsonify(get_upload(get_conn(), upload_id))
 
 
@@ -84,6 +87,7 @@ def get_finding_features(upload_id: int) -> Response:
     """The staged parcels that have a finding (error or warning), as GeoJSON, while the
     upload waits to be published: what the report talks about, on a map."""
     conn = get_conn()
+    require_visible_upload(conn, upload_id, g.get("principal"))
     report = get_upload(conn, upload_id)["report"] or {}
     worst: dict[str, str] = {}
     codes: dict[str, list[str]] = {}
@@ -116,10 +120,11 @@ def get_finding_features(upload_id: int) -> Response:
 
 
 @bp.post("/uploads/<int:upload_id>/publish")
-@declare(service="uploads", role="uploader", success=202)
+@declare(service="uploads", role="uploader", success=202, owner="parcels")
 def publish(upload_id: int) -> tuple[Response, int]:
     """Publish a validated dry run (as a job); 202."""
     conn = get_conn()  # the claim and the job commit together, with the request
+    require_visible_upload(conn, upload_id, g.get("principal"))
     state = get_upload(conn, upload_id)
     claimed = conn.execute(  # claim it: a second publish of it is refused
         text(

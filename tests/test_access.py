@@ -1,5 +1,7 @@
-"""Access control: every endpoint × (no key, wrong key, revoked key, each role, an agency
-excluded by all_except, an agency outside an allow_list), generated from the app's routes."""
+"""Access control: every endpoint × (no key, wrong key, revoked key, each role of each
+agency — so every write route meets its owner and every other agency —, an agency excluded
+by all_except, an agency outside an allow_list), generated from the app's routes and their
+declarations."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from sqlalchemy import text
 from api import create_app
 from api.endpoints import Endpoint, check_declared, declare, endpoint_of, services
 from geo.access.control import RANK, create_key, revoke_key, set_policy
+from geo.models.access import OWNED_DATASETS as OWNERS
 from geo.platform.database import Database
 
 ROLES = ("reader", "uploader", "reviewer", "admin")
+AGENCIES = ("moi", "sci", "hf", "registration")
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +31,8 @@ def keys(module_db_url: str) -> dict[str, str]:
     with Database(module_db_url).begin() as conn:
         for role in ROLES:
             out[role] = create_key(conn, "sci", role, f"matrix {role}")["key"]
+            for agency in AGENCIES:
+                out[f"{agency} {role}"] = create_key(conn, agency, role, "matrix")["key"]
         out["hf_reader"] = create_key(conn, "hf", "reader", "excluded")["key"]
         out["registration_reader"] = create_key(conn, "registration", "reader", "outside")["key"]
         revoked = create_key(conn, "sci", "admin", "revoked")
@@ -94,7 +100,12 @@ def test_a_declaration_is_exactly_one_kind_of_access() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "agencies", "outsider"),
-    [("all_except", ["hf"], "hf_reader"), ("allow_list", ["sci", "moi"], "registration_reader")],
+    [
+        ("all_except", ["hf"], "hf_reader"),
+        ("allow_list", ["sci", "moi"], "registration_reader"),
+        # the owners admitted: their writes pass, every other agency's are refused
+        ("allow_list", ["hf", "registration", "moi"], "sci reader"),
+    ],
 )
 def test_the_matrix(
     app: Flask,
@@ -126,10 +137,18 @@ def test_the_matrix(
                 "not a key": ("hello", 401),
                 "revoked": (keys["revoked"], 401),
                 "expired": (keys["expired"], 401),
-                f"{mode} outsider": (keys[outsider], 403),
             }
-            for role in ROLES:
-                expect[role] = (keys[role], 403 if RANK[role] < RANK[needed] else None)
+            for agency in AGENCIES:
+                for role in ROLES:
+                    admitted = role == "admin" or (
+                        RANK[role] >= RANK[needed]
+                        and (agency not in agencies if mode == "all_except" else agency in agencies)
+                        and (declared.owner is None or OWNERS[declared.owner] == agency)
+                    )
+                    expect[f"{agency} {role}"] = (
+                        keys[f"{agency} {role}"],
+                        None if admitted else 403,
+                    )
             for case, (key, status) in expect.items():
                 got = _call(client, method, path, key)
                 if status is None and got in (401, 403):

@@ -30,7 +30,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "data": {"geo.errors", "geo.models", "geo.platform", "geo.geodata", "geo.changes"},
     # The OGC core and the parameter types know no web framework (pygeoapi's api/ core).
     "api.parameters": {"geo.errors", "geo.geodata"},
-    "api.ogc": {"geo.errors", "geo.models", "geo.platform", "geo.geodata", "api.parameters"},
+    "api.ogc": {
+        "geo.errors",
+        "geo.models",
+        "geo.platform",
+        "geo.geodata",
+        "geo.access",
+        "api.parameters",
+    },
     "api": {
         "geo.errors",
         "geo.models",

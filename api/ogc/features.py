@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 
 from api.ogc.request import OgcRequest, OgcResponse, dumps, link
 from api.parameters import Int, Param, Text
+from geo.access.ownership import owner_of
 from geo.errors import InvalidParameter
 from geo.geodata.bbox import parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
@@ -144,8 +145,16 @@ def _collection_doc(req: OgcRequest, c: Collection) -> dict[str, Any]:
         "crs": supported_crs(),
         "storageCrs": CRS84,
         "queryables": {name: f.description for name, f in c.filters.items()},
+        "owner": _owner(req, c),
         "links": links,
     }
+
+
+def _owner(req: OgcRequest, c: Collection) -> dict[str, Any]:
+    """Who writes the collection's data (DESIGN.md §11); reads follow the policies."""
+    if c.dataset is None:
+        return {"dataset": c.id, "agency": None, "rule": "each agency writes its own list"}
+    return {"dataset": c.dataset, "agency": owner_of(req.conn(), c.dataset)}
 
 
 def collections(req: OgcRequest) -> OgcResponse:

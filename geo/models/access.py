@@ -23,6 +23,12 @@ from geo.models.base import Base, now_column, sql_in
 
 ROLES = ("reader", "uploader", "reviewer", "admin")
 POLICY_MODES = ("all", "all_except", "allow_list")
+# Datasets with one owner agency (DESIGN.md §11); a division list is owned by its own agency.
+OWNED_DATASETS = {
+    "parcels": "hf",  # parcel maps and guide-plan zones, from the rural guide plans
+    "plates": "registration",  # registered plots and their daily notices
+    "crosswalk": "moi",  # review decisions and releases: the agency that runs the service
+}
 
 
 class Principal(Base):
@@ -66,6 +72,22 @@ class Policy(Base):
     mode: Mapped[str] = mapped_column(Text, nullable=False)
     agencies: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
     public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    updated_at: Mapped[datetime] = now_column()
+    updated_by: Mapped[str | None] = mapped_column(Text)
+
+
+class DatasetOwner(Base):
+    """The agency that owns a dataset: only its keys (and admins) write it."""
+
+    __tablename__ = "dataset_owner"
+    __table_args__ = (
+        CheckConstraint(f"dataset IN ({sql_in(tuple(OWNED_DATASETS))})", name="dataset"),
+    )
+
+    dataset: Mapped[str] = mapped_column(Text, primary_key=True)
+    agency: Mapped[str] = mapped_column(
+        ForeignKey("agency.code", onupdate="CASCADE"), nullable=False
+    )
     updated_at: Mapped[datetime] = now_column()
     updated_by: Mapped[str | None] = mapped_column(Text)
 

@@ -46,6 +46,7 @@ class Collection:
     min_zoom: int = 0
     shapefile_names: dict[str, str] = field(default_factory=dict)
     tile_properties: tuple[str, ...] = ()  # what a map needs; the rest is one click away
+    dataset: str | None = None  # the owned dataset it shows (None: each list its agency's)
 
     @property
     def base_table(self) -> str:
@@ -69,6 +70,7 @@ _VILLAGE = Filter(
 
 PARCELS = Collection(
     id="parcels",
+    dataset="parcels",
     title="Guide-plan parcels",
     title_fa="قطعات طرح هادی",
     description="Parcels of the rural guide plans' parcel maps (Housing Foundation), versioned.",
@@ -106,6 +108,7 @@ PARCELS = Collection(
 
 GUIDE_PLANS = Collection(
     id="guide_plans",
+    dataset="parcels",
     title="Guide-plan zones",
     title_fa="محدوده طرح هادی",
     description="The planned zone of each village's rural guide plan, versioned.",
@@ -132,6 +135,7 @@ GUIDE_PLANS = Collection(
 
 PLATES = Collection(
     id="plates",
+    dataset="plates",
     title="Registered plots",
     title_fa="پلاک‌های ثبتی",
     description="Registered plots of the Registration Organization: unit, main and sub plate.",
