@@ -242,13 +242,14 @@ def run(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
 from api.cli_crosswalk import crosswalk  # noqa: E402  (subcommands register on main)
 from api.cli_divisions import divisions  # noqa: E402
-from api.cli_keys import keys  # noqa: E402
+from api.cli_keys import keys, secrets  # noqa: E402
 from api.cli_parcels import parcels  # noqa: E402
 from api.cli_plates import plates  # noqa: E402
 
 main.add_command(divisions)
 main.add_command(parcels)
 main.add_command(keys)
+main.add_command(secrets)
 main.add_command(crosswalk)
 main.add_command(plates)
 

@@ -59,3 +59,18 @@ def revoke(key_id: int) -> None:
     with ready_db().begin() as conn:
         revoke_key(conn, key_id)
     click.echo(f"key {key_id} revoked")
+
+
+@click.group()
+def secrets() -> None:
+    """Secrets sealed at rest (webhook secrets): rotate the key that seals them."""
+
+
+@secrets.command("rotate")
+@reports_errors
+def rotate_command() -> None:
+    """Seal every stored secret again under a new key, then retire the old key."""
+    from geo.changes.webhooks import reseal_secrets
+
+    done = reseal_secrets(ready_db())
+    click.echo(f"{done} secret(s) sealed again under a new key")

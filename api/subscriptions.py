@@ -76,7 +76,7 @@ def post_subscription() -> tuple[Response, int]:
         within=str_field(body, "within"),
         secret=str_field(body, "secret"),
         since=str_field(body, "since"),
-        batch_size=int(body.get("batch_size") or 500),
+        batch_size=body.get("batch_size", 500),
     )
     return jsonify(created), 201
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import Connection
 
 from crosswalk.partners import CROSSWALK
@@ -30,6 +31,12 @@ install_partners(CROSSWALK)
 # is tested in tests/test_audit_journal.py).
 os.environ.setdefault("TAGSIM_AUDIT_DIR", tempfile.mkdtemp(prefix="tagsim-audit-"))
 os.environ.setdefault("TAGSIM_AUDIT_FLUSH_S", "0")
+# Webhook receivers of the tests listen on loopback, which outbound.check_url refuses unless
+# the host is allowed (tests of that refusal clear it for themselves).
+os.environ.setdefault("TAGSIM_WEBHOOK_ALLOW", "127.0.0.1")
+# Sealed secrets: a key of the session's own (the workers it starts inherit it), never the
+# developer's .tagsim/secret.key.
+os.environ.setdefault("TAGSIM_SECRET_KEY", Fernet.generate_key().decode())
 
 
 def _server_url() -> str:

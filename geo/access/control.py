@@ -231,6 +231,31 @@ def check_policy(conn: Connection, service: str, principal: Principal) -> None:
         )
 
 
+def may_receive(conn: Connection, principal_id: int | None, service: str) -> str | None:
+    """Why the principal may no longer be sent the service's data (pushes), or ``None``:
+    ``key_revoked`` when none of its keys is valid (revoked, expired, or the principal
+    disabled), ``agency_excluded`` when the service's policy now shuts its agency out.
+    The same rules a request meets, asked of a subscription before each delivery."""
+    if principal_id is None:
+        return None  # made at the console by an operator
+    row = conn.execute(
+        text(
+            "SELECT p.id, p.agency, p.name, p.role, p.disabled, EXISTS (SELECT 1 FROM api_key k"
+            " WHERE k.principal_id = p.id AND k.revoked_at IS NULL"
+            " AND (k.expires_at IS NULL OR k.expires_at > now())) AS has_key"
+            " FROM principal p WHERE p.id = :p"
+        ),
+        {"p": principal_id},
+    ).first()
+    if row is None or row.disabled or not row.has_key:
+        return "key_revoked"
+    try:
+        check_policy(conn, service, Principal(row.id, 0, row.agency, row.name, row.role))
+    except Forbidden:
+        return "agency_excluded"
+    return None
+
+
 def set_policy(
     conn: Connection,
     service: str,

@@ -9,12 +9,20 @@ filters), as JSON ``{"subscription", "delivery", "changes", "next"}``. Headers:
   refuses stale timestamps);
 - ``X-Tagsim-Delivery``: the attempt's id (the same batch may come again: at least once).
 
-A 2xx answer moves the cursor to the batch's ``next``; anything else (or no answer within
-``TIMEOUT`` seconds) leaves it and retries after ``BACKOFF_BASE * 2**failures`` seconds (at
-most ``BACKOFF_MAX``); after ``MAX_FAILURES`` failures in a row the subscription is parked
-until someone resumes it. One row lock per subscription keeps deliveries of one
-subscription one at a time, hence in order; other subscriptions go on meanwhile. Every
-attempt is logged in ``delivery``.
+A 2xx answer moves the cursor to the batch's ``next``; anything else (or no whole answer
+within ``outbound.DEADLINE_S`` seconds, however slowly the receiver trickles) leaves it and
+retries after ``BACKOFF_BASE * 2**failures`` seconds (at most ``BACKOFF_MAX``); after
+``MAX_FAILURES`` failures in a row the subscription is parked until someone resumes it.
+A lease per subscription keeps its deliveries one at a time, hence in order; other
+subscriptions go on meanwhile, the longest waiting first. Every attempt is logged in
+``delivery``.
+
+One party's fault stays its own: a subscription is validated whole when made (its URL
+resolved and checked by :mod:`geo.changes.outbound`, its cursor decoded); one whose
+batch cannot be read backs off like a failing receiver instead of stopping the loop; before
+each delivery its principal must still hold a valid key and the ``changes`` policy must
+still admit its agency, else it is parked (``parked_reason``). Secrets are stored sealed
+(:mod:`geo.platform.sealing`).
 """
 
 from __future__ import annotations
@@ -25,22 +33,23 @@ import json
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, text
 
-from geo.changes.feed import read_changes
-from geo.errors import InvalidParameter, NotFound
+from geo.access.control import may_receive
+from geo.changes import outbound
+from geo.changes.feed import decode_cursor, read_changes
+from geo.errors import GeoError, InvalidParameter, NotFound
 from geo.geodata.bbox import check_bbox
 from geo.geodata.registry.agencies import require_agency_param
 from geo.geodata.registry.references import parse_unit_ref
 from geo.models.changes import ENTITY_KINDS
 from geo.platform.database import Database
+from geo.platform.sealing import rotate, seal, unseal
 
 __all__ = [
     "create_subscription",
@@ -50,11 +59,11 @@ __all__ = [
     "delivery_loop",
     "get_subscription",
     "list_subscriptions",
+    "reseal_secrets",
     "resume_subscription",
     "sign",
 ]
 
-TIMEOUT = 10.0
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 3600.0
 MAX_FAILURES = 8
@@ -62,7 +71,7 @@ MAX_FAILURES = 8
 # duration); a worker that died mid-delivery gives it back when the lease ends.
 LEASE_S = 120.0
 _PUBLIC = (
-    "id, agency, url, kinds, bbox, within, status, cursor, batch_size, failures,"
+    "id, agency, url, kinds, bbox, within, status, parked_reason, cursor, batch_size, failures,"
     " next_attempt_at, last_delivery_at, created_at"
 )
 
@@ -71,13 +80,6 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The ``X-Tagsim-Signature`` value of a body."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url or "")
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise InvalidParameter("url is an http(s) URL of the receiving server", field="url")
-    return url
 
 
 def create_subscription(
@@ -104,8 +106,15 @@ def create_subscription(
         unit = parse_unit_ref(within, "within")
         require_agency_param(conn, unit.agency, "within")
         within = str(unit)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise InvalidParameter("batch_size is a whole number, 1 to 5000", field="batch_size")
     if not 1 <= batch_size <= 5000:
         raise InvalidParameter("batch_size is 1 to 5000", field="batch_size")
+    if since is not None:
+        if not isinstance(since, str):
+            raise InvalidParameter("since is a cursor this service gave", field="since")
+        decode_cursor(since)  # a cursor the feed gave, or InvalidParameter naming since
+    outbound.check_url(url)
     secret = secret or secrets.token_urlsafe(32)
     if len(secret) < 16:
         raise InvalidParameter("a secret has at least 16 characters", field="secret")
@@ -121,11 +130,11 @@ def create_subscription(
             {
                 "p": principal_id,
                 "a": agency,
-                "u": _check_url(url),
+                "u": url,
                 "k": kinds or None,
                 "b": bbox,
                 "w": within,
-                "s": secret,
+                "s": seal(secret),
                 "c": since,
                 "n": batch_size,
             },
@@ -185,8 +194,8 @@ def resume_subscription(
     get_subscription(conn, subscription_id, agency)
     conn.execute(
         text(
-            "UPDATE subscription SET status = 'active', failures = 0, next_attempt_at = now()"
-            " WHERE id = :i"
+            "UPDATE subscription SET status = 'active', failures = 0, parked_reason = NULL,"
+            " next_attempt_at = now() WHERE id = :i"
         ),
         {"i": subscription_id},
     )
@@ -215,15 +224,9 @@ def deliveries(
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
-            return answer.status, None
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, str(getattr(exc, "reason", exc))[:500]
+    """POST to an allowed receiver within the delivery deadline (:mod:`outbound`)."""
+    outcome = outbound.post(url, body, headers)
+    return outcome.status, outcome.error
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,7 @@ def _claim(conn: Connection, sub: dict[str, Any]) -> Claimed | None:
     return Claimed(
         sub["id"],
         sub["url"],
-        sub["secret"],
+        unseal(sub["secret"]),
         sub["cursor"],
         batch["next"],
         sub["failures"],
@@ -343,15 +346,16 @@ def _record(
         )
         return "sent"
     failures = claimed.failures + 1
-    wait = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
+    wait = _backoff(failures)
     conn.execute(
         text(
-            "UPDATE subscription SET failures = :f, status = :st,"
+            "UPDATE subscription SET failures = :f, status = :st, parked_reason = :why,"
             f" next_attempt_at = now() + make_interval(secs => :w) WHERE {mine}"
         ),
         {
             "f": failures,
             "st": "parked" if failures >= MAX_FAILURES else "active",
+            "why": "failures" if failures >= MAX_FAILURES else None,
             "w": wait,
             "i": claimed.subscription_id,
             "claimed": claimed.cursor,
@@ -380,8 +384,9 @@ def deliver_due(db: Database, *, max_batches: int = 100) -> int:
             sub = (
                 conn.execute(
                     text(
-                        "SELECT id, url, kinds, bbox, within, secret, cursor, batch_size, failures"
-                        " FROM subscription WHERE status = 'active' AND next_attempt_at <= now()"
+                        "SELECT id, principal_id, url, kinds, bbox, within, secret, cursor,"
+                        " batch_size, failures FROM subscription"
+                        " WHERE status = 'active' AND next_attempt_at <= now()"
                         " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
                     )
                 )
@@ -390,7 +395,16 @@ def deliver_due(db: Database, *, max_batches: int = 100) -> int:
             )
             if sub is None:
                 return sent
-            claimed = _claim(conn, dict(sub))
+            why = may_receive(conn, sub["principal_id"], "changes")
+            if why is not None:
+                _park(conn, sub["id"], why)
+                continue
+            try:
+                with conn.begin_nested():
+                    claimed = _claim(conn, dict(sub))
+            except (GeoError, ValueError, TypeError) as exc:
+                _unreadable(conn, dict(sub), exc)
+                continue
         if claimed is None:  # nothing new for it: look again in a second
             continue
         status, error, ms = _send(claimed)
@@ -398,6 +412,61 @@ def deliver_due(db: Database, *, max_batches: int = 100) -> int:
             if _record(conn, claimed, status, error, ms) == "sent":
                 sent += 1
     return sent
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before the next attempt after ``failures`` failures in a row."""
+    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
+
+
+def _park(conn: Connection, subscription_id: int, why: str) -> None:
+    conn.execute(
+        text("UPDATE subscription SET status = 'parked', parked_reason = :w WHERE id = :i"),
+        {"w": why, "i": subscription_id},
+    )
+
+
+def _unreadable(conn: Connection, sub: dict[str, Any], exc: Exception) -> None:
+    """The subscription's batch could not be read (a filter or cursor stored before they
+    were validated): it backs off like a failing receiver, and parks, so the others go on."""
+    failures = sub["failures"] + 1
+    conn.execute(
+        text(
+            "INSERT INTO delivery (subscription_id, cursor_from, cursor_to, changes, ok, error)"
+            " VALUES (:s, :f, :f, 0, false, :e)"
+        ),
+        {"s": sub["id"], "f": sub["cursor"], "e": f"its changes cannot be read: {exc}"[:300]},
+    )
+    conn.execute(
+        text(
+            "UPDATE subscription SET failures = :f, status = :st, parked_reason = :why,"
+            " next_attempt_at = now() + make_interval(secs => :w) WHERE id = :i"
+        ),
+        {
+            "f": failures,
+            "st": "parked" if failures >= MAX_FAILURES else "active",
+            "why": "unreadable" if failures >= MAX_FAILURES else None,
+            "w": _backoff(failures),
+            "i": sub["id"],
+        },
+    )
+
+
+def reseal_secrets(db: Database) -> int:
+    """Seal every subscription's secret again (``tagsim secrets rotate``), in one
+    transaction; the number of secrets."""
+
+    def reseal_all(reseal: Callable[[str], str]) -> int:
+        with db.begin() as conn:
+            rows = conn.execute(text("SELECT id, secret FROM subscription FOR UPDATE")).all()
+            for row in rows:
+                conn.execute(
+                    text("UPDATE subscription SET secret = :s WHERE id = :i"),
+                    {"s": reseal(row.secret), "i": row.id},
+                )
+        return len(rows)
+
+    return rotate(reseal_all)
 
 
 def delivery_loop(db: Database, stop: threading.Event, interval: float = 1.0) -> None:

@@ -51,6 +51,8 @@ class Subscription(Base):
     cursor: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     batch_size: Mapped[int] = mapped_column(Integer, nullable=False, server_default="500")
     failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # why it was parked: failures, key_revoked, agency_excluded, unreadable
+    parked_reason: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime] = now_column()
     last_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = now_column()
