@@ -30,7 +30,7 @@ from api.database import init_app as init_database
 from api.database import init_unit_of_work
 from api.endpoints import check_declared
 from api.jsonio import TagsimJSON
-from api.params import reject_nul
+from api.params import reject_nul, reject_nul_in_form
 from crosswalk.partners import CROSSWALK
 from geo.geodata.registry.partners import install_partners
 
@@ -74,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(web.bp)
     app.register_blueprint(me.bp)
     auth.init_app(app)
+    app.before_request(reject_nul_in_form)  # (after the key is checked: see auth)
     init_unit_of_work(app)
     check_declared(app)  # a route without its declaration does not start
     return app

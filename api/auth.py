@@ -56,6 +56,8 @@ def _before() -> Response | None:
     if declared is None:  # (create_app refuses such routes; a guard all the same)
         current_app.logger.error("endpoint %s has no declaration", request.endpoint)
         return problem(403, "no_policy", "Forbidden", "this endpoint has no access rule yet")
+    # before anything reads the body: no more than the endpoint takes, chunked or not
+    request.max_content_length = declared.body_limit(current_app.config["MAX_CONTENT_LENGTH"])
     if declared.access == "public":
         return None
     if declared.access == "key":

@@ -3,13 +3,12 @@ guide-plan zones and divisions it overlaps; a village's plan coverage."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 from shapely import from_wkb
 
 from api.database import get_conn
 from api.endpoints import Text, arg, declare, json_object
 from api.params import json_body
-from geo.errors import InvalidParameter
 from geo.geodata.features.coverage import Coverage, plan_coverage, plate_geometry, plot_coverage
 from geo.geodata.features.plot_input import parse_plot
 from geo.geodata.features.temporal import parse_datetime
@@ -26,16 +25,11 @@ MAX_BODY = 8 * 1024 * 1024
     replica=True,
     query=[Text("crs"), Text("datetime")],
     body=json_object(),
+    max_body=MAX_BODY,
 )
 def post_coverage() -> Response:
     """The coverage of a posted plot: a GeoJSON Polygon/MultiPolygon (or a Feature, or
     ``{"geometry": …, "crs": "EPSG:32639", "datetime": …}``) in any CRS of Iran's maps."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidParameter(
-            f"the plot is larger than {MAX_BODY // (1024 * 1024)} MB",
-            code="request_too_large",
-            field="body",
-        )
     body = json_body()
     when = parse_datetime(arg("datetime") or _text(body.get("datetime")))
     plot = parse_plot(body, arg("crs") or body.get("crs"))

@@ -61,6 +61,8 @@ __all__ = [
     "services",
 ]
 
+NO_BODY_BYTES = 64 * 1024
+JSON_BODY_BYTES = 1024 * 1024
 BY_COLLECTION = "by collection"  # the service is the collection's (features.collections)
 Access = Literal["service", "public", "key"]
 View = TypeVar("View", bound=Callable[..., Any])
@@ -90,6 +92,20 @@ class Endpoint:
     collection_filters: bool = False  # takes the collection's own filters too
     audited: bool = True
     owner: str | None = None  # the dataset it writes: only its owner agency (or an admin)
+    max_body: int | None = None  # bytes of body it reads at most (see body_limit)
+
+    def body_limit(self, app_max: int) -> int:
+        """The most body bytes this endpoint reads (the app's ``MAX_CONTENT_LENGTH`` at
+        most): its declared ``max_body``, else 64 KiB without a body, 1 MiB for JSON, the
+        app's limit for files. Werkzeug holds every body to it as it is read, chunked ones
+        included (413 ``request_entity_too_large``)."""
+        if self.max_body is not None:
+            return min(self.max_body, app_max)
+        if self.body is None:
+            return min(NO_BODY_BYTES, app_max)
+        if self.body.media_type == "application/json":
+            return min(JSON_BODY_BYTES, app_max)
+        return app_max
 
     def param(self, name: str) -> Param:
         for p in self.query:
@@ -112,6 +128,7 @@ def declare(
     responses: dict[str, str] | None = None,
     collection_filters: bool = False,
     owner: str | None = None,
+    max_body: int | None = None,
 ) -> Callable[[View], View]:
     """Record the endpoint's declaration on its view (see :class:`Endpoint`)."""
     if [public, key_only, service is not None].count(True) != 1:
@@ -130,6 +147,7 @@ def declare(
         responses=dict(responses or {}),
         collection_filters=collection_filters,
         owner=owner,
+        max_body=max_body,
     )
 
     def record(view: View) -> View:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from geo.errors import InvalidParameter
 
@@ -33,8 +34,14 @@ def _clean_json(value: Any, field: str) -> Any:
 
 def json_body(*, required: bool = True) -> dict[str, Any]:
     """The request's JSON object (``{}`` when absent and not required), checked to be an
-    object of valid Unicode."""
-    body = request.get_json(silent=True)
+    object of valid Unicode, nested at most ``MAX_DEPTH`` deep (400 ``too_deep``)."""
+    read_body()  # (413 when the body passes the endpoint's limit, before any parsing)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # (the parser's own limit, far beyond ours)
+        raise InvalidParameter(_TOO_DEEP, field="body", code="too_deep") from None
+    if _depth(body) > MAX_DEPTH:
+        raise InvalidParameter(_TOO_DEEP, field="body", code="too_deep")
     if body is None and not required:
         return {}
     if not isinstance(body, dict):
@@ -43,6 +50,34 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     if b"\\u" not in request.get_data(cache=True):
         return body
     return _clean_json(body, "body")
+
+
+def read_body() -> bytes:
+    """The request's body, whole. Werkzeug stops reading a streamed (chunked) body at the
+    endpoint's limit and returns what it read; a body that reaches the limit is refused
+    here (413) rather than parsed cut short."""
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge(f"this endpoint reads at most {limit} bytes of body")
+    return data
+
+
+MAX_DEPTH = 32
+_TOO_DEEP = f"the JSON body is nested more than {MAX_DEPTH} deep"
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests (without recursion: a hostile body cannot exhaust the stack)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+            todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def str_field(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -58,11 +93,16 @@ def str_field(body: dict[str, Any], name: str, *, required: bool = False) -> str
 
 
 def reject_nul() -> None:
-    """Before every request: PostgreSQL text cannot hold NUL, so refuse it up front."""
+    """Before every request: PostgreSQL text cannot hold NUL, so refuse it up front (the
+    path and query only: a body is not read before the key is checked)."""
     if "\x00" in request.path or any(
         "\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)
     ):
         raise InvalidParameter("the request holds a NUL character", field="query")
+
+
+def reject_nul_in_form() -> None:
+    """After authentication: a form's fields may not hold NUL either."""
     for k, v in (
         request.form.items(multi=True)
         if request.mimetype in {"multipart/form-data", "application/x-www-form-urlencoded"}

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from api.database import app_db
 from api.endpoints import declare, form
+from api.params import read_body
 from geo.changes.plate_notices import apply_notice
 from geo.errors import InvalidParameter
 from geo.geodata.features.plot_input import epsg_of
@@ -22,21 +23,16 @@ MAX_NOTICE = 64 * 1024 * 1024
     owner="plates",
     role="uploader",
     body=form("file", crs=str, name=str),
+    max_body=MAX_NOTICE,
 )
 def post_notice() -> Response:
     """A notice as multipart ``file`` (CSV ``unit,main,sub,wkt[,action]`` or GeoJSON) or as
     the request body (``text/csv`` or GeoJSON); ``crs`` and ``name`` optional."""
-    if request.content_length is not None and request.content_length > MAX_NOTICE:
-        raise InvalidParameter(
-            f"a notice is at most {MAX_NOTICE // 1024 // 1024} MB",
-            code="request_too_large",
-            field="file",
-        )
     upload = request.files.get("file")
     if upload is not None:
         raw, name = upload.read(), upload.filename or "notice"
     else:
-        raw, name = request.get_data(), "notice"
+        raw, name = read_body(), "notice"
     if not raw:
         raise InvalidParameter("send the notice as the multipart field 'file'", field="file")
     name = request.values.get("name") or name

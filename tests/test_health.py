@@ -20,8 +20,22 @@ def test_healthz_reports_postgis_and_the_migration_head(client: FlaskClient) -> 
     assert r.status_code == 200
     body = r.get_json()
     assert body["status"] == "ok"
-    assert body["database"]["postgis_version"].startswith("3.")
+    assert body["database"] == {"postgis": True}  # no versions for anyone
     assert body["migration"] == {"current": head_revision(), "head": head_revision()}
+    assert "python" not in client.get("/version").get_json()
+
+
+def test_healthz_tells_an_admin_the_versions(db_url: str, client: FlaskClient) -> None:
+    from geo.access.control import create_key
+    from geo.platform.database import Database
+
+    with Database(db_url).begin() as c:
+        admin = create_key(c, "moi", "admin", "health")["key"]
+        reader = create_key(c, "moi", "reader", "health")["key"]
+    told = client.get("/healthz", headers={"Authorization": f"Bearer {admin}"}).get_json()
+    assert told["database"]["postgis_version"].startswith("3.")
+    kept = client.get("/healthz", headers={"Authorization": f"Bearer {reader}"}).get_json()
+    assert "postgis_version" not in kept["database"]
 
 
 def test_healthz_says_503_when_the_schema_is_behind(empty_db_url: str) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, text
 from geo.errors import NotFound
 from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import normalize_code
+from geo.geodata.registry.agencies import require_agency
 from geo.geodata.registry.editions import IN_FORCE_SQL
 from geo.geodata.registry.partners import partners
 from geo.models.base import sql_in
@@ -255,6 +256,7 @@ def plate_geometry(
 def plan_coverage(conn: Connection, agency: str, code: str) -> dict[str, Any]:
     """How much of the village's current guide-plan zone its current parcels cover: the share,
     the gaps as geometry, and the parcels reaching outside the zone."""
+    require_agency(conn, agency)  # (the crosswalk names its columns after agencies)
     pairs = sorted(partners().equivalent_codes(conn, agency, code))
     plan = (
         conn.execute(

@@ -48,7 +48,8 @@ def _epsg(crs: Any) -> int:
     if crs is None or crs == "":
         return WGS84
     if isinstance(crs, dict):  # {"type": "name", "properties": {"name": "EPSG:32639"}}
-        crs = (crs.get("properties") or {}).get("name")
+        properties = crs.get("properties")
+        crs = properties.get("name") if isinstance(properties, dict) else None
     raw = str(crs).strip()
     for prefix in (
         "http://www.opengis.net/def/crs/EPSG/0/",
@@ -86,7 +87,10 @@ def _build(geometry: Any) -> BaseGeometry:
         raise InvalidParameter(
             "the plot must be a GeoJSON Polygon or MultiPolygon", code="invalid_geojson"
         )
-    if geometry["type"] not in {"Polygon", "MultiPolygon"}:
+    if not isinstance(geometry["type"], str) or geometry["type"] not in {
+        "Polygon",
+        "MultiPolygon",
+    }:
         raise InvalidParameter(
             f"the plot must be a Polygon or MultiPolygon, not {geometry['type']!r}",
             code="wrong_geometry_type",
