@@ -172,17 +172,22 @@ def worker(concurrency: int) -> None:
     import crosswalk.jobs  # noqa: F401  (registers its job)
     import geo.geodata.parcels.jobs  # noqa: F401
     from geo.changes.webhooks import delivery_loop
-    from geo.platform.jobs import run_worker
+    from geo.platform.jobs import recovery_loop, run_worker
 
     db = ready_db()
     stop = threading.Event()
-    pusher = threading.Thread(target=delivery_loop, args=(db, stop), daemon=True)
-    pusher.start()  # webhook deliveries beside the jobs
+    helpers = [
+        threading.Thread(target=loop, args=(db, stop), daemon=True)
+        for loop in (delivery_loop, recovery_loop)  # webhooks; jobs of workers that died
+    ]
+    for helper in helpers:
+        helper.start()
     try:
         run_worker(db, concurrency=concurrency)
     finally:
         stop.set()
-        pusher.join(timeout=15)
+        for helper in helpers:
+            helper.join(timeout=15)
 
 
 @main.command()

@@ -45,3 +45,48 @@ def test_a_job_queued_in_a_rolled_back_transaction_never_exists(db_url: str) -> 
         conn.rollback()
     with pytest.raises(NotFound):
         jobs.job_state(Database(db_url), job_id)
+
+
+def test_a_running_worker_takes_up_the_job_of_a_killed_one(fresh_url: str) -> None:
+    """Issue 22, finding 8: no second restart needed. Worker A runs a job and is SIGKILLed;
+    worker B, started while A held the job, queues it again once A's heartbeat is
+    ``TAGSIM_STALLED_AFTER_S`` old, and finishes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "TAGSIM_DATABASE_URL": fresh_url, "TAGSIM_STALLED_AFTER_S": "6"}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    job_id = _enqueue(fresh_url, "tagsim:selftest", kind="selftest", steps=600)  # ~6 s
+    first = start()
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while jobs.job_state(Database(fresh_url), job_id)["done"] < 50:
+            assert time.monotonic() < deadline, "worker A never ran the job"
+            time.sleep(0.05)
+        second = start()  # B is running, idle: A holds the only job
+        time.sleep(1.0)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        killed = time.monotonic()
+        while jobs.job_state(Database(fresh_url), job_id)["status"] != "succeeded":
+            assert time.monotonic() - killed < 60, jobs.job_state(Database(fresh_url), job_id)
+            time.sleep(0.2)
+        finished_s = time.monotonic() - killed
+    finally:
+        for worker in (first, second):
+            if worker is not None and worker.poll() is None:
+                worker.terminate()
+                worker.wait(timeout=30)
+    assert finished_s < 6 + 2 + 6 + 10  # stalled after, a beat, the rerun, and slack

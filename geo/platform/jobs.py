@@ -4,10 +4,18 @@ Tasks are registered with :func:`task` by the modules that own the work; :func:`
 builds the app the web process defers with and the worker runs, with every task
 registered by then. Progress is written by the task through :func:`report_progress`, in its
 own short transaction so a reader sees it while the job runs.
+
+A worker beats every ``HEARTBEAT_S`` seconds; every running worker looks for jobs whose
+worker stopped beating ``stalled_after()`` seconds ago (killed: SIGKILL, a lost machine)
+every ``HEARTBEAT_S`` and queues them again (:func:`recovery_loop`), so a killed publish is
+taken up by any worker still running, within about ``stalled_after() + HEARTBEAT_S``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC
@@ -25,6 +33,7 @@ __all__ = [
     "job_app",
     "job_state",
     "recover_stalled",
+    "recovery_loop",
     "report_progress",
     "run_worker",
     "task",
@@ -32,6 +41,8 @@ __all__ = [
 ]
 
 QUEUE = "tagsim"
+HEARTBEAT_S = 5.0
+STALLED_AFTER_S = 25.0  # five missed beats (TAGSIM_STALLED_AFTER_S)
 _TASKS: dict[str, Callable[..., Any]] = {}
 _worker_db: Database | None = None  # set by run_worker: tasks reach the database through it
 
@@ -133,7 +144,11 @@ def recover_stalled(db: Database, seconds: float = 60) -> int:
     from datetime import datetime
 
     async def recover() -> int:
-        app = job_app(db)
+        # An app of its own: the worker's (job_app, cached) is open on another thread's
+        # event loop while this runs beside it (recovery_loop).
+        app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(conninfo=_conninfo(db.url))
+        )
         async with app.open_async():
             stalled = list(
                 await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=seconds)
@@ -150,10 +165,40 @@ def run_worker(db: Database, *, wait: bool = True, concurrency: int = 1) -> None
     again the jobs a killed worker left behind."""
     global _worker_db
     _worker_db = db
-    recover_stalled(db)
+    recover_stalled(db, stalled_after())
     job_app(db).run_worker(
-        queues=[QUEUE], wait=wait, concurrency=concurrency, install_signal_handlers=wait
+        queues=[QUEUE],
+        wait=wait,
+        concurrency=concurrency,
+        install_signal_handlers=wait,
+        update_heartbeat_interval=heartbeat_s(),
+        stalled_worker_timeout=stalled_after(),
     )
+
+
+def heartbeat_s() -> float:
+    return min(HEARTBEAT_S, stalled_after() / 3)
+
+
+def stalled_after() -> float:
+    """Seconds without a heartbeat after which a worker's jobs are taken up by another."""
+    raw = os.environ.get("TAGSIM_STALLED_AFTER_S")
+    try:
+        return max(3.0, float(raw)) if raw else STALLED_AFTER_S
+    except ValueError:
+        return STALLED_AFTER_S
+
+
+def recovery_loop(db: Database, stop: threading.Event) -> None:
+    """Queue again, every heartbeat, the jobs of workers that died (the worker command
+    runs this in a thread beside its jobs)."""
+    while not stop.wait(heartbeat_s()):
+        try:
+            found = recover_stalled(db, stalled_after())
+            if found:
+                logging.getLogger(__name__).warning("took up %d stalled job(s)", found)
+        except Exception:  # a bad moment of the database must not end the loop
+            logging.getLogger(__name__).exception("looking for stalled jobs failed")
 
 
 @task("selftest")
