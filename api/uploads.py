@@ -9,7 +9,8 @@ from sqlalchemy import text
 
 import geo.geodata.parcels.jobs  # noqa: F401  (registers the ingest jobs)
 from api.database import get_conn
-from api.endpoints import declare, form
+from api.endpoints import declare, form, json_object
+from api.params import json_body
 from geo.access.ownership import require_visible_upload
 from geo.errors import InvalidParameter
 from geo.geodata.parcels.ingest import IngestOptions, attach_job, get_upload, record_upload
@@ -29,7 +30,9 @@ def _flag(name: str) -> bool:
     owner="parcels",
     role="uploader",
     success=202,
-    body=form("file", village=str, crs=str, dry_run=str, repair=str, mapping=str),
+    body=form(
+        "file", village=str, crs=str, dry_run=str, repair=str, mapping=str, confirm_removals=str
+    ),
 )
 def post_upload() -> tuple[Response, int]:
     """Multipart ``file`` with optional ``village`` (AGENCY:CODE), ``crs`` (EPSG code),
@@ -52,6 +55,7 @@ def post_upload() -> tuple[Response, int]:
         dry_run=_flag("dry_run"),
         repair=_flag("repair"),
         mapping=mapping,
+        confirm_removals=_flag("confirm_removals"),
     )
     principal = g.get("principal")
     # One unit of work: the upload's row, its file, its job and the job's id commit together
@@ -120,11 +124,29 @@ def get_finding_features(upload_id: int) -> Response:
 
 
 @bp.post("/uploads/<int:upload_id>/publish")
-@declare(service="uploads", role="uploader", success=202, owner="parcels")
+@declare(
+    service="uploads",
+    role="uploader",
+    success=202,
+    owner="parcels",
+    body=json_object(body_required=False, confirm_removals=bool),
+)
 def publish(upload_id: int) -> tuple[Response, int]:
-    """Publish a validated dry run (as a job); 202."""
+    """Publish a validated dry run (as a job); 202. ``{"confirm_removals": true}`` lets it
+    remove more than 20% of a village's parcels (refused otherwise: ``mass_removal``)."""
     conn = get_conn()  # the claim and the job commit together, with the request
     require_visible_upload(conn, upload_id, g.get("principal"))
+    confirm = json_body(required=False).get("confirm_removals", False)
+    if not isinstance(confirm, bool):
+        raise InvalidParameter("confirm_removals is true or false", field="confirm_removals")
+    if confirm:
+        conn.execute(
+            text(
+                "UPDATE upload SET options = options || '{\"confirm_removals\": true}'"
+                " WHERE id = :u"
+            ),
+            {"u": upload_id},
+        )
     state = get_upload(conn, upload_id)
     claimed = conn.execute(  # claim it: a second publish of it is refused
         text(

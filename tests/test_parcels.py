@@ -283,7 +283,12 @@ def test_publish_versions_unchanged_and_changes(url: str, world: Path, tmp_path:
     v2 = v2.drop(index=5)
     v2.loc[9] = ["9", "باغ", 400.0, box(*v2.geometry[1].bounds).buffer(-1).centroid.buffer(5)]
     v2 = v2.drop(index=1)
-    second = _run(url, _gpkg(v2, zone, tmp_path), "v2.gpkg")
+    # two of the village's six parcels removed: more than 20%, so it must be confirmed
+    refused = _run(url, _gpkg(v2, zone, tmp_path), "v2.gpkg")
+    assert refused["status"] == "failed" and refused["report"]["error"] == "mass_removal"
+    assert refused["report"]["villages"] == [{"village": code, "current": 6, "removed": 2}]
+    assert _current(url, code) == 6  # nothing of it published
+    second = _run(url, _gpkg(v2, zone, tmp_path), "v2.gpkg", confirm_removals=True)
     assert second["report"]["published"] == {"insert": 1, "update": 1, "delete": 2, "zone": 0}
     with Database(url).connect() as c:
         rows = c.execute(
@@ -719,3 +724,33 @@ def test_a_crash_between_any_two_steps_of_post_uploads_leaves_nothing(
             text("SELECT job_id FROM upload WHERE id = :u"), {"u": r.get_json()["upload_id"]}
         ).scalar_one()
     assert job_of_upload == r.get_json()["job_id"]
+
+
+def test_a_dry_run_that_would_wipe_a_village_out_is_published_only_when_confirmed(
+    url: str, world: Path, tmp_path: Path
+) -> None:
+    """Issue 22, finding 9: one parcel of a million vertices for a village of many is
+    refused (too_many_vertices); one plain big parcel for it is refused at publish
+    (mass_removal, kept in the report) until the publish is confirmed."""
+    with (world / "lists/hf_villages_1402.csv").open(encoding="utf-8") as f:
+        placed = [r for r in csv.DictReader(f) if r["level"] == "village" and r["lat"]]
+    code, parcels, zone = _crafted(url, world, placed[2])  # a village of its own
+    assert _run(url, _gpkg(parcels, zone, tmp_path), "wipe-v1.gpkg")["status"] == "published"
+    ring = zone.geometry.iloc[0].centroid.buffer(15, quad_segs=5_100)  # 20,401 vertices
+    huge = parcels.iloc[:1].copy()
+    huge.loc[huge.index[0], "geometry"] = ring
+    many = _run(url, _gpkg(huge, zone, tmp_path), "wipe-huge.gpkg", dry_run=True)
+    codes = many["report"]["summary"]["by_code"]
+    assert many["status"] == "invalid" and "too_many_vertices" in codes, codes
+    one = parcels.iloc[:1].copy()
+    dry = _run(url, _gpkg(one, zone, tmp_path), "wipe-one.gpkg", dry_run=True)
+    assert dry["status"] == "validated"
+    with pytest.raises(UploadRejected, match="remove 5 of the 6 parcels"):
+        publish_upload(Database(url), dry["id"])
+    with Database(url).connect() as c:
+        state = ingest_module.get_upload(c, dry["id"])
+    assert state["status"] == "validated"
+    assert state["report"]["publish_refused"]["code"] == "mass_removal"
+    assert _current(url, code) == 6
+    done = publish_upload(Database(url), dry["id"], confirm_removals=True)
+    assert done["status"] == "published" and _current(url, code) == 1

@@ -279,3 +279,46 @@ def test_the_changes_of_today(page: Any) -> None:
     page.wait_for_selector("#changes-table tbody tr td:nth-child(2)")
     assert page.locator("#changes-table tbody tr").count() > 1
     _shot(page, "changes")
+
+
+def test_a_publish_that_would_remove_most_of_a_village_is_asked_first(
+    page: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 22, finding 9: one parcel for a village of many removes the others only once
+    the user says yes to the page's question."""
+    truth = settings().sample_dir / "truth" / "parcels.gpkg"
+    with Database(site["url"]).connect() as c:
+        code = c.execute(
+            text("SELECT max(village_code) FROM parcel WHERE valid_to IS NULL")
+        ).scalar_one()
+    parcels = gpd.read_file(truth, layer="parcels")
+    one = parcels[parcels["CODE_HF"] == code].head(1)
+    folder = tmp_path / "one"
+    folder.mkdir()
+    one.to_file(folder / "map.shp", encoding="utf-8")
+    file = tmp_path / "one.zip"
+    with zipfile.ZipFile(file, "w") as z:
+        for part in folder.iterdir():
+            z.write(part, part.name)
+    _show(page, "upload")
+    page.set_input_files("#upload-file", str(file))
+    page.fill("#upload-village", f"hf:{code}")
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.querySelector('#upload-status').dataset.status === 'validated'",
+        timeout=60_000,
+    )
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.click("#upload-publish")
+    page.wait_for_function(
+        "() => document.querySelector('#upload-status').dataset.status === 'published'",
+        timeout=120_000,
+    )
+    assert asked and "remove" in asked[0]
+    with Database(site["url"]).connect() as c:
+        left = c.execute(
+            text("SELECT count(*) FROM parcel WHERE village_code = :c AND valid_to IS NULL"),
+            {"c": code},
+        ).scalar_one()
+    assert left == 1

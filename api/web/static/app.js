@@ -12,7 +12,7 @@ const T = {
     unit: "حوزه", main: "اصلی", sub: "فرعی", ask: "پرسش", paste_hint: "GeoJSON چندضلعی",
     ask_pasted: "محاسبه برای GeoJSON", file: "فایل (shapefile zip، GeoPackage، GeoJSON)",
     village: "روستا (اختیاری)", dry_run: "فقط بررسی (بدون انتشار)", send: "ارسال",
-    publish: "انتشار", review_keys: "کلیدها: c تأیید، r رد، j بعدی، k قبلی، o نامزدهای دیگر و ۱ تا ۵ برای پیوند",
+    publish: "انتشار", confirm_removals: "با این حال منتشر شود؟ قطعه‌های حذف‌شده در تاریخچه می‌مانند.", review_keys: "کلیدها: c تأیید، r رد، j بعدی، k قبلی، o نامزدهای دیگر و ۱ تا ۵ برای پیوند",
     confirm: "تأیید (c)", reject: "رد (r)", next: "بعدی (j)", all_kinds: "همه", show: "نمایش",
     others: "نامزدهای دیگر (o)", link: "پیوند",
     when: "زمان", kind: "نوع", entity: "شناسه", operation: "عمل", parcel: "قطعه",
@@ -32,7 +32,7 @@ const T = {
     unit: "unit", main: "main", sub: "sub", ask: "Ask", paste_hint: "GeoJSON polygon",
     ask_pasted: "Ask for the GeoJSON", file: "File (zipped shapefile, GeoPackage, GeoJSON)",
     village: "Village (optional)", dry_run: "Validate only (dry run)", send: "Send",
-    publish: "Publish", review_keys: "Keys: c confirm, r reject, j next, k previous, o other candidates then 1–5 to link",
+    publish: "Publish", confirm_removals: "Publish all the same? Removed parcels stay in the history.", review_keys: "Keys: c confirm, r reject, j next, k previous, o other candidates then 1–5 to link",
     confirm: "Confirm (c)", reject: "Reject (r)", next: "Next (j)", all_kinds: "All",
     others: "Other candidates (o)", link: "Link",
     show: "Show", when: "When", kind: "Kind", entity: "Entity", operation: "Operation",
@@ -250,7 +250,7 @@ async function follow(id, until = ["validated", "invalid", "published", "failed"
   for (;;) {
     const u = await api(`/uploads/${id}`);
     progress(0.3 + 0.7 * (u.progress || 0), `${t("processing")} #${id}: ${u.status} ${fmt(100 * (u.progress || 0), 0)}%`);
-    if (until.includes(u.status)) return showReport(u);
+    if (until.includes(u.status)) { showReport(u); return u; }
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -288,10 +288,15 @@ function showReport(u) {
   };
   state.uploadMap.loaded() ? show() : state.uploadMap.once("load", show);
 }
-async function publishUpload() {
+async function publishUpload(confirmed = false) {
   $("#upload-publish").hidden = true;
-  await api(`/uploads/${state.upload}/publish`, { method: "POST" });
-  await follow(state.upload, ["published", "failed"]);
+  await api(`/uploads/${state.upload}/publish`, { method: "POST", json: confirmed ? { confirm_removals: true } : {} });
+  const u = await follow(state.upload, ["published", "failed", "validated"]);
+  const refused = (u.report || {}).publish_refused;
+  // a publish that would remove over 20% of a village's parcels is asked again, not assumed
+  if (!confirmed && u.status === "validated" && refused && refused.code === "mass_removal") {
+    if (window.confirm(`${refused.message}\n\n${t("confirm_removals")}`)) await publishUpload(true);
+  }
 }
 
 // -- crosswalk review ----------------------------------------------------------------------
@@ -381,7 +386,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#plate-go").onclick = askPlate;
   $("#plot-go").onclick = () => { try { askCoverage(JSON.parse($("#plot-geojson").value)); } catch (e) { $("#coverage-result").innerHTML = `<p class="error">${esc(e.message)}</p>`; } };
   $("#upload-form").onsubmit = sendUpload;
-  $("#upload-publish").onclick = publishUpload;
+  $("#upload-publish").onclick = () => publishUpload();
   $("#review-confirm").onclick = () => decide("confirm");
   $("#review-reject").onclick = () => decide("reject");
   $("#review-next").onclick = () => { state.index = Math.min(state.index + 1, state.review.length - 1); renderReview(); };

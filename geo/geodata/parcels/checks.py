@@ -4,7 +4,7 @@ Errors (block publish): ``empty_geometry``, ``wrong_geometry_type``, ``invalid_g
 (with GEOS's reason and location, what ``ST_IsValidDetail`` gives; repaired with consent,
 then a warning ``repaired_geometry`` with the area changed), ``missing_parcel_no``,
 ``duplicate_parcel_no``, ``overlap`` (above ``OVERLAP_M2``), ``outside_zone`` (above
-``OUTSIDE_M2``).
+``OUTSIDE_M2``), ``too_many_vertices`` (above ``MAX_VERTICES``: no parcel is drawn so).
 Warnings: ``z_dropped``, ``area_mismatch`` (declared area more than ``AREA_TOLERANCE`` off),
 ``zone_gaps`` (share of the zone no parcel covers), ``no_zone``.
 
@@ -35,6 +35,7 @@ from geo.geodata.parcels.prepare import POLYGONAL, Prepared, point_text
 __all__ = [
     "AREA_TOLERANCE",
     "ERRORS",
+    "MAX_VERTICES",
     "OUTSIDE_M2",
     "OVERLAP_M2",
     "Checker",
@@ -44,6 +45,7 @@ __all__ = [
 AREA_TOLERANCE = 0.10
 OVERLAP_M2 = 1.0
 OUTSIDE_M2 = 1.0
+MAX_VERTICES = 20_000  # a cadastral parcel has tens of vertices, a densified one hundreds
 LIMIT = 5000  # findings kept in a report (the counts are all)
 REGATHER = 250_000  # features held at once when villages are read again
 ERRORS = {
@@ -54,6 +56,7 @@ ERRORS = {
     "duplicate_parcel_no",
     "overlap",
     "outside_zone",
+    "too_many_vertices",
 }
 _TYPE_NAMES = {  # as PostGIS's GeometryType names them
     0: "POINT",
@@ -111,6 +114,14 @@ def feature_findings(p: Prepared) -> list[dict[str, Any]]:
         out.append(
             _finding(
                 "wrong_geometry_type", int(p.numbers[i]), nos[i], message, point_text(p.geoms[i])
+            )
+        )
+    vertices = shapely.get_num_coordinates(p.geoms)
+    for i in np.flatnonzero(present & (vertices > MAX_VERTICES)):
+        message = f"{int(vertices[i])} vertices; a parcel has at most {MAX_VERTICES}"
+        out.append(
+            _finding(
+                "too_many_vertices", int(p.numbers[i]), nos[i], message, point_text(p.geoms[i])
             )
         )
     for i in np.flatnonzero(present & polygonal & ~p.valid):

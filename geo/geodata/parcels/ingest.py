@@ -75,6 +75,7 @@ class IngestOptions:
     dry_run: bool = False
     repair: bool = False
     mapping: dict[str, str] = field(default_factory=dict)
+    confirm_removals: bool = False  # a publish may remove over 20% of a village's parcels
 
 
 def create_upload(
@@ -383,7 +384,15 @@ def _load(
             on_progress(0.8, "publishing")
             cause = {"upload": upload_id, "file": upload["file_name"]}
             changes = publish_loaded(
-                conn, upload_id, agency, cause, loader, seen, stats.ids, indexed=indexed
+                conn,
+                upload_id,
+                agency,
+                cause,
+                loader,
+                seen,
+                stats.ids,
+                indexed=indexed,
+                confirm_removals=options.confirm_removals,
             )
             report = {**_described(report, layers, start, villages), "published": changes}
             stored()
@@ -497,12 +506,20 @@ def get_upload_state(db: Database, upload_id: int) -> dict[str, Any]:
 
 
 def publish_upload(
-    db: Database, upload_id: int, progress: Progress | None = None
+    db: Database,
+    upload_id: int,
+    progress: Progress | None = None,
+    *,
+    confirm_removals: bool | None = None,
 ) -> dict[str, Any]:
-    """Validate the staged upload again and publish it in one transaction."""
+    """Validate the staged upload again and publish it in one transaction.
+    ``confirm_removals``: a village may lose more than 20% of its parcels (default: as the
+    upload's options say). A refusal is kept in the report (``publish_refused``)."""
     on_progress = progress or (lambda _f, _m: None)
     with db.connect() as conn:
         up = get_upload(conn, upload_id)
+    if confirm_removals is None:
+        confirm_removals = bool(up["options"].get("confirm_removals"))
     if up["status"] == "published":
         raise ValidationError(f"upload {upload_id} is already published", code="already_published")
     if up["status"] not in {"validated", "publishing"}:  # publishing: claimed by the API
@@ -540,15 +557,27 @@ def publish_upload(
                 up["village_agency"],
                 {"upload": upload_id, "file": up["file_name"]},
                 provinces,
+                confirm_removals=confirm_removals,
             )
             conn.execute(
                 text(
                     "UPDATE upload SET status = 'published', progress = 1, updated_at = now(),"
-                    " report = report || jsonb_build_object('published', CAST(:c AS jsonb))"
+                    " report = (report - 'publish_refused')"
+                    " || jsonb_build_object('published', CAST(:c AS jsonb))"
                     " WHERE id = :u"
                 ),
                 {"u": upload_id, "c": json.dumps(changes)},
             )
+    except GeoError as exc:
+        refused = {"code": exc.code, "message": exc.message, **exc.details}
+        _set(
+            db,
+            upload_id,
+            status="validated",
+            progress=0.7,
+            report={**(up["report"] or {}), "publish_refused": refused},
+        )
+        raise
     except Exception:
         _set(db, upload_id, status="validated", progress=0.7)
         raise

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, text
 
+from geo.geodata.parcels.errors import UploadRejected
 from geo.geodata.parcels.extents import VillageExtent, grow_seen_extents, seen_rows
 from geo.geodata.parcels.first_load import (
     Loader,
@@ -106,10 +107,17 @@ def publish_stage(
     agency: str,
     cause: dict[str, Any],
     provinces: dict[str, str],
+    *,
+    confirm_removals: bool = False,
 ) -> dict[str, int]:
     """Apply staged upload ``upload_id`` (villages of ``agency``, each in its province as
     :func:`stage_provinces` found it); return change counts."""
-    params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
+    params = {
+        "u": upload_id,
+        "a": agency,
+        "cause": json.dumps(cause),
+        "confirm_removals": confirm_removals,
+    }
     # The partitions' lock (when a province lacks one) before the villages' locks, as the
     # direct publish takes them: no deadlock between the two.
     candidates = claim_new_provinces(conn, set(provinces.values()))
@@ -131,13 +139,19 @@ def publish_loaded(
     ids: dict[str, list[np.ndarray]],
     *,
     indexed: Callable[[], None] | None = None,
+    confirm_removals: bool = False,
 ) -> dict[str, int]:
     """Apply upload ``upload_id`` written straight into ``loader`` (and its zone staged;
     ``seen``: each village's province, rows and box, ``ids``: its rows' version ids): the
     other rows are compared with the stored maps, the new provinces' tables become their
     partitions (``indexed``: waits for their indexes, built meanwhile); return change
     counts."""
-    params = {"u": upload_id, "a": agency, "cause": json.dumps(cause)}
+    params = {
+        "u": upload_id,
+        "a": agency,
+        "cause": json.dumps(cause),
+        "confirm_removals": confirm_removals,
+    }
     # (the loader's tables are named per upload: a name is not a bind parameter)
     provinces: dict[str, str] = dict(
         conn.execute(text(f"SELECT DISTINCT village_code, province FROM {loader.rest}")).all()  # type: ignore[arg-type]
@@ -162,6 +176,29 @@ def publish_loaded(
     return {**counts, "insert": counts["insert"] + sum(moved.values()), "zone": zones}
 
 
+# More than this share of a village's current parcels removed by one publish must be
+# confirmed: a wrong file (one huge polygon, another village's map) would otherwise wipe
+# out a village's map with no more than a warning.
+MASS_REMOVAL = 0.2
+
+
+def _refuse_mass_removals(conn: Connection) -> None:
+    found = conn.execute(SQL.mass_removals, {"share": MASS_REMOVAL}).mappings().all()
+    if not found:
+        return
+    villages = [dict(r) for r in found]
+    first = villages[0]
+    raise UploadRejected(
+        f"publishing would remove {first['removed']} of the {first['current']} parcels of"
+        f" village {first['village']}"
+        + (f" and as many in {len(villages) - 1} other villages" if len(villages) > 1 else "")
+        + f" (more than {MASS_REMOVAL:.0%}); publish again with confirm_removals if this is"
+        " meant",
+        code="mass_removal",
+        villages=villages[:50],
+    )
+
+
 def _text_key(value: Any) -> str | None:
     return None if value is None else match_key(str(value))
 
@@ -182,9 +219,13 @@ def _forgive_spelling(conn: Connection) -> None:
 
 def _compare(conn: Connection, params: dict[str, Any]) -> dict[str, int]:
     """Compare the new maps (``pub_new``) with the current ones of their villages
-    (``pub_village``) and apply the difference; the counts of each operation."""
+    (``pub_village``) and apply the difference; the counts of each operation. A village
+    that would lose more than ``MASS_REMOVAL`` of its parcels stops the publish
+    (``mass_removal``) unless ``params["confirm_removals"]``."""
     conn.execute(SQL.create_pub_cur, params)
     conn.execute(SQL.create_pub_diff, params)
+    if not params.get("confirm_removals"):
+        _refuse_mass_removals(conn)
     _forgive_spelling(conn)
     conn.execute(SQL.close_old_versions, params)
     conn.execute(SQL.create_pub_ins, params)

@@ -167,3 +167,11 @@ FROM changed RETURNING 1;
 
 -- name: clear_stage
 DELETE FROM parcel_stage WHERE upload_id = :u;
+
+-- name: mass_removals
+-- Villages whose publish would remove more than :share of their current parcels.
+SELECT c.village, count(*) AS current, count(*) FILTER (WHERE d.op = 'delete') AS removed
+FROM pub_cur c LEFT JOIN pub_diff d ON d.old_id = c.id
+GROUP BY c.village
+HAVING count(*) FILTER (WHERE d.op = 'delete') > CAST(:share AS float8) * count(*)
+ORDER BY c.village;
