@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -43,3 +44,19 @@ def test_installed_entry_point_runs() -> None:
         [sys.executable, "-m", "api.cli", "--version"], capture_output=True, text=True, check=True
     )
     assert "version" in done.stdout
+
+
+def test_a_command_on_a_database_not_yet_migrated_is_one_line(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """Issue 22, finding 12: it printed a SQL traceback."""
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("code,name,level,parent\n23,تهران,province,\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["divisions", "import", "--agency", "moi", "--edition", "1401", str(csv_file)],
+        env={"TAGSIM_DATABASE_URL": empty_db_url},
+    )
+    assert result.exit_code == 1, result.output
+    assert "[schema_missing]" in result.output and "tagsim db migrate" in result.output
+    assert "Traceback" not in result.output

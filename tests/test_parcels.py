@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import zipfile
 from pathlib import Path
@@ -435,6 +436,26 @@ def test_zip_bombs_are_refused(url: str, world: Path, monkeypatch: pytest.Monkey
     assert state["report"]["error"] == "zip_too_large"
 
 
+def test_a_zip_bomb_is_refused_before_it_is_extracted(url: str, tmp_path: Path) -> None:
+    """Issue 22, finding 14: a zip of ~300 KB expanding to 300 MB (1,000:1) is refused on
+    the sizes it declares, nothing extracted (it was accepted, 36 s of worker time)."""
+    import time
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("map.shp", b"\0" * 100)
+        z.writestr("map.shx", b"\0" * 100)
+        with z.open("map.dbf", "w") as member:
+            zeros = b"\0" * (1024 * 1024)
+            for _ in range(300):
+                member.write(zeros)
+    assert bomb.stat().st_size < 1024 * 1024
+    started = time.monotonic()
+    state = _run(url, bomb.read_bytes(), "bomb.zip")
+    assert state["report"]["error"] == "zip_bomb"
+    assert time.monotonic() - started < 10
+
+
 def test_unknown_and_mismatched_villages(url: str, world: Path, tmp_path: Path) -> None:
     code, parcels, zone = _crafted(url, world)
     raw = _gpkg(parcels, zone, tmp_path)
@@ -754,3 +775,44 @@ def test_a_dry_run_that_would_wipe_a_village_out_is_published_only_when_confirme
     assert _current(url, code) == 6
     done = publish_upload(Database(url), dry["id"], confirm_removals=True)
     assert done["status"] == "published" and _current(url, code) == 1
+
+
+def test_unclosed_rings_and_wrong_cpg_are_coded_findings(
+    url: str, world: Path, tmp_path: Path
+) -> None:
+    """Issue 22, finding 12: these failed as internal_error (GEOSException, ArrowInvalid)."""
+    code, parcels, _zone = _crafted(url, world)
+    lonlat = parcels.to_crs(4326)
+    features = []
+    for i, (no, geom) in enumerate(zip(lonlat["SHOMARE"], lonlat.geometry, strict=True)):
+        ring = [list(xy) for xy in geom.exterior.coords]
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"SHOMARE": no},
+                "geometry": {"type": "Polygon", "coordinates": [ring[:-1] if i == 2 else ring]},
+            }
+        )
+    raw = json.dumps({"type": "FeatureCollection", "features": features}).encode()
+    opened = _run(url, raw, "open.geojson", dry_run=True, village=f"hf:{code}")
+    assert opened["status"] == "invalid", opened["report"]
+    found = [f for f in opened["report"]["findings"] if f["code"] == "unclosed_ring"]
+    assert [f["parcel_no"] for f in found] == ["3"] and found[0]["location"]
+    folder = tmp_path / "cpg"
+    folder.mkdir()
+    parcels.assign(KARBARI="باغ").to_file(folder / "m.shp", encoding="cp1256")
+    (folder / "m.cpg").write_text("UTF-8")
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        for part in folder.iterdir():
+            z.write(part, part.name)
+    said = _run(url, zipped.getvalue(), "cpg.zip", dry_run=True, village=f"hf:{code}")
+    assert said["status"] == "validated", said["report"]
+    assert any(n.startswith("encoding_mismatch") for n in said["report"]["notes"])
+    with Database(url).connect() as c:
+        uses = set(
+            c.execute(
+                text("SELECT land_use FROM parcel_stage WHERE upload_id = :u"), {"u": said["id"]}
+            ).scalars()
+        )
+    assert uses == {"باغ"}  # read right, as Windows-1256

@@ -57,6 +57,7 @@ ERRORS = {
     "overlap",
     "outside_zone",
     "too_many_vertices",
+    "unclosed_ring",
 }
 _TYPE_NAMES = {  # as PostGIS's GeometryType names them
     0: "POINT",

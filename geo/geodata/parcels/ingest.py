@@ -298,6 +298,7 @@ def _described(
         "fields": start.fields,
         "village": {"agency": placement.agency, "code": single} if single else None,
         "villages": len(villages),
+        "notes": layers.notes,  # e.g. encoding_mismatch: what was read otherwise than said
     }
 
 

@@ -232,7 +232,7 @@ def prepare(
     roles = {v for v in fields.values() if v}
     n = batch.num_rows
     wkb = batch.column("geometry")
-    geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
+    geoms, unclosed = _decoded(wkb.to_numpy(zero_copy_only=False))
     z = int(np.count_nonzero(shapely.has_z(geoms)))
     lonlat = _reproject(shapely.force_2d(geoms) if z else geoms, epsg)
     others = [c for c in batch.schema.names if c != "geometry" and c not in roles]
@@ -247,8 +247,32 @@ def prepare(
         valid=shapely.is_valid(lonlat),
         areas=ellipsoidal_area(lonlat),
         z=z,
-        wkb=wkb if epsg == WGS84 and not z else None,
+        wkb=wkb if epsg == WGS84 and not z and not len(unclosed) else None,
     )
+    for i in unclosed:  # (read with the ring closed, to say where)
+        out.findings.append(
+            {
+                "feature": int(numbers[i]),
+                "parcel_no": out.parcel_nos[i],
+                "message": "a ring is not closed: its last point is not its first",
+                "location": point_text(out.geoms[i]),
+                "code": "unclosed_ring",
+                "level": "error",
+            }
+        )
     if repair:
         _repair(out)
     return out
+
+
+def _decoded(wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The geometries of ``wkb``, and which of them had a ring left open (GEOS refuses
+    those: they are read closed and reported as ``unclosed_ring``)."""
+    try:
+        return shapely.from_wkb(wkb), np.array([], dtype=int)
+    except shapely.errors.GEOSException:
+        strict = shapely.from_wkb(wkb, on_invalid="ignore")
+        given = np.array([w is not None for w in wkb], dtype=bool)
+        broken = np.flatnonzero(given & shapely.is_missing(strict))
+        strict[broken] = shapely.from_wkb(wkb[broken], on_invalid="fix")
+        return strict, broken

@@ -5,7 +5,10 @@ from the file's header) and its features are then read in Arrow batches
 (:meth:`LayerSource.batches`). Zips are checked before anything is extracted: no absolute
 paths or ``..``, no more than ``MAX_ENTRIES`` entries, no more than ``MAX_EXPANDED`` bytes
 once expanded, and each shapefile complete (.shp, .shx, .dbf); members are extracted in
-chunks. DBF text follows the ``.cpg`` when present; otherwise it is UTF-8 when it decodes
+chunks, counting real bytes. Past ``RATIO_FLOOR`` bytes, a zip may expand at most
+``MAX_RATIO`` times its own size (``zip_bomb``): judged first on the sizes it declares,
+then on the bytes actually extracted (declared sizes can lie). Real shapefiles compress 3
+to 20 times. DBF text follows the ``.cpg`` when present; otherwise it is UTF-8 when it decodes
 as such, else Windows-1256.
 """
 
@@ -29,6 +32,7 @@ __all__ = [
     "BATCH_SIZE",
     "MAX_ENTRIES",
     "MAX_EXPANDED",
+    "MAX_RATIO",
     "LayerSource",
     "Layers",
     "detect_format",
@@ -36,6 +40,8 @@ __all__ = [
 ]
 
 MAX_EXPANDED = 2 * 1024**3
+MAX_RATIO = 100
+RATIO_FLOOR = 64 * 1024**2
 MAX_ENTRIES = 500
 BATCH_SIZE = 50_000
 CPG = {
@@ -143,7 +149,21 @@ def _describe(path: Path, layer: str | None, encoding: str | None, what: str) ->
     )
 
 
-def _safe_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+def _expansion_budget(zip_size: int) -> int:
+    """Bytes a zip of ``zip_size`` bytes may expand to."""
+    return min(MAX_EXPANDED, max(RATIO_FLOOR, MAX_RATIO * zip_size))
+
+
+def _too_large(budget: int) -> UploadRejected:
+    if budget < MAX_EXPANDED:
+        return UploadRejected(
+            f"the zip expands more than {MAX_RATIO} times its size: refused as a zip bomb",
+            code="zip_bomb",
+        )
+    return UploadRejected("the zip expands past the size limit", code="zip_too_large")
+
+
+def _safe_members(zf: zipfile.ZipFile, budget: int = MAX_EXPANDED) -> list[zipfile.ZipInfo]:
     infos = [i for i in zf.infolist() if not i.is_dir()]
     if len(infos) > MAX_ENTRIES:
         raise UploadRejected(
@@ -157,27 +177,47 @@ def _safe_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
                 f"unsafe path in the zip: {info.filename!r}", code="zip_unsafe_path"
             )
         total += info.file_size
-        if total > MAX_EXPANDED:
-            raise UploadRejected("the zip expands past the size limit", code="zip_too_large")
+        if total > budget:
+            raise _too_large(budget)
     return infos
 
 
-def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path, budget: list[int]) -> None:
+def _extract(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path, budget: list[int], limit: int
+) -> None:
     """Copy one member out in chunks, counting real bytes against the size limit (the
     sizes a zip declares can lie)."""
     with zf.open(info) as src, out.open("wb") as dst:
         while chunk := src.read(_CHUNK):
             budget[0] -= len(chunk)
             if budget[0] < 0:
-                raise UploadRejected("the zip expands past the size limit", code="zip_too_large")
+                raise _too_large(limit)
             dst.write(chunk)
 
 
-def _dbf_encoding(dbf: Path, cpg: Path | None) -> str:
+def _dbf_encoding(dbf: Path, cpg: Path | None, notes: list[str] | None = None) -> str:
+    """The DBF's text encoding: the ``.cpg``'s, unless it says UTF-8 of text that is not
+    (then Windows-1256, and a note ``encoding_mismatch``); without one, UTF-8 when the text
+    decodes as such, else Windows-1256."""
     if cpg is not None:
         word = cpg.read_bytes()[:64].decode("ascii", errors="ignore").strip().lower()
-        if word in CPG:
-            return CPG[word]
+        said = CPG.get(word)
+        if said is not None and said != "UTF-8":
+            return said
+        if said == "UTF-8":
+            if _utf8_text(dbf):
+                return said
+            if notes is not None:
+                notes.append(
+                    f"encoding_mismatch: {dbf.with_suffix('.cpg').name} says UTF-8 but the text"
+                    " is not; read as Windows-1256"
+                )
+            return "CP1256"
+    return "UTF-8" if _utf8_text(dbf) else "CP1256"
+
+
+def _utf8_text(dbf: Path) -> bool:
+    """Whether the DBF's records decode as UTF-8."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     with dbf.open("rb") as f:
         head = f.read(32)
@@ -188,14 +228,15 @@ def _dbf_encoding(dbf: Path, cpg: Path | None) -> str:
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return "CP1256"
-    return "UTF-8"
+            return False
+    return True
 
 
 def _open_zip(path: Path, workdir: Path) -> Layers:
     try:
         zf = zipfile.ZipFile(path)
-        infos = _safe_members(zf)
+        limit = _expansion_budget(path.stat().st_size)
+        infos = _safe_members(zf, limit)
         by_name = {PurePosixPath(i.filename.replace("\\", "/")).name.lower(): i for i in infos}
         stems = sorted({name[:-4] for name in by_name if name.endswith(".shp")})
         if not stems:
@@ -207,23 +248,24 @@ def _open_zip(path: Path, workdir: Path) -> Layers:
                     f"shapefile {stem}.shp lacks {' and '.join(missing)}",
                     code="incomplete_shapefile",
                 )
-        budget = [MAX_EXPANDED]
+        budget = [limit]
         for stem in stems:
             for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
                 if stem + ext in by_name:
-                    _extract(zf, by_name[stem + ext], workdir / (stem + ext), budget)
+                    _extract(zf, by_name[stem + ext], workdir / (stem + ext), budget, limit)
     except (zipfile.BadZipFile, EOFError, ValueError):
         raise UploadRejected("the zip is corrupt", code="corrupt_zip") from None
     sources: dict[str, LayerSource] = {}
     encodings, prj = set(), True
+    notes: list[str] = []
     for stem in stems:
         cpg = workdir / (stem + ".cpg")
-        encoding = _dbf_encoding(workdir / (stem + ".dbf"), cpg if cpg.exists() else None)
+        encoding = _dbf_encoding(workdir / (stem + ".dbf"), cpg if cpg.exists() else None, notes)
         encodings.add(encoding)
         prj = prj and (workdir / (stem + ".prj")).exists()
         sources[stem] = _describe(workdir / (stem + ".shp"), None, encoding, f"shapefile {stem}")
     parcels, zone = _pick(sources)
-    return Layers("shapefile", parcels, zone, prj, "/".join(sorted(encodings)))
+    return Layers("shapefile", parcels, zone, prj, "/".join(sorted(encodings)), notes)
 
 
 def _pick(sources: dict[str, LayerSource]) -> tuple[LayerSource, LayerSource | None]:
