@@ -16,7 +16,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-from api import ratelimit
+from api import auth_failures, ratelimit
 from api.database import app_db, end_authentication, get_conn, router, served_by_replica
 from api.endpoints import BY_COLLECTION, endpoint_of
 from api.errors import problem
@@ -58,6 +58,10 @@ def _before() -> Response | None:
         return problem(403, "no_policy", "Forbidden", "this endpoint has no access rule yet")
     # before anything reads the body: no more than the endpoint takes, chunked or not
     request.max_content_length = declared.body_limit(current_app.config["MAX_CONTENT_LENGTH"])
+    if declared.access != "public" or _key():
+        refused = auth_failures.refuse_if_failing()  # before any key lookup
+        if refused is not None:
+            return refused
     if declared.access == "public":
         return None
     if declared.access == "key":
@@ -118,6 +122,9 @@ def _after(response: Response) -> Response:
     if origin and origin in origins:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
+    if response.status_code == 401:  # counted per address, audited as counts per minute
+        auth_failures.note_failure()
+        return response
     service = g.get("service")
     if service is None:  # public endpoints and static files are not audited
         return response
@@ -177,4 +184,5 @@ def init_app(app: Flask) -> None:
     """Authenticate before the rate limiter runs, so that limits are per key."""
     app.before_request(_before)
     app.after_request(_after)
+    auth_failures.init_app(app, lambda entry: journal().append(entry))
     ratelimit.init_app(app)

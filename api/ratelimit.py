@@ -35,6 +35,14 @@ class FixedWindow:
         self._windows: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, who: str) -> tuple[int, float]:
+        """(used in the current window, seconds until it resets), counting nothing."""
+        now = time.time()
+        window = int(now // self.seconds)
+        with self._lock:
+            start, used = self._windows.get(who, (window, 0))
+        return (used if start == window else 0), (window + 1) * self.seconds - now
+
     def hit(self, who: str) -> tuple[bool, int, float]:
         """(allowed, remaining, seconds until the window resets)."""
         now = time.time()

@@ -22,7 +22,13 @@ AGENCIES = ("moi", "sci", "hf", "registration")
 
 @pytest.fixture(scope="module")
 def app(module_db_url: str) -> Flask:
-    return create_app({"DATABASE_URL": module_db_url, "RATE_LIMIT": "100000 per minute"})
+    return create_app(
+        {
+            "DATABASE_URL": module_db_url,
+            "RATE_LIMIT": "100000 per minute",
+            "AUTH_FAILURE_LIMIT": "100000 per minute",  # the matrix fails on purpose
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +213,43 @@ def test_every_protected_request_is_audited(app: Flask, keys: dict[str, str]) ->
     ok = next(e for e in entries if e["params"].get("agency") == "sci" and e["status"] == 200)
     assert ok["agency"] == "sci" and ok["endpoint"] == "editions.get_editions"
     assert ok["row_count"] is not None and ok["duration_ms"] >= 0
-    assert any(e["status"] == 401 and e["agency"] is None for e in entries)
     assert client.get("/audit", headers=reader).status_code == 403
+
+
+def test_failed_authentications_are_limited_per_address_and_audited_as_counts(
+    module_db_url: str, keys: dict[str, str]
+) -> None:
+    """Issue 22, finding 13: 2,000 bad keys in 5 s each cost a lookup and an audit row."""
+    app = create_app({"DATABASE_URL": module_db_url, "AUTH_FAILURE_LIMIT": "20 per minute"})
+    client = app.test_client()
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    with Database(module_db_url).connect() as c:
+        before = c.execute(text("SELECT coalesce(max(id), 0) FROM audit")).scalar_one()
+    wrong = {"Authorization": "Bearer tgs_0000_wrong", "X-Forwarded-For": "ignored"}
+    statuses = [client.get("/editions", headers=wrong).status_code for _ in range(200)]
+    assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+    refused = client.get("/editions", headers=wrong)
+    assert refused.get_json()["code"] == "too_many_failures" and refused.headers["Retry-After"]
+    from api.auth import journal
+
+    with app.app_context():
+        assert app.extensions["tagsim_auth_failures"].flush() == 1  # one row: this minute
+        journal().flush()
+    with Database(module_db_url).connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT params->>'address', row_count FROM audit WHERE id > :n"
+                " AND endpoint = 'authentication_failures'"
+            ),
+            {"n": before},
+        ).all()
+        added = c.execute(
+            text("SELECT count(*) FROM audit WHERE id > :n"), {"n": before}
+        ).scalar_one()
+    assert [tuple(r) for r in rows] == [("127.0.0.1", 20)] and added == 1
+    # another address is not held back by this one's failures
+    other = client.get("/editions", headers=admin, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 200
 
 
 def test_keys_over_http_are_shown_once_and_revocable(app: Flask, keys: dict[str, str]) -> None:
