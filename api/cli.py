@@ -153,13 +153,19 @@ def db_downgrade(revision: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option("--no-front", is_flag=True, help="gunicorn alone, without nginx before it")
 @reports_errors
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the HTTP API with gunicorn."""
+def serve(host: str, port: int, workers: int, no_front: bool = False) -> None:
+    """Serve the HTTP API: nginx before gunicorn when nginx is installed (api/front.py)."""
+    from api.front import serve_behind_front
     from api.serve import serve as run_gunicorn
+    from geo.platform.config import settings
 
     ready_url()
-    run_gunicorn(host, port, workers)
+    if no_front:
+        run_gunicorn(host, port, workers)
+    else:
+        serve_behind_front(host, port, workers, settings().home / "front" / str(port))
 
 
 @main.command()

@@ -67,6 +67,7 @@ def parcels() -> None:
 @click.option("--dry-run", is_flag=True, help="validate only; publish later")
 @click.option("--repair", is_flag=True, help="repair invalid geometries (ST_MakeValid)")
 @click.option("--mapping", help='JSON, e.g. {"parcel_no": "PLAK", "land_use": "USE"}')
+@click.option("--confirm-removals", is_flag=True, help="may remove over 20% of a village's parcels")
 @reports_errors
 def ingest(
     file: Path,
@@ -75,6 +76,7 @@ def ingest(
     dry_run: bool,
     repair: bool,
     mapping: str | None,
+    confirm_removals: bool,
 ) -> None:
     """Upload FILE (zipped shapefile, GeoPackage or GeoJSON)."""
     from geo.errors import GeoError, InvalidParameter
@@ -96,6 +98,7 @@ def ingest(
         dry_run=dry_run,
         repair=repair,
         mapping=json.loads(mapping) if mapping else {},
+        confirm_removals=confirm_removals,
     )
     upload_id = create_upload(db, file, file.name, options, store=False)
     try:  # processed from FILE itself, stored meanwhile (for the web and the workers)
@@ -110,9 +113,14 @@ def ingest(
 
 @parcels.command("publish")
 @click.argument("upload_id", type=int)
+@click.option("--confirm-removals", is_flag=True, help="may remove over 20% of a village's parcels")
 @reports_errors
-def publish(upload_id: int) -> None:
+def publish(upload_id: int, confirm_removals: bool) -> None:
     """Publish a validated dry run."""
     from geo.geodata.parcels.ingest import publish_upload
 
-    _show(publish_upload(ready_db(), upload_id, _bar()))
+    _show(
+        publish_upload(
+            ready_db(), upload_id, _bar(), confirm_removals=True if confirm_removals else None
+        )
+    )

@@ -22,11 +22,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app()
 
 
-def serve(host: str, port: int, workers: int, threads: int = 4, timeout: int = 120) -> None:
-    """Run gunicorn in the foreground until stopped; each worker builds its own app."""
+def _run(bind: str, workers: int, threads: int, timeout: int) -> None:
     _Gunicorn(
         {
-            "bind": f"{host}:{port}",
+            "bind": bind,
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",
@@ -36,3 +35,13 @@ def serve(host: str, port: int, workers: int, threads: int = 4, timeout: int = 1
             "proc_name": "tagsim",
         }
     ).run()
+
+
+def serve(host: str, port: int, workers: int, threads: int = 4, timeout: int = 120) -> None:
+    """Run gunicorn in the foreground until stopped; each worker builds its own app."""
+    _run(f"{host}:{port}", workers, threads, timeout)
+
+
+def serve_unix(socket: str, workers: int, threads: int = 4, timeout: int = 120) -> None:
+    """gunicorn on a Unix socket, behind the front (:mod:`api.front`)."""
+    _run(f"unix:{socket}", workers, threads, timeout)

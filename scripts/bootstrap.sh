@@ -53,3 +53,23 @@ if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json"
   echo "tagsim: installing the web page's libraries with npm ..." >&2
   (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
+
+# The front (api/front.py): Debian's nginx before gunicorn, so slow clients never hold the
+# application's threads. Without it `tagsim serve` runs gunicorn alone and says so.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tagsim: installing nginx-light with apt-get (the front of tagsim serve) ..." >&2
+    # only the program: the package must not start a system nginx on port 80
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >&2; } \
+      || echo "tagsim: nginx could not be installed; tagsim serve will run without its front" >&2
+    if [ "$made_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  else
+    echo "tagsim: nginx is missing (apt-get install nginx-light): tagsim serve runs without its front" >&2
+  fi
+fi
