@@ -30,11 +30,11 @@ from api import (
 from api.database import init_app as init_database
 from api.database import init_unit_of_work
 from api.endpoints import check_declared
-from api.front import BEHIND_ENV
 from api.jsonio import TagsimJSON
 from api.params import reject_nul, reject_nul_in_form
 from crosswalk.partners import CROSSWALK
 from geo.geodata.registry.partners import install_partners
+from geo.platform.config import settings
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -80,6 +80,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(reject_nul_in_form)  # (after the key is checked: see auth)
     init_unit_of_work(app)
     check_declared(app)  # a route without its declaration does not start
-    if os.environ.get(BEHIND_ENV) == "1":  # behind api.front's nginx: the client is one hop out
+    if settings().behind_front:  # behind api.front's nginx: the client is one hop out
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0)  # type: ignore[method-assign]
     return app

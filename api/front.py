@@ -25,10 +25,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from geo.platform.config import BEHIND_FRONT_ENV
+
 __all__ = ["NGINX", "front_config", "nginx_binary", "running_front"]
 
 NGINX = ("nginx", "/usr/sbin/nginx")
-BEHIND_ENV = "TAGSIM_BEHIND_FRONT"
 
 
 def nginx_binary() -> str | None:
@@ -144,7 +145,7 @@ def serve_behind_front(host: str, port: int, workers: int, folder: Path) -> None
     folder.mkdir(parents=True, exist_ok=True)
     socket = folder / "gunicorn.sock"
     socket.unlink(missing_ok=True)
-    env = {**os.environ, BEHIND_ENV: "1"}
+    env = {**os.environ, BEHIND_FRONT_ENV: "1"}
     app = subprocess.Popen(
         [
             sys.executable,

@@ -43,6 +43,7 @@ class Settings:
     replica_urls: tuple[str, ...] = ()
     audit_dir: Path | None = None
     audit_flush_s: float = AUDIT_FLUSH_S
+    behind_front: bool = False  # TAGSIM_BEHIND_FRONT=1: served behind api.front's nginx
 
     @property
     def cluster_dir(self) -> Path:
@@ -55,6 +56,9 @@ class Settings:
     @property
     def audit_folder(self) -> Path:
         return self.audit_dir or self.home / "audit"
+
+
+BEHIND_FRONT_ENV = "TAGSIM_BEHIND_FRONT"
 
 
 def settings(env: dict[str, str] | None = None) -> Settings:
@@ -78,6 +82,7 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         replica_urls=replicas,
         audit_dir=Path(env["TAGSIM_AUDIT_DIR"]).resolve() if env.get("TAGSIM_AUDIT_DIR") else None,
         audit_flush_s=_seconds(env, "TAGSIM_AUDIT_FLUSH_S", AUDIT_FLUSH_S),
+        behind_front=env.get(BEHIND_FRONT_ENV) == "1",
     )
 
 
