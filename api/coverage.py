@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, jsonify
 from shapely import from_wkb
 
 from api.database import get_conn
-from api.endpoints import Text, arg, declare, json_object
+from api.endpoints import Agency, Code, Text, arg, declare, json_object
 from api.params import json_body
 from geo.geodata.features.coverage import Coverage, plan_coverage, plate_geometry, plot_coverage
 from geo.geodata.features.plot_input import parse_plot
@@ -60,7 +60,7 @@ def get_plate_coverage(unit: str, main: str, sub: str) -> Response:
 
 
 @bp.get("/villages/<agency>/<code>/plan-coverage")
-@declare(service="coverage", replica=True)
+@declare(service="coverage", replica=True, path=[Agency("agency"), Code("code")])
 def get_plan_coverage(agency: str, code: str) -> Response:
     """The share of the village's guide-plan zone its parcels cover, the gaps, and the parcels
     reaching outside the zone (the village by any agency's code)."""

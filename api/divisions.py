@@ -9,7 +9,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
-from api.endpoints import Agency, Date, Int, Num, Text, arg, declare, json_object
+from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, json_object
+from api.parameters import AGENCY_SCHEMA
 from api.params import json_body, str_field
 from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.dates import parse_date
@@ -32,7 +33,7 @@ MAX_BATCH = 100_000  # as the README promises
     service="divisions",
     replica=True,
     query=[
-        Text("q"),
+        Text("q", min_length=1),
         Agency("agency"),
         Text("level"),
         Text("within"),
@@ -72,6 +73,7 @@ def divisions_at() -> Response:
 @declare(
     service="divisions",
     replica=True,
+    path=[Agency("agency")],
     query=[
         Date("as_of"),
         Int("children_limit", default=50, low=1, high=1000),
@@ -96,6 +98,7 @@ def get_division(agency: str, code: str) -> Response:
 @declare(
     service="divisions",
     replica=True,
+    path=[Agency("agency"), Code("code")],
     query=[Date("as_of"), Int("limit", default=100, low=1, high=1000), Int("offset", default=0)],
 )
 def get_children(agency: str, code: str) -> Response:
@@ -113,7 +116,7 @@ def get_children(agency: str, code: str) -> Response:
 
 
 @bp.get("/divisions/<agency>/<code>/history")
-@declare(service="divisions", replica=True)
+@declare(service="divisions", replica=True, path=[Agency("agency")])
 def get_history(agency: str, code: str) -> Response:
     """A code across the agency's editions."""
     return jsonify(history(get_conn(), clean_agency(agency), code))
@@ -157,8 +160,13 @@ def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
     body=json_object(
         "agency",
         "codes",
-        agency=str,
-        codes={"type": "array", "items": {"type": "string"}},
+        agency=AGENCY_SCHEMA,
+        codes={
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+            "maxItems": MAX_BATCH,
+        },
         as_of=str,
     ),
     max_body=16 * 1024 * 1024,  # MAX_BATCH codes as JSON or CSV, with room to spare

@@ -28,11 +28,13 @@ from api.parameters import (
     Agency,
     Bbox,
     Body,
+    Code,
     Date,
     Int,
     Num,
     Param,
     Text,
+    UnitRef,
     form,
     json_object,
 )
@@ -45,12 +47,14 @@ __all__ = [
     "Agency",
     "Bbox",
     "Body",
+    "Code",
     "Date",
     "Endpoint",
     "Int",
     "Num",
     "Param",
     "Text",
+    "UnitRef",
     "arg",
     "check_declared",
     "declare",
@@ -93,6 +97,7 @@ class Endpoint:
     audited: bool = True
     owner: str | None = None  # the dataset it writes: only its owner agency (or an admin)
     max_body: int | None = None  # bytes of body it reads at most (see body_limit)
+    path: tuple[Param, ...] = ()  # path parameters' schemas (the URL map says which exist)
 
     def body_limit(self, app_max: int) -> int:
         """The most body bytes this endpoint reads (the app's ``MAX_CONTENT_LENGTH`` at
@@ -129,6 +134,7 @@ def declare(
     collection_filters: bool = False,
     owner: str | None = None,
     max_body: int | None = None,
+    path: Sequence[Param] = (),
 ) -> Callable[[View], View]:
     """Record the endpoint's declaration on its view (see :class:`Endpoint`)."""
     if [public, key_only, service is not None].count(True) != 1:
@@ -148,6 +154,7 @@ def declare(
         collection_filters=collection_filters,
         owner=owner,
         max_body=max_body,
+        path=tuple(path),
     )
 
     def record(view: View) -> View:

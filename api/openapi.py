@@ -50,14 +50,18 @@ def _operation(
     declared = endpoint_of(current_app, endpoint)
     assert declared is not None  # create_app refuses undeclared routes
     doc = (view.__doc__ or endpoint).strip().splitlines()[0]
+    in_path = {p.name: p.schema() for p in declared.path}
     params = [
         {
             "name": a,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 0}
-            if type(rule._converters[a]).__name__ == "IntegerConverter"
-            else STR,
+            "schema": in_path.get(a)
+            or (
+                {"type": "integer", "minimum": 0}
+                if type(rule._converters[a]).__name__ == "IntegerConverter"
+                else STR
+            ),
         }
         for a in sorted(rule.arguments)
         if not (collection and a == "collection_id")

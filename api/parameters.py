@@ -12,7 +12,7 @@ from typing import Any
 from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.bbox import BBox, parse_bbox
 from geo.geodata.dates import parse_date
-from geo.geodata.registry.references import clean_agency
+from geo.geodata.registry.references import clean_agency, clean_code, parse_unit_ref
 
 __all__ = [
     "FILE",
@@ -20,14 +20,30 @@ __all__ = [
     "Agency",
     "Bbox",
     "Body",
+    "Code",
     "Date",
     "Int",
     "Num",
     "Param",
     "Text",
+    "UnitRef",
     "form",
     "json_object",
 ]
+
+
+# What the server accepts, said in the OpenAPI document (schemathesis holds us to it): an
+# agency's short name, a code in ASCII, Persian or Arabic-Indic digits, and AGENCY:CODE.
+AGENCY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}$"
+CODE_PATTERN = r"^[0-9\u06F0-\u06F9\u0660-\u0669]{1,40}$"
+UNIT_REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}:[0-9\u06F0-\u06F9\u0660-\u0669]{1,40}$"
+AGENCY_SCHEMA: dict[str, Any] = {"type": "string", "pattern": AGENCY_PATTERN}
+CODE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": CODE_PATTERN}
+UNIT_REF_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": UNIT_REF_PATTERN,
+    "description": "AGENCY:CODE, e.g. sci:2301010001000101",
+}
 
 
 @dataclass(frozen=True)
@@ -46,12 +62,18 @@ class Param:
 
 @dataclass(frozen=True)
 class Text(Param):
-    """Text, or None when absent or empty (``enum``: the values allowed)."""
+    """Text, or None when absent or empty (``enum``: the values allowed; ``min_length``
+    said in the schema when the view refuses shorter text)."""
 
     enum: tuple[str, ...] = ()
+    min_length: int = 0
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", **({"enum": list(self.enum)} if self.enum else {})}
+        return {
+            "type": "string",
+            **({"enum": list(self.enum)} if self.enum else {}),
+            **({"minLength": self.min_length} if self.min_length else {}),
+        }
 
     def parse(self, raw: str | None) -> str | None:
         if raw and self.enum and raw not in self.enum:
@@ -120,8 +142,33 @@ class Date(Param):
 class Agency(Param):
     """An agency's short name (lower case), or None."""
 
+    def schema(self) -> dict[str, Any]:
+        return AGENCY_SCHEMA
+
     def parse(self, raw: str | None) -> str | None:
         return clean_agency(raw, self.name) if raw else None
+
+
+@dataclass(frozen=True)
+class Code(Param):
+    """A unit's code (digits of any script), as ASCII digits; or None."""
+
+    def schema(self) -> dict[str, Any]:
+        return CODE_SCHEMA
+
+    def parse(self, raw: str | None) -> str | None:
+        return clean_code(raw, self.name) if raw else None
+
+
+@dataclass(frozen=True)
+class UnitRef(Param):
+    """``AGENCY:CODE``, or None."""
+
+    def schema(self) -> dict[str, Any]:
+        return UNIT_REF_SCHEMA
+
+    def parse(self, raw: str | None) -> Any:
+        return parse_unit_ref(raw, self.name) if raw else None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def clean_code(code: str, field: str = "code") -> str:
 def clean_agency(value: str, field: str = "agency") -> str:
     """An agency's short name as stored (lower case), or ``InvalidParameter``."""
     agency = (value or "").strip().lower()
-    if not agency.isidentifier() or len(agency) > MAX_AGENCY_LENGTH:
+    if not (agency.isascii() and agency.isidentifier()) or len(agency) > MAX_AGENCY_LENGTH:
         raise InvalidParameter(f"{value!r} is not an agency", field=field)
     return agency
 
