@@ -10,10 +10,12 @@ from sqlalchemy import text
 from api.auth import journal
 from api.database import get_conn
 from api.endpoints import Int, Text, arg, declare, json_object, services
+from api.parameters import AGENCY_SCHEMA
 from api.params import json_body, str_field
 from geo.access.control import create_key, list_keys, policy, revoke_key, set_policy
 from geo.access.ownership import owners, set_owner
 from geo.errors import InvalidParameter
+from geo.models.access import OWNED_DATASETS, ROLES
 
 bp = Blueprint("admin", __name__)
 
@@ -35,9 +37,9 @@ def get_keys() -> Response:
         "agency",
         "role",
         "name",
-        agency=str,
-        role=str,
-        name=str,
+        agency=AGENCY_SCHEMA,
+        role={"type": "string", "enum": list(ROLES)},
+        name={"type": "string", "minLength": 1},
         expires_days={"type": "integer", "minimum": 1, "maximum": 36500},
     ),
 )
@@ -101,7 +103,10 @@ def get_owners() -> Response:
 
 
 @bp.put("/admin/owners/<dataset>")
-@ADMIN(body=json_object("agency", agency=str))
+@ADMIN(
+    body=json_object("agency", agency=AGENCY_SCHEMA),
+    path=[Text("dataset", enum=tuple(OWNED_DATASETS))],
+)
 def put_owner(dataset: str) -> Response:
     """``{"agency": "hf"}``: hand ``dataset`` (parcels, plates, crosswalk) to an agency."""
     agency = str_field(json_body(), "agency") or ""
@@ -189,7 +194,7 @@ def post_agency() -> tuple[Response, int]:
         .rowcount
     )
     if not done:
-        from geo.errors import ValidationError
+        from geo.errors import Conflict
 
-        raise ValidationError(f"agency {code!r} exists", code="agency_exists", field="code")
+        raise Conflict(f"agency {code!r} exists", code="agency_exists", field="code")
     return jsonify({"code": code, "name": name, "name_fa": name_fa}), 201

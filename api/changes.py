@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from api.database import get_conn
 from api.endpoints import Bbox, Int, Text, arg, declare
+from api.parameters import UNIT_REF_PATTERN
 from geo.changes.feed import daily_digest, read_changes_json
 from geo.geodata.registry.agencies import require_agency_param
 from geo.geodata.registry.references import parse_unit_ref
@@ -21,7 +22,7 @@ bp = Blueprint("changes", __name__)
         Text("since"),
         Text("kinds"),
         Bbox("bbox"),
-        Text("within"),
+        Text("within", pattern=UNIT_REF_PATTERN),
         Int("upload", low=1, high=2**62),
         Int("limit", default=100, low=1, high=10_000),
     ],

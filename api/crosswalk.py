@@ -17,6 +17,7 @@ from crosswalk.release import get_run, list_releases, list_runs, publish, run_of
 from crosswalk.review import decide, links, review_queue
 from crosswalk.units import CROSSWALK_AGENCIES
 from geo.errors import InvalidParameter
+from geo.models.registry import LEVELS
 from geo.platform.jobs import enqueue, job_state
 
 bp = Blueprint("crosswalk", __name__, url_prefix="/crosswalk")
@@ -94,7 +95,7 @@ def get_one_run(run_id: int) -> Response:
     replica=True,
     query=[
         Int("run"),
-        Text("level"),
+        Text("level", enum=LEVELS),
         Text("status"),
         *(Text(agency) for agency in CROSSWALK_AGENCIES),
         Text("parent"),
@@ -124,7 +125,11 @@ def get_links() -> Response:
 @declare(
     service="crosswalk",
     role="reviewer",
-    query=[Text("level"), Int("limit", default=50, low=1, high=500), Int("offset", default=0)],
+    query=[
+        Text("level", enum=LEVELS),
+        Int("limit", default=50, low=1, high=500),
+        Int("offset", default=0),
+    ],
 )
 def get_review() -> Response:
     """The review queue, worst first."""

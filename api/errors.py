@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from crosswalk.errors import NoRun
 from geo.access.control import Forbidden, Unauthenticated
 from geo.errors import (
+    Conflict,
     DatabaseUnreachable,
     GeoError,
     InvalidParameter,
@@ -33,6 +34,7 @@ STATUS: dict[type[GeoError], int] = {
     Forbidden: 403,
     NotFound: 404,
     NoRun: 404,
+    Conflict: 409,
     FeatureGone: 410,
     ValidationError: 422,
     DatabaseUnreachable: 503,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from api.endpoints import BY_COLLECTION, Text, declare
+from api.endpoints import BY_COLLECTION, declare
 from api.ogc import features as ogc
 from api.ogc_adapter import ogc_request, respond
 from api.web import wants_page, web_page
@@ -17,6 +17,7 @@ from api.web import wants_page, web_page
 bp = Blueprint("features", __name__)
 
 GEOJSON = ogc.GEOJSON
+CRS = ogc.CRS_PARAM
 DOWNLOAD_MEDIA = [
     GEOJSON,
     "application/geopackage+sqlite3",
@@ -70,14 +71,14 @@ def get_items(collection_id: str) -> Response:
 
 
 @bp.get("/collections/<collection_id>/items/<int:fid>")
-@declare(service=BY_COLLECTION, replica=True, query=[Text("crs")], media=GEOJSON)
+@declare(service=BY_COLLECTION, replica=True, query=[CRS], media=GEOJSON)
 def get_item(collection_id: str, fid: int) -> Response:
     """One feature (a version); a removed one answers 410 Gone with when it went."""
     return respond(ogc.item(ogc_request(), collection_id, fid))
 
 
 @bp.get("/collections/<collection_id>/items/<int:fid>/versions")
-@declare(service=BY_COLLECTION, replica=True, query=[Text("crs")], media=GEOJSON)
+@declare(service=BY_COLLECTION, replica=True, query=[CRS], media=GEOJSON)
 def get_versions(collection_id: str, fid: int) -> Response:
     """Every version of the feature, oldest first (valid_from / valid_to in properties)."""
     return respond(ogc.item_versions(ogc_request(), collection_id, fid))

@@ -14,13 +14,27 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from api.endpoints import BY_COLLECTION, declare, endpoint_of
+from api.parameters import CODE_SCHEMA, UNIT_REF_SCHEMA
 from geo.geodata.features.collections import COLLECTIONS, Collection
 
 bp = Blueprint("openapi", __name__)
 
 STR = {"type": "string"}
 OBJECT = {"type": "object"}
-PROBLEM_STATUSES = ("400", "401", "403", "404", "405", "410", "413", "415", "422", "429", "503")
+PROBLEM_STATUSES = (
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "409",
+    "410",
+    "413",
+    "415",
+    "422",
+    "429",
+    "503",
+)
 PROBLEM = {
     "type": "object",
     "required": ["type", "title", "status", "code"],
@@ -35,6 +49,12 @@ PROBLEM = {
     },
 }
 GEOJSON_MEDIA = "application/geo+json"
+# A collection filter's schema by its kind (geo.geodata.features.collections.Filter)
+FILTER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "village": UNIT_REF_SCHEMA,
+    "code": CODE_SCHEMA,
+    "int": {"type": "integer", "minimum": 0, "maximum": 2**62},
+}
 
 
 def _schema(media: str) -> dict[str, Any]:
@@ -70,7 +90,7 @@ def _operation(
         {
             "name": p.name,
             "in": "query",
-            "required": False,
+            "required": p.required,
             **({"description": p.description} if p.description else {}),
             "schema": p.schema(),
         }
@@ -83,7 +103,7 @@ def _operation(
                 "in": "query",
                 "required": False,
                 "description": f.description,
-                "schema": STR,
+                "schema": FILTER_SCHEMAS.get(f.kind, STR),
             }
             for n, f in collection.filters.items()
             if n not in {p.name for p in declared.query}

@@ -20,6 +20,7 @@ __all__ = [
     "Agency",
     "Bbox",
     "Body",
+    "Choice",
     "Code",
     "Date",
     "Int",
@@ -52,6 +53,7 @@ class Param:
 
     name: str
     description: str = ""
+    required = False  # (a class attribute: a parameter type that must be given says so)
 
     def schema(self) -> dict[str, Any]:
         return {"type": "string"}
@@ -67,12 +69,14 @@ class Text(Param):
 
     enum: tuple[str, ...] = ()
     min_length: int = 0
+    pattern: str = ""  # said in the schema; the view's parsing holds to it
 
     def schema(self) -> dict[str, Any]:
         return {
             "type": "string",
             **({"enum": list(self.enum)} if self.enum else {}),
             **({"minLength": self.min_length} if self.min_length else {}),
+            **({"pattern": self.pattern} if self.pattern else {}),
         }
 
     def parse(self, raw: str | None) -> str | None:
@@ -109,6 +113,8 @@ class Int(Param):
 @dataclass(frozen=True)
 class Num(Param):
     """A required number."""
+
+    required = True
 
     def schema(self) -> dict[str, Any]:
         return {"type": "number"}
@@ -147,6 +153,17 @@ class Agency(Param):
 
     def parse(self, raw: str | None) -> str | None:
         return clean_agency(raw, self.name) if raw else None
+
+
+@dataclass(frozen=True)
+class Choice(Param):
+    """Text the schema lists (``values``) while the view's parser also takes other
+    spellings of them (e.g. ``EPSG:4326`` for its URI); None when absent."""
+
+    values: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": list(self.values)}
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from api.endpoints import BY_COLLECTION, Text, declare
+from api.endpoints import BY_COLLECTION, Int, Text, declare
 from api.ogc import tiles as ogc
 from api.ogc_adapter import ogc_request, respond
+from geo.geodata.features.tiles import MAX_ZOOM
 
 bp = Blueprint("tiles", __name__)
 
@@ -17,6 +18,7 @@ bp = Blueprint("tiles", __name__)
     service=BY_COLLECTION,
     replica=True,
     query=[Text("datetime")],
+    path=[Int("z", low=0, high=MAX_ZOOM)],
     collection_filters=True,
     media=ogc.MVT,
     responses={"304": "the client's copy (If-None-Match) is current"},

@@ -10,6 +10,7 @@ from sqlalchemy import text
 import geo.geodata.parcels.jobs  # noqa: F401  (registers the ingest jobs)
 from api.database import get_conn
 from api.endpoints import declare, form, json_object
+from api.parameters import UNIT_REF_SCHEMA
 from api.params import json_body
 from geo.access.ownership import require_visible_upload
 from geo.errors import InvalidParameter
@@ -31,7 +32,13 @@ def _flag(name: str) -> bool:
     role="uploader",
     success=202,
     body=form(
-        "file", village=str, crs=str, dry_run=str, repair=str, mapping=str, confirm_removals=str
+        "file",
+        village=UNIT_REF_SCHEMA,
+        crs={"type": "string", "pattern": r"^((EPSG|epsg):)?[0-9]{1,6}$"},
+        dry_run=str,
+        repair=str,
+        mapping=str,
+        confirm_removals=str,
     ),
 )
 def post_upload() -> tuple[Response, int]:
@@ -156,9 +163,9 @@ def publish(upload_id: int) -> tuple[Response, int]:
         {"u": upload_id},
     ).first()
     if claimed is None:
-        from geo.errors import ValidationError
+        from geo.errors import Conflict
 
-        raise ValidationError(
+        raise Conflict(
             f"upload {upload_id} is {state['status']}; only a validated upload can be published",
             code="not_validated",
         )

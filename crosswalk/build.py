@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from crosswalk.errors import NotFound, ValidationError
+from crosswalk.errors import Conflict, NotFound
 from crosswalk.history import former_names
 from crosswalk.matcher import Decision, Link, Matcher
 from crosswalk.partners import ACCEPTED_SQL
@@ -70,14 +70,12 @@ def new_run(
     """As :func:`start_run`, in the caller's transaction (which may queue its job)."""
     ids = {a: pick_edition(conn, a, w) for a, w in (("moi", moi), ("sci", sci), ("hf", hf))}
     if ids["moi"] is None:
-        raise ValidationError(
+        raise Conflict(
             "the crosswalk needs an MOI edition (the reference list)",
             code="no_reference_edition",
         )
     if ids["sci"] is None and ids["hf"] is None:
-        raise ValidationError(
-            "the crosswalk needs an SCI or an HF edition to map", code="nothing_to_map"
-        )
+        raise Conflict("the crosswalk needs an SCI or an HF edition to map", code="nothing_to_map")
     run_id: int = conn.execute(
         text(
             "INSERT INTO crosswalk_run (moi_edition_id, sci_edition_id, hf_edition_id,"

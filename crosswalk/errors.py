@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from geo.errors import GeoError, InvalidParameter, NotFound, ValidationError
+from geo.errors import Conflict, GeoError, InvalidParameter, NotFound, ValidationError
 
-__all__ = ["CrosswalkError", "InvalidParameter", "NoRun", "NotFound", "ValidationError"]
+__all__ = [
+    "Conflict",
+    "CrosswalkError",
+    "InvalidParameter",
+    "NoRun",
+    "NotFound",
+    "ValidationError",
+]
 
 
 class CrosswalkError(GeoError):

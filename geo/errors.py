@@ -76,6 +76,13 @@ class NotFound(GeoError):
     code = "not_found"
 
 
+class Conflict(GeoError):
+    """Well-formed, but the state of things forbids it now (it exists already, it is not
+    ready yet, it was done before)."""
+
+    code = "conflict"
+
+
 class InvalidParameter(GeoError):
     """A request's parameter is malformed (``field`` names it)."""
 

@@ -315,7 +315,7 @@ def test_admins_add_agencies_that_then_hold_keys(app: Flask, keys: dict[str, str
     again = client.post(
         "/admin/agencies", headers=admin, json={"code": "mrud", "name": "x", "name_fa": "x"}
     )
-    assert again.status_code == 422 and again.get_json()["code"] == "agency_exists"
+    assert again.status_code == 409 and again.get_json()["code"] == "agency_exists"
     made = client.post(
         "/admin/keys", headers=admin, json={"agency": "mrud", "role": "reader", "name": "MRUD"}
     )

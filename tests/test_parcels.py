@@ -503,7 +503,7 @@ def test_http_upload_dry_run_then_publish(url: str, world: Path, tmp_path: Path)
     published = state["report"]["published"]
     assert state["status"] == "published" and published["insert"] + published["update"] == 6
     again = client.post(f"/uploads/{upload_id}/publish")
-    assert again.status_code == 422 and again.get_json()["code"] == "not_validated"
+    assert again.status_code == 409 and again.get_json()["code"] == "not_validated"
     r = client.post("/uploads", data={}, content_type="multipart/form-data")
     assert r.status_code == 400 and r.get_json()["field"] == "file"
     r = client.post(

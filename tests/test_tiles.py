@@ -143,10 +143,18 @@ def _uses(data: bytes, z: int, x: int, y: int) -> dict[str, str]:
     return dict(zip(frame["parcel_no"], frame["land_use"], strict=True))
 
 
-@pytest.mark.parametrize("path", ["/tiles/parcels/23/0/0.mvt", "/tiles/parcels/3/8/0.mvt"])
-def test_tiles_outside_the_grid_are_refused(client: FlaskClient, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/tiles/parcels/23/0/0.mvt", 400, "bad_tile"),  # no such zoom: a bad request
+        ("/tiles/parcels/3/8/0.mvt", 404, "no_such_tile"),  # a zoom, but no such tile in it
+    ],
+)
+def test_tiles_outside_the_grid_are_refused(
+    client: FlaskClient, path: str, status: int, code: str
+) -> None:
     answer = client.get(path)
-    assert answer.status_code == 400 and answer.json["code"] == "bad_tile"
+    assert answer.status_code == status and answer.json["code"] == code
 
 
 def test_tiles_follow_the_collection_policy(sample_url: str) -> None:

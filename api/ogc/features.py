@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from api.ogc.request import OgcRequest, OgcResponse, dumps, link
-from api.parameters import Int, Param, Text
+from api.parameters import Choice, Int, Param, Text
 from geo.access.ownership import owner_of
 from geo.errors import InvalidParameter
 from geo.geodata.bbox import parse_bbox
@@ -51,13 +51,14 @@ CONFORMANCE = [
 IRAN_BBOX = [44.0, 25.0, 63.4, 39.8]
 MAX_LIMIT = 10_000
 DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
+CRS_PARAM = Choice("crs", "the answer's CRS", values=tuple(supported_crs()))
 ITEM_QUERY: tuple[Param, ...] = (
     Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)"),
     Text("bbox-crs"),
     Text("datetime", "an instant or start/end (.. open)"),
     Int("limit", low=1, high=MAX_LIMIT),
     Int("after", "paging key (next link)", low=0, high=2**62),
-    Text("crs"),
+    CRS_PARAM,
     Text("f", enum=DOWNLOADS),
 )
 ITEM_PARAMS = {p.name for p in ITEM_QUERY}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from geo.errors import InvalidParameter
+from geo.errors import InvalidParameter, NotFound
 from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery, parcel_provinces
 from geo.platform.database import statement
@@ -36,11 +36,10 @@ def _check(z: int, x: int, y: int) -> None:
     if not 0 <= z <= MAX_ZOOM:
         raise InvalidParameter(f"zoom is from 0 to {MAX_ZOOM}", code="bad_tile", field="z")
     n = 1 << z
-    if not (0 <= x < n and 0 <= y < n):
-        raise InvalidParameter(
+    if not (0 <= x < n and 0 <= y < n):  # well-formed, but no such tile: as any missing thing
+        raise NotFound(
             f"tile {z}/{x}/{y} is outside the grid (x and y from 0 to {n - 1})",
-            code="bad_tile",
-            field="x",
+            code="no_such_tile",
         )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from sqlalchemy import Connection, text
 
-from geo.errors import GeoError, NotFound, ValidationError
+from geo.errors import Conflict, GeoError, NotFound, ValidationError
 from geo.geodata.parcels.checks import Checker
 from geo.geodata.parcels.crs_choice import choose_crs
 from geo.geodata.parcels.errors import UploadRejected
@@ -524,7 +524,7 @@ def publish_upload(
     if up["status"] == "published":
         raise ValidationError(f"upload {upload_id} is already published", code="already_published")
     if up["status"] not in {"validated", "publishing"}:  # publishing: claimed by the API
-        raise ValidationError(
+        raise Conflict(
             f"upload {upload_id} is {up['status']}; only a validated upload can be published",
             code="not_validated",
         )
