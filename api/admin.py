@@ -9,13 +9,13 @@ from sqlalchemy import text
 
 from api.auth import journal
 from api.database import get_conn
-from api.endpoints import Int, Text, arg, declare, json_object, services
+from api.endpoints import Int, ServiceName, Text, arg, declare, json_object, services
 from api.parameters import AGENCY_SCHEMA
 from api.params import json_body, str_field
 from geo.access.control import create_key, list_keys, policy, revoke_key, set_policy
 from geo.access.ownership import owners, set_owner
 from geo.errors import InvalidParameter
-from geo.models.access import OWNED_DATASETS, ROLES
+from geo.models.access import OWNED_DATASETS, POLICY_MODES, ROLES
 
 bp = Blueprint("admin", __name__)
 
@@ -74,8 +74,11 @@ def get_policies() -> Response:
 @bp.put("/admin/policies/<service>")
 @ADMIN(
     body=json_object(
-        mode=str, agencies={"type": "array", "items": {"type": "string"}}, public=bool
+        mode={"type": "string", "enum": list(POLICY_MODES)},
+        agencies={"type": "array", "items": AGENCY_SCHEMA},
+        public=bool,
     ),
+    path=[ServiceName("service")],
 )
 def put_policy(service: str) -> Response:
     """``{"mode": all|all_except|allow_list, "agencies": [...], "public": bool}``"""
@@ -172,13 +175,20 @@ def get_agencies() -> Response:
 @bp.post("/admin/agencies")
 @ADMIN(
     success=201,
-    body=json_object("code", "name", "name_fa", code=str, name=str, name_fa=str),
+    body=json_object(
+        "code",
+        "name",
+        "name_fa",
+        code={"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,31}$"},
+        name={"type": "string", "minLength": 1},
+        name_fa={"type": "string", "minLength": 1},
+    ),
 )
 def post_agency() -> tuple[Response, int]:
     """``{"code", "name", "name_fa"}``: a new agency, to hold keys and be named in policies."""
     body = json_body()
     code = (str_field(body, "code") or "").strip().lower()
-    if not code.isidentifier() or len(code) > 32:
+    if not (code.isascii() and code.isidentifier()) or len(code) > 32:
         raise InvalidParameter("code is a short lowercase word, e.g. 'mrud'", field="code")
     name = str_field(body, "name", required=True)
     name_fa = str_field(body, "name_fa", required=True)

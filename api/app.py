@@ -29,7 +29,7 @@ from api import (
 )
 from api.database import init_app as init_database
 from api.database import init_unit_of_work
-from api.endpoints import check_declared
+from api.endpoints import check_declared, reject_unknown_query
 from api.jsonio import TagsimJSON
 from api.params import reject_nul, reject_nul_in_form
 from crosswalk.partners import CROSSWALK
@@ -78,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(me.bp)
     auth.init_app(app)
     app.before_request(reject_nul_in_form)  # (after the key is checked: see auth)
+    app.before_request(reject_unknown_query)
     init_unit_of_work(app)
     check_declared(app)  # a route without its declaration does not start
     if settings().behind_front:  # behind api.front's nginx: the client is one hop out

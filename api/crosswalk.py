@@ -10,6 +10,7 @@ from sqlalchemy import text
 import crosswalk.jobs  # noqa: F401  (registers the build job)
 from api.database import app_db, get_conn
 from api.endpoints import Int, Text, arg, declare, json_object
+from api.parameters import CODE_SCHEMA
 from api.params import json_body, str_field
 from crosswalk.build import new_run
 from crosswalk.export import export_rows, to_csv, to_xlsx
@@ -17,6 +18,7 @@ from crosswalk.release import get_run, list_releases, list_runs, publish, run_of
 from crosswalk.review import decide, links, review_queue
 from crosswalk.units import CROSSWALK_AGENCIES
 from geo.errors import InvalidParameter
+from geo.models.crosswalk import DECISIONS
 from geo.models.registry import LEVELS
 from geo.platform.jobs import enqueue, job_state
 
@@ -148,11 +150,12 @@ def get_review() -> Response:
         "level",
         "moi_code",
         "decision",
-        level=str,
-        moi_code=str,
-        sci_code=str,
-        hf_code=str,
-        decision=str,
+        one_of_required=("sci_code", "hf_code"),
+        level={"type": "string", "enum": list(LEVELS)},
+        moi_code=CODE_SCHEMA,
+        sci_code=CODE_SCHEMA,
+        hf_code=CODE_SCHEMA,
+        decision={"type": "string", "enum": list(DECISIONS)},
         note=str,
     ),
 )

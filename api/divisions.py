@@ -33,7 +33,8 @@ MAX_BATCH = 100_000  # as the README promises
     service="divisions",
     replica=True,
     query=[
-        Text("q", min_length=1),
+        # (at least one letter or digit: punctuation alone folds to nothing)
+        Text("q", pattern=r"[0-9A-Za-z\u0621-\u064A\u066E-\u06D3\u06F0-\u06F9]"),
         Agency("agency"),
         Text("level"),
         Text("within"),
@@ -60,7 +61,12 @@ def search_divisions() -> Response:
 @declare(
     service="divisions",
     replica=True,
-    query=[Num("lon"), Num("lat"), Agency("agency"), Date("as_of")],
+    query=[
+        Num("lon", low=-180, high=180),
+        Num("lat", low=-90, high=90),
+        Agency("agency"),
+        Date("as_of"),
+    ],
 )
 def divisions_at() -> Response:
     """The units that contain a point."""
@@ -116,7 +122,7 @@ def get_children(agency: str, code: str) -> Response:
 
 
 @bp.get("/divisions/<agency>/<code>/history")
-@declare(service="divisions", replica=True, path=[Agency("agency")])
+@declare(service="divisions", replica=True, path=[Agency("agency"), Code("code")])
 def get_history(agency: str, code: str) -> Response:
     """A code across the agency's editions."""
     return jsonify(history(get_conn(), clean_agency(agency), code))

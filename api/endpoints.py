@@ -38,6 +38,7 @@ from api.parameters import (
     form,
     json_object,
 )
+from geo.errors import InvalidParameter
 from geo.models.access import OWNED_DATASETS
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "Int",
     "Num",
     "Param",
+    "ServiceName",
     "Text",
     "UnitRef",
     "arg",
@@ -62,6 +64,7 @@ __all__ = [
     "endpoint_of",
     "form",
     "json_object",
+    "reject_unknown_query",
     "services",
 ]
 
@@ -199,6 +202,41 @@ def current_endpoint() -> Endpoint:
     if found is None:
         raise RuntimeError(f"{request.endpoint} has no declaration")
     return found
+
+
+@dataclass(frozen=True)
+class ServiceName(Param):
+    """A service's name (the policies' keys): the schema lists the app's services."""
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "enum": services()}
+
+
+# Tolerated on every endpoint: OGC clients add ``f`` (the format) to whatever they ask.
+ALWAYS_ALLOWED = frozenset({"f"})
+
+
+def reject_unknown_query() -> None:
+    """Before a service's view (after authentication): a query parameter the endpoint does
+    not declare is refused (400 ``unknown_parameter``), not silently ignored — a typo in a
+    filter would otherwise answer with everything."""
+    found = endpoint_of(current_app, request.endpoint)
+    if found is None or found.access == "public" or not request.args:
+        return
+    allowed = {p.name for p in found.query} | ALWAYS_ALLOWED
+    if found.collection_filters:
+        from geo.geodata.features.collections import COLLECTIONS
+
+        collection = COLLECTIONS.get((request.view_args or {}).get("collection_id", ""))
+        allowed |= set(collection.filters) if collection else set()
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise InvalidParameter(
+            f"unknown parameter {', '.join(unknown)}; this endpoint takes "
+            + (", ".join(sorted(allowed - ALWAYS_ALLOWED)) or "none"),
+            code="unknown_parameter",
+            field=unknown[0],
+        )
 
 
 def arg(name: str) -> Any:

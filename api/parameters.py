@@ -112,20 +112,27 @@ class Int(Param):
 
 @dataclass(frozen=True)
 class Num(Param):
-    """A required number."""
+    """A required number, from ``low`` to ``high``."""
 
     required = True
+    low: float = -1e308
+    high: float = 1e308
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "number"}
+        return {"type": "number", "minimum": self.low, "maximum": self.high}
 
     def parse(self, raw: str | None) -> float:
         if raw is None or raw == "":
             raise InvalidParameter(f"{self.name} is required", field=self.name)
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise InvalidParameter(f"{self.name} must be a number", field=self.name) from None
+        if not self.low <= value <= self.high:
+            raise InvalidParameter(
+                f"{self.name} is from {self.low:g} to {self.high:g}", field=self.name
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -222,12 +229,19 @@ def _schema_of(kind: Any) -> dict[str, Any]:
     return dict(kind)
 
 
-def json_object(*required: str, body_required: bool = True, **properties: Any) -> Body:
+def json_object(
+    *required: str,
+    body_required: bool = True,
+    one_of_required: tuple[str, ...] = (),
+    **properties: Any,
+) -> Body:
     """A JSON object body: ``required`` names, each property a type (``str``, ``int``,
-    ``bool``) or a JSON schema."""
+    ``bool``) or a JSON schema; ``one_of_required``: at least one of these names."""
     schema: dict[str, Any] = {"type": "object"}
     if required:
         schema["required"] = list(required)
+    if one_of_required:
+        schema["anyOf"] = [{"required": [name]} for name in one_of_required]
     if properties:
         schema["properties"] = {k: _schema_of(v) for k, v in properties.items()}
     return Body("application/json", schema, required=body_required)

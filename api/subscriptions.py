@@ -50,7 +50,7 @@ def _list_of(body: dict[str, Any], name: str, kind: type) -> list[Any] | None:
     success=201,
     body=json_object(
         "url",
-        url=str,
+        url={"type": "string", "pattern": r"^https?://[^\s/@]+(/\S*)?$"},
         kinds={"type": "array", "items": {"type": "string"}},
         bbox={"type": "array", "items": {"type": "number"}},
         within=str,

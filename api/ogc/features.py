@@ -54,7 +54,7 @@ DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
 CRS_PARAM = Choice("crs", "the answer's CRS", values=tuple(supported_crs()))
 ITEM_QUERY: tuple[Param, ...] = (
     Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)"),
-    Text("bbox-crs"),
+    Choice("bbox-crs", "the bbox's CRS", values=tuple(supported_crs())),
     Text("datetime", "an instant or start/end (.. open)"),
     Int("limit", low=1, high=MAX_LIMIT),
     Int("after", "paging key (next link)", low=0, high=2**62),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from geo.errors import InvalidParameter, NotFound
+from geo.errors import NotFound
 
 __all__ = ["UnknownAgency", "agency_codes", "require_agency", "require_agency_param"]
 
@@ -32,9 +32,7 @@ def require_agency(conn: Connection, agency: str, field: str = "agency") -> str:
 
 
 def require_agency_param(conn: Connection, agency: str, field: str) -> str:
-    """As :func:`require_agency` for a query's filter value: an unknown agency there makes
-    the filter malformed (``invalid_parameter``, 400), not a missing resource."""
-    try:
-        return require_agency(conn, agency, field)
-    except UnknownAgency as exc:
-        raise InvalidParameter(exc.message, field=field) from None
+    """As :func:`require_agency` for a value inside a query (``within=xx:23``): the
+    reference is well-formed, the agency does not exist: ``unknown_agency`` (404) there too,
+    as the module says (a malformed reference is the parser's 400)."""
+    return require_agency(conn, agency, field)
