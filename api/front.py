@@ -113,7 +113,9 @@ def running_front(
     )
     if check.returncode != 0:
         raise RuntimeError(f"nginx refused its configuration: {check.stderr.strip()}")
-    process = subprocess.Popen([binary, "-p", str(folder), "-c", str(config)])
+    process = subprocess.Popen(
+        [binary, "-p", str(folder), "-c", str(config)], preexec_fn=_die_with_parent
+    )
     try:
         time.sleep(0.2)
         if process.poll() is not None:
@@ -129,6 +131,27 @@ def running_front(
                 process.kill()
 
 
+def _die_with_parent() -> None:
+    """In a child, before it runs: the kernel sends it SIGTERM when its parent dies, so a
+    ``tagsim serve`` killed outright leaves no nginx or gunicorn behind (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, ``kill``) ends ``tagsim serve`` like Ctrl-C: the
+    ``finally`` blocks stop nginx and gunicorn."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def serve_behind_front(host: str, port: int, workers: int, folder: Path) -> None:
     """gunicorn on a Unix socket in ``folder``, nginx on ``host:port`` before it; until
     stopped. Without nginx: gunicorn alone on ``host:port``, with a warning."""
@@ -142,6 +165,7 @@ def serve_behind_front(host: str, port: int, workers: int, folder: Path) -> None
         )
         serve(host, port, workers)
         return
+    _stop_on_sigterm()
     folder.mkdir(parents=True, exist_ok=True)
     socket = folder / "gunicorn.sock"
     socket.unlink(missing_ok=True)
@@ -156,6 +180,7 @@ def serve_behind_front(host: str, port: int, workers: int, folder: Path) -> None
             str(workers),
         ],
         env=env,
+        preexec_fn=_die_with_parent,
     )
     try:
         deadline = time.monotonic() + 60

@@ -65,8 +65,18 @@ def served(db_url: str, tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield base
     finally:
-        server.terminate()
+        server.terminate()  # SIGTERM, as a service manager stops it
         server.wait(timeout=30)
+    # nothing of it is left running: no nginx, no gunicorn (they leaked before)
+    deadline = time.monotonic() + 10
+    while _left_of(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _left_of(tmp_path) == [], _left_of(tmp_path)
+
+
+def _left_of(folder: Path) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", str(folder)], capture_output=True, text=True).stdout
+    return [line for line in found.splitlines() if "pgrep" not in line]
 
 
 def test_healthz_answers_at_once_while_200_slow_clients_trickle(served: str) -> None:
