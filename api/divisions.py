@@ -12,8 +12,7 @@ from api.database import get_conn
 from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, json_object
 from api.parameters import AGENCY_SCHEMA
 from api.params import json_body, str_field
-from geo.errors import InvalidParameter, ValidationError
-from geo.geodata.dates import parse_date
+from geo.errors import InvalidParameter
 from geo.geodata.registry.lookup import (
     batch_resolve,
     batch_resolve_names,
@@ -173,7 +172,7 @@ def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
             "minItems": 1,
             "maxItems": MAX_BATCH,
         },
-        as_of=str,
+        as_of=Date("as_of").schema(),
     ),
     max_body=16 * 1024 * 1024,  # MAX_BATCH codes as JSON or CSV, with room to spare
 )
@@ -185,12 +184,7 @@ def resolve_batch() -> Response:
     ``name``) with form fields ``agency``, ``level``, ``within``, ``as_of``.
     """
     agency, kind, items, options = _batch_from_request()
-    as_of = None
-    if options.get("as_of"):
-        try:
-            as_of = parse_date(str(options["as_of"]))
-        except ValidationError as exc:
-            raise InvalidParameter(exc.message, field="as_of") from None
+    as_of = Date("as_of").parse(str(options["as_of"])) if options.get("as_of") else None
     if kind == "names":
         return jsonify(
             batch_resolve_names(

@@ -5,6 +5,7 @@ declarations (`api.endpoints`) share them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = [
 AGENCY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}$"
 CODE_PATTERN = r"^[0-9\u06F0-\u06F9\u0660-\u0669]{1,40}$"
 UNIT_REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}:[0-9\u06F0-\u06F9\u0660-\u0669]{1,40}$"
+_DIGIT = "[0-9\u06f0-\u06f9\u0660-\u0669]"
+DATE_PATTERN = rf"^{_DIGIT}{{4}}[-/]{_DIGIT}{{1,2}}[-/]{_DIGIT}{{1,2}}$"
 AGENCY_SCHEMA: dict[str, Any] = {"type": "string", "pattern": AGENCY_PATTERN}
 CODE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": CODE_PATTERN}
 UNIT_REF_SCHEMA: dict[str, Any] = {
@@ -137,18 +140,28 @@ class Num(Param):
 
 @dataclass(frozen=True)
 class Date(Param):
-    """A date, Gregorian or Jalali (``1402-07-01``), or None."""
+    """A date, Gregorian or Jalali (``1402-07-01``, ``۱۴۰۲/۰۷/۰۱``), or None. Text not
+    written as a date is 400; a date that does not exist (1402-13-40) is 422
+    ``invalid_date``."""
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "description": self.description or "a date (Jalali or ISO)"}
+        return {
+            "type": "string",
+            "pattern": DATE_PATTERN,
+            "description": self.description or "a date (Jalali or ISO)",
+        }
 
     def parse(self, raw: str | None) -> date | None:
         if not raw:
             return None
+        if re.fullmatch(DATE_PATTERN, raw.strip()) is None:
+            raise InvalidParameter(
+                f"{self.name} is a date such as 1401-08-25 or 2022-11-16", field=self.name
+            )
         try:
             return parse_date(raw)
         except ValidationError as exc:
-            raise InvalidParameter(exc.message, field=self.name) from None
+            raise ValidationError(exc.message, code="invalid_date", field=self.name) from None
 
 
 @dataclass(frozen=True)

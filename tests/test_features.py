@@ -161,7 +161,7 @@ def test_divisions_collection_is_the_editions_in_force(
         ("/collections/parcels/items?limit=0", 400, "invalid_parameter"),
         ("/collections/parcels/items?limit=100001", 400, "invalid_parameter"),
         ("/collections/parcels/items?datetime=yesterday", 400, "invalid_parameter"),
-        ("/collections/parcels/items?datetime=2024-02-01/2023-01-01", 400, "invalid_parameter"),
+        ("/collections/parcels/items?datetime=2024-02-01/2023-01-01", 422, "invalid_datetime"),
         ("/collections/parcels/items?village=xyz:12", 404, "unknown_agency"),
         ("/collections/parcels/items?colour=red", 400, "unknown_parameter"),
         ("/collections/parcels/items?f=pdf", 400, "unknown_format"),

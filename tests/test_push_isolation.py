@@ -163,7 +163,7 @@ def test_every_internal_address_form_is_refused(
 ) -> None:
     monkeypatch.setenv(outbound.ALLOW_ENV, "")
     answer = client_for(fresh_url, "reader", "sci").post("/subscriptions", json={"url": url})
-    assert answer.status_code == 400 and answer.get_json()["code"] == "unsafe_url", url
+    assert answer.status_code == 422 and answer.get_json()["code"] == "unsafe_url", url
     assert answer.get_json()["field"] == "url"
 
 
@@ -173,7 +173,7 @@ def test_credentials_in_urls_are_refused_and_public_hosts_accepted(
     monkeypatch.setenv(outbound.ALLOW_ENV, "")
     sci = client_for(fresh_url, "reader", "sci")
     creds = sci.post("/subscriptions", json={"url": "http://user:pw@93.184.215.14/hook"})
-    assert creds.status_code == 400 and creds.get_json()["code"] == "unsafe_url"
+    assert creds.status_code == 422 and creds.get_json()["code"] == "unsafe_url"
     public = sci.post("/subscriptions", json={"url": "https://93.184.215.14/hook"})
     assert public.status_code == 201, public.get_json()
 

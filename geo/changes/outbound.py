@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from geo.errors import InvalidParameter
+from geo.errors import GeoError, InvalidParameter, ValidationError
 
 __all__ = ["DEADLINE_S", "Outcome", "Target", "allowed_hosts", "check_url", "post"]
 
@@ -79,13 +79,17 @@ class Target:
         return name if self.port == default else f"{name}:{self.port}"
 
 
-def _refuse(message: str, code: str) -> InvalidParameter:
-    return InvalidParameter(message, field="url", code=code)
+def _refuse(message: str, code: str) -> GeoError:
+    """A URL not written as one is malformed (400); one well written that names a host we
+    will not call, or cannot find, is refused content (422)."""
+    if code == "invalid_parameter":
+        return InvalidParameter(message, field="url", code=code)
+    return ValidationError(message, field="url", code=code)
 
 
 def check_url(url: str, allow: frozenset[str] | None = None) -> Target:
-    """The target of ``url`` once every rule above holds; ``InvalidParameter`` (field
-    ``url``; code ``invalid_parameter``, ``unsafe_url`` or ``unresolvable_url``) otherwise."""
+    """The target of ``url`` once every rule above holds; otherwise an error naming the field
+    ``url``: ``invalid_parameter`` (400), ``unsafe_url`` or ``unresolvable_url`` (422)."""
     allow = allowed_hosts() if allow is None else allow
     try:
         parts = urlsplit(url or "")
@@ -139,7 +143,7 @@ def post(
     ``deadline_s`` (default ``DEADLINE_S``) in all."""
     try:
         target = check_url(url, allow)
-    except InvalidParameter as exc:
+    except GeoError as exc:
         return Outcome(None, "unresolvable" if exc.code == "unresolvable_url" else "unsafe address")
     deadline = time.monotonic() + (DEADLINE_S if deadline_s is None else deadline_s)
 

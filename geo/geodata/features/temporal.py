@@ -7,6 +7,7 @@ time within it (``..`` or an empty end is open). Dates may be Gregorian or Jalal
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
@@ -64,10 +65,27 @@ def _instant(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# What a datetime is written with (digits of any script, - : . / T Z + and spaces): other
+# text is a malformed parameter (400); text of these that is no instant or interval is
+# well-formed content that is wrong (422 ``invalid_datetime``).
+DATETIME_PATTERN = r"^[0-9\u06F0-\u06F9\u0660-\u0669TZtz:.+/ -]+$"
+
+
 def parse_datetime(value: str | None) -> TimeFilter | None:
     """None (the current layer), an instant, or an interval ``start/end``."""
     if value is None or not value.strip():
         return None
+    if re.fullmatch(DATETIME_PATTERN, value) is None:
+        raise InvalidParameter(
+            f"datetime {value!r} is not a date or an RFC 3339 time", field="datetime"
+        )
+    try:
+        return _parse_datetime(value)
+    except InvalidParameter as exc:
+        raise ValidationError(exc.message, code="invalid_datetime", field="datetime") from None
+
+
+def _parse_datetime(value: str) -> TimeFilter:
     if value.count("/") != 1:  # an instant, or a Jalali date written 1402/05/12
         return TimeFilter(_instant(value), None, True)
     start_text, _, end_text = value.partition("/")
