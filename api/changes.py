@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api.database import get_conn
-from api.endpoints import Bbox, Int, Text, arg, declare
+from api.endpoints import Bbox, Date, Int, Text, arg, declare
 from api.parameters import UNIT_REF_PATTERN
 from geo.changes.feed import daily_digest, read_changes_json
 from geo.geodata.registry.agencies import require_agency_param
@@ -56,6 +56,7 @@ def _within() -> tuple[str, str] | None:
 @declare(
     service="changes",
     replica=True,
+    path=[Date("day")],
     query=[Int("limit", default=1000, low=1, high=10_000), Int("offset", default=0)],
 )
 def get_daily(day: str) -> Response:

@@ -11,7 +11,7 @@ from api.endpoints import Agency, Code, Text, arg, declare, json_object
 from api.params import json_body
 from geo.geodata.features.coverage import Coverage, plan_coverage, plate_geometry, plot_coverage
 from geo.geodata.features.plot_input import parse_plot
-from geo.geodata.features.temporal import parse_datetime
+from geo.geodata.features.temporal import DATETIME_PATTERN, parse_datetime
 from geo.geodata.registry.references import clean_agency, clean_code
 
 bp = Blueprint("coverage", __name__)
@@ -23,7 +23,7 @@ MAX_BODY = 8 * 1024 * 1024
 @declare(
     service="coverage",
     replica=True,
-    query=[Text("crs"), Text("datetime")],
+    query=[Text("crs"), Text("datetime", pattern=DATETIME_PATTERN)],
     body=json_object(),
     max_body=MAX_BODY,
 )
@@ -49,7 +49,7 @@ def _text(value: object) -> str | None:
 
 
 @bp.get("/plates/<unit>/<main>/<sub>/coverage")
-@declare(service="coverage", replica=True, query=[Text("datetime")])
+@declare(service="coverage", replica=True, query=[Text("datetime", pattern=DATETIME_PATTERN)])
 def get_plate_coverage(unit: str, main: str, sub: str) -> Response:
     """The coverage of a registered plot (unit/main/sub plate), now or at ``datetime``."""
     when = parse_datetime(arg("datetime"))

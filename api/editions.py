@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from api.database import app_db, get_conn
 from api.endpoints import Agency, Date, Int, Text, arg, declare, form
+from api.parameters import AGENCY_SCHEMA
 from geo.errors import InvalidParameter
 from geo.geodata.registry import import_edition
 from geo.geodata.registry.editions import get_edition, list_editions
@@ -25,8 +26,8 @@ bp = Blueprint("editions", __name__)
         "file",
         "agency",
         "edition",
-        agency=str,
-        edition=str,
+        agency=AGENCY_SCHEMA,
+        edition={"type": "string", "minLength": 1},
         published=str,
         format=str,
         valid_only=str,

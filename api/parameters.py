@@ -11,8 +11,8 @@ from datetime import date
 from typing import Any
 
 from geo.errors import InvalidParameter, ValidationError
-from geo.geodata.bbox import BBox, parse_bbox
-from geo.geodata.dates import parse_date
+from geo.geodata.bbox import BBOX_PATTERN, BBox, parse_bbox
+from geo.geodata.dates import DATE_PATTERN, parse_date
 from geo.geodata.registry.references import clean_agency, clean_code, parse_unit_ref
 
 __all__ = [
@@ -39,8 +39,6 @@ __all__ = [
 AGENCY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}$"
 CODE_PATTERN = r"^[0-9\u06F0-\u06F9\u0660-\u0669]{1,40}$"
 UNIT_REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,31}:[0-9\u06F0-\u06F9\u0660-\u0669]{1,40}$"
-_DIGIT = "[0-9\u06f0-\u06f9\u0660-\u0669]"
-DATE_PATTERN = rf"^{_DIGIT}{{4}}[-/]{_DIGIT}{{1,2}}[-/]{_DIGIT}{{1,2}}$"
 AGENCY_SCHEMA: dict[str, Any] = {"type": "string", "pattern": AGENCY_PATTERN}
 CODE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": CODE_PATTERN}
 UNIT_REF_SCHEMA: dict[str, Any] = {
@@ -213,7 +211,11 @@ class Bbox(Param):
     """``minlon,minlat,maxlon,maxlat`` in WGS 84, or None."""
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "description": self.description or "minlon,minlat,maxlon,maxlat"}
+        return {
+            "type": "string",
+            "pattern": BBOX_PATTERN,
+            "description": self.description or "minlon,minlat,maxlon,maxlat",
+        }
 
     def parse(self, raw: str | None) -> BBox | None:
         return parse_bbox(raw, self.name)

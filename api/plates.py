@@ -10,6 +10,7 @@ from api.endpoints import declare, form
 from api.params import read_body
 from geo.changes.plate_notices import apply_notice
 from geo.errors import InvalidParameter
+from geo.geodata.crs import SUPPORTED_EPSG
 from geo.geodata.features.plot_input import epsg_of
 
 bp = Blueprint("plates", __name__)
@@ -22,7 +23,11 @@ MAX_NOTICE = 64 * 1024 * 1024
     service="plates",
     owner="plates",
     role="uploader",
-    body=form("file", crs=str, name=str),
+    body=form(
+        "file",
+        crs={"type": "string", "enum": [f"EPSG:{code}" for code in SUPPORTED_EPSG]},
+        name=str,
+    ),
     max_body=MAX_NOTICE,
 )
 def post_notice() -> Response:

@@ -19,6 +19,7 @@ from geo.changes.webhooks import (
     resume_subscription,
 )
 from geo.errors import InvalidParameter
+from geo.models.changes import ENTITY_KINDS
 
 bp = Blueprint("subscriptions", __name__)
 
@@ -51,7 +52,7 @@ def _list_of(body: dict[str, Any], name: str, kind: type) -> list[Any] | None:
     body=json_object(
         "url",
         url={"type": "string", "pattern": r"^https?://[^\s/@]+(/\S*)?$"},
-        kinds={"type": "array", "items": {"type": "string"}},
+        kinds={"type": "array", "items": {"type": "string", "enum": list(ENTITY_KINDS)}},
         bbox={"type": "array", "items": {"type": "number"}},
         within=str,
         secret=str,

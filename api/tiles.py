@@ -8,6 +8,7 @@ from flask import Blueprint, Response
 from api.endpoints import BY_COLLECTION, Int, Text, declare
 from api.ogc import tiles as ogc
 from api.ogc_adapter import ogc_request, respond
+from geo.geodata.features.temporal import DATETIME_PATTERN
 from geo.geodata.features.tiles import MAX_ZOOM
 
 bp = Blueprint("tiles", __name__)
@@ -17,7 +18,7 @@ bp = Blueprint("tiles", __name__)
 @declare(
     service=BY_COLLECTION,
     replica=True,
-    query=[Text("datetime")],
+    query=[Text("datetime", pattern=DATETIME_PATTERN)],
     path=[Int("z", low=0, high=MAX_ZOOM)],
     collection_filters=True,
     media=ogc.MVT,

@@ -179,3 +179,14 @@ def test_the_command_line_imports_a_notice(fresh_url: str, tmp_path: Path) -> No
     bad.write_bytes(_csv([("3", "20", "2", "POINT(51 35)", "")]))
     refused = CliRunner().invoke(main, ["plates", "import", str(bad)], env=env)
     assert refused.exit_code == 1 and "wrong_geometry_type" in refused.output
+
+
+def test_a_notice_that_is_not_csv_is_a_422_not_a_500(fresh_url: str) -> None:
+    """Found by schemathesis once the notice's crs was declared: a bare carriage return in
+    an unquoted field made the CSV reader raise, and the request answered 500."""
+    client = client_for(fresh_url, "uploader", "registration")
+    for raw in (b'unit,main,sub,wkt\n1,2,3,"POLYGON((0 0\x00', b"unit,main,sub,wkt\n1,2\r3,4,x\n"):
+        answer = client.post(
+            "/plates/notices", data=raw, content_type="text/csv", headers={"X-Test": "1"}
+        )
+        assert answer.status_code in (400, 422), answer.get_data(as_text=True)[:300]

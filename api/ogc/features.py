@@ -17,12 +17,12 @@ from api.ogc.request import OgcRequest, OgcResponse, dumps, link
 from api.parameters import Choice, Int, Param, Text
 from geo.access.ownership import owner_of
 from geo.errors import InvalidParameter
-from geo.geodata.bbox import parse_bbox
+from geo.geodata.bbox import BBOX_PATTERN, parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
 from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
 from geo.geodata.features.items import count, feature, page, versions
 from geo.geodata.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
-from geo.geodata.features.temporal import parse_datetime
+from geo.geodata.features.temporal import DATETIME_PATTERN, parse_datetime
 
 __all__ = [
     "CONFORMANCE",
@@ -53,9 +53,9 @@ MAX_LIMIT = 10_000
 DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
 CRS_PARAM = Choice("crs", "the answer's CRS", values=tuple(supported_crs()))
 ITEM_QUERY: tuple[Param, ...] = (
-    Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)"),
+    Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)", pattern=BBOX_PATTERN),
     Choice("bbox-crs", "the bbox's CRS", values=tuple(supported_crs())),
-    Text("datetime", "an instant or start/end (.. open)"),
+    Text("datetime", "an instant or start/end (.. open)", pattern=DATETIME_PATTERN),
     Int("limit", low=1, high=MAX_LIMIT),
     Int("after", "paging key (next link)", low=0, high=2**62),
     CRS_PARAM,

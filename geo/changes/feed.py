@@ -13,11 +13,12 @@ ordered by (txid, id, part) and the cursor is the last one returned, opaque to c
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from geo.errors import GeoError, InvalidParameter
+from geo.errors import GeoError, InvalidParameter, ValidationError
 from geo.geodata.registry.editions import IN_FORCE_SQL
 from geo.geodata.registry.partners import partners
 from geo.models.changes import ENTITY_KINDS
@@ -220,12 +221,14 @@ def daily_digest(
     from datetime import datetime, time, timedelta
     from zoneinfo import ZoneInfo
 
-    from geo.geodata.dates import jalali, parse_date
+    from geo.geodata.dates import DATE_PATTERN, jalali, parse_date
 
+    if re.fullmatch(DATE_PATTERN, day.strip()) is None:
+        raise InvalidParameter("the day is a Jalali date, e.g. 1403-05-12", field="day")
     try:
         gregorian = parse_date(day)
-    except GeoError:
-        raise InvalidParameter("the day is a Jalali date, e.g. 1403-05-12", field="day") from None
+    except GeoError as exc:  # written as a date, but no such day
+        raise ValidationError(exc.message, code="invalid_date", field="day") from None
     tehran = ZoneInfo("Asia/Tehran")
     start = datetime.combine(gregorian, time.min, tzinfo=tehran)
     end = start + timedelta(days=1)

@@ -94,8 +94,14 @@ def _records(raw: bytes) -> list[tuple[int, dict[str, Any], Any]]:
             for i, f in enumerate(features)
             if isinstance(f, dict)
         ]
-    text_body = decode(raw)
-    reader = csv.reader(io.StringIO(text_body))
+    try:
+        return _csv_records(decode(raw))
+    except csv.Error as exc:  # e.g. a bare carriage return inside a field
+        raise ValidationError(f"the notice is not CSV: {exc}", code="invalid_notice") from None
+
+
+def _csv_records(text_body: str) -> list[tuple[int, dict[str, Any], Any]]:
+    reader = csv.reader(io.StringIO(text_body, newline=""))
     header = [h.strip().lower() for h in next(reader, [])]
     names = [_COLUMNS.get(h, h) for h in header]
     missing = {"unit", "main", "sub", "wkt"} - set(names)

@@ -2,15 +2,22 @@
 
 The one parser of boxes. A geographic box (WGS 84 longitude/latitude) must lie within
 ±180/±90 with its corners in order; a projected one (another ``bbox-crs``) only in order.
+Text not written as four numbers is malformed (``invalid_parameter``, 400); four numbers
+that make no box (corners out of order, off the globe) are wrong content (``invalid_bbox``,
+422). ``BBOX_PATTERN`` says the first in the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from geo.errors import InvalidParameter
+from geo.errors import InvalidParameter, ValidationError
 
-__all__ = ["BBox", "check_bbox", "parse_bbox"]
+__all__ = ["BBOX_PATTERN", "BBox", "check_bbox", "parse_bbox"]
+
+_NUMBER = r"\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*"
+BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
 
 BBox = tuple[float, float, float, float]
 
@@ -28,7 +35,7 @@ def check_bbox(values: Sequence[float], field: str = "bbox", *, geographic: bool
     in_order = x0 <= x1 and y0 <= y1
     on_earth = x0 >= -180 and x1 <= 180 and y0 >= -90 and y1 <= 90
     if not in_order or (geographic and not on_earth):
-        raise InvalidParameter(message, field=field)
+        raise ValidationError(message, code="invalid_bbox", field=field)
     return x0, y0, x1, y1
 
 
@@ -36,9 +43,6 @@ def parse_bbox(raw: str | None, field: str = "bbox", *, geographic: bool = True)
     """``x0,y0,x1,y1`` text as a box (None when absent), or ``InvalidParameter``."""
     if not raw:
         return None
-    try:
-        values = [float(v) for v in raw.split(",")]
-    except ValueError:
+    if re.fullmatch(BBOX_PATTERN, raw) is None:
         check_bbox([], field, geographic=geographic)  # raises with the field's message
-        raise
-    return check_bbox(values, field, geographic=geographic)
+    return check_bbox([float(v) for v in raw.split(",")], field, geographic=geographic)

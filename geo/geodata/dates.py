@@ -20,7 +20,12 @@ import jdatetime
 from geo.errors import ValidationError
 from geo.geodata.persian import ascii_digits
 
-__all__ = ["jalali", "parse_date"]
+__all__ = ["DATE_PATTERN", "jalali", "parse_date"]
+
+_DIGIT = "[0-9\u06f0-\u06f9\u0660-\u0669]"
+# How a date is written (Jalali or Gregorian, any digits, - or /): what parse_date reads
+# when the day exists.
+DATE_PATTERN = rf"^{_DIGIT}{{4}}[-/]{_DIGIT}{{1,2}}[-/]{_DIGIT}{{1,2}}$"
 
 _DATE = re.compile(r"^\s*(\d{4})[/\-.](\d{1,2})[/\-.](\d{1,2})\s*$")
 
