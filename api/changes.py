@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify
 from api.database import get_conn
 from api.endpoints import Bbox, Date, Int, Text, arg, declare
 from api.parameters import UNIT_REF_PATTERN
-from geo.changes.feed import daily_digest, read_changes_json
+from geo.changes.feed import CURSOR_PATTERN, daily_digest, read_changes_json
 from geo.geodata.registry.agencies import require_agency_param
 from geo.geodata.registry.references import parse_unit_ref
 
@@ -19,7 +19,7 @@ bp = Blueprint("changes", __name__)
     service="changes",
     replica=True,
     query=[
-        Text("since"),
+        Text("since", pattern=CURSOR_PATTERN),
         Text("kinds"),
         Bbox("bbox"),
         Text("within", pattern=UNIT_REF_PATTERN),

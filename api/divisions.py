@@ -33,7 +33,7 @@ MAX_BATCH = 100_000  # as the README promises
     replica=True,
     query=[
         # (at least one letter or digit: punctuation alone folds to nothing)
-        Text("q", pattern=r"[0-9A-Za-z\u0621-\u064A\u066E-\u06D3\u06F0-\u06F9]"),
+        Text("q", pattern=r"[0-9A-Za-z\u0621-\u063F\u0641-\u064A\u066E-\u06D3\u06F0-\u06F9]"),
         Agency("agency"),
         Text("level"),
         Text("within"),

@@ -28,7 +28,7 @@ bp = Blueprint("editions", __name__)
         "edition",
         agency=AGENCY_SCHEMA,
         edition={"type": "string", "minLength": 1},
-        published=str,
+        published=Date("published").schema(),
         format=str,
         valid_only=str,
     ),

@@ -9,7 +9,13 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from geo.errors import InvalidParameter
+from geo.errors import InvalidParameter, ValidationError
+
+
+def _nul(message: str, field: str) -> ValidationError:
+    """Text with a NUL: well-formed for the document, but PostgreSQL text cannot hold it
+    (422 ``nul_character``)."""
+    return ValidationError(message, code="nul_character", field=field)
 
 
 def _clean_json(value: Any, field: str) -> Any:
@@ -17,11 +23,11 @@ def _clean_json(value: Any, field: str) -> Any:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidParameter(
-                "the body holds text that is not valid Unicode", field=field
+            raise ValidationError(
+                "the body holds text that is not valid Unicode", code="invalid_text", field=field
             ) from None
         if "\x00" in value:
-            raise InvalidParameter("the body holds a NUL character", field=field)
+            raise _nul("the body holds a NUL character", field)
     elif isinstance(value, dict):
         for k, v in value.items():
             _clean_json(k, field)
@@ -98,7 +104,7 @@ def reject_nul() -> None:
     if "\x00" in request.path or any(
         "\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)
     ):
-        raise InvalidParameter("the request holds a NUL character", field="query")
+        raise _nul("the request holds a NUL character", "query")
 
 
 def reject_nul_in_form() -> None:
@@ -109,4 +115,4 @@ def reject_nul_in_form() -> None:
         else ()
     ):
         if "\x00" in str(k) or "\x00" in str(v):
-            raise InvalidParameter("the form holds a NUL character", field=str(k))
+            raise _nul("the form holds a NUL character", str(k))

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify
 from api.database import get_conn
 from api.endpoints import Int, arg, declare, json_object
 from api.params import json_body, str_field
+from geo.changes.feed import CURSOR_PATTERN
 from geo.changes.webhooks import (
     create_subscription,
     delete_subscription,
@@ -56,7 +57,7 @@ def _list_of(body: dict[str, Any], name: str, kind: type) -> list[Any] | None:
         bbox={"type": "array", "items": {"type": "number"}},
         within=str,
         secret=str,
-        since=str,
+        since={"type": "string", "pattern": CURSOR_PATTERN},
         batch_size={"type": "integer", "minimum": 1, "maximum": 5000},
     ),
 )

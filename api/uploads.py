@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import text
@@ -13,7 +14,7 @@ from api.endpoints import declare, form, json_object
 from api.parameters import UNIT_REF_SCHEMA
 from api.params import json_body
 from geo.access.ownership import require_visible_upload
-from geo.errors import InvalidParameter
+from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.parcels.ingest import IngestOptions, attach_job, get_upload, record_upload
 from geo.geodata.persian import is_digits
 from geo.platform.jobs import enqueue
@@ -37,7 +38,7 @@ def _flag(name: str) -> bool:
         crs={"type": "string", "pattern": r"^((EPSG|epsg):)?[0-9]{1,6}$"},
         dry_run=str,
         repair=str,
-        mapping=str,
+        mapping={"type": "string", "pattern": r"^\s*\{[\s\S]*\}\s*$"},
         confirm_removals=str,
     ),
 )
@@ -50,12 +51,15 @@ def post_upload() -> tuple[Response, int]:
     crs = request.form.get("crs", "").upper().removeprefix("EPSG:")
     if crs and not is_digits(crs):
         raise InvalidParameter("crs is an EPSG code, e.g. EPSG:32639", field="crs")
-    try:
-        mapping = json.loads(request.form.get("mapping") or "{}")
-    except ValueError:
-        raise InvalidParameter("mapping is a JSON object", field="mapping") from None
-    if not isinstance(mapping, dict):
+    raw_mapping = request.form.get("mapping") or "{}"
+    if not re.fullmatch(r"\s*\{[\s\S]*\}\s*", raw_mapping):
         raise InvalidParameter("mapping is a JSON object", field="mapping")
+    try:  # written as an object: what is inside must be JSON (422 otherwise)
+        mapping = json.loads(raw_mapping)
+    except ValueError:
+        raise ValidationError(
+            "mapping is not JSON", code="invalid_mapping", field="mapping"
+        ) from None
     options = IngestOptions(
         village=request.form.get("village") or None,
         crs=int(crs) if crs else None,

@@ -25,6 +25,7 @@ from geo.models.changes import ENTITY_KINDS
 
 __all__ = ["daily_digest", "decode_cursor", "encode_cursor", "read_changes"]
 
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"  # how a cursor is written (unpadded base64url)
 WHOLE = 2**62  # the part of a cursor that names a change row as a whole: every part read
 
 
@@ -38,6 +39,8 @@ def decode_cursor(cursor: str | None) -> tuple[int, int, int]:
     (txid, id) alone — a change row read whole — has part ``WHOLE``."""
     if not cursor:
         return 0, 0, 0
+    if re.fullmatch(CURSOR_PATTERN, cursor) is None:
+        raise InvalidParameter("since is a cursor this service gave", field="since")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         parts = [int(v) for v in raw.split(".")]
@@ -45,10 +48,17 @@ def decode_cursor(cursor: str | None) -> tuple[int, int, int]:
             raise ValueError(raw)
         out = (parts[0], parts[1], parts[2] if len(parts) == 3 else WHOLE)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidParameter("since is a cursor this service gave", field="since") from None
+        raise _not_ours() from None
     if min(out) < 0 or out[0] >= 2**63 or out[2] > WHOLE:
-        raise InvalidParameter("since is a cursor this service gave", field="since")
+        raise _not_ours()
     return out
+
+
+def _not_ours() -> ValidationError:
+    """Text written like a cursor that no cursor of ours decodes to (422)."""
+    return ValidationError(
+        "since is a cursor this service gave", code="invalid_cursor", field="since"
+    )
 
 
 def within_filter(conn: Connection, within: tuple[str, str] | None) -> tuple[str, dict[str, Any]]:
