@@ -9,6 +9,7 @@ from flask import Blueprint, Response, g, jsonify
 
 from api.database import get_conn
 from api.endpoints import Int, arg, declare, json_object
+from api.parameters import UNIT_REF_SCHEMA
 from api.params import json_body, str_field
 from geo.changes.feed import CURSOR_PATTERN
 from geo.changes.webhooks import (
@@ -55,7 +56,7 @@ def _list_of(body: dict[str, Any], name: str, kind: type) -> list[Any] | None:
         url={"type": "string", "pattern": r"^https?://[^\s/@]+(/\S*)?$"},
         kinds={"type": "array", "items": {"type": "string", "enum": list(ENTITY_KINDS)}},
         bbox={"type": "array", "items": {"type": "number"}},
-        within=str,
+        within=UNIT_REF_SCHEMA,
         secret=str,
         since={"type": "string", "pattern": CURSOR_PATTERN},
         batch_size={"type": "integer", "minimum": 1, "maximum": 5000},

@@ -17,6 +17,7 @@ from geo.access.ownership import require_visible_upload
 from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.parcels.ingest import IngestOptions, attach_job, get_upload, record_upload
 from geo.geodata.persian import is_digits
+from geo.geodata.registry.references import parse_unit_ref
 from geo.platform.jobs import enqueue
 
 bp = Blueprint("uploads", __name__)
@@ -60,8 +61,11 @@ def post_upload() -> tuple[Response, int]:
         raise ValidationError(
             "mapping is not JSON", code="invalid_mapping", field="mapping"
         ) from None
+    village = request.form.get("village") or None
+    if village is not None:
+        village = str(parse_unit_ref(village, "village"))  # refused now, not in the job
     options = IngestOptions(
-        village=request.form.get("village") or None,
+        village=village,
         crs=int(crs) if crs else None,
         dry_run=_flag("dry_run"),
         repair=_flag("repair"),
