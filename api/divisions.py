@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
 from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, json_object
-from api.parameters import AGENCY_SCHEMA
+from api.parameters import AGENCY_SCHEMA, RequiredText
 from api.params import json_body, str_field
 from geo.errors import InvalidParameter
 from geo.geodata.registry.lookup import (
@@ -33,7 +33,11 @@ MAX_BATCH = 100_000  # as the README promises
     replica=True,
     query=[
         # (at least one letter or digit: punctuation alone folds to nothing)
-        Text("q", pattern=r"[0-9A-Za-z\u0621-\u063F\u0641-\u064A\u066E-\u06D3\u06F0-\u06F9]"),
+        RequiredText(
+            "q",
+            max_length=200,
+            pattern=r"[0-9A-Za-z\u0621-\u063F\u0641-\u064A\u066E-\u06D3\u06F0-\u06F9]",
+        ),
         Agency("agency"),
         Text("level"),
         Text("within"),

@@ -27,6 +27,7 @@ __all__ = [
     "Int",
     "Num",
     "Param",
+    "RequiredText",
     "Text",
     "UnitRef",
     "form",
@@ -70,6 +71,7 @@ class Text(Param):
 
     enum: tuple[str, ...] = ()
     min_length: int = 0
+    max_length: int = 0
     pattern: str = ""  # said in the schema; the view's parsing holds to it
 
     def schema(self) -> dict[str, Any]:
@@ -77,6 +79,7 @@ class Text(Param):
             "type": "string",
             **({"enum": list(self.enum)} if self.enum else {}),
             **({"minLength": self.min_length} if self.min_length else {}),
+            **({"maxLength": self.max_length} if self.max_length else {}),
             **({"pattern": self.pattern} if self.pattern else {}),
         }
 
@@ -84,6 +87,13 @@ class Text(Param):
         if raw and self.enum and raw not in self.enum:
             raise InvalidParameter(f"{self.name} is one of {', '.join(self.enum)}", field=self.name)
         return raw or None
+
+
+@dataclass(frozen=True)
+class RequiredText(Text):
+    """Text that must be given."""
+
+    required = True
 
 
 @dataclass(frozen=True)

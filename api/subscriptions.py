@@ -55,7 +55,12 @@ def _list_of(body: dict[str, Any], name: str, kind: type) -> list[Any] | None:
         "url",
         url={"type": "string", "pattern": r"^https?://[^\s/@]+(/\S*)?$"},
         kinds={"type": "array", "items": {"type": "string", "enum": list(ENTITY_KINDS)}},
-        bbox={"type": "array", "items": {"type": "number"}},
+        bbox={
+            "type": "array",
+            "items": {"type": "number", "minimum": -180, "maximum": 180},
+            "minItems": 4,
+            "maxItems": 4,
+        },
         within=UNIT_REF_SCHEMA,
         secret=str,
         since={"type": "string", "pattern": CURSOR_PATTERN},
