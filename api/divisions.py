@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.database import get_conn
 from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, json_object
-from api.parameters import AGENCY_SCHEMA, RequiredText
+from api.parameters import AGENCY_SCHEMA, UNIT_REF_PATTERN, RequiredText
 from api.params import json_body, str_field
 from geo.errors import InvalidParameter
 from geo.geodata.registry.lookup import (
@@ -22,6 +22,7 @@ from geo.geodata.registry.lookup import (
 )
 from geo.geodata.registry.references import clean_agency, clean_code
 from geo.geodata.registry.search import at_point, search
+from geo.models.registry import LEVELS
 
 bp = Blueprint("divisions", __name__)
 MAX_BATCH = 100_000  # as the README promises
@@ -39,8 +40,8 @@ MAX_BATCH = 100_000  # as the README promises
             pattern=r"[0-9A-Za-z\u0621-\u063F\u0641-\u064A\u066E-\u06D3\u06F0-\u06F9]",
         ),
         Agency("agency"),
-        Text("level"),
-        Text("within"),
+        Text("level", enum=LEVELS),
+        Text("within", pattern=UNIT_REF_PATTERN),
         Date("as_of"),
         Int("limit", default=20, low=1, high=200),
     ],
