@@ -5,6 +5,8 @@ here with hypothesis directly.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +20,7 @@ from schemathesis.checks import (
     status_code_conformance,
     unsupported_method,
 )
+from schemathesis.config import SchemathesisConfig
 
 from api import create_app
 from api.auth import journal
@@ -45,7 +48,8 @@ def schema_and_key(module_db_url: str):  # type: ignore[no-untyped-def]
     with Database(module_db_url).begin() as conn:
         key = create_key(conn, "moi", "admin", "schemathesis")["key"]
     app = create_app({"DATABASE_URL": module_db_url, "RATE_LIMIT": "1000000 per minute"})
-    return schemathesis.openapi.from_wsgi("/api", app), key
+    config = SchemathesisConfig.from_path(Path(__file__).parents[1] / "schemathesis.toml")
+    return schemathesis.openapi.from_wsgi("/api", app, config=config), key
 
 
 def test_every_operation_holds_under_generated_requests(schema_and_key) -> None:  # type: ignore[no-untyped-def]
