@@ -10,7 +10,9 @@ from api.parameters import UNIT_REF_PATTERN
 from geo.changes.feed import CURSOR_PATTERN, daily_digest, read_changes_json
 from geo.geodata.registry.agencies import require_agency_param
 from geo.geodata.registry.references import parse_unit_ref
+from geo.models.changes import ENTITY_KINDS
 
+_KIND = "|".join(ENTITY_KINDS)
 bp = Blueprint("changes", __name__)
 
 
@@ -20,7 +22,7 @@ bp = Blueprint("changes", __name__)
     replica=True,
     query=[
         Text("since", pattern=CURSOR_PATTERN),
-        Text("kinds"),
+        Text("kinds", pattern=rf"^({_KIND})(,({_KIND}))*$"),
         Bbox("bbox"),
         Text("within", pattern=UNIT_REF_PATTERN),
         Int("upload", low=1, high=2**62),

@@ -91,6 +91,8 @@ def _operation(
             "name": p.name,
             "in": "query",
             "required": p.required,
+            # an empty value (?within=) is taken as the parameter's absence
+            **({} if p.required else {"allowEmptyValue": True}),
             **({"description": p.description} if p.description else {}),
             "schema": p.schema(),
         }
@@ -102,6 +104,7 @@ def _operation(
                 "name": n,
                 "in": "query",
                 "required": False,
+                "allowEmptyValue": True,
                 "description": f.description,
                 "schema": FILTER_SCHEMAS.get(f.kind, STR),
             }

@@ -163,6 +163,12 @@ def test_divisions_collection_is_the_editions_in_force(
         ("/collections/parcels/items?datetime=yesterday", 400, "invalid_parameter"),
         ("/collections/parcels/items?datetime=2024-02-01/2023-01-01", 422, "invalid_datetime"),
         ("/collections/parcels/items?village=xyz:12", 404, "unknown_agency"),
+        (  # a projected box off its projection's domain: PostGIS's transform made it a 500
+            "/collections/parcels/items?bbox-crs=http://www.opengis.net/def/crs/EPSG/0/32639"
+            "&bbox=-1e300,-1e300,1e300,1e300",
+            422,
+            "invalid_bbox",
+        ),
         ("/collections/parcels/items?colour=red", 400, "unknown_parameter"),
         ("/collections/parcels/items?f=pdf", 400, "unknown_format"),
         ("/collections/parcels/items/999999999", 404, "unknown_feature"),

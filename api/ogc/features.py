@@ -17,7 +17,7 @@ from api.ogc.request import OgcRequest, OgcResponse, dumps, link
 from api.parameters import Choice, Int, Param, Text
 from geo.access.ownership import owner_of
 from geo.errors import InvalidParameter
-from geo.geodata.bbox import BBOX_PATTERN, parse_bbox
+from geo.geodata.bbox import BBOX_PATTERN, BBox, check_projected, parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
 from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
 from geo.geodata.features.items import count, feature, page, versions
@@ -184,6 +184,11 @@ def _check_params(req: OgcRequest, c: Collection) -> None:
         )
 
 
+def _bbox(raw: str | None, epsg: int, geographic: bool) -> BBox | None:
+    box = parse_bbox(raw, geographic=geographic)
+    return box if box is None or geographic else check_projected(box, epsg)
+
+
 def feature_query(
     req: OgcRequest, c: Collection, *, default_limit: int | None = 10
 ) -> FeatureQuery:
@@ -198,7 +203,7 @@ def feature_query(
         limit = Int("limit", low=1, high=high).parse(args.get("limit"))
     return FeatureQuery(
         collection=c,
-        bbox=parse_bbox(args.get("bbox"), geographic=geographic),
+        bbox=_bbox(args.get("bbox"), bbox_crs.epsg, geographic),
         bbox_crs=bbox_crs,
         time=parse_datetime(args.get("datetime")),
         filters=parse_filters(c, dict(args)),

@@ -94,8 +94,8 @@ def check_url(url: str, allow: frozenset[str] | None = None) -> Target:
     try:
         parts = urlsplit(url or "")
         port = parts.port
-    except ValueError:
-        raise _refuse("url is not a URL", "invalid_parameter") from None
+    except ValueError:  # shaped like one (the document's pattern), but no URL (a bad port)
+        raise _refuse("url is not a URL", "invalid_url") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise _refuse("url is an http(s) URL of the receiving server", "invalid_parameter")
     if parts.username is not None or parts.password is not None:

@@ -9,12 +9,13 @@ that make no box (corners out of order, off the globe) are wrong content (``inva
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
 from geo.errors import InvalidParameter, ValidationError
 
-__all__ = ["BBOX_PATTERN", "BBox", "check_bbox", "parse_bbox"]
+__all__ = ["BBOX_PATTERN", "BBox", "check_bbox", "check_projected", "parse_bbox"]
 
 _NUMBER = r"\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*"
 BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
@@ -37,6 +38,20 @@ def check_bbox(values: Sequence[float], field: str = "bbox", *, geographic: bool
     if not in_order or (geographic and not on_earth):
         raise ValidationError(message, code="invalid_bbox", field=field)
     return x0, y0, x1, y1
+
+
+def check_projected(box: BBox, epsg: int, field: str = "bbox") -> BBox:
+    """``box`` in EPSG:``epsg``, checked to fall on the globe once in lon/lat (PostGIS
+    refuses to transform points outside a projection's domain: that was a 500);
+    ``invalid_bbox`` (422) otherwise."""
+    from geo.geodata.crs import transformer
+
+    xs, ys = transformer(epsg).transform([box[0], box[2]], [box[1], box[3]])
+    if not all(math.isfinite(v) and abs(v) <= 180 for v in (*xs, *ys)) or max(map(abs, ys)) > 90:
+        raise ValidationError(
+            f"{field} lies outside EPSG:{epsg}'s area", code="invalid_bbox", field=field
+        )
+    return box
 
 
 def parse_bbox(raw: str | None, field: str = "bbox", *, geographic: bool = True) -> BBox | None:
