@@ -96,8 +96,10 @@ def check_url(url: str, allow: frozenset[str] | None = None) -> Target:
         port = parts.port
     except ValueError:  # shaped like one (the document's pattern), but no URL (a bad port)
         raise _refuse("url is not a URL", "invalid_url") from None
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    if parts.scheme not in {"http", "https"}:
         raise _refuse("url is an http(s) URL of the receiving server", "invalid_parameter")
+    if not parts.hostname:  # shaped like one, but names no host
+        raise _refuse("url names no host", "invalid_url")
     if parts.username is not None or parts.password is not None:
         raise _refuse("url must not carry a user name or password", "unsafe_url")
     host = parts.hostname.lower()
