@@ -20,8 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
-from api.errors import problem
-from api.ratelimit import FixedWindow, parse_limit
+from api.ratelimit import FixedWindow, parse_limit, too_many
 from geo.access.control import audit_entry
 
 __all__ = ["FailureCounts", "init_app"]
@@ -77,14 +76,11 @@ def refuse_if_failing() -> Response | None:
     used, reset = window.peek(_address())
     if used < window.limit:
         return None
-    response = problem(
-        429,
+    return too_many(
         "too_many_failures",
-        "Too Many Requests",
         f"{used} failed authentications from this address; wait {math.ceil(reset)} s",
+        reset,
     )
-    response.headers["Retry-After"] = str(math.ceil(reset))
-    return response
 
 
 def note_failure() -> None:

@@ -8,7 +8,7 @@ from api.database import get_conn
 from api.endpoints import Bbox, Date, Int, Text, arg, declare
 from api.parameters import UNIT_REF_PATTERN
 from geo.changes.feed import CURSOR_PATTERN, daily_digest, read_changes_json
-from geo.geodata.registry.agencies import require_agency_param
+from geo.geodata.registry.agencies import require_agency
 from geo.geodata.registry.references import parse_unit_ref
 from geo.models.changes import ENTITY_KINDS
 
@@ -50,7 +50,7 @@ def _within() -> tuple[str, str] | None:
     if not raw:
         return None
     unit = parse_unit_ref(raw, "within")
-    require_agency_param(get_conn(), unit.agency, "within")
+    require_agency(get_conn(), unit.agency, "within")
     return unit
 
 

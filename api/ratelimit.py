@@ -64,20 +64,24 @@ def _who() -> str:
     return f"key:{principal.key_id}" if principal else f"ip:{request.remote_addr}"
 
 
+def too_many(code: str, detail: str, reset: float) -> Response:
+    """A 429 problem with ``Retry-After`` (the seconds until the window resets)."""
+    response = problem(429, code, "Too Many Requests", detail)
+    response.headers["Retry-After"] = str(math.ceil(reset))
+    return response
+
+
 def _check() -> Response | None:
     limiter: FixedWindow = current_app.extensions["tagsim_ratelimit"]
     allowed, remaining, reset = limiter.hit(_who())
     g.rate = (limiter.limit, remaining, reset)
     if allowed:
         return None
-    response = problem(
-        429,
+    return too_many(
         "too_many_requests",
-        "Too Many Requests",
         f"at most {limiter.limit} requests per {limiter.seconds} s for this key",
+        reset,
     )
-    response.headers["Retry-After"] = str(math.ceil(reset))
-    return response
 
 
 def _headers(response: Response) -> Response:

@@ -355,15 +355,7 @@ class Matcher:
                 lk for lk in others if lk not in existing and lk.status in {"auto", "needs_review"}
             ]:
                 self._drop(lk, "rejected", "superseded by a decision")
-            if existing:
-                for lk in existing:
-                    if lk.status == "rejected":
-                        self.r2o[lk.ref].append(lk.other)
-                        self.o2r[lk.other].append(lk.ref)
-                    lk.status = "confirmed"
-                    lk.words.append(note)
-            elif d.ref in self.ref.units and d.other in self.other.units:
-                self._add(Link(level, d.ref, d.other, 1.0, "manual", "confirmed", [note]))
+            self._confirm(level, d, existing, note)
 
     def _apply_confirmations(self, level: str) -> None:
         """ "confirm" decisions, once every link of the run exists (those a split or a merge
@@ -375,14 +367,19 @@ class Matcher:
                 continue
             existing = [lk for lk in self.by_ref[(level, d.ref)] if lk.other == d.other]
             note = "decision: confirm" + (f" ({d.note})" if d.note else "")
-            for lk in existing:
-                if lk.status == "rejected":
-                    self.r2o[lk.ref].append(lk.other)
-                    self.o2r[lk.other].append(lk.ref)
-                lk.status = "confirmed"
-                lk.words.append(note)
-            if not existing and d.ref in self.ref.units and d.other in self.other.units:
-                self._add(Link(level, d.ref, d.other, 1.0, "manual", "confirmed", [note]))
+            self._confirm(level, d, existing, note)
+
+    def _confirm(self, level: str, d: Decision, existing: list[Link], note: str) -> None:
+        """The decided pair confirmed: its links as they are (a rejected one partnered
+        again), or a manual link when the run found none."""
+        for lk in existing:
+            if lk.status == "rejected":
+                self.r2o[lk.ref].append(lk.other)
+                self.o2r[lk.other].append(lk.ref)
+            lk.status = "confirmed"
+            lk.words.append(note)
+        if not existing and d.ref in self.ref.units and d.other in self.other.units:
+            self._add(Link(level, d.ref, d.other, 1.0, "manual", "confirmed", [note]))
 
     # -- splits and merges ---------------------------------------------------------------
     def _structure(self, level: str) -> None:

@@ -45,7 +45,7 @@ from geo.changes import outbound
 from geo.changes.feed import decode_cursor, read_changes
 from geo.errors import GeoError, InvalidParameter, NotFound
 from geo.geodata.bbox import check_bbox
-from geo.geodata.registry.agencies import require_agency_param
+from geo.geodata.registry.agencies import require_agency
 from geo.geodata.registry.references import parse_unit_ref
 from geo.models.changes import ENTITY_KINDS
 from geo.platform.database import Database
@@ -104,7 +104,7 @@ def create_subscription(
         bbox = list(check_bbox(bbox, "bbox"))
     if within:
         unit = parse_unit_ref(within, "within")
-        require_agency_param(conn, unit.agency, "within")
+        require_agency(conn, unit.agency, "within")
         within = str(unit)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int):
         raise InvalidParameter("batch_size is a whole number, 1 to 5000", field="batch_size")

@@ -16,7 +16,7 @@ from geo.errors import InvalidParameter
 from geo.geodata.features.collections import Collection, Filter
 from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import is_digits, match_key, normalize_code
-from geo.geodata.registry.agencies import require_agency_param
+from geo.geodata.registry.agencies import require_agency
 from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.partners import partners
 from geo.geodata.registry.references import parse_unit_ref
@@ -193,7 +193,7 @@ class FeatureQuery:
         agency = self.filters.get("agency")
         agencies = [agency.strip().lower()] if agency else list(AGENCIES)
         for a in agencies:
-            require_agency_param(conn, a, "agency")
+            require_agency(conn, a, "agency")
         # an agency without an edition has no divisions to show
         params["editions"] = editions_in_force(conn, agencies, as_of, skip_missing=True)
         return "t.edition_id = ANY(:editions)"
@@ -204,7 +204,7 @@ class FeatureQuery:
         key = f"f_{name}"
         if flt.kind == "village":
             agency, code = parse_unit_ref(value, name)
-            require_agency_param(conn, agency, name)
+            require_agency(conn, agency, name)
             pairs = sorted(partners().equivalent_codes(conn, agency, code))
             params[f"{key}_a"] = [a for a, _ in pairs]
             params[f"{key}_c"] = [c for _, c in pairs]

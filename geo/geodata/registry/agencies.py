@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 
 from geo.errors import NotFound
 
-__all__ = ["UnknownAgency", "agency_codes", "require_agency", "require_agency_param"]
+__all__ = ["UnknownAgency", "agency_codes", "require_agency"]
 
 
 class UnknownAgency(NotFound):
@@ -29,10 +29,3 @@ def require_agency(conn: Connection, agency: str, field: str = "agency") -> str:
     if conn.execute(text("SELECT 1 FROM agency WHERE code = :a"), {"a": agency}).first() is None:
         raise UnknownAgency(f"unknown agency {agency!r}", field=field)
     return agency
-
-
-def require_agency_param(conn: Connection, agency: str, field: str) -> str:
-    """As :func:`require_agency` for a value inside a query (``within=xx:23``): the
-    reference is well-formed, the agency does not exist: ``unknown_agency`` (404) there too,
-    as the module says (a malformed reference is the parser's 400)."""
-    return require_agency(conn, agency, field)
