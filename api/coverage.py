@@ -7,10 +7,11 @@ from flask import Blueprint, Response, g, jsonify
 from shapely import from_wkb
 
 from api.database import get_conn
-from api.endpoints import Agency, Code, Text, arg, declare, json_object
+from api.endpoints import Agency, Body, Code, Text, arg, declare
+from api.parameters import Choice
 from api.params import json_body
 from geo.geodata.features.coverage import Coverage, plan_coverage, plate_geometry, plot_coverage
-from geo.geodata.features.plot_input import parse_plot
+from geo.geodata.features.plot_input import PLOT_CRS_NAMES, PLOT_SCHEMA, parse_plot
 from geo.geodata.features.temporal import DATETIME_PATTERN, parse_datetime
 from geo.geodata.registry.references import clean_agency, clean_code
 
@@ -23,8 +24,11 @@ MAX_BODY = 8 * 1024 * 1024
 @declare(
     service="coverage",
     replica=True,
-    query=[Text("crs"), Text("datetime", pattern=DATETIME_PATTERN)],
-    body=json_object(),
+    query=[
+        Choice("crs", "the plot's CRS (also EPSG URIs and bare codes)", values=PLOT_CRS_NAMES),
+        Text("datetime", pattern=DATETIME_PATTERN),
+    ],
+    body=Body("application/json", PLOT_SCHEMA),
     max_body=MAX_BODY,
 )
 def post_coverage() -> Response:

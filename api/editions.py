@@ -7,7 +7,8 @@ from sqlalchemy import text
 
 from api.database import app_db, get_conn
 from api.endpoints import Agency, Date, Int, Text, arg, declare, form
-from api.parameters import AGENCY_SCHEMA
+from api.parameters import AGENCY_SCHEMA, FLAG
+from api.params import form_flag
 from geo.errors import InvalidParameter
 from geo.geodata.registry import import_edition
 from geo.geodata.registry.editions import get_edition, list_editions
@@ -30,7 +31,7 @@ bp = Blueprint("editions", __name__)
         edition={"type": "string", "minLength": 1},
         published=Date("published").schema(),
         format=str,
-        valid_only=str,
+        valid_only=FLAG,
     ),
 )
 def post_edition() -> tuple[Response, int]:
@@ -50,7 +51,7 @@ def post_edition() -> tuple[Response, int]:
         source_name=upload.filename,
         published_on=Date("published").parse(request.form.get("published")),
         fmt=request.form.get("format") or None,
-        valid_only=request.form.get("valid_only", "").lower() in {"1", "true", "yes"},
+        valid_only=form_flag("valid_only"),
     )
     body = {
         "edition_id": result.edition_id,

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from api.endpoints import BY_COLLECTION, declare, endpoint_of
 from api.parameters import CODE_SCHEMA, UNIT_REF_SCHEMA
 from geo.geodata.features.collections import COLLECTIONS, Collection
+from geo.geodata.features.query import MAX_WHOLE
 
 bp = Blueprint("openapi", __name__)
 
@@ -53,7 +54,7 @@ GEOJSON_MEDIA = "application/geo+json"
 FILTER_SCHEMAS: dict[str, dict[str, Any]] = {
     "village": UNIT_REF_SCHEMA,
     "code": CODE_SCHEMA,
-    "int": {"type": "integer", "minimum": 0, "maximum": 2**62},
+    "int": {"type": "integer", "minimum": 0, "maximum": MAX_WHOLE},
 }
 
 
@@ -94,7 +95,7 @@ def _operation(
             # an empty value (?within=) is taken as the parameter's absence
             **({} if p.required else {"allowEmptyValue": True}),
             **({"description": p.description} if p.description else {}),
-            "schema": p.schema(),
+            "schema": p.schema_in(collection),
         }
         for p in declared.query
     ]

@@ -60,6 +60,10 @@ class Param:
     def schema(self) -> dict[str, Any]:
         return {"type": "string"}
 
+    def schema_in(self, collection: Any) -> dict[str, Any]:
+        """The schema on one collection's path (``/collections/{id}/…``), when it differs."""
+        return self.schema()
+
     def parse(self, raw: str | None) -> Any:
         return raw or None
 
@@ -242,6 +246,7 @@ class Body:
 
 STRING: dict[str, Any] = {"type": "string"}
 FILE: dict[str, Any] = {"type": "string", "format": "binary"}
+FLAG: dict[str, Any] = {"type": "string", "enum": ["true", "false"]}  # a form's yes/no
 
 
 def _schema_of(kind: Any) -> dict[str, Any]:
@@ -273,10 +278,21 @@ def json_object(
 
 
 def form(*required: str, **fields: Any) -> Body:
-    """A multipart form with a ``file`` field and text fields (as :func:`json_object`)."""
-    schema: dict[str, Any] = {
-        "type": "object",
-        "required": list(required),
-        "properties": {"file": FILE, **{k: _schema_of(v) for k, v in fields.items()}},
-    }
+    """A multipart form with a ``file`` field and text fields (as :func:`json_object`).
+    An optional text field sent empty is its absence (as HTML forms send it), so its
+    pattern or list admits the empty text."""
+    properties = {k: _schema_of(v) for k, v in fields.items()}
+    for name, schema in properties.items():
+        if name not in required:
+            properties[name] = _or_empty(schema)
+    schema = {"type": "object", "required": list(required), "properties": {"file": FILE}}
+    schema["properties"].update(properties)
     return Body("multipart/form-data", schema)
+
+
+def _or_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    if "pattern" in schema:
+        return {**schema, "pattern": f"^$|{schema['pattern']}"}
+    if "enum" in schema and "" not in schema["enum"]:
+        return {**schema, "enum": [*schema["enum"], ""]}
+    return schema

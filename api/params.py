@@ -58,6 +58,14 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     return _clean_json(body, "body")
 
 
+def form_flag(name: str) -> bool:
+    """A form's yes/no field: ``true`` or ``false`` (any case); absent or empty is false."""
+    value = request.form.get(name, "").strip().lower()
+    if value not in {"", "true", "false"}:
+        raise InvalidParameter(f"{name} is true or false, not {value[:20]!r}", field=name)
+    return value == "true"
+
+
 def read_body() -> bytes:
     """The request's body, whole. Werkzeug stops reading a streamed (chunked) body at the
     endpoint's limit and returns what it read; a body that reaches the limit is refused

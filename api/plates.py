@@ -9,7 +9,7 @@ from api.database import app_db
 from api.endpoints import declare, form
 from api.params import read_body
 from geo.changes.plate_notices import apply_notice
-from geo.errors import InvalidParameter
+from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.crs import SUPPORTED_EPSG
 from geo.geodata.features.plot_input import epsg_of
 
@@ -38,8 +38,10 @@ def post_notice() -> Response:
         raw, name = upload.read(), upload.filename or "notice"
     else:
         raw, name = read_body(), "notice"
-    if not raw:
+    if upload is None and not raw:
         raise InvalidParameter("send the notice as the multipart field 'file'", field="file")
+    if not raw:
+        raise ValidationError("the notice file is empty", code="invalid_notice", field="file")
     name = request.values.get("name") or name
     epsg = epsg_of(request.values.get("crs"))
     principal = g.get("principal")

@@ -11,8 +11,8 @@ from sqlalchemy import text
 import geo.geodata.parcels.jobs  # noqa: F401  (registers the ingest jobs)
 from api.database import get_conn
 from api.endpoints import declare, form, json_object
-from api.parameters import UNIT_REF_SCHEMA
-from api.params import json_body
+from api.parameters import FLAG, UNIT_REF_SCHEMA
+from api.params import form_flag, json_body
 from geo.access.ownership import require_visible_upload
 from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.parcels.ingest import IngestOptions, attach_job, get_upload, record_upload
@@ -21,10 +21,6 @@ from geo.geodata.registry.references import parse_unit_ref
 from geo.platform.jobs import enqueue
 
 bp = Blueprint("uploads", __name__)
-
-
-def _flag(name: str) -> bool:
-    return request.form.get(name, "").lower() in {"1", "true", "yes", "on"}
 
 
 @bp.post("/uploads")
@@ -37,10 +33,10 @@ def _flag(name: str) -> bool:
         "file",
         village=UNIT_REF_SCHEMA,
         crs={"type": "string", "pattern": r"^((EPSG|epsg):)?[0-9]{1,6}$"},
-        dry_run=str,
-        repair=str,
+        dry_run=FLAG,
+        repair=FLAG,
         mapping={"type": "string", "pattern": r"^\s*\{[\s\S]*\}\s*$"},
-        confirm_removals=str,
+        confirm_removals=FLAG,
     ),
 )
 def post_upload() -> tuple[Response, int]:
@@ -67,10 +63,10 @@ def post_upload() -> tuple[Response, int]:
     options = IngestOptions(
         village=village,
         crs=int(crs) if crs else None,
-        dry_run=_flag("dry_run"),
-        repair=_flag("repair"),
+        dry_run=form_flag("dry_run"),
+        repair=form_flag("repair"),
         mapping=mapping,
-        confirm_removals=_flag("confirm_removals"),
+        confirm_removals=form_flag("confirm_removals"),
     )
     principal = g.get("principal")
     # One unit of work: the upload's row, its file, its job and the job's id commit together
@@ -135,7 +131,8 @@ def get_finding_features(upload_id: int) -> Response:
         for key, number, g in rows
         if key in codes
     ]
-    return jsonify({"type": "FeatureCollection", "features": features})
+    collection = {"type": "FeatureCollection", "features": features}
+    return Response(json.dumps(collection, ensure_ascii=False), mimetype="application/geo+json")
 
 
 @bp.post("/uploads/<int:upload_id>/publish")

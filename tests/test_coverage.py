@@ -168,10 +168,32 @@ def _square(lon: float, lat: float, size: float) -> list[list[float]]:
     return [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
 
 
+# Off the declared shape: 400 (the first group); the right shape with wrong content: 422
 BAD_PLOTS = {
     "point": ({"type": "Point", "coordinates": [51.4, 35.7]}, "wrong_geometry_type"),
-    "empty": ({"type": "Polygon", "coordinates": []}, "empty_geometry"),
     "garbage": ({"type": "Polygon", "coordinates": [["a", "b"]]}, "invalid_geojson"),
+    "too shallow": ({"type": "Polygon", "coordinates": [[51.4, 35.7]]}, "invalid_geojson"),
+    "no type": ({"coordinates": [[[51.4, 35.7]]]}, "invalid_geojson"),
+    "geometry not a feature's": (
+        {"type": "Polygon", "geometry": {"type": "Polygon", "coordinates": []}},
+        "invalid_geojson",
+    ),
+    "null crs": (
+        {"type": "Polygon", "coordinates": [_square(51.4, 35.7, 0.01)], "crs": None},
+        "unsupported_crs",
+    ),
+    "unknown crs": (
+        {
+            "geometry": {"type": "Polygon", "coordinates": [_square(51.4, 35.7, 0.01)]},
+            "crs": "EPSG:3395",
+        },
+        "unsupported_crs",
+    ),
+    "empty": ({"type": "Polygon", "coordinates": []}, "empty_geometry"),
+    "short ring": (
+        {"type": "Polygon", "coordinates": [[[51.4, 35.7], [51.5, 35.7], [51.4, 35.7]]]},
+        "invalid_geometry",
+    ),
     "bowtie": (
         {
             "type": "Polygon",
@@ -188,13 +210,6 @@ BAD_PLOTS = {
         mapping(Point(51.4, 35.7).buffer(0.001, 30000)),
         "geometry_too_large",
     ),
-    "unknown crs": (
-        {
-            "geometry": {"type": "Polygon", "coordinates": [_square(51.4, 35.7, 0.01)]},
-            "crs": "EPSG:3395",
-        },
-        "unsupported_crs",
-    ),
     "utm without crs": (
         {"type": "Polygon", "coordinates": [_square(500000, 3950000, 100)]},
         "outside_iran",
@@ -202,11 +217,15 @@ BAD_PLOTS = {
 }
 
 
+OFF_SHAPE = {"point", "garbage", "too shallow", "no type", "geometry not a feature's"}
+OFF_SHAPE |= {"null crs", "unknown crs"}
+
+
 @pytest.mark.parametrize("name", BAD_PLOTS)
-def test_bad_plots_get_a_400_with_a_code(client: FlaskClient, name: str) -> None:
+def test_bad_plots_get_a_400_or_422_with_a_code(client: FlaskClient, name: str) -> None:
     body, code = BAD_PLOTS[name]
     answer = client.post("/coverage", json=body)
-    assert answer.status_code == 400, (name, answer.json)
+    assert answer.status_code == (400 if name in OFF_SHAPE else 422), (name, answer.json)
     assert answer.json["code"] == code, answer.json
     if name == "swapped":
         assert answer.json["swapped_axes"] is True

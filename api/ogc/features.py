@@ -8,6 +8,7 @@ the SQL is `geo.geodata.features`'.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from geo.access.ownership import owner_of
 from geo.errors import InvalidParameter
 from geo.geodata.bbox import BBOX_PATTERN, BBox, check_projected, parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
-from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
+from geo.geodata.features.downloads import FORMATS, can_write, csv_chunks, write_file
 from geo.geodata.features.items import count, feature, page, versions
 from geo.geodata.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
 from geo.geodata.features.temporal import DATETIME_PATTERN, parse_datetime
@@ -51,6 +52,19 @@ CONFORMANCE = [
 IRAN_BBOX = [44.0, 25.0, 63.4, 39.8]
 MAX_LIMIT = 10_000
 DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
+
+
+@dataclass(frozen=True)
+class DownloadFormat(Text):
+    """``f``: the answer's format; a collection's path lists those it can be written in."""
+
+    def schema_in(self, collection: Any) -> dict[str, Any]:
+        schema = self.schema()
+        if collection is not None:
+            schema["enum"] = [f for f in self.enum if f not in FORMATS or can_write(collection, f)]
+        return schema
+
+
 CRS_PARAM = Choice("crs", "the answer's CRS", values=tuple(supported_crs()))
 ITEM_QUERY: tuple[Param, ...] = (
     Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)", pattern=BBOX_PATTERN),
@@ -59,7 +73,7 @@ ITEM_QUERY: tuple[Param, ...] = (
     Int("limit", low=1, high=MAX_LIMIT),
     Int("after", "paging key (next link)", low=0, high=2**62),
     CRS_PARAM,
-    Text("f", enum=DOWNLOADS),
+    DownloadFormat("f", enum=DOWNLOADS),
 )
 ITEM_PARAMS = {p.name for p in ITEM_QUERY}
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, text
 
 from geo.errors import GeoError, InvalidParameter, NotFound
 from geo.geodata.registry.agencies import require_agency
+from geo.geodata.registry.references import clean_agency
 from geo.models.access import POLICY_MODES, ROLES
 
 __all__ = [
@@ -264,8 +265,10 @@ def set_policy(
     public: bool,
     by: str | None = None,
 ) -> dict[str, Any]:
+    """Set a service's policy; each agency named is one the table has (``unknown_agency``)."""
     if mode not in POLICY_MODES:
         raise InvalidParameter(f"mode is one of {', '.join(POLICY_MODES)}", field="mode")
+    agencies = [require_agency(conn, clean_agency(a, "agencies"), "agencies") for a in agencies]
     conn.execute(
         text(
             "INSERT INTO policy (service, mode, agencies, public, updated_by) VALUES"

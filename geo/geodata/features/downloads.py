@@ -26,7 +26,7 @@ from geo.errors import InvalidParameter
 from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery
 
-__all__ = ["FORMATS", "Download", "csv_chunks", "write_file"]
+__all__ = ["FORMATS", "Download", "can_write", "csv_chunks", "write_file"]
 
 CHUNK = 20_000
 
@@ -115,12 +115,17 @@ def _batches(
         )
 
 
+def can_write(collection: Collection, fmt: str) -> bool:
+    """Whether ``fmt`` can hold the collection (a Shapefile holds one geometry type)."""
+    return not (fmt == "shp" and collection.geometry_type == "Geometry")
+
+
 def write_file(conn: Connection, q: FeatureQuery, fmt: str) -> Download:
     """Write the selection to a temporary file in ``fmt`` (gpkg, fgb or shp)."""
     spec = FORMATS[fmt]
     c = q.collection
     shapefile = fmt == "shp"
-    if shapefile and c.geometry_type == "Geometry":
+    if not can_write(c, fmt):
         raise InvalidParameter(
             f"a Shapefile holds one geometry type and {c.id} mix points and polygons;"
             " ask for gpkg, fgb, csv or GeoJSON",

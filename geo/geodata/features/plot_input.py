@@ -3,10 +3,15 @@
 Accepted: a GeoJSON Polygon or MultiPolygon (or a Feature holding one) in any CRS of
 DESIGN.md section 5 (WGS 84 lon/lat, WGS 84 / UTM 38N–41N, ED50(ED77) and its UTM zones),
 named by ``crs`` (``EPSG:32639``, an OGC URI, or the old GeoJSON ``crs`` member).
-Every refusal is an ``InvalidParameter`` (HTTP 400) with its own code:
-``invalid_geojson``, ``wrong_geometry_type``, ``empty_geometry``, ``geometry_too_large``,
-``unsupported_crs``, ``invalid_geometry`` (with the reason and where), ``outside_iran``
-(with a hint when the axes look swapped) and ``plot_too_large``.
+``PLOT_SCHEMA`` is the JSON Schema of such a body (the OpenAPI document shows it).
+
+A body that does not have that shape is an ``InvalidParameter`` (HTTP 400):
+``invalid_geojson`` (not GeoJSON, or coordinates that are not arrays of numbers nested as
+the type says), ``wrong_geometry_type``, ``unsupported_crs``. A plot of the right shape
+whose content is wrong is a ``ValidationError`` (HTTP 422): ``empty_geometry``,
+``geometry_too_large``, ``invalid_geometry`` (with the reason and where; also a ring too
+short to be built), ``outside_iran`` (with a hint when the axes look swapped) and
+``plot_too_large``.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from geo.errors import InvalidParameter
+from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.crs import SUPPORTED_EPSG, WGS84, transformer
+from geo.geodata.features.temporal import DATETIME_PATTERN
 
 __all__ = [
     "IRAN_BOUNDS",
     "MAX_PLOT_KM2",
     "MAX_VERTICES",
+    "PLOT_CRS_NAMES",
+    "PLOT_SCHEMA",
     "checked_polygon",
     "epsg_of",
     "geodesic_area",
@@ -37,6 +45,72 @@ IRAN_BOUNDS = (43.5, 24.5, 63.8, 40.0)  # lon/lat box around Iran with a margin
 MAX_VERTICES = 50_000
 MAX_PLOT_KM2 = 500.0
 _GEOD = Geod(ellps="WGS84")
+_CRS84_NAMES = ("http://www.opengis.net/def/crs/OGC/1.3/CRS84", "urn:ogc:def:crs:OGC:1.3:CRS84")
+_EPSG_PREFIXES = (
+    "http://www.opengis.net/def/crs/EPSG/0/",
+    "urn:ogc:def:crs:EPSG::",
+    "EPSG:",
+    "epsg:",
+)
+# The spellings the document lists; the parser also takes the other prefixes and bare codes
+PLOT_CRS_NAMES = (_CRS84_NAMES[0], *(f"EPSG:{code}" for code in SUPPORTED_EPSG))
+
+_CRS_NAME: dict[str, Any] = {"type": "string", "enum": list(PLOT_CRS_NAMES)}
+_CRS_MEMBER: dict[str, Any] = {  # a name, or the old GeoJSON {"type": "name", ...} member
+    "anyOf": [
+        _CRS_NAME,
+        {
+            "type": "object",
+            "required": ["properties"],
+            "properties": {
+                "type": {"type": "string"},
+                "properties": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": _CRS_NAME},
+                },
+            },
+        },
+    ]
+}
+_POSITION = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3}
+_RINGS = {"type": "array", "items": {"type": "array", "items": _POSITION}}
+_DEPTH = {"Polygon": 3, "MultiPolygon": 4}  # arrays around a number in the coordinates
+
+
+def _geometry_schema(kind: str, **beside: Any) -> dict[str, Any]:
+    coordinates = _RINGS if kind == "Polygon" else {"type": "array", "items": _RINGS}
+    return {
+        "type": "object",
+        "required": ["type", "coordinates"],
+        "properties": {
+            "type": {"type": "string", "enum": [kind]},
+            "coordinates": coordinates,
+            "crs": _CRS_MEMBER,
+            **beside,
+        },
+    }
+
+
+_DATETIME = {"type": "string", "pattern": DATETIME_PATTERN}
+PLOT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        _geometry_schema("Polygon", datetime=_DATETIME),
+        _geometry_schema("MultiPolygon", datetime=_DATETIME),
+        {
+            "type": "object",
+            "required": ["geometry"],
+            "properties": {
+                "type": {"type": "string", "enum": ["Feature"]},
+                "geometry": {
+                    "anyOf": [_geometry_schema("Polygon"), _geometry_schema("MultiPolygon")]
+                },
+                "crs": _CRS_MEMBER,
+                "datetime": _DATETIME,
+            },
+        },
+    ]
+}
 
 
 def geodesic_area(geom: BaseGeometry) -> float:
@@ -44,21 +118,13 @@ def geodesic_area(geom: BaseGeometry) -> float:
     return abs(_GEOD.geometry_area_perimeter(geom)[0])
 
 
-def _epsg(crs: Any) -> int:
+def _epsg(crs: str | None) -> int:
     if crs is None or crs == "":
         return WGS84
-    if isinstance(crs, dict):  # {"type": "name", "properties": {"name": "EPSG:32639"}}
-        properties = crs.get("properties")
-        crs = properties.get("name") if isinstance(properties, dict) else None
     raw = str(crs).strip()
-    for prefix in (
-        "http://www.opengis.net/def/crs/EPSG/0/",
-        "urn:ogc:def:crs:EPSG::",
-        "EPSG:",
-        "epsg:",
-    ):
+    for prefix in _EPSG_PREFIXES:
         raw = raw.removeprefix(prefix)
-    if raw in {"http://www.opengis.net/def/crs/OGC/1.3/CRS84", "urn:ogc:def:crs:OGC:1.3:CRS84"}:
+    if raw in _CRS84_NAMES:
         return WGS84
     if raw.isdigit() and int(raw) in SUPPORTED_EPSG:
         return int(raw)
@@ -70,50 +136,91 @@ def _epsg(crs: Any) -> int:
 
 
 def _geometry_object(body: Any) -> tuple[dict[str, Any], Any]:
-    """The geometry and the CRS named beside it."""
+    """The geometry and the CRS named beside it, once both have the shape of
+    ``PLOT_SCHEMA`` (else ``InvalidParameter``)."""
     if not isinstance(body, dict):
         raise InvalidParameter("send a GeoJSON geometry object", code="invalid_geojson")
-    crs = body.get("crs")
+    crs = _crs_member(body, "crs")
+    geometry = body
     if body.get("type") == "Feature" or "geometry" in body:
-        geometry = body.get("geometry")
-        if isinstance(geometry, dict):
-            crs = crs or geometry.get("crs")
-        return geometry, crs  # type: ignore[return-value]
-    return body, crs
+        if body.get("type", "Feature") != "Feature":
+            raise InvalidParameter(
+                "a body with a geometry member is a GeoJSON Feature", code="invalid_geojson"
+            )
+        geometry = body.get("geometry")  # type: ignore[assignment]
+        if not isinstance(geometry, dict):
+            raise InvalidParameter(
+                "the Feature's geometry must be a GeoJSON Polygon or MultiPolygon",
+                code="invalid_geojson",
+            )
+        crs = crs or _crs_member(geometry, "geometry.crs")
+    _check_shape(geometry)
+    return geometry, crs
 
 
-def _build(geometry: Any) -> BaseGeometry:
-    if not isinstance(geometry, dict) or "type" not in geometry:
+def _crs_member(holder: dict[str, Any], where: str) -> str | None:
+    """The CRS name in ``holder``'s ``crs`` member (a name or the old GeoJSON object)."""
+    crs = holder.get("crs")
+    if crs is None and "crs" not in holder:
+        return None
+    name = crs
+    if isinstance(crs, dict):  # {"type": "name", "properties": {"name": "EPSG:32639"}}
+        properties = crs.get("properties")
+        name = properties.get("name") if isinstance(properties, dict) else None
+    if not isinstance(name, str):
         raise InvalidParameter(
-            "the plot must be a GeoJSON Polygon or MultiPolygon", code="invalid_geojson"
+            f"{where} must name a CRS, e.g. EPSG:32639", code="unsupported_crs", field=where
         )
-    if not isinstance(geometry["type"], str) or geometry["type"] not in {
-        "Polygon",
-        "MultiPolygon",
-    }:
+    return name
+
+
+def _check_shape(geometry: dict[str, Any]) -> None:
+    kind = geometry.get("type")
+    if not isinstance(kind, str) or kind not in _DEPTH:
+        if "type" not in geometry:
+            raise InvalidParameter(
+                "the plot must be a GeoJSON Polygon or MultiPolygon", code="invalid_geojson"
+            )
         raise InvalidParameter(
-            f"the plot must be a Polygon or MultiPolygon, not {geometry['type']!r}",
+            f"the plot must be a Polygon or MultiPolygon, not {kind!r}",
             code="wrong_geometry_type",
         )
+    if not _nested_numbers(geometry.get("coordinates"), _DEPTH[kind]):
+        raise InvalidParameter(
+            f"a {kind}'s coordinates are arrays of [x, y] nested {_DEPTH[kind] - 1} deep",
+            code="invalid_geojson",
+        )
+
+
+def _nested_numbers(value: Any, depth: int) -> bool:
+    """``value`` is arrays nested ``depth`` deep whose innermost hold 2 or 3 finite numbers."""
+    if not isinstance(value, list):
+        return False
+    if depth == 1:
+        return 2 <= len(value) <= 3 and all(
+            type(v) is int or (type(v) is float and math.isfinite(v)) for v in value
+        )
+    return all(_nested_numbers(item, depth - 1) for item in value)
+
+
+def _build(geometry: dict[str, Any]) -> BaseGeometry:
     try:
-        geom = shape(geometry)
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise InvalidParameter(
-            f"the GeoJSON coordinates cannot be read: {exc}", code="invalid_geojson"
-        ) from None
+        return shape(geometry)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
+        reason = str(exc)
     except shapely.errors.GEOSException as exc:
-        raise InvalidParameter(
-            f"the GeoJSON coordinates cannot be read: {exc}", code="invalid_geojson"
-        ) from None
-    return geom
+        reason = str(exc)
+    raise ValidationError(
+        f"the plot is not a valid polygon: {reason}", code="invalid_geometry", reason=reason
+    )
 
 
 def _check_size(geom: BaseGeometry) -> None:
     if geom.is_empty:
-        raise InvalidParameter("the plot has no coordinates", code="empty_geometry")
+        raise ValidationError("the plot has no coordinates", code="empty_geometry")
     vertices = shapely.get_num_coordinates(geom)
     if vertices > MAX_VERTICES:
-        raise InvalidParameter(
+        raise ValidationError(
             f"the plot has {vertices} vertices; at most {MAX_VERTICES} are accepted",
             code="geometry_too_large",
             vertices=int(vertices),
@@ -136,7 +243,7 @@ def _inside_iran(geom: BaseGeometry) -> None:
         if swapped
         else ""
     )
-    raise InvalidParameter(
+    raise ValidationError(
         f"the plot lies outside Iran (bounds {x0:.4f},{y0:.4f},{x1:.4f},{y1:.4f}){hint}",
         code="outside_iran",
         swapped_axes=swapped,
@@ -146,11 +253,13 @@ def _inside_iran(geom: BaseGeometry) -> None:
 def parse_plot(body: Any, crs: Any = None) -> MultiPolygon:
     """The plot as a valid lon/lat MultiPolygon inside Iran, or ``InvalidParameter``."""
     geometry, named = _geometry_object(body)
-    return checked_polygon(_build(geometry), epsg_of(crs or named))
+    epsg = epsg_of(crs or named)  # (a shape error, so before any content error)
+    return checked_polygon(_build(geometry), epsg)
 
 
-def epsg_of(crs: Any) -> int:
-    """The EPSG code of a CRS named as ``EPSG:N``, an OGC URI or a GeoJSON ``crs`` member."""
+def epsg_of(crs: str | None) -> int:
+    """The EPSG code of a CRS named as ``EPSG:N``, an OGC URI or a bare code (lon/lat when
+    absent), or ``unsupported_crs``."""
     return _epsg(crs)
 
 
@@ -168,7 +277,7 @@ def checked_polygon(geom: BaseGeometry, epsg: int = WGS84) -> MultiPolygon:
     _inside_iran(geom)
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
-        raise InvalidParameter(
+        raise ValidationError(
             f"the plot is not a valid polygon: {reason}", code="invalid_geometry", reason=reason
         )
     if isinstance(geom, Polygon):
@@ -177,7 +286,7 @@ def checked_polygon(geom: BaseGeometry, epsg: int = WGS84) -> MultiPolygon:
         return geom
     area_km2 = geodesic_area(geom) / 1e6
     if area_km2 > MAX_PLOT_KM2:
-        raise InvalidParameter(
+        raise ValidationError(
             f"the plot covers {area_km2:,.0f} km²; at most {MAX_PLOT_KM2:,.0f} km² is accepted",
             code="plot_too_large",
         )

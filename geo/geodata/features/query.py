@@ -23,9 +23,10 @@ from geo.geodata.registry.references import parse_unit_ref
 from geo.models.crosswalk import LINK_AGENCIES as AGENCIES
 from geo.platform.database import statement
 
-__all__ = ["CRS84", "FeatureQuery", "OutputCrs", "Selection", "parse_crs"]
+__all__ = ["CRS84", "MAX_WHOLE", "FeatureQuery", "OutputCrs", "Selection", "parse_crs"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+MAX_WHOLE = 2**62  # the largest whole number a filter takes (an id, a count)
 _EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
 OUTPUT_EPSG = (4326, 3857, 32638, 32639, 32640, 32641)
 
@@ -220,8 +221,12 @@ class FeatureQuery:
             return f"{flt.column} = :{key}"
         if flt.kind == "int":
             digits = normalize_code(value)
-            if not is_digits(digits) or len(digits) > 18:
-                raise InvalidParameter(f"{name} is a whole number", field=name)
+            if (
+                not is_digits(digits)
+                or len(digits) > len(str(MAX_WHOLE))
+                or int(digits) > MAX_WHOLE
+            ):
+                raise InvalidParameter(f"{name} is a whole number to {MAX_WHOLE}", field=name)
             params[key] = int(digits)
             return f"{flt.column} = :{key}"
         if flt.kind == "name_key":

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from geo.errors import InvalidParameter
+from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.persian import is_code, loose_key, match_key, normalize_code
 from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.references import parse_unit_ref
@@ -49,7 +49,11 @@ def search(
     if within:
         scope_agency, scope_code = parse_unit_ref(within, "within")
         if agency and agency != scope_agency:
-            raise InvalidParameter("within names another agency than agency", field="within")
+            raise ValidationError(
+                f"within names a unit of {scope_agency}, not of {agency}",
+                code="within_other_agency",
+                field="within",
+            )
         agency = scope_agency
     agencies = [agency] if agency else list(AGENCIES)
     editions = editions_in_force(conn, agencies, as_of, skip_missing=not agency)
