@@ -92,9 +92,10 @@ def put_policy(service: str) -> Response:
     public = body.get("public", False)
     if not isinstance(public, bool):
         raise InvalidParameter("public is true or false", field="public")
-    out = set_policy(
-        get_conn(), service, str_field(body, "mode") or "all", agencies, public, by=g.principal.name
-    )
+    mode = body.get("mode", "all")  # (absent is all; an empty mode is no mode, refused)
+    if not isinstance(mode, str):
+        raise InvalidParameter("mode is text", field="mode")
+    out = set_policy(get_conn(), service, mode, agencies, public, by=g.principal.name)
     return jsonify(out)
 
 

@@ -45,14 +45,15 @@ def _operation(client: FlaskClient, path: str, method: str = "get") -> dict[str,
 def test_a_policy_names_only_agencies_that_exist(app: Flask, keys: dict[str, str]) -> None:
     client = app.test_client()
     before = client.get("/admin/policies", headers=_as(keys["admin"])).get_json()
-    for agencies, status, code in (
-        (["sci", "BYFypVdfGP*"], 400, "invalid_parameter"),  # not an agency's short name
-        (["sci", "nosuchagency"], 404, "unknown_agency"),
+    for mode, agencies, status, code in (
+        ("allow_list", ["sci", "BYFypVdfGP*"], 400, "invalid_parameter"),  # not a short name
+        ("allow_list", ["sci", "nosuchagency"], 404, "unknown_agency"),
+        ("", [], 400, "invalid_parameter"),  # an empty mode is not the default mode
     ):
         answer = client.put(
             "/admin/policies/editions",
             headers=_as(keys["admin"]),
-            json={"mode": "allow_list", "agencies": agencies},
+            json={"mode": mode, "agencies": agencies},
         )
         assert (answer.status_code, answer.get_json()["code"]) == (status, code), answer.json
     assert client.get("/admin/policies", headers=_as(keys["admin"])).get_json() == before
@@ -155,3 +156,28 @@ def test_whole_number_filters_take_what_the_document_declares(
     assert client.get(f"{path}{MAX_WHOLE}", headers=_as(keys["admin"])).status_code == 200
     over = client.get(f"{path}{MAX_WHOLE + 1}", headers=_as(keys["admin"]))
     assert over.status_code == 400 and over.get_json()["field"] == "upload_id"
+
+
+def test_crs_digits_of_other_scripts(app: Flask, keys: dict[str, str]) -> None:
+    client = app.test_client()
+    superscript = client.get("/collections/parcels/items?crs=%C2%B2", headers=_as(keys["admin"]))
+    assert superscript.status_code == 400 and superscript.get_json()["code"] == "unsupported_crs"
+    persian = client.get(
+        "/collections/parcels/items?crs=EPSG:۳۲۶۳۹&limit=1", headers=_as(keys["admin"])
+    )
+    assert persian.status_code == 200, persian.get_json()
+
+
+def test_the_old_geojson_crs_member_names_the_plot_crs(app: Flask, keys: dict[str, str]) -> None:
+    ring = [[500000, 3950000], [500100, 3950000], [500100, 3950100], [500000, 3950000]]
+    member = {"type": "name", "properties": {"name": "EPSG:32639"}}
+    answer = app.test_client().post(
+        "/coverage",
+        headers=_as(keys["admin"]),
+        json={
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "crs": member,
+        },
+    )
+    assert answer.status_code == 200, answer.get_json()

@@ -28,6 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.errors import InvalidParameter, ValidationError
 from geo.geodata.crs import SUPPORTED_EPSG, WGS84, transformer
 from geo.geodata.features.temporal import DATETIME_PATTERN
+from geo.geodata.persian import ascii_digits, is_digits
 
 __all__ = [
     "IRAN_BOUNDS",
@@ -126,7 +127,8 @@ def _epsg(crs: str | None) -> int:
         raw = raw.removeprefix(prefix)
     if raw in _CRS84_NAMES:
         return WGS84
-    if raw.isdigit() and int(raw) in SUPPORTED_EPSG:
+    raw = ascii_digits(raw)
+    if is_digits(raw) and len(raw) < 7 and int(raw) in SUPPORTED_EPSG:
         return int(raw)
     raise InvalidParameter(
         f"crs {crs!r} is not one of EPSG:{', EPSG:'.join(map(str, SUPPORTED_EPSG))}",

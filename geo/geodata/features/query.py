@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 from geo.errors import InvalidParameter
 from geo.geodata.features.collections import Collection, Filter
 from geo.geodata.features.temporal import TimeFilter
-from geo.geodata.persian import is_digits, match_key, normalize_code
+from geo.geodata.persian import ascii_digits, is_digits, match_key, normalize_code
 from geo.geodata.registry.agencies import require_agency
 from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.partners import partners
@@ -59,8 +59,8 @@ def parse_crs(value: str | None, field_name: str = "crs") -> OutputCrs:
     raw = (value or "").strip()
     if not raw or raw in {CRS84, "CRS84", "OGC:CRS84"}:
         return OutputCrs(CRS84, 4326)
-    code = raw.removeprefix(_EPSG_URI).removeprefix("EPSG:").removeprefix("epsg:")
-    if code.isdigit() and int(code) in OUTPUT_EPSG:
+    code = ascii_digits(raw.removeprefix(_EPSG_URI).removeprefix("EPSG:").removeprefix("epsg:"))
+    if is_digits(code) and len(code) < 7 and int(code) in OUTPUT_EPSG:
         epsg = int(code)
         return OutputCrs(f"{_EPSG_URI}{epsg}", epsg, lat_first=epsg == 4326)
     raise InvalidParameter(
