@@ -84,16 +84,6 @@ def provinces_where(conn: Connection, where: str, params: dict[str, Any]) -> lis
     )
 
 
-def parcel_provinces(conn: Connection, bounds: tuple[float, float, float, float]) -> list[str]:
-    """The provinces whose parcels may meet the lon/lat box ``bounds``."""
-    x0, y0, x1, y1 = bounds
-    return provinces_where(
-        conn,
-        "e.extent && ST_MakeEnvelope(:px0, :py0, :px1, :py1, 4326)",
-        {"px0": x0, "py0": y0, "px1": x1, "py1": y1},
-    )
-
-
 @dataclass(frozen=True)
 class Selection:
     """A query's selection once its lookups are done: a WHERE clause with its parameters."""
