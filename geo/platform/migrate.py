@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,10 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest migration shipped with the code."""
+    """The newest migration shipped with the code (read once per process: the scripts do
+    not change under a running process, and reading them took 11 ms a `/version`)."""
     head = ScriptDirectory.from_config(alembic_config("postgresql://x/y")).get_current_head()
     assert head is not None
     return head
