@@ -105,3 +105,28 @@ def test_per_feature_findings_have_postgis_wording() -> None:
     assert by_code["invalid_geometry"]["location"].startswith("POINT(51.0005 35.0005")
     assert by_code["missing_parcel_no"]["feature"] == 2
     assert by_code["wrong_geometry_type"]["message"] == "a LINESTRING, not a polygon"
+
+
+def _tiling(code: str, n: int, seed: int = 7) -> list[tuple[str, str, object]]:
+    """A village as real cadastres are: Voronoi cells sharing their edges exactly."""
+    rng = np.random.default_rng(seed)
+    frame = box(51.4, 35.7, 51.41, 35.71)
+    points = shapely.multipoints(shapely.points([51.4, 35.7] + rng.random((n, 2)) * 0.01))
+    cells = shapely.get_parts(shapely.voronoi_polygons(points, extend_to=frame))
+    cells = shapely.intersection(cells, frame)
+    return [(code, str(i + 1), cell) for i, cell in enumerate(cells)]
+
+
+def test_parcels_sharing_edges_are_no_overlap_and_a_real_overlap_is() -> None:
+    rows = _tiling("T", 400)
+    assert _found(_report([_batch(rows)])) == set()  # 400 cells, hundreds of shared edges
+    # the tenth cell pushed 2 m into its neighbours: overlaps, each with its area
+    moved = [*rows]
+    code, no, cell = moved[9]
+    moved[9] = (code, no, shapely.affinity.translate(cell, xoff=2e-5))
+    report = _report([_batch(moved)])
+    overlaps = [f for f in report["findings"] if f["code"] == "overlap"]
+    assert overlaps and all(f["level"] == "error" for f in overlaps)
+    assert any(f["feature"] == 10 or "feature 10 " in f["message"] for f in overlaps)
+    areas = [float(f["message"].rsplit("by ", 1)[1].split(" m²")[0]) for f in overlaps]
+    assert all(a > 1.0 for a in areas), areas
