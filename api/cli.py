@@ -12,7 +12,6 @@ import click
 from sqlalchemy import text
 
 from api.cli_common import ready_db, ready_url, reports_errors
-from crosswalk.partners import CROSSWALK
 from geo.errors import ConfigError
 from geo.geodata.registry.partners import install_partners
 from geo.platform.config import settings
@@ -23,6 +22,9 @@ from geo.platform.database import check_database, database_url, local_cluster, s
 @click.version_option(package_name="tagsim")
 def main() -> None:
     """tagsim: Iran's divisions, the MOI/SCI/HF crosswalk, parcel maps and coverage."""
+    # (imported here, not at the top: `tagsim --help` loads no models)
+    from crosswalk.partners import CROSSWALK
+
     install_partners(CROSSWALK)  # geo asks the crosswalk for partners (a composition root)
 
 

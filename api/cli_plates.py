@@ -7,9 +7,7 @@ from pathlib import Path
 import click
 
 from api.cli_common import ready_db, reports_errors
-from geo.changes.plate_notices import apply_notice
 from geo.errors import GeoError
-from geo.geodata.features.plot_input import epsg_of
 
 
 @click.group()
@@ -24,6 +22,9 @@ def plates() -> None:
 @reports_errors
 def import_notice(file: Path, crs: str | None, name: str | None) -> None:
     """Apply FILE (CSV unit,main,sub,wkt[,action] or GeoJSON): all rows or none."""
+    from geo.changes.plate_notices import apply_notice  # (not loaded for --help)
+    from geo.geodata.features.plot_input import epsg_of
+
     try:
         result = apply_notice(ready_db(), file.read_bytes(), name or file.name, epsg=epsg_of(crs))
     except GeoError as exc:

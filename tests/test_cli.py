@@ -60,3 +60,19 @@ def test_a_command_on_a_database_not_yet_migrated_is_one_line(
     assert result.exit_code == 1, result.output
     assert "[schema_missing]" in result.output and "tagsim db migrate" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_help_loads_neither_the_web_app_nor_the_models() -> None:
+    """`tagsim --help` imports only the command line (1.6 s when it loaded everything)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, api.cli\n"
+        "heavy = ['flask', 'geo.models', 'crosswalk.build', 'geopandas', 'pyogrio', 'shapely']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
