@@ -22,6 +22,7 @@ from api import (
     me,
     openapi,
     plates,
+    ratelimit,
     subscriptions,
     tiles,
     uploads,
@@ -49,7 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         DATABASE_URL=None,
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
-        RATE_LIMIT=os.environ.get("TAGSIM_RATE_LIMIT", "1200 per minute"),
+        RATE_LIMIT=os.environ.get("TAGSIM_RATE_LIMIT", ratelimit.DEFAULT_LIMIT),
         AUTH_FAILURE_LIMIT=os.environ.get("TAGSIM_AUTH_FAILURE_LIMIT", "60 per minute"),
         CORS_ORIGINS=[o for o in os.environ.get("TAGSIM_CORS_ORIGINS", "").split(",") if o],
         JSON_SORT_KEYS=False,

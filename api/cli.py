@@ -155,9 +155,12 @@ def db_downgrade(revision: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option(
+    "--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="per process"
+)
 @click.option("--no-front", is_flag=True, help="gunicorn alone, without nginx before it")
 @reports_errors
-def serve(host: str, port: int, workers: int, no_front: bool = False) -> None:
+def serve(host: str, port: int, workers: int, threads: int = 4, no_front: bool = False) -> None:
     """Serve the HTTP API: nginx before gunicorn when nginx is installed (api/front.py)."""
     from api.front import serve_behind_front
     from api.serve import serve as run_gunicorn
@@ -165,9 +168,9 @@ def serve(host: str, port: int, workers: int, no_front: bool = False) -> None:
 
     ready_url()
     if no_front:
-        run_gunicorn(host, port, workers)
+        run_gunicorn(host, port, workers, threads)
     else:
-        serve_behind_front(host, port, workers, settings().home / "front" / str(port))
+        serve_behind_front(host, port, workers, settings().home / "front" / str(port), threads)
 
 
 @main.command()

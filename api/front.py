@@ -152,7 +152,7 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def serve_behind_front(host: str, port: int, workers: int, folder: Path) -> None:
+def serve_behind_front(host: str, port: int, workers: int, folder: Path, threads: int = 4) -> None:
     """gunicorn on a Unix socket in ``folder``, nginx on ``host:port`` before it; until
     stopped. Without nginx: gunicorn alone on ``host:port``, with a warning."""
     from api.serve import serve
@@ -163,7 +163,7 @@ def serve_behind_front(host: str, port: int, workers: int, folder: Path) -> None
             " the workers); apt-get install nginx-light",
             file=sys.stderr,
         )
-        serve(host, port, workers)
+        serve(host, port, workers, threads)
         return
     _stop_on_sigterm()
     folder.mkdir(parents=True, exist_ok=True)
@@ -175,9 +175,10 @@ def serve_behind_front(host: str, port: int, workers: int, folder: Path) -> None
             sys.executable,
             "-c",
             "from api.serve import serve_unix; import sys;"
-            " serve_unix(sys.argv[1], int(sys.argv[2]))",
+            " serve_unix(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))",
             str(socket),
             str(workers),
+            str(threads),
         ],
         env=env,
         preexec_fn=_die_with_parent,

@@ -1,5 +1,7 @@
 """Rate limits per API key (or per address without one): a fixed window counted in the
-worker process, e.g. ``1200 per minute`` (``TAGSIM_RATE_LIMIT``).
+worker process, e.g. ``1200 per minute`` (``TAGSIM_RATE_LIMIT``; ``DEFAULT_LIMIT`` when
+unset: more than one busy client gets from a 2-core machine — 300–400 requests a second
+in `bench/` — so the limit stops a runaway loop, not a client's ordinary peak).
 
 Flask-Limiter's in-memory storage started a timer thread on almost every request (about a
 millisecond each under load); this counter does the same job with a dict and a lock.
@@ -19,6 +21,9 @@ from api.errors import problem
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _SPEC = re.compile(r"^\s*(\d+)\s*(?:per|/)\s*(second|minute|hour|day)s?\s*$")
+
+
+DEFAULT_LIMIT = "60000 per minute"
 
 
 def parse_limit(spec: str) -> tuple[int, int]:
@@ -96,7 +101,7 @@ def _headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register after authentication, so that the limit is per key."""
-    limit, seconds = parse_limit(app.config.get("RATE_LIMIT") or "1200 per minute")
+    limit, seconds = parse_limit(app.config.get("RATE_LIMIT") or DEFAULT_LIMIT)
     app.extensions["tagsim_ratelimit"] = FixedWindow(limit, seconds)
     app.before_request(_check)
     app.after_request(_headers)

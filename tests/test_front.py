@@ -43,12 +43,15 @@ def test_the_configuration_is_accepted_by_nginx(tmp_path: Path) -> None:
     assert "client_header_timeout 10s" in text and "proxy_request_buffering on" in text
 
 
+SIZE = ("--workers", "1", "--threads", "2")
+
+
 @pytest.fixture
 def served(db_url: str, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "TAGSIM_DATABASE_URL": db_url, "TAGSIM_HOME": str(tmp_path)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *SIZE],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -63,6 +66,8 @@ def served(db_url: str, tmp_path: Path) -> Iterator[str]:
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "no server"
                 time.sleep(0.2)
+        # gunicorn behind the front got the workers and threads asked for
+        assert any(line.endswith("gunicorn.sock 1 2") for line in _left_of(tmp_path))
         yield base
     finally:
         server.terminate()  # SIGTERM, as a service manager stops it
