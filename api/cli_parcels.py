@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -35,8 +36,13 @@ def _show(state: dict) -> None:  # type: ignore[type-arg]
         click.echo(f"  [{report['error']}] {report['message']}")
         return
     crs = report.get("crs", {})
+    where = (
+        f"village {state['village_agency']}:{state['village_code']}"
+        if state["village_code"]
+        else f"{report.get('villages', 0)} villages"
+    )
     click.echo(
-        f"  village {state['village_agency']}:{state['village_code']}; "
+        f"  {where}; "
         f"CRS {state['detected_crs']} ({crs.get('source')}, {crs.get('confidence')})"
         + (f": {crs['note']}" if crs.get("note") else "")
     )
@@ -78,7 +84,12 @@ def ingest(
     mapping: str | None,
     confirm_removals: bool,
 ) -> None:
-    """Upload FILE (zipped shapefile, GeoPackage or GeoJSON)."""
+    """Upload FILE: a shapefile (.shp with its .shx, .dbf, .prj beside it, or zipped), a
+    GeoPackage or GeoJSON.
+
+    Fields are found by their usual names (DBF-truncated ones too: village_co); --mapping
+    names others, by role: parcel_no (required), village (the village code of each
+    parcel, for a file of many villages), land_use, area (the declared area, m²)."""
     from geo.errors import GeoError, InvalidParameter
     from geo.geodata.parcels.ingest import (
         IngestOptions,
@@ -86,6 +97,7 @@ def ingest(
         get_upload_state,
         process_upload,
     )
+    from geo.geodata.parcels.readers import bundle_shapefile
     from geo.geodata.persian import is_digits
 
     code = (crs or "").upper().removeprefix("EPSG:")
@@ -100,12 +112,15 @@ def ingest(
         mapping=json.loads(mapping) if mapping else {},
         confirm_removals=confirm_removals,
     )
-    upload_id = create_upload(db, file, file.name, options, store=False)
-    try:  # processed from FILE itself, stored meanwhile (for the web and the workers)
-        state = process_upload(db, upload_id, _bar(), path=file)
-    except GeoError:
-        _show(get_upload_state(db, upload_id))
-        raise
+    with tempfile.TemporaryDirectory(prefix="tagsim-shp-") as folder:
+        if file.suffix.lower() == ".shp":  # with its siblings, as one upload
+            file = bundle_shapefile(file, Path(folder) / f"{file.stem}.zip")
+        upload_id = create_upload(db, file, file.name, options, store=False)
+        try:  # processed from FILE itself, stored meanwhile (for the web and the workers)
+            state = process_upload(db, upload_id, _bar(), path=file)
+        except GeoError:
+            _show(get_upload_state(db, upload_id))
+            raise
     _show(state)
     if state["status"] == "invalid":
         raise SystemExit(1)

@@ -7,11 +7,13 @@ import csv
 import io
 import json
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
@@ -816,3 +818,57 @@ def test_unclosed_rings_and_wrong_cpg_are_coded_findings(
             ).scalars()
         )
     assert uses == {"باغ"}  # read right, as Windows-1256
+
+
+def test_a_bare_shapefile_with_truncated_field_names_goes_in_end_to_end(
+    url: str, world: Path, tmp_path: Path
+) -> None:
+    """As a GIS office exports it: a tiling (neighbours share edges), a .shp with its .shx,
+    .dbf and .prj beside it, field names cut to 10 characters by the DBF."""
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    code, parcels, _zone = _crafted(url, world)
+    x0, y0, x1, y1 = parcels.total_bounds
+    frame = box(x0, y0, x1, y1)
+    rng = np.random.default_rng(3)
+    seeds = shapely.multipoints(
+        shapely.points(
+            np.column_stack([x0 + rng.random(40) * (x1 - x0), y0 + rng.random(40) * (y1 - y0)])
+        )
+    )
+    cells = shapely.intersection(
+        shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=frame)), frame
+    )
+    tiling = gpd.GeoDataFrame(
+        {
+            "village_code": [code] * len(cells),  # written as VILLAGE_CO
+            "parcel_number": [str(i + 1) for i in range(len(cells))],  # PARCEL_NUM
+            "landuse_type": ["مسکونی"] * len(cells),  # LANDUSE_TY
+        },
+        geometry=list(cells),
+        crs=parcels.crs,
+    )
+    folder = tmp_path / "export"
+    folder.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GDAL says it truncates the names: that is the point
+        tiling.to_file(folder / "Parcels.shp", engine="pyogrio")
+    assert {"VILLAGE_CO", "PARCEL_NUM", "LANDUSE_TY"} <= {
+        c.upper() for c in gpd.read_file(folder / "Parcels.shp").columns
+    }
+    done = CliRunner().invoke(
+        main,
+        ["parcels", "ingest", str(folder / "Parcels.shp"), "--dry-run"],
+        env={"TAGSIM_DATABASE_URL": url},
+    )
+    assert done.exit_code == 0, done.output
+    assert "validated" in done.output and f"{len(cells)} features, 0 errors" in done.output
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "Parcels.shp").write_bytes((folder / "Parcels.shp").read_bytes())
+    refused = CliRunner().invoke(
+        main, ["parcels", "ingest", str(lone / "Parcels.shp")], env={"TAGSIM_DATABASE_URL": url}
+    )
+    assert refused.exit_code != 0 and "incomplete_shapefile" in refused.output

@@ -205,6 +205,7 @@ def test_upload_shows_progress_report_then_publishes(
     _show(page, "upload")
     page.set_input_files("#upload-file", str(file))
     page.fill("#upload-village", f"hf:{code}")
+    page.fill("#upload-mapping", '{"land_use": "KARBARI"}')  # sent as the form's mapping
     page.click("#upload-form button[type=submit]")
     page.wait_for_function(
         "() => ['validated', 'invalid'].includes("

@@ -11,7 +11,7 @@ const T = {
     coverage: "پوشش پلاک", draw: "رسم محدوده", draw_done: "پایان و محاسبه", clear: "پاک کردن",
     unit: "حوزه", main: "اصلی", sub: "فرعی", ask: "پرسش", paste_hint: "GeoJSON چندضلعی",
     ask_pasted: "محاسبه برای GeoJSON", file: "فایل (shapefile zip، GeoPackage، GeoJSON)",
-    village: "روستا (اختیاری)", dry_run: "فقط بررسی (بدون انتشار)", send: "ارسال",
+    village: "روستا (اختیاری)", mapping: "نام فیلدها (اختیاری، JSON؛ نقش‌ها: parcel_no، village، land_use، area)", dry_run: "فقط بررسی (بدون انتشار)", send: "ارسال",
     publish: "انتشار", confirm_removals: "با این حال منتشر شود؟ قطعه‌های حذف‌شده در تاریخچه می‌مانند.", review_keys: "کلیدها: c تأیید، r رد، j بعدی، k قبلی، o نامزدهای دیگر و ۱ تا ۵ برای پیوند",
     confirm: "تأیید (c)", reject: "رد (r)", next: "بعدی (j)", all_kinds: "همه", show: "نمایش",
     others: "نامزدهای دیگر (o)", link: "پیوند",
@@ -31,7 +31,7 @@ const T = {
     coverage: "Plot coverage", draw: "Draw a plot", draw_done: "Finish and ask", clear: "Clear",
     unit: "unit", main: "main", sub: "sub", ask: "Ask", paste_hint: "GeoJSON polygon",
     ask_pasted: "Ask for the GeoJSON", file: "File (zipped shapefile, GeoPackage, GeoJSON)",
-    village: "Village (optional)", dry_run: "Validate only (dry run)", send: "Send",
+    village: "Village (optional)", mapping: "Field names (optional, JSON; roles: parcel_no, village, land_use, area)", dry_run: "Validate only (dry run)", send: "Send",
     publish: "Publish", confirm_removals: "Publish all the same? Removed parcels stay in the history.", review_keys: "Keys: c confirm, r reject, j next, k previous, o other candidates then 1–5 to link",
     confirm: "Confirm (c)", reject: "Reject (r)", next: "Next (j)", all_kinds: "All",
     others: "Other candidates (o)", link: "Link",
@@ -232,6 +232,7 @@ function sendUpload(ev) {
   const form = new FormData();
   form.append("file", file);
   if ($("#upload-village").value.trim()) form.append("village", $("#upload-village").value.trim());
+  if ($("#upload-mapping").value.trim()) form.append("mapping", $("#upload-mapping").value.trim());
   form.append("dry_run", $("#upload-dry").checked ? "true" : "false");
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/uploads");

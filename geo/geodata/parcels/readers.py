@@ -35,6 +35,7 @@ __all__ = [
     "MAX_RATIO",
     "LayerSource",
     "Layers",
+    "bundle_shapefile",
     "detect_format",
     "open_upload",
 ]
@@ -113,10 +114,39 @@ class Layers:
     notes: list[str] = field(default_factory=list)
 
 
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+_SHP_MAGIC = b"\x00\x00\x27\x0a"  # a .shp's file code, 9994 big-endian
+
+
+def bundle_shapefile(shp: Path, out: Path) -> Path:
+    """A bare ``.shp`` and its siblings beside it (same stem, any case) as one zip at
+    ``out`` (stored, not compressed: a copy), which is what an upload of a shapefile is;
+    ``incomplete_shapefile`` when the ``.shx`` or ``.dbf`` is missing."""
+    siblings = {p.suffix.lower(): p for p in shp.parent.glob("*") if p.stem == shp.stem}
+    missing = [ext for ext in (".shx", ".dbf") if ext not in siblings]
+    if missing:
+        raise UploadRejected(
+            f"{shp.name} needs {' and '.join(shp.stem + ext for ext in missing)} beside it",
+            code="incomplete_shapefile",
+        )
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for ext in SHAPEFILE_PARTS:
+            if ext in siblings:
+                zf.write(siblings[ext], shp.stem + ext)
+    return out
+
+
 def detect_format(head: bytes, name: str = "") -> str:
     """The format from the first bytes of the file."""
     if not head:
         raise UploadRejected("the file is empty", code="empty_file")
+    if head[:4] == _SHP_MAGIC:
+        raise UploadRejected(
+            f"{name or 'the file'} is a bare .shp: its attributes and index are in the .dbf"
+            " and .shx beside it; send them zipped together (the command line does this"
+            " itself when they are beside the .shp)",
+            code="bare_shapefile",
+        )
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip (the second: an empty one)
         return "zip"
     if head[:16] == b"SQLite format 3\x00":
