@@ -872,3 +872,9 @@ def test_a_bare_shapefile_with_truncated_field_names_goes_in_end_to_end(
         main, ["parcels", "ingest", str(lone / "Parcels.shp")], env={"TAGSIM_DATABASE_URL": url}
     )
     assert refused.exit_code != 0 and "incomplete_shapefile" in refused.output
+
+
+def test_a_lone_shp_is_named_as_such() -> None:
+    with pytest.raises(UploadRejected) as refused:
+        readers.detect_format(b"\x00\x00\x27\x0a" + b"\x00" * 96, "Parcels.shp")
+    assert refused.value.code == "bare_shapefile" and "Parcels.shp" in refused.value.message
