@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from flask import Flask
@@ -54,6 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         AUTH_FAILURE_LIMIT=os.environ.get("TAGSIM_AUTH_FAILURE_LIMIT", "60 per minute"),
         CORS_ORIGINS=[o for o in os.environ.get("TAGSIM_CORS_ORIGINS", "").split(",") if o],
         JSON_SORT_KEYS=False,
+        CLOCK=time.time,  # the rate limits' time (tests give a fixed one)
     )
     app.config.from_prefixed_env("TAGSIM_FLASK")
     if test_config:

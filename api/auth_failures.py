@@ -31,13 +31,15 @@ DEFAULT_LIMIT = "60 per minute"
 class FailureCounts:
     """Failures per (address, minute), handed to ``write`` once their minute is over."""
 
-    def __init__(self, write: Callable[[dict[str, Any]], None]) -> None:
-        self._write = write
+    def __init__(
+        self, write: Callable[[dict[str, Any]], None], clock: Callable[[], float] = time.time
+    ) -> None:
+        self._write, self._clock = write, clock
         self._counts: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
     def add(self, address: str) -> None:
-        minute = int(time.time() // 60)
+        minute = int(self._clock() // 60)
         with self._lock:
             self._counts[(address, minute)] = self._counts.get((address, minute), 0) + 1
         self.flush(before=minute)
@@ -91,5 +93,6 @@ def note_failure() -> None:
 
 def init_app(app: Flask, write: Callable[[dict[str, Any]], None]) -> None:
     limit, seconds = parse_limit(app.config.get("AUTH_FAILURE_LIMIT") or DEFAULT_LIMIT)
-    app.extensions["tagsim_auth_failures_window"] = FixedWindow(limit, seconds)
-    app.extensions["tagsim_auth_failures"] = FailureCounts(write)
+    clock = app.config["CLOCK"]
+    app.extensions["tagsim_auth_failures_window"] = FixedWindow(limit, seconds, clock)
+    app.extensions["tagsim_auth_failures"] = FailureCounts(write, clock)

@@ -14,6 +14,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, current_app, g, request
 
@@ -35,14 +36,17 @@ def parse_limit(spec: str) -> tuple[int, int]:
 
 
 class FixedWindow:
-    def __init__(self, limit: int, seconds: int) -> None:
-        self.limit, self.seconds = limit, seconds
+    """Requests counted per caller in fixed windows of ``seconds`` (``clock``: the time
+    now, in seconds; tests give a fixed one)."""
+
+    def __init__(self, limit: int, seconds: int, clock: Callable[[], float] = time.time) -> None:
+        self.limit, self.seconds, self._clock = limit, seconds, clock
         self._windows: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def peek(self, who: str) -> tuple[int, float]:
         """(used in the current window, seconds until it resets), counting nothing."""
-        now = time.time()
+        now = self._clock()
         window = int(now // self.seconds)
         with self._lock:
             start, used = self._windows.get(who, (window, 0))
@@ -50,7 +54,7 @@ class FixedWindow:
 
     def hit(self, who: str) -> tuple[bool, int, float]:
         """(allowed, remaining, seconds until the window resets)."""
-        now = time.time()
+        now = self._clock()
         window = int(now // self.seconds)
         with self._lock:
             if len(self._windows) > 100_000:
@@ -102,6 +106,6 @@ def _headers(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     """Register after authentication, so that the limit is per key."""
     limit, seconds = parse_limit(app.config.get("RATE_LIMIT") or DEFAULT_LIMIT)
-    app.extensions["tagsim_ratelimit"] = FixedWindow(limit, seconds)
+    app.extensions["tagsim_ratelimit"] = FixedWindow(limit, seconds, app.config["CLOCK"])
     app.before_request(_check)
     app.after_request(_headers)

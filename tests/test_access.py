@@ -220,7 +220,13 @@ def test_failed_authentications_are_limited_per_address_and_audited_as_counts(
     module_db_url: str, keys: dict[str, str]
 ) -> None:
     """Issue 22, finding 13: 2,000 bad keys in 5 s each cost a lookup and an audit row."""
-    app = create_app({"DATABASE_URL": module_db_url, "AUTH_FAILURE_LIMIT": "20 per minute"})
+    app = create_app(
+        {
+            "DATABASE_URL": module_db_url,
+            "AUTH_FAILURE_LIMIT": "20 per minute",
+            "CLOCK": lambda: 1_800_000_030.0,  # mid-minute, always: no window ends mid-test
+        }
+    )
     client = app.test_client()
     admin = {"Authorization": f"Bearer {keys['admin']}"}
     with Database(module_db_url).connect() as c:
@@ -277,6 +283,7 @@ def test_rate_limit_headers_and_cors(module_db_url: str, keys: dict[str, str]) -
             "DATABASE_URL": module_db_url,
             "RATE_LIMIT": "2 per minute",
             "CORS_ORIGINS": ["https://portal.example"],
+            "CLOCK": lambda: 1_800_000_030.0,  # mid-minute: the window cannot end mid-test
         }
     )
     client = app.test_client()
