@@ -878,3 +878,14 @@ def test_a_lone_shp_is_named_as_such() -> None:
     with pytest.raises(UploadRejected) as refused:
         readers.detect_format(b"\x00\x00\x27\x0a" + b"\x00" * 96, "Parcels.shp")
     assert refused.value.code == "bare_shapefile" and "Parcels.shp" in refused.value.message
+
+
+def test_an_agency_without_a_list_says_how_to_get_one(
+    url: str, world: Path, tmp_path: Path, fresh_url: str
+) -> None:
+    """Before HF's list is imported, an HF village cannot be placed: say so, and how."""
+    code, parcels, _zone = _crafted(url, world)
+    state = _run(fresh_url, _gpkg(parcels, None, tmp_path), "m.gpkg", village=f"hf:{code}")
+    report = state["report"]
+    assert report["error"] == "unknown_village", report
+    assert "tagsim divisions import --agency hf" in report["message"], report["message"]

@@ -97,8 +97,14 @@ def village_points(conn: Connection, agency: str, codes: list[str]) -> dict[str,
 
     try:
         edition = edition_in_force(conn, agency)
-    except NotFound:
-        raise UploadRejected(f"unknown agency {agency!r}", code="unknown_village") from None
+    except NotFound as exc:  # no such agency, or no list of it imported yet
+        raise UploadRejected(
+            f"{agency} has no division list to find villages in ({exc.message}): import one"
+            f" (tagsim divisions import --agency {agency} --edition LABEL FILE), or name the"
+            " village by another agency's code (--village moi:CODE)",
+            code="unknown_village",
+            field="village",
+        ) from None
     rows = conn.execute(
         text(
             "SELECT code, ST_X(point), ST_Y(point) FROM division WHERE edition_id = :e"
