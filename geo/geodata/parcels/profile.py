@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from geo.geodata.parcels.errors import UploadRejected
 
-__all__ = ["DBF_NAME_LENGTH", "DEFAULT_PROFILE", "ROLES", "resolve_fields"]
+__all__ = ["DBF_NAME_LENGTH", "DEFAULT_PROFILE", "resolve_fields"]
 
 DBF_NAME_LENGTH = 10
 
@@ -46,7 +46,6 @@ DEFAULT_PROFILE: dict[str, tuple[str, ...]] = {
         "کد_آبادی",
     ),
 }
-ROLES = tuple(DEFAULT_PROFILE)
 
 
 def _names(column: str, name: str) -> bool:

@@ -115,6 +115,7 @@ class Layers:
 
 
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+_REQUIRED_PARTS = (".shx", ".dbf")  # beside the .shp: without them it cannot be read
 _SHP_MAGIC = b"\x00\x00\x27\x0a"  # a .shp's file code, 9994 big-endian
 
 
@@ -123,7 +124,7 @@ def bundle_shapefile(shp: Path, out: Path) -> Path:
     ``out`` (stored, not compressed: a copy), which is what an upload of a shapefile is;
     ``incomplete_shapefile`` when the ``.shx`` or ``.dbf`` is missing."""
     siblings = {p.suffix.lower(): p for p in shp.parent.glob("*") if p.stem == shp.stem}
-    missing = [ext for ext in (".shx", ".dbf") if ext not in siblings]
+    missing = [ext for ext in _REQUIRED_PARTS if ext not in siblings]
     if missing:
         raise UploadRejected(
             f"{shp.name} needs {' and '.join(shp.stem + ext for ext in missing)} beside it",
@@ -272,7 +273,7 @@ def _open_zip(path: Path, workdir: Path) -> Layers:
         if not stems:
             raise UploadRejected("the zip holds no shapefile (.shp)", code="no_shapefile")
         for stem in stems:
-            missing = [ext for ext in (".shx", ".dbf") if stem + ext not in by_name]
+            missing = [ext for ext in _REQUIRED_PARTS if stem + ext not in by_name]
             if missing:
                 raise UploadRejected(
                     f"shapefile {stem}.shp lacks {' and '.join(missing)}",
@@ -280,7 +281,7 @@ def _open_zip(path: Path, workdir: Path) -> Layers:
                 )
         budget = [limit]
         for stem in stems:
-            for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+            for ext in SHAPEFILE_PARTS:
                 if stem + ext in by_name:
                     _extract(zf, by_name[stem + ext], workdir / (stem + ext), budget, limit)
     except (zipfile.BadZipFile, EOFError, ValueError):
