@@ -61,8 +61,9 @@ def world(quick: bool, *, maps: bool) -> Path:
 
 
 def ogr2ogr_load(url: str, path: Path, layer: str, table: str) -> None:
-    """``ogr2ogr`` one layer of ``path`` into ``table`` of the database at ``url`` (COPY mode,
-    lon/lat multipolygons in a ``geom`` column), replacing the table."""
+    """``ogr2ogr`` one layer of ``path`` (a GeoPackage, or a zip of shapefiles read in
+    place through ``/vsizip/``) into ``table`` of the database at ``url`` (COPY mode, lon/lat
+    multipolygons in a ``geom`` column), replacing the table."""
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
@@ -76,7 +77,7 @@ def ogr2ogr_load(url: str, path: Path, layer: str, table: str) -> None:
             "-f",
             "PostgreSQL",
             dsn,
-            str(path),
+            f"/vsizip/{path}" if path.suffix == ".zip" else str(path),
             layer,
             "-nln",
             table,
