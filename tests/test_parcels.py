@@ -579,6 +579,32 @@ def test_one_file_with_many_villages(url: str, world: Path, tmp_path: Path) -> N
             assert _current(url, f["hf_code"]) == int(f["parcels"])
 
 
+def test_an_unknown_village_code_is_that_villages_finding(
+    url: str, world: Path, tmp_path: Path
+) -> None:
+    """In a file of many villages, a code HF's list lacks is a finding of that village's
+    features; the file is read to its end and the other villages' findings reported too."""
+    facts = _facts(world)
+    clean = [f["hf_code"] for f in facts if not f["defects"]][:3]
+    parcels = gpd.read_file(world / "truth/parcels.gpkg", layer="parcels")
+    mine = parcels[parcels["CODE_HF"].isin(clean)].copy()
+    wrong = mine["CODE_HF"] == clean[1]
+    mine.loc[wrong, "CODE_HF"] = "99999999999999"  # a typo in one village's code
+    mine.loc[mine["CODE_HF"] == clean[2], "SHOMARE"] = "7"  # and duplicates in another
+    path = tmp_path / "three.gpkg"
+    mine.to_file(path, layer="parcels", driver="GPKG")
+    before = _current(url, clean[0])
+    state = _run(url, path.read_bytes(), "three.gpkg")
+    assert state["status"] == "invalid", state["report"]
+    report = state["report"]
+    assert report["villages"] == 3
+    unknown = [f for f in report["findings"] if f["code"] == "unknown_village"]
+    assert [f["village"] for f in unknown] == ["99999999999999"], unknown
+    assert unknown[0]["level"] == "error" and unknown[0]["location"].startswith("POINT(")
+    assert report["summary"]["by_code"]["duplicate_parcel_no"] > 0
+    assert _current(url, clean[0]) == before  # nothing published from an invalid file
+
+
 def test_a_local_file_is_stored_while_it_is_read(url: str, world: Path, tmp_path: Path) -> None:
     import hashlib
 

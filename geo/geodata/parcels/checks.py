@@ -59,6 +59,7 @@ ERRORS = {
     "outside_zone",
     "too_many_vertices",
     "unclosed_ring",
+    "unknown_village",  # (a village's finding, made by placement.check_locations)
 }
 _TYPE_NAMES = {  # as PostGIS's GeometryType names them
     0: "POINT",

@@ -270,7 +270,8 @@ def _stream(
         target=target,
     )
     stats = write_batches(conn, target, made, written)
-    villages = check_locations(conn, placement, stats)
+    villages, findings = check_locations(conn, placement, stats)
+    checker.findings.extend(findings)
     for group in checker.regather():  # villages whose features came back later
         again = prepared_batches(
             pool,

@@ -10,6 +10,7 @@ The CRS is chosen before staging from the file's header and its first batch (see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -90,9 +91,12 @@ def _partner_point(conn: Connection, agency: str, code: str) -> Point | None:
     return None
 
 
-def village_points(conn: Connection, agency: str, codes: list[str]) -> dict[str, Point | None]:
+def village_points(
+    conn: Connection, agency: str, codes: list[str], *, strict: bool = True
+) -> dict[str, Point | None]:
     """Each village's known location (its own point, else a crosswalk partner's, else
-    None); ``unknown_village`` when the agency's list lacks any of them."""
+    None); ``unknown_village`` when the agency's list lacks any of them (``strict``), or
+    the codes it lacks left out (not ``strict``)."""
     from geo.geodata.registry.editions import edition_in_force
 
     try:
@@ -114,7 +118,7 @@ def village_points(conn: Connection, agency: str, codes: list[str]) -> dict[str,
     ).all()
     found = {r[0]: (r[1], r[2]) if r[1] is not None else None for r in rows}
     missing = [c for c in codes if c not in found]
-    if missing:
+    if missing and strict:
         raise UploadRejected(
             f"{agency} has no village {', '.join(missing[:10])}"
             + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""),
@@ -162,8 +166,9 @@ def place(
     codes = _codes(first, field).each if field else []
     named = [c for c in dict.fromkeys(codes) if c]
     if named:
-        points = village_points(conn, "hf", named)
-        known = next((c for c in named if points[c]), None)
+        # a code the list lacks is that village's finding (check_locations), not the file's
+        points = village_points(conn, "hf", named, strict=False)
+        known = next((c for c in named if points.get(c)), None)
         bounds = parcels.bounds
         if known is not None and not (crs or _epsg_of(parcels.crs)):
             # Infer the CRS from one village's features: the whole file spans many zones.
@@ -187,9 +192,13 @@ def place(
     return Placement(choice, agency, code)
 
 
-def check_locations(conn: Connection, placement: Placement, stats: StageStats) -> list[str]:
-    """The staged villages (codes), once each lies near its known location; otherwise
-    ``village_mismatch`` (or ``unknown_village`` for codes the registry lacks)."""
+def check_locations(
+    conn: Connection, placement: Placement, stats: StageStats
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The staged villages (codes) and the findings about them: in a file of many villages
+    (a village field), a code the agency's list lacks is an ``unknown_village`` finding of
+    that village's features. Parcels far from their village's known location refuse the
+    file (``village_mismatch``: a wrong CRS or a wrong village)."""
     codes = sorted(stats.boxes)
     if "" in stats.boxes and len(codes) > 1:
         raise UploadRejected(
@@ -197,10 +206,12 @@ def check_locations(conn: Connection, placement: Placement, stats: StageStats) -
             code="unknown_village",
             field="village",
         )
-    points = village_points(conn, placement.agency, codes)
+    many = placement.single is None and placement.field is not None
+    points = village_points(conn, placement.agency, codes, strict=not many)
+    findings = [_unknown(placement, code, stats) for code in codes if code not in points]
     far = []
     for code in codes:
-        point, center = points[code], stats.center(code)
+        point, center = points.get(code), stats.center(code)
         if point is None or center is None:
             continue
         km = _km(*center, *point)
@@ -214,4 +225,19 @@ def check_locations(conn: Connection, placement: Placement, stats: StageStats) -
             code="village_mismatch",
             field="village",
         )
-    return codes
+    return codes, findings
+
+
+def _unknown(placement: Placement, code: str, stats: StageStats) -> dict[str, Any]:
+    """The finding of a village the agency's list lacks, located at its features' centre."""
+    center = stats.center(code)
+    return {
+        "feature": None,
+        "parcel_no": None,
+        "message": f"{placement.agency} has no village {code} (field {placement.field}): "
+        "its features cannot be placed; correct the code, or import the list that has it",
+        "location": f"POINT({center[0]:.15g} {center[1]:.15g})" if center else None,
+        "code": "unknown_village",
+        "level": "error",
+        "village": code,
+    }
