@@ -45,6 +45,7 @@ from geo.geodata.crs import transformer, utm_epsg
 __all__ = ["TilingFiles", "tiling_files"]
 
 DENSIFY_M = 5.0  # a vertex every 5 m along every edge, shared edges alike
+SLIVER_M2 = 10.0  # no parcel smaller (a sliver is merged into a neighbour)
 UTM_39N = 32639
 SIZES = {"quick": (12, 3_000), "full": (1_701, 1_000_000)}  # villages, parcels (about)
 MIN_PARCELS, MAX_PARCELS = 200, 3_000
@@ -99,7 +100,27 @@ def _cells(rng: np.random.Generator, zone: Polygon, n: int) -> np.ndarray:
     # Noded once (every crossing a vertex), densified once: each shared edge exists once.
     network = shapely.union_all(shapely.boundary(shapely.intersection(cells, zone)))
     dense = shapely.segmentize(network, DENSIFY_M)
-    return shapely.get_parts(shapely.polygonize(shapely.get_parts(dense)))
+    faces = list(shapely.get_parts(shapely.polygonize(shapely.get_parts(dense))))
+    return _without_slivers(faces)
+
+
+def _without_slivers(faces: list[Polygon]) -> np.ndarray:
+    """Faces under ``SLIVER_M2`` (where a Voronoi edge grazes the zone's boundary) merged
+    into the neighbour they share most edge with: the union of two faces of one noded
+    network keeps every other vertex, so the tiling stays exact."""
+    cells = np.asarray(faces, dtype=object)
+    tree = shapely.STRtree(cells)
+    gone: set[int] = set()
+    for i in np.flatnonzero(shapely.area(cells) < SLIVER_M2):
+        near = [j for j in tree.query(cells[i]) if j != i and j not in gone]
+        if not near:
+            continue
+        shared = shapely.length(shapely.intersection(cells[i].boundary, cells[near]))
+        j = near[int(np.argmax(shared))]
+        if shared.max() > 0:
+            cells[j] = shapely.coverage_union_all([cells[j], cells[i]])
+            gone.add(int(i))
+    return np.asarray([c for k, c in enumerate(cells) if k not in gone], dtype=object)
 
 
 def _village(
@@ -107,8 +128,8 @@ def _village(
 ) -> tuple[gpd.GeoDataFrame, Polygon]:
     """One village's parcels and zone, in lon/lat."""
     mean_m2 = float(rng.uniform(250, 700))
-    zone = _zone(rng, n * mean_m2)
-    cells = _cells(rng, zone, n)
+    cells = _cells(rng, _zone(rng, n * mean_m2), n)
+    zone = shapely.coverage_union_all(cells)  # the outer boundary, with the parcels' vertices
     epsg = utm_epsg(lon)
     cx, cy = transformer(4326, epsg).transform(lon, lat)
     back = transformer(epsg, 4326)

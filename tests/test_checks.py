@@ -8,10 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 import shapely
+import shapely.affinity
 from shapely.geometry import box
 
-from geo.geodata.parcels.checks import REGATHER, Checker
+from geo.geodata.parcels.checks import REGATHER, Checker, _interiors_meeting
 from geo.geodata.parcels.prepare import Codes, prepare
+from geo.geodata.parcels.shared_edges import not_shared
 from geo.geodata.parcels.stage import prepared_batches
 
 FIELDS = {"parcel_no": "no", "village": "village"}
@@ -130,3 +132,90 @@ def test_parcels_sharing_edges_are_no_overlap_and_a_real_overlap_is() -> None:
     assert any(f["feature"] == 10 or "feature 10 " in f["message"] for f in overlaps)
     areas = [float(f["message"].rsplit("by ", 1)[1].split(" m²")[0]) for f in overlaps]
     assert all(a > 1.0 for a in areas), areas
+
+
+def _exact_tiling(n: int, seed: int) -> np.ndarray:
+    """A tiling as a GIS draws one: edges noded once and densified, then polygonized, so
+    neighbours hold the very same vertices (as ``bench/tiling.py`` builds its maps)."""
+    rng = np.random.default_rng(seed)
+    frame = box(51.4, 35.7, 51.41, 35.71)
+    points = shapely.multipoints(shapely.points([51.4, 35.7] + rng.random((n, 2)) * 0.01))
+    cells = shapely.intersection(
+        shapely.get_parts(shapely.voronoi_polygons(points, extend_to=frame)), frame
+    )
+    network = shapely.segmentize(shapely.union_all(shapely.boundary(cells)), 5e-5)
+    return np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(network))))
+
+
+def test_only_parcels_on_a_tilings_edge_have_edges_not_shared() -> None:
+    cells = _exact_tiling(300, 3)
+    flagged = not_shared(cells)
+    outer = shapely.coverage_union_all(cells).exterior
+    on_edge = shapely.intersects(cells, outer) & (
+        shapely.length(shapely.intersection(cells, outer)) > 0
+    )
+    assert (flagged == on_edge).all() and 0 < flagged.sum() < len(cells) / 3
+    assert (not_shared(shapely.reverse(cells)) == flagged).all()  # rings either way round
+    assert (not_shared(np.asarray([shapely.MultiPolygon([c]) for c in cells])) == flagged).all()
+    twice = np.concatenate([cells, cells[[150]]])  # a parcel drawn twice
+    assert not_shared(twice)[[150, len(cells)]].all()
+    # a parcel in another's hole, sharing the hole's ring exactly: neither flagged for it
+    outer_ring, inner = box(0, 0, 10, 10), box(4, 4, 6, 6)
+    holed = shapely.Polygon(outer_ring.exterior.coords, [inner.exterior.coords])
+    assert not_shared(np.asarray([holed, inner])).tolist() == [True, False]
+
+
+def _all_pairs(geoms: np.ndarray) -> set[tuple[int, int]]:
+    n = len(geoms)
+    a, b = np.triu_indices(n, 1)
+    meet = shapely.relate_pattern(geoms[a], geoms[b], "T********")
+    return set(zip(a[meet].tolist(), b[meet].tolist(), strict=True))
+
+
+def test_the_shortcut_finds_every_pair_a_check_of_all_pairs_finds() -> None:
+    """Tilings spoiled at random — a parcel moved, drawn twice, a small one dropped inside
+    another, a whole sub-tiling laid inside one parcel — against relate on every pair."""
+    rng = np.random.default_rng(11)
+    for trial in range(24):
+        cells = _exact_tiling(120, trial)
+        kind = trial % 4
+        i = int(rng.integers(len(cells)))
+        if kind == 0:
+            cells[i] = shapely.affinity.translate(cells[i], *rng.uniform(-3e-5, 3e-5, 2))
+        elif kind == 1:
+            cells = np.concatenate([cells, cells[[i]]])
+        elif kind == 2:
+            p = shapely.point_on_surface(cells[i])
+            cells = np.concatenate([cells, [p.buffer(1e-6, quad_segs=2)]])
+        else:  # a tiling of its own inside an inner parcel: both share all their edges
+            inside = np.flatnonzero(~not_shared(cells))
+            i = int(inside[np.argmax(shapely.area(cells[inside]))])
+            x0, y0, x1, y1 = cells[i].bounds
+            small = [
+                shapely.affinity.scale(g, 0.02, 0.02, origin=(51.4, 35.7))
+                for g in _exact_tiling(30, trial + 100)
+            ]
+            dx, dy = x0 + (x1 - x0) / 4 - 51.4, y0 + (y1 - y0) / 4 - 35.7
+            moved = np.asarray([shapely.affinity.translate(g, dx, dy) for g in small])
+            cells = np.concatenate([cells, moved[shapely.within(moved, cells[i])]])
+        a, b = _interiors_meeting(cells)
+        expected = _all_pairs(cells)
+        assert expected, (trial, kind)  # the spoiling did make an overlap
+        assert set(zip(a.tolist(), b.tolist(), strict=True)) == expected, (trial, kind)
+        if kind == 3:  # among them pairs of parcels whose edges are all shared
+            flagged = not_shared(cells)
+            assert any(not flagged[x] and not flagged[y] for x, y in expected), trial
+    assert _interiors_meeting(_exact_tiling(200, 5))[0].size == 0
+
+
+def test_a_one_centimetre_overlap_along_a_long_edge_is_found_with_its_area() -> None:
+    """Two 300 m farm parcels sharing an edge, one drawn 1 cm into the other: 3 m²."""
+    metre = 1e-5  # degrees, about 0.9–1.1 m here; the area is measured on the ellipsoid
+    left = box(51.4, 35.7, 51.4 + 300 * metre, 35.7 + 300 * metre)
+    right = box(51.4 + 300 * metre, 35.7, 51.4 + 600 * metre, 35.7 + 300 * metre)
+    assert _found(_report([_batch([("F", "1", left), ("F", "2", right)])])) == set()
+    pushed = box(51.4, 35.7, 51.4 + 300.01 * metre, 35.7 + 300 * metre)
+    report = _report([_batch([("F", "1", right), ("F", "2", pushed)])])
+    (overlap,) = [f for f in report["findings"] if f["code"] == "overlap"]
+    area = float(overlap["message"].rsplit("by ", 1)[1].split(" m²")[0])
+    assert overlap["feature"] == 2 and 2.0 < area < 4.0, overlap
