@@ -13,7 +13,7 @@ from shapely.geometry import box
 
 from geo.geodata.parcels.checks import REGATHER, Checker, _interiors_meeting
 from geo.geodata.parcels.prepare import Codes, prepare
-from geo.geodata.parcels.shared_edges import not_shared
+from geo.geodata.parcels.shared_edges import match_edges, not_shared, outline
 from geo.geodata.parcels.stage import prepared_batches
 
 FIELDS = {"parcel_no": "no", "village": "village"}
@@ -198,14 +198,19 @@ def test_the_shortcut_finds_every_pair_a_check_of_all_pairs_finds() -> None:
             dx, dy = x0 + (x1 - x0) / 4 - 51.4, y0 + (y1 - y0) / 4 - 35.7
             moved = np.asarray([shapely.affinity.translate(g, dx, dy) for g in small])
             cells = np.concatenate([cells, moved[shapely.within(moved, cells[i])]])
-        a, b = _interiors_meeting(cells)
+        edges = match_edges(cells)
+        assert outline(edges) is None, (trial, kind)  # never a simple outline over an overlap
+        a, b = _interiors_meeting(cells, edges.flagged)
         expected = _all_pairs(cells)
         assert expected, (trial, kind)  # the spoiling did make an overlap
         assert set(zip(a.tolist(), b.tolist(), strict=True)) == expected, (trial, kind)
         if kind == 3:  # among them pairs of parcels whose edges are all shared
             flagged = not_shared(cells)
             assert any(not flagged[x] and not flagged[y] for x, y in expected), trial
-    assert _interiors_meeting(_exact_tiling(200, 5))[0].size == 0
+    clean = _exact_tiling(200, 5)
+    assert _interiors_meeting(clean, not_shared(clean))[0].size == 0
+    (hull,) = outline(match_edges(clean))  # the union, exactly: one ring, no overlap
+    assert hull.equals(shapely.coverage_union_all(clean))
 
 
 def test_a_one_centimetre_overlap_along_a_long_edge_is_found_with_its_area() -> None:
@@ -219,3 +224,37 @@ def test_a_one_centimetre_overlap_along_a_long_edge_is_found_with_its_area() -> 
     (overlap,) = [f for f in report["findings"] if f["code"] == "overlap"]
     area = float(overlap["message"].rsplit("by ", 1)[1].split(" m²")[0])
     assert overlap["feature"] == 2 and 2.0 < area < 4.0, overlap
+
+
+def test_an_outline_only_when_the_loose_edges_make_disjoint_simple_rings() -> None:
+    a = _exact_tiling(60, 1)
+    far = np.asarray([shapely.affinity.translate(g, 0.05, 0) for g in _exact_tiling(60, 2)])
+    two = outline(match_edges(np.concatenate([a, far])))  # two separate clusters
+    assert two is not None and len(two) == 2
+    # a cluster inside another's hole: a clockwise ring, no outline
+    frame = box(51.39, 35.69, 51.42, 35.72)
+    hole = shapely.coverage_union_all(a).exterior.coords  # the cluster's very vertices
+    ring = shapely.Polygon(frame.exterior.coords, [hole])
+    assert outline(match_edges(np.concatenate([a, [ring]]))) is not None  # fills the hole
+    assert outline(match_edges(np.asarray([ring, *far]))) is None
+    # two clusters meeting at one corner
+    corner = [box(0, 0, 1, 1), box(1, 1, 2, 2)]
+    assert outline(match_edges(np.asarray(corner))) is None
+
+
+def test_a_zone_that_misses_part_of_a_tiling_is_found() -> None:
+    rows = _tiling("Z", 50)
+    cells = np.asarray([r[2] for r in rows])
+    whole = shapely.coverage_union_all(cells)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checker = Checker(pool)
+        zone = shapely.affinity.scale(whole, 0.8, 1.0)  # narrower than the parcels
+        for made in prepared_batches(pool, [_batch([("Z", "z", zone)])], 4326, FIELDS, _codes):
+            checker.add_zone(made.prepared)
+        for made in prepared_batches(pool, [_batch(rows)], 4326, FIELDS, _codes):
+            checker.add(made.prepared)
+        assert checker.regather() == []  # (closes the open village: its checks run)
+        report = checker.report()
+    outside = {f["feature"] for f in report["findings"] if f["code"] == "outside_zone"}
+    expected = {i + 1 for i, c in enumerate(cells) if shapely.area(shapely.difference(c, zone)) > 0}
+    assert outside and outside <= expected  # (those over OUTSIDE_M2 of them)

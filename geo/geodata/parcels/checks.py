@@ -31,7 +31,7 @@ import shapely
 
 from geo.geodata.areas import ellipsoidal_area
 from geo.geodata.parcels.prepare import POLYGONAL, Prepared, point_text
-from geo.geodata.parcels.shared_edges import not_shared
+from geo.geodata.parcels.shared_edges import Edges, match_edges, outline
 
 __all__ = [
     "AREA_TOLERANCE",
@@ -188,19 +188,25 @@ def _duplicates(
 
 
 def _overlaps(
-    numbers: np.ndarray, nos: list[str | None], rows: np.ndarray, geoms: np.ndarray
+    numbers: np.ndarray,
+    nos: list[str | None],
+    rows: np.ndarray,
+    geoms: np.ndarray,
+    edges: Edges,
+    hull: list[Any] | None,
 ) -> Iterator[dict]:
     """Pairs of ``geoms`` (the features ``rows``) sharing more than ``OVERLAP_M2``.
 
     Real cadastral maps are tilings: neighbours share their edges, so nearly every pair of
     boxes that meet also *intersects*. A pair overlaps when its interiors meet (DE-9IM
-    ``T********``); that relate is asked only of pairs with a parcel whose edges are not all
-    shared exactly with a neighbour (:func:`shared_edges.not_shared`: on a tiling, those on
-    the village's outer edge), since any overlap involves one. When one of them overlaps,
-    every pair is asked, so the findings are those of a check of all pairs. Areas are cut
-    only for the pairs whose interiors meet (float noise along near-shared edges, and true
-    overlaps)."""
-    a, b = _interiors_meeting(geoms)
+    ``T********``). Edges matched first (:mod:`geo.geodata.parcels.shared_edges`) spare
+    most relates: when the loose edges make a simple outline (``hull``) no two polygons
+    overlap at all; otherwise only pairs with a flagged member are asked, since any overlap
+    involves one, and every pair when one of them does overlap — the findings are always
+    those of a check of all pairs. Areas are cut only for pairs whose interiors meet."""
+    if hull is not None:
+        return
+    a, b = _interiors_meeting(geoms, edges.flagged)
     if not len(a):
         return
     shared = shapely.intersection(geoms[a], geoms[b])
@@ -216,11 +222,11 @@ def _overlaps(
         )
 
 
-def _interiors_meeting(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _interiors_meeting(geoms: np.ndarray, flagged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pairs (earlier, later) of ``geoms`` whose interiors meet, asking only pairs with
-    a flagged member first (see :func:`_overlaps`), and every pair when one of those does."""
+    a ``flagged`` member first (see :func:`_overlaps`), and every pair when one of those
+    does."""
     tree = shapely.STRtree(geoms)
-    flagged = not_shared(geoms)
     if not flagged.all():
         asked = np.flatnonzero(flagged)
         a, b = tree.query(geoms[asked])
@@ -237,10 +243,18 @@ def _interiors_meeting(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _outside(
-    numbers: np.ndarray, nos: list[str | None], rows: np.ndarray, geoms: np.ndarray, zone: Any
+    numbers: np.ndarray,
+    nos: list[str | None],
+    rows: np.ndarray,
+    geoms: np.ndarray,
+    zone: Any,
+    hull: list[Any] | None,
 ) -> Iterator[dict]:
     """Those of ``geoms`` (the features ``rows``) with more than ``OUTSIDE_M2`` outside
-    ``zone``."""
+    ``zone``. When the polygons' union is ``hull`` (a simple outline), a zone covering it
+    covers each of them: one test instead of one per parcel."""
+    if hull is not None and shapely.covers(zone, hull).all():
+        return
     out = np.flatnonzero(~shapely.covers(zone, geoms))
     if not len(out):
         return
@@ -266,9 +280,11 @@ def _check_village(v: _Village, zone: Any) -> list[dict[str, Any]]:
     geoms = np.concatenate(v.geoms) if v.geoms else np.array([], dtype=object)
     found = list(_duplicates(numbers, nos, rows, geoms))
     if len(geoms):
-        found.extend(_overlaps(numbers, nos, rows, geoms))
+        edges = match_edges(geoms)
+        hull = outline(edges)
+        found.extend(_overlaps(numbers, nos, rows, geoms, edges, hull))
         if zone is not None:
-            found.extend(_outside(numbers, nos, rows, geoms, zone))
+            found.extend(_outside(numbers, nos, rows, geoms, zone, hull))
     return found
 
 

@@ -17,10 +17,13 @@ reprojected, always has — is recognised; near-coincident vertices are flagged,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import shapely
 
-__all__ = ["not_shared"]
+__all__ = ["Edges", "match_edges", "not_shared", "outline"]
 
 _MIX_Y = np.uint64(0x9E3779B97F4A7C15)
 _MIX_END = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -44,12 +47,27 @@ def _rings(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return np.ascontiguousarray(xy, dtype=np.float64), rings, owner, exterior
 
 
+@dataclass
+class Edges:
+    """What matching a village's edges found: each polygon's flag (some edge of it not
+    shared) and the loose edges, as (m, 2, 2) coordinates oriented with their polygon on
+    the left."""
+
+    flagged: np.ndarray
+    loose: np.ndarray
+
+
 def not_shared(geoms: np.ndarray) -> np.ndarray:
     """For each of ``geoms`` (valid polygons or multipolygons), whether some edge of it is
     not shared exactly with one neighbour (see the module's docstring)."""
-    flagged = np.ones(len(geoms), dtype=bool)
+    return match_edges(geoms).flagged
+
+
+def match_edges(geoms: np.ndarray) -> Edges:
+    """Match the edges of ``geoms`` (valid polygons or multipolygons) with each other."""
     if len(geoms) < 2:
-        return flagged
+        return Edges(np.ones(len(geoms), dtype=bool), np.empty((0, 2, 2)))
+    flagged = np.ones(len(geoms), dtype=bool)
     xy, rings, owner, exterior = _rings(geoms)
     n = len(xy)
     ring_of = np.repeat(np.arange(len(rings) - 1), np.diff(rings))
@@ -90,4 +108,32 @@ def not_shared(geoms: np.ndarray) -> np.ndarray:
     matched[q[shared]] = True
     flagged[:] = False
     flagged[owner[ring_of[i[~matched]]]] = True
-    return flagged
+    loose = ~matched
+    return Edges(flagged, np.stack([xy[start[loose]], xy[end[loose]]], axis=1))
+
+
+def outline(edges: Edges) -> list[Any] | None:
+    """The outline of the polygons' union when it is simple: their loose edges joined into
+    closed rings, each counter-clockwise and simple, no two touching or nested; then no
+    point lies in two polygons, and the union is exactly these rings' polygons. None
+    otherwise (holes, parts meeting at a point, near-shared edges, overlaps): ask pairs.
+
+    Why: the number of polygons over a point is the winding number, about it, of all their
+    edges; a shared edge and its reverse cancel, so it is the loose edges' winding number,
+    which such rings make 1 inside and 0 outside."""
+    if not len(edges.loose):
+        return None
+    lines = shapely.line_merge(
+        shapely.multilinestrings(shapely.linestrings(edges.loose)), directed=True
+    )
+    rings = shapely.get_parts(lines)
+    if not shapely.is_closed(rings).all():
+        return None
+    parts = [shapely.Polygon(shapely.get_coordinates(r)) for r in rings]
+    if not all(shapely.is_valid(parts)) or not all(shapely.is_ccw(rings)):
+        return None
+    if len(parts) > 1:
+        a, b = shapely.STRtree(parts).query(parts, predicate="intersects")
+        if (a != b).any():
+            return None
+    return parts
