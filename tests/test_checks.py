@@ -11,7 +11,7 @@ import shapely
 import shapely.affinity
 from shapely.geometry import box
 
-from geo.geodata.parcels.checks import REGATHER, Checker, _interiors_meeting
+from geo.geodata.parcels.checks import REGATHER, Checker, _interiors_meeting, _same_area
 from geo.geodata.parcels.prepare import Codes, prepare
 from geo.geodata.parcels.shared_edges import match_edges, not_shared, outline
 from geo.geodata.parcels.stage import prepared_batches
@@ -242,19 +242,27 @@ def test_an_outline_only_when_the_loose_edges_make_disjoint_simple_rings() -> No
     assert outline(match_edges(np.asarray(corner))) is None
 
 
-def test_a_zone_that_misses_part_of_a_tiling_is_found() -> None:
-    rows = _tiling("Z", 50)
-    cells = np.asarray([r[2] for r in rows])
-    whole = shapely.coverage_union_all(cells)
+def _zone_findings(rows: list, zone: object) -> set[int]:
     with ThreadPoolExecutor(max_workers=1) as pool:
         checker = Checker(pool)
-        zone = shapely.affinity.scale(whole, 0.8, 1.0)  # narrower than the parcels
         for made in prepared_batches(pool, [_batch([("Z", "z", zone)])], 4326, FIELDS, _codes):
             checker.add_zone(made.prepared)
         for made in prepared_batches(pool, [_batch(rows)], 4326, FIELDS, _codes):
             checker.add(made.prepared)
         assert checker.regather() == []  # (closes the open village: its checks run)
         report = checker.report()
-    outside = {f["feature"] for f in report["findings"] if f["code"] == "outside_zone"}
+    return {f["feature"] for f in report["findings"] if f["code"] == "outside_zone"}
+
+
+def test_a_zone_that_misses_part_of_a_tiling_is_found() -> None:
+    cells = _exact_tiling(80, 4)
+    rows = [("Z", str(i + 1), c) for i, c in enumerate(cells)]
+    whole = shapely.coverage_union_all(cells)
+    (hull,) = outline(match_edges(cells))
+    assert _same_area(whole, [hull])  # a zone drawn as its parcels' union: no covers() asked
+    assert _zone_findings(rows, whole) == set()
+    zone = shapely.affinity.scale(whole, 0.8, 1.0)  # narrower than the parcels
+    assert not _same_area(zone, [hull])
+    outside = _zone_findings(rows, zone)
     expected = {i + 1 for i, c in enumerate(cells) if shapely.area(shapely.difference(c, zone)) > 0}
     assert outside and outside <= expected  # (those over OUTSIDE_M2 of them)
