@@ -27,19 +27,24 @@ from geo.platform.database import SERVING_OPTIONS
 
 _local = threading.local()
 
-ITEMS = """
-SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(f), '[]'),
-                         'numberReturned', count(*))::text
-FROM (SELECT json_build_object('type', 'Feature', 'id', id,
+FEATURE = """json_build_object('type', 'Feature', 'id', id,
         'geometry', ST_AsGeoJSON(geom, 7)::json,
         'properties', json_build_object('village_agency', village_agency,
           'village_code', village_code, 'parcel_no', parcel_no, 'land_use', land_use,
           'area_declared', area_declared, 'area_m2', round(area_m2::numeric, 2),
-          'upload_id', upload_id, 'valid_from', valid_from, 'valid_to', valid_to)) AS f
-      FROM parcel
-      WHERE valid_to IS NULL AND ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))
+          'upload_id', upload_id, 'valid_from', valid_from, 'valid_to', valid_to))"""
+
+COLLECTION = """
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(f), '[]'),
+                         'numberReturned', count(*))::text
+FROM (SELECT {feature} AS f FROM parcel WHERE valid_to IS NULL AND {where}
       ORDER BY id + 0 LIMIT %s) x
 """
+ITEMS = COLLECTION.format(
+    feature=FEATURE, where="ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
+)
+VILLAGE = COLLECTION.format(feature=FEATURE, where="village_agency = %s AND village_code = %s")
+ITEM = f"SELECT {FEATURE}::text FROM parcel WHERE id = %s"
 
 # the very statement tagsim's parcel tiles run
 TILE = (
@@ -88,9 +93,16 @@ def _one(sql: str, params: Any) -> Any:
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ.get("PATH_INFO", "")
     query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-    if path == "/items":
+    if path == "/items" and "village" in query:
+        agency, code = query["village"].split(":")
+        body = _one(VILLAGE, (agency, code, int(query.get("limit", 10)))).encode()
+        media = "application/geo+json"
+    elif path == "/items":
         x0, y0, x1, y1 = (float(v) for v in query["bbox"].split(","))
         body = _one(ITEMS, (x0, y0, x1, y1, int(query.get("limit", 10)))).encode()
+        media = "application/geo+json"
+    elif path.startswith("/items/"):
+        body = _one(ITEM, (int(path.removeprefix("/items/")),)).encode()
         media = "application/geo+json"
     elif path.startswith("/tiles/"):
         z, x, y = (int(v) for v in path.removeprefix("/tiles/").split("/"))

@@ -39,13 +39,13 @@ def run(url: str, quick: bool) -> list[Outcome]:
     if cfg.database_url:
         print("  TAGSIM_DATABASE_URL is external: a local replica cannot be made; skipped")
         return []
-    parcels = _load(url, quick)
+    parcels = _load(url, quick, "generator")
     with Database(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench")["key"]
     villages = _villages(url, 200)
     items = [
         f"/collections/parcels/items?bbox={x0},{y0},{x1},{y1}&limit=500"
-        for x0, y0, x1, y1, _, _ in villages
+        for x0, y0, x1, y1, *_ in villages
     ]
     seconds, rounds = (3, 2) if quick else (15, 3)
     replica = LocalReplica(CACHE / "replica", _free_port(), local_cluster(cfg))

@@ -5,8 +5,10 @@ database and table, and is loaded from 127.0.0.1 only, for a bounded time, at co
 8. Rounds alternate between servers; the throughput ratio of the medians is printed
 (higher is better for us), with median and p95 latency.
 
-Cases: items by bbox (one village's extent, ~400–500 parcels, ``limit=500``), MVT tiles at
-zoom 14 over villages, coverage of a 2–5 ha round plot.
+Shapes: items by bbox (one village's extent, ``limit=500``), one item by id, a village's
+parcels (``village=hf:CODE``, ``limit=1000``), MVT tiles at zoom 14 over villages, coverage
+of a 2–5 ha round plot; each at concurrency 8 and 1, on two maps: the generator's
+(parcels apart) and the tiling (:mod:`bench.tiling`, neighbours sharing edges).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bench.cases.parcels import _file
 from bench.datasets import CACHE, ogr2ogr_load
 from bench.harness import Outcome
 from bench.latency_plot import plot, round_plot, sweep
+from bench.tiling import tiling_files
 from geo.access.control import create_key
 from geo.platform.database import Database
 
@@ -130,20 +133,31 @@ def _gunicorn(
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _load(url: str, quick: bool) -> int:
-    """The parcel layer (every clean village of the generator's maps) and its plan zones,
-    loaded straight with ogr2ogr (the load is not what this case measures)."""
-    _, count, _ = _file(quick)
+# (file, parcel layer, zone layer, village code, parcel number, land use, declared area)
+def _source(quick: bool, dataset: str) -> tuple[Path, str, str, str, str, str, str]:
+    if dataset == "tiling":
+        path = tiling_files(quick).geopackage
+        return path, "parcels", "zone", "village_code", "parcel_no", "landuse", "area"
+    _file(quick)
     path = CACHE / f"parcels_{'small' if quick else 'national'}.gpkg"
-    for layer in ("parcels", "zones"):
-        ogr2ogr_load(url, path, layer, f"bench_{layer}")
+    return path, "parcels", "zones", "code_hf", "shomare", "karbari", "masahat"
+
+
+def _load(url: str, quick: bool, dataset: str) -> int:
+    """The parcel layer of ``dataset`` and its plan zones, loaded straight with ogr2ogr
+    (the load is not what this case measures) in place of what the table held."""
+    path, parcels, zones, code, number, use, area = _source(quick, dataset)
+    with Database(url).begin() as c:
+        c.execute(text("TRUNCATE parcel, guide_plan CASCADE"))
+    ogr2ogr_load(url, path, parcels, "bench_parcels")
+    ogr2ogr_load(url, path, zones, "bench_zones")
     with Database(url).begin() as c:
         # No registry here: the HF code's first two digits (its province) stand in for
         # the MOI province code, so the layer is partitioned by province as in service.
         c.execute(
             text(
                 "SELECT parcel_ensure_partition(p)"
-                " FROM (SELECT DISTINCT left(code_hf, 2) AS p FROM bench_parcels) d"
+                f" FROM (SELECT DISTINCT left({code}, 2) AS p FROM bench_parcels) d"
             )
         )
     with Database(url).begin() as c:
@@ -151,36 +165,51 @@ def _load(url: str, quick: bool) -> int:
             text(
                 "INSERT INTO parcel (village_agency, village_code, parcel_no, land_use,"
                 " area_declared, area_m2, geom, province)"
-                " SELECT 'hf', code_hf, shomare, karbari, masahat, ST_Area(geom::geography),"
-                " ST_Multi(geom), left(code_hf, 2) FROM bench_parcels"
+                f" SELECT 'hf', {code}, {number}, {use}, {area}, ST_Area(geom::geography),"
+                f" ST_Multi(geom), left({code}, 2) FROM bench_parcels"
             )
         )
         c.execute(
             text(
                 "INSERT INTO guide_plan (village_agency, village_code, zone)"
-                " SELECT 'hf', code_hf, ST_Multi(geom) FROM bench_zones"
+                f" SELECT 'hf', {code}, ST_Multi(geom) FROM bench_zones"
             )
         )
+        count = c.execute(text("SELECT count(*) FROM bench_parcels")).scalar_one()
         c.execute(text("DROP TABLE bench_parcels, bench_zones"))
     with Database(url).connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         c.execute(text("VACUUM ANALYZE parcel"))
         c.execute(text("VACUUM ANALYZE guide_plan"))
-    return count
+    return int(count)
 
 
-def _villages(url: str, n: int) -> list[tuple[float, float, float, float, float, float]]:
-    """Up to ``n`` villages: their parcel extent and a point inside a parcel."""
+def _villages(url: str, n: int) -> list[tuple[Any, ...]]:
+    """Up to ``n`` villages: their parcel extent, a point inside a parcel, their code and
+    one parcel's id."""
     with Database(url).connect() as c:
         rows = c.execute(
             text(
-                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), ST_X(p), ST_Y(p) FROM ("
-                " SELECT ST_Extent(geom)::geometry AS e,"
-                "        ST_PointOnSurface((array_agg(geom ORDER BY id))[1]) AS p"
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), ST_X(p), ST_Y(p),"
+                " village_code, first_id FROM ("
+                " SELECT ST_Extent(geom)::geometry AS e, village_code,"
+                "        ST_PointOnSurface((array_agg(geom ORDER BY id))[1]) AS p,"
+                "        min(id) AS first_id"
                 " FROM parcel GROUP BY village_code ORDER BY village_code) v"
             )
         ).all()
     random.Random(14).shuffle(rows)
-    return [tuple(r) for r in rows[:n]]  # type: ignore[misc]
+    return [tuple(r) for r in rows[:n]]
+
+
+def _item_ids(url: str, n: int) -> list[int]:
+    """``n`` parcel ids drawn evenly over the table."""
+    with Database(url).connect() as c:
+        return list(
+            c.execute(
+                text("SELECT id FROM parcel ORDER BY hashint8(id) LIMIT :n"),
+                {"n": n},
+            ).scalars()
+        )
 
 
 def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -192,7 +221,12 @@ def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 def _wrk(
-    base: str, paths: list[str], seconds: int, key: str = "", bodies: list[str] | None = None
+    base: str,
+    paths: list[str],
+    seconds: int,
+    key: str = "",
+    bodies: list[str] | None = None,
+    concurrency: int = CONCURRENCY,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "rotate.lua"
@@ -208,9 +242,9 @@ def _wrk(
             [
                 "wrk",
                 "-t",
-                "2",
+                str(min(2, concurrency)),
                 "-c",
-                str(CONCURRENCY),
+                str(concurrency),
                 "-d",
                 f"{seconds}s",
                 "--timeout",
@@ -223,8 +257,10 @@ def _wrk(
             text=True,
             env=env,
             timeout=seconds + 60,
-            check=True,
+            check=False,
         )
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed on {base}{paths[0]}: {done.stderr[-500:]}")
     line = next(x for x in done.stdout.splitlines() if x.startswith("JSON"))
     result = json.loads(line[4:])
     if result["errors"] or result["non2xx"]:
@@ -368,26 +404,32 @@ def _rounds(
     servers: list[tuple[str, str, list[str], str, list[str] | None]],
     rounds: int,
     seconds: int,
+    concurrency: int = CONCURRENCY,
 ) -> dict[str, list[dict[str, Any]]]:
     """Each round loads every server once, the order turning each round."""
     results: dict[str, list[dict[str, Any]]] = {label: [] for label, *_ in servers}
     for i in range(rounds):
         order = servers[i % len(servers) :] + servers[: i % len(servers)]
         for label, base, paths, key, bodies in order:
-            results[label].append(_wrk(base, paths, seconds, key, bodies))
+            results[label].append(_wrk(base, paths, seconds, key, bodies, concurrency))
     for label, runs in results.items():
         rps = sorted(r["rps"] for r in runs)[len(runs) // 2]
         p50 = sorted(r["p50_ms"] for r in runs)[len(runs) // 2]
         p95 = sorted(r["p95_ms"] for r in runs)[len(runs) // 2]
         print(
-            f"  {name:<22} {label:<12} {rps:8.1f} req/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms",
+            f"  {name:<40} {label:<9} {rps:8.1f} req/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms",
             flush=True,
         )
     return results
 
 
 def _outcome(
-    case: str, results: dict[str, list[dict[str, Any]]], ours: str, base: str, size: dict[str, Any]
+    case: str,
+    results: dict[str, list[dict[str, Any]]],
+    ours: str,
+    base: str,
+    size: dict[str, Any],
+    concurrency: int = CONCURRENCY,
 ) -> Outcome:
     """An Outcome in seconds per request (1 / throughput), so ratio < 1 means faster."""
     out = Outcome(
@@ -396,7 +438,8 @@ def _outcome(
         base,
         len(results[ours]),
         size=size,
-        note="throughput at concurrency 8; ratio = their req/s ÷ ours (below 1: ours faster)",
+        note=f"throughput at concurrency {concurrency}; ratio = their req/s ÷ ours (below 1:"
+        " ours faster)",
     )
     out.ours_s = [1 / r["rps"] for r in results[ours]]
     out.baseline_s = [1 / r["rps"] for r in results[base]]
@@ -409,87 +452,127 @@ def _outcome(
     }
     out.size = {**size, "latency": p}
     print(
-        f"{case:<34} throughput ours/{base} = {out.baseline_median / out.ours_median:5.2f}",
+        f"{case:<46} throughput ours/{base} = {out.baseline_median / out.ours_median:5.2f}",
         flush=True,
     )
     return out
+
+
+def _shapes(
+    ours: str, thin: str, key: str, villages: list[tuple[Any, ...]], ids: list[int]
+) -> list[tuple[str, list[tuple[str, str, list[str], str, list[str] | None]]]]:
+    """Each request shape: its name and (label, base, paths, key, bodies) per server."""
+    items = [f"?bbox={x0},{y0},{x1},{y1}&limit=500" for x0, y0, x1, y1, *_ in villages]
+    codes = [v[6] for v in villages]
+    tiles = sorted({_tile(v[4], v[5], 14) for v in villages})
+    bodies = [
+        round_plot(v[4], v[5], random.Random(i).uniform(80, 125)).decode()
+        for i, v in enumerate(villages)
+    ]
+    return [
+        (
+            "items by bbox",
+            [
+                ("tagsim", ours, [f"/collections/parcels/items{q}" for q in items], key, None),
+                ("thin", thin, [f"/items{q}" for q in items], "", None),
+            ],
+        ),
+        (
+            "one item by id",
+            [
+                ("tagsim", ours, [f"/collections/parcels/items/{i}" for i in ids], key, None),
+                ("thin", thin, [f"/items/{i}" for i in ids], "", None),
+            ],
+        ),
+        (
+            "a village's parcels",
+            [
+                (
+                    "tagsim",
+                    ours,
+                    [f"/collections/parcels/items?village=hf:{c}&limit=1000" for c in codes],
+                    key,
+                    None,
+                ),
+                ("thin", thin, [f"/items?village=hf:{c}&limit=1000" for c in codes], "", None),
+            ],
+        ),
+        (
+            "MVT z14",
+            [
+                ("tagsim", ours, [f"/tiles/parcels/14/{x}/{y}.mvt" for x, y in tiles], key, None),
+                ("thin", thin, [f"/tiles/14/{x}/{y}" for x, y in tiles], "", None),
+            ],
+        ),
+        (
+            "coverage 2-5 ha",
+            [
+                ("tagsim", ours, ["/coverage"], key, bodies),
+                ("thin", thin, ["/coverage"], "", bodies),
+            ],
+        ),
+    ]
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
     if shutil.which("ogr2ogr") is None or shutil.which("wrk") is None:
         print("  ogr2ogr or wrk missing (apt-get install gdal-bin wrk): serving case skipped")
         return []
-    parcels = _load(url, quick)
     with Database(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench")["key"]
-    villages = _villages(url, 200)
-    seconds, rounds = (3, 2) if quick else (15, 3)
+    seconds, rounds = (2, 2) if quick else (10, 3)
     env = {
         "TAGSIM_DATABASE_URL": url,
         "TAGSIM_RATE_LIMIT": "100000000 per minute",
         "THIN_DATABASE_URL": url,
     }
-    items = [f"?bbox={x0},{y0},{x1},{y1}&limit=500" for x0, y0, x1, y1, _, _ in villages]
-    tiles = sorted({_tile(lon, lat, 14) for *_, lon, lat in villages})
-    bodies = [
-        round_plot(lon, lat, random.Random(i).uniform(80, 125)).decode()
-        for i, (*_, lon, lat) in enumerate(villages)
-    ]
     outcomes: list[Outcome] = []
-    size = {"parcels": parcels, "villages": len(villages)}
-    ours_port, thin_port, pyg_port = _free_port(), _free_port(), _free_port()
-    with (
-        _gunicorn(VENV_BIN, "api.app:create_app()", env, "/healthz", ours_port) as ours,
-        _gunicorn(VENV_BIN, "bench.thin:app", env, "/items?bbox=0,0,0,0", thin_port) as thin,
-    ):
-        servers = [
-            ("tagsim", ours, [f"/collections/parcels/items{q}" for q in items], key, None),
-            ("thin", thin, [f"/items{q}" for q in items], "", None),
-        ]
-        pyg = _pygeoapi(url, pyg_port)
-        if pyg is not None:
-            with _gunicorn(
-                pyg[0], "pygeoapi.flask_app:APP", pyg[1], "/collections/parcels", pyg_port
-            ) as pygeoapi:
-                servers.append(
-                    (
-                        "pygeoapi",
-                        pygeoapi,
-                        [f"/collections/parcels/items{q}&f=json" for q in items],
-                        "",
-                        None,
-                    )
-                )
-                results = _rounds("items by bbox", servers, rounds, seconds)
-            outcomes.append(
-                _outcome("items by bbox vs pygeoapi", results, "tagsim", "pygeoapi", size)
-            )
-        else:
-            results = _rounds("items by bbox", servers, rounds, seconds)
-        outcomes.append(_outcome("items by bbox vs thin", results, "tagsim", "thin", size))
-        results = _rounds(
-            "MVT z14",
-            [
-                ("tagsim", ours, [f"/tiles/parcels/14/{x}/{y}.mvt" for x, y in tiles], key, None),
-                ("thin", thin, [f"/tiles/14/{x}/{y}" for x, y in tiles], "", None),
-            ],
-            rounds,
-            seconds,
-        )
-        outcomes.append(
-            _outcome("MVT z14 vs thin", results, "tagsim", "thin", {**size, "tiles": len(tiles)})
-        )
-        results = _rounds(
-            "coverage 2-5 ha",
-            [
-                ("tagsim", ours, ["/coverage"], key, bodies),
-                ("thin", thin, ["/coverage"], "", bodies),
-            ],
-            rounds,
-            seconds,
-        )
-        outcomes.append(_outcome("coverage 2-5 ha vs thin", results, "tagsim", "thin", size))
-        *_, lon, lat = villages[0]
-        picture = plot(sweep(ours, thin, key, lon, lat), "quick" if quick else "full")
-        print(f"  latency against result size: {picture}", flush=True)
+    for dataset in ("generator", "tiling"):
+        parcels = _load(url, quick, dataset)
+        villages = _villages(url, 200)
+        ids = _item_ids(url, 500)
+        size = {"dataset": dataset, "parcels": parcels, "villages": len(villages)}
+        print(f"  {dataset}: {parcels} parcels", flush=True)
+        ours_port, thin_port = _free_port(), _free_port()
+        with (
+            _gunicorn(VENV_BIN, "api.app:create_app()", env, "/healthz", ours_port) as ours,
+            _gunicorn(VENV_BIN, "bench.thin:app", env, "/items?bbox=0,0,0,0", thin_port) as thin,
+        ):
+            shapes = _shapes(ours, thin, key, villages, ids)
+            if dataset == "generator":
+                outcomes += _against_pygeoapi(url, shapes[0][1], rounds, seconds, size)
+            for concurrency in (CONCURRENCY, 1):
+                for shape, servers in shapes:
+                    case = f"{shape} vs thin [{dataset}, c={concurrency}]"
+                    results = _rounds(case, servers, rounds, seconds, concurrency)
+                    outcomes.append(_outcome(case, results, "tagsim", "thin", size, concurrency))
+            if dataset == "generator":
+                *_, lon, lat, _code, _id = villages[0]
+                picture = plot(sweep(ours, thin, key, lon, lat), "quick" if quick else "full")
+                print(f"  latency against result size: {picture}", flush=True)
     return outcomes
+
+
+def _against_pygeoapi(
+    url: str,
+    servers: list[tuple[str, str, list[str], str, list[str] | None]],
+    rounds: int,
+    seconds: int,
+    size: dict[str, Any],
+) -> list[Outcome]:
+    """Items by bbox, tagsim against pygeoapi on the same table (none if it cannot be
+    installed here)."""
+    port = _free_port()
+    pyg = _pygeoapi(url, port)
+    if pyg is None:
+        return []
+    ours = servers[0]
+    paths = [f"{p}&f=json" for p in ours[2]]
+    with _gunicorn(pyg[0], "pygeoapi.flask_app:APP", pyg[1], "/collections/parcels", port) as base:
+        results = _rounds(
+            "items by bbox vs pygeoapi",
+            [ours, ("pygeoapi", base, paths, "", None)],
+            rounds,
+            seconds,
+        )
+    return [_outcome("items by bbox vs pygeoapi", results, "tagsim", "pygeoapi", size)]
