@@ -35,6 +35,7 @@ from api.endpoints import check_declared, reject_unknown_query
 from api.jsonio import TagsimJSON
 from api.params import reject_nul, reject_nul_in_form
 from crosswalk.partners import CROSSWALK
+from geo.geodata.features.tiles import parcel_tile_cache
 from geo.geodata.registry.partners import install_partners
 from geo.platform.config import settings
 
@@ -56,11 +57,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         CORS_ORIGINS=[o for o in os.environ.get("TAGSIM_CORS_ORIGINS", "").split(",") if o],
         JSON_SORT_KEYS=False,
         CLOCK=time.time,  # the rate limits' time (tests give a fixed one)
+        # parcel tiles kept per process, MB (0: none); see geo.geodata.features.tile_cache
+        TILE_CACHE_MB=int(os.environ.get("TAGSIM_TILE_CACHE_MB", "256")),
     )
     app.config.from_prefixed_env("TAGSIM_FLASK")
     if test_config:
         app.config.update(test_config)
 
+    app.config["TILE_CACHE"] = parcel_tile_cache(app.config["TILE_CACHE_MB"])
     init_database(app)
     app.before_request(reject_nul)
     errors.init_app(app)

@@ -3,7 +3,7 @@ one line each onto the Flask-free core (`api.ogc.tiles`)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from api.endpoints import BY_COLLECTION, Int, Text, declare
 from api.ogc import tiles as ogc
@@ -26,7 +26,8 @@ bp = Blueprint("tiles", __name__)
 )
 def get_tile(collection_id: str, z: int, x: int, y: int) -> Response:
     """One Mapbox vector tile of the collection; 304 when the client's copy is current."""
-    return respond(ogc.vector_tile(ogc_request(), collection_id, z, x, y))
+    cache = current_app.config["TILE_CACHE"]
+    return respond(ogc.vector_tile(ogc_request(), collection_id, z, x, y, cache))
 
 
 @bp.get("/tiles/<collection_id>.json")

@@ -185,3 +185,66 @@ def test_tiles_follow_the_collection_policy(sample_url: str) -> None:
         assert [tuple(a) for a in audited] == [("parcels", 200), ("parcels", 403)]
     finally:
         admin.put("/admin/policies/parcels", json={"mode": "all", "agencies": []})
+
+
+def test_plain_tiles_are_kept_until_a_change_touches_them(sample_url: str) -> None:
+    """The process keeps plain parcel tiles by the data's version: a second request is
+    served from memory; a publish re-makes the tiles over its village (never stale) and
+    keeps the others; a filtered tile is made each time."""
+    client = client_for(sample_url, "reader", "sci")
+    cache = client.application.config["TILE_CACHE"]
+    with Database(sample_url).connect() as c:
+        changed, other = c.execute(
+            text("SELECT village_code FROM parcel GROUP BY 1 ORDER BY count(*), 1 LIMIT 2")
+        ).scalars()
+    truth = gpd.read_file(settings().sample_dir / "truth" / "parcels.gpkg", layer="parcels")
+    mine = str(truth[truth["CODE_HF"] == changed].iloc[0]["SHOMARE"])  # its use changes
+    with Database(sample_url).connect() as c:
+        where = (
+            "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM parcel"
+            " WHERE village_code = :c AND valid_to IS NULL ORDER BY parcel_no = :n DESC LIMIT 1"
+        )
+        lon, lat = c.execute(text(where), {"c": changed, "n": mine}).one()
+        lon2, lat2 = c.execute(text(where), {"c": other, "n": ""}).one()
+    z = 17
+    here = "/tiles/parcels/{}/{}/{}.mvt".format(z, *_tile_of(lon, lat, z))
+    there = "/tiles/parcels/{}/{}/{}.mvt".format(z, *_tile_of(lon2, lat2, z))
+    assert here != there
+    first = client.get(here)
+    hits = cache.hits
+    again = client.get(here)
+    assert again.data == first.data and cache.hits == hits + 1  # from memory
+    kept = client.get(there)
+    hits = cache.hits
+    filtered = client.get(here + "?land_use=" + "مسکونی")
+    assert filtered.status_code == 200 and cache.hits == hits  # made, not kept
+    republish_village(sample_url, changed)
+    after = client.get(here)
+    assert after.headers["ETag"] != first.headers["ETag"]  # the change shows at once
+    assert (
+        _uses(after.data, z, *_tile_of(lon, lat, z))[mine]
+        != _uses(first.data, z, *_tile_of(lon, lat, z))[mine]
+    )
+    assert cache.hits == hits
+    still = client.get(there)
+    assert still.data == kept.data and cache.hits == hits + 1  # elsewhere: still kept
+
+
+def test_a_cache_too_far_behind_starts_afresh(sample_url: str) -> None:
+    from geo.geodata.features.tiles import parcel_tile_cache
+
+    cache = parcel_tile_cache(1)
+    made = []
+
+    def make() -> bytes:
+        made.append(1)
+        return b"tile"
+
+    with Database(sample_url).begin() as c:
+        assert cache.get(c, ("parcels", 1, 0, 0), make, bytes) == b"tile"
+        assert cache.get(c, ("parcels", 1, 0, 0), make, bytes) == b"tile" and len(made) == 1
+        # a version whose area was forgotten (as after 10,000 publishes): all dropped
+        c.execute(text("UPDATE data_version SET version = version + 2 WHERE dataset = 'parcels'"))
+        cache.get(c, ("parcels", 1, 0, 0), make, bytes)
+        assert len(made) == 2
+        c.rollback()

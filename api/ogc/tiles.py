@@ -10,6 +10,7 @@ from __future__ import annotations
 from api.ogc.features import IRAN_BBOX, feature_query
 from api.ogc.request import OgcRequest, OgcResponse, dumps
 from geo.geodata.features.collections import get_collection
+from geo.geodata.features.tile_cache import TileCache
 from geo.geodata.features.tiles import MAX_ZOOM, tile
 
 __all__ = ["MVT", "tilejson", "vector_tile"]
@@ -17,11 +18,19 @@ __all__ = ["MVT", "tilejson", "vector_tile"]
 MVT = "application/vnd.mapbox-vector-tile"
 
 
-def vector_tile(req: OgcRequest, collection_id: str, z: int, x: int, y: int) -> OgcResponse:
-    """One Mapbox vector tile of the collection; 304 when the client's copy is current."""
+def vector_tile(
+    req: OgcRequest,
+    collection_id: str,
+    z: int,
+    x: int,
+    y: int,
+    cache: TileCache | None = None,
+) -> OgcResponse:
+    """One Mapbox vector tile of the collection; 304 when the client's copy is current.
+    ``cache``: the process's tiles, for a tile asked with no filter and no date."""
     c = get_collection(collection_id)
     q = feature_query(req, c, default_limit=None)
-    result = tile(req.conn(), q, z, x, y)
+    result = tile(req.conn(), q, z, x, y, cache, plain=not req.args)
     headers = {"Cache-Control": "private, no-cache"}
     if req.if_none_match(result.etag):
         return OgcResponse(b"", MVT, 304, headers, audit_rows=1, etag=result.etag)

@@ -16,9 +16,10 @@ from sqlalchemy import Connection
 from geo.errors import InvalidParameter, NotFound
 from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery
+from geo.geodata.features.tile_cache import TileCache
 from geo.platform.database import statement
 
-__all__ = ["MAX_ZOOM", "Tile", "tile", "tile_sql"]
+__all__ = ["MAX_ZOOM", "Tile", "parcel_tile_cache", "tile", "tile_sql"]
 
 MAX_ZOOM = 22
 EXTENT = 4096
@@ -67,9 +68,32 @@ def tile_sql(c: Collection, where: str, z: int) -> str:
         """
 
 
-def tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
-    """The tile z/x/y of the features ``q`` selects (its bbox and paging are ignored)."""
+def parcel_tile_cache(megabytes: int) -> TileCache:
+    """A process's cache of plain parcel tiles (``megabytes`` of them; 0: none)."""
+    return TileCache("parcels", megabytes << 20, BUFFER / EXTENT)
+
+
+def tile(
+    conn: Connection,
+    q: FeatureQuery,
+    z: int,
+    x: int,
+    y: int,
+    cache: TileCache | None = None,
+    plain: bool = False,
+) -> Tile:
+    """The tile z/x/y of the features ``q`` selects (its bbox and paging are ignored);
+    from ``cache`` when it holds the collection's tiles and ``plain`` (no filter, no date:
+    the tile of the collection as it is now)."""
     _check(z, x, y)
+    if cache is not None and plain and q.collection.dataset == cache.dataset:
+        return cache.get(
+            conn, (q.collection.id, z, x, y), lambda: _tile(conn, q, z, x, y), lambda t: t.data
+        )
+    return _tile(conn, q, z, x, y)
+
+
+def _tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
     c: Collection = q.collection
     if z < c.min_zoom:
         data = b""

@@ -126,6 +126,8 @@ def publish_stage(
     conn.execute(SQL.create_pub_new_from_stage, params)
     counts = _compare(conn, params)
     zones = _publish_zones(conn, params)
+    if first_loads or any(counts.values()):
+        conn.execute(SQL.mark_changed_area, {**params, "villages": sorted(provinces)})
     return {**counts, "insert": counts["insert"] + first_loads, "zone": zones}
 
 
@@ -173,6 +175,9 @@ def publish_loaded(
         grow_seen_extents(conn, agency, seen, loaded)
     zones = _publish_zones(conn, params)
     moved = close_loader(conn, loader, rows, indexed=indexed)
+    if any(moved.values()) or any(counts.values()):
+        villages = sorted(set(provinces) | set(seen))
+        conn.execute(SQL.mark_changed_area, {**params, "villages": villages})
     return {**counts, "insert": counts["insert"] + sum(moved.values()), "zone": zones}
 
 

@@ -138,6 +138,23 @@ FROM (SELECT village, province, op, id AS after_id, old_id AS before_id FROM pub
       FROM pub_diff d JOIN pub_cur c ON c.id = d.old_id WHERE d.op = 'delete') v
 GROUP BY village, province, op;
 
+-- name: mark_changed_area
+-- The next version of the parcels' data, with the box of what this publish changed: its
+-- villages' (:villages) boxes (they only grow, holding every version of their parcels). Run last in the
+-- publish: the version row stays locked only until the commit. Areas older than the last
+-- 10,000 versions are forgotten (a cache that far behind starts afresh).
+WITH v AS (
+    UPDATE data_version SET version = version + 1, changed_at = now()
+    WHERE dataset = 'parcels' RETURNING version),
+box AS (
+    SELECT ST_Extent(e.extent) AS b FROM parcel_extent e
+    WHERE e.village_agency = :a AND e.village_code = ANY(CAST(:villages AS text[]))),
+kept AS (
+    DELETE FROM data_change_area WHERE dataset = 'parcels'
+      AND version <= (SELECT version FROM v) - 10000)
+INSERT INTO data_change_area (dataset, version, x0, y0, x1, y1)
+SELECT 'parcels', v.version, ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM v, box;
+
 -- name: counts_by_operation
 SELECT op, count(*) FROM pub_diff GROUP BY op;
 
