@@ -459,9 +459,10 @@ def _outcome(
 
 
 def _shapes(
-    ours: str, thin: str, key: str, villages: list[tuple[Any, ...]], ids: list[int]
+    ours: str, cold: str, thin: str, key: str, villages: list[tuple[Any, ...]], ids: list[int]
 ) -> list[tuple[str, list[tuple[str, str, list[str], str, list[str] | None]]]]:
-    """Each request shape: its name and (label, base, paths, key, bodies) per server."""
+    """Each request shape: its name and (label, base, paths, key, bodies) per server
+    (``cold``: tagsim without its tile cache)."""
     items = [f"?bbox={x0},{y0},{x1},{y1}&limit=500" for x0, y0, x1, y1, *_ in villages]
     codes = [v[6] for v in villages]
     tiles = sorted({_tile(v[4], v[5], 14) for v in villages})
@@ -498,9 +499,16 @@ def _shapes(
             ],
         ),
         (
-            "MVT z14",
+            "MVT z14",  # tagsim's tile cache warm after the first round
             [
                 ("tagsim", ours, [f"/tiles/parcels/14/{x}/{y}.mvt" for x, y in tiles], key, None),
+                ("thin", thin, [f"/tiles/14/{x}/{y}" for x, y in tiles], "", None),
+            ],
+        ),
+        (
+            "MVT z14 no tile cache",
+            [
+                ("tagsim", cold, [f"/tiles/parcels/14/{x}/{y}.mvt" for x, y in tiles], key, None),
                 ("thin", thin, [f"/tiles/14/{x}/{y}" for x, y in tiles], "", None),
             ],
         ),
@@ -533,12 +541,14 @@ def run(url: str, quick: bool) -> list[Outcome]:
         ids = _item_ids(url, 500)
         size = {"dataset": dataset, "parcels": parcels, "villages": len(villages)}
         print(f"  {dataset}: {parcels} parcels", flush=True)
-        ours_port, thin_port = _free_port(), _free_port()
+        ours_port, cold_port, thin_port = _free_port(), _free_port(), _free_port()
+        uncached = {**env, "TAGSIM_TILE_CACHE_MB": "0"}
         with (
             _gunicorn(VENV_BIN, "api.app:create_app()", env, "/healthz", ours_port) as ours,
+            _gunicorn(VENV_BIN, "api.app:create_app()", uncached, "/healthz", cold_port) as cold,
             _gunicorn(VENV_BIN, "bench.thin:app", env, "/items?bbox=0,0,0,0", thin_port) as thin,
         ):
-            shapes = _shapes(ours, thin, key, villages, ids)
+            shapes = _shapes(ours, cold, thin, key, villages, ids)
             if dataset == "generator":
                 outcomes += _against_pygeoapi(url, shapes[0][1], rounds, seconds, size)
             for concurrency in (CONCURRENCY, 1):
