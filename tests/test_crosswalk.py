@@ -467,3 +467,19 @@ def test_geo_asks_the_installed_partner_source(cw_url: str, world: Path) -> None
             }
         finally:
             install_partners(CROSSWALK)
+
+
+def test_equivalent_codes_of_many_units_are_those_of_each(cw_url: str, world: Path) -> None:
+    """Asked at once (coverage asks for all its villages together), the equivalent codes of
+    units of every agency are exactly those asked one by one."""
+    from geo.geodata.registry.partners import partners
+
+    rows = [r for r in _truth(world) if r["level"] == "village"][:40]
+    units = sorted(
+        {(a, r[f"{a}_code"]) for r in rows for a in ("moi", "sci", "hf") if r[f"{a}_code"]}
+        | {("hf", "00000000000000"), ("xx", "1")}  # unknown code, unknown agency
+    )
+    with Database(cw_url).connect() as c:
+        together = partners().equivalent_codes_of(c, units)
+        assert together == {u: partners().equivalent_codes(c, *u) for u in units}
+        assert sum(len(v) > 1 for v in together.values()) > len(units) / 2  # links were found

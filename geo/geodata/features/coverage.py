@@ -149,13 +149,13 @@ def _with_codes(
     conn: Connection, villages: list[dict[str, Any]], run: int | None
 ) -> list[dict[str, Any]]:
     """Each village with its codes in every agency (through crosswalk run ``run``, the
-    newest finished one, read by the overlay statement itself)."""
+    newest finished one, read by the overlay statement itself), asked for all at once."""
+    units = [(v["agency"], v["code"]) for v in villages]
+    equivalent = partners().equivalent_codes_of(conn, units, run) if units else {}
     out = []
-    for v in villages:
+    for v, unit in zip(villages, units, strict=True):
         codes: dict[str, list[str]] = {}
-        for other, other_code in sorted(
-            partners().equivalent_codes(conn, v["agency"], v["code"], run)
-        ):
+        for other, other_code in sorted(equivalent[unit]):
             codes.setdefault(other, []).append(other_code)
         out.append({**v, "codes": codes})
     return out

@@ -32,6 +32,13 @@ class Partners(Protocol):
         the run to use, looked up when True)."""
         ...
 
+    def equivalent_codes_of(
+        self, conn: Connection, units: Sequence[tuple[str, str]], run: int | bool | None = True
+    ) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        """:meth:`equivalent_codes` of each of ``units`` (``(agency, code)`` pairs), asked
+        at once."""
+        ...
+
     def of_units(
         self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
     ) -> dict[str, list[dict[str, Any]]]:
@@ -49,6 +56,11 @@ class NoPartners:
         self, conn: Connection, agency: str, code: str, run: int | bool | None = True
     ) -> set[tuple[str, str]]:
         return {(agency, code)}
+
+    def equivalent_codes_of(
+        self, conn: Connection, units: Sequence[tuple[str, str]], run: int | bool | None = True
+    ) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        return {unit: {unit} for unit in units}
 
     def of_units(
         self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
