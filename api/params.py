@@ -90,7 +90,11 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, depth)
             if deepest > MAX_DEPTH:
                 return deepest
-            todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+            todo.extend(
+                (v, depth + 1)
+                for v in (item.values() if isinstance(item, dict) else item)
+                if isinstance(v, dict | list)  # (numbers and strings nest no deeper)
+            )
     return deepest
 
 

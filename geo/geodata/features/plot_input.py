@@ -227,8 +227,7 @@ def _check_size(geom: BaseGeometry) -> None:
             code="geometry_too_large",
             vertices=int(vertices),
         )
-    coords = shapely.get_coordinates(geom)
-    if not all(math.isfinite(v) for v in coords.ravel()):
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
         raise InvalidParameter(
             "the plot has coordinates that are not numbers", code="invalid_geojson"
         )
