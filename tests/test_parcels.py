@@ -847,7 +847,7 @@ def test_unclosed_rings_and_wrong_cpg_are_coded_findings(
 
 
 def test_a_bare_shapefile_with_truncated_field_names_goes_in_end_to_end(
-    url: str, world: Path, tmp_path: Path
+    url: str, world: Path, tmp_path: Path, fresh_url: str
 ) -> None:
     """As a GIS office exports it: a tiling (neighbours share edges), a .shp with its .shx,
     .dbf and .prj beside it, field names cut to 10 characters by the DBF."""
@@ -891,6 +891,22 @@ def test_a_bare_shapefile_with_truncated_field_names_goes_in_end_to_end(
     )
     assert done.exit_code == 0, done.output
     assert "validated" in done.output and f"{len(cells)} features, 0 errors" in done.output
+    # and published, in a database of its own (this village's map elsewhere stays as it is)
+    import_edition(
+        Database(fresh_url), "hf", "1402", (world / "lists/hf_villages_1402.csv").read_bytes()
+    )
+    done = CliRunner().invoke(
+        main,
+        ["parcels", "ingest", str(folder / "Parcels.shp")],
+        env={"TAGSIM_DATABASE_URL": fresh_url},
+    )
+    assert done.exit_code == 0 and "published" in done.output, done.output
+    assert _current(fresh_url, code) == len(cells)
+    with Database(fresh_url).connect() as c:
+        uses = c.execute(
+            text("SELECT DISTINCT land_use FROM parcel WHERE village_code = :c"), {"c": code}
+        ).scalars()
+        assert list(uses) == ["مسکونی"]  # LANDUSE_TY read as the land use
     lone = tmp_path / "lone"
     lone.mkdir()
     (lone / "Parcels.shp").write_bytes((folder / "Parcels.shp").read_bytes())
