@@ -50,6 +50,12 @@ def tile_bounds(z: int, x: int, y: int, margin: float) -> Box:
     return (lon(x - margin), lat(y + 1 + margin), lon(x + 1 + margin), lat(y - margin))
 
 
+def _meets(area: Box) -> Callable[[Box], bool]:
+    """Whether a box meets ``area``."""
+    x0, y0, x1, y1 = area
+    return lambda b: b[0] <= x1 and x0 <= b[2] and b[1] <= y1 and y0 <= b[3]
+
+
 class TileCache:
     """One dataset's tiles (``dataset``: its row in ``data_version``) in this process."""
 
@@ -114,9 +120,7 @@ class TileCache:
                 if a.x0 is None:
                     self._drop(lambda _box: True)
                     break
-                self._drop(
-                    lambda b, a=a: b[0] <= a.x1 and a.x0 <= b[2] and b[1] <= a.y1 and a.y0 <= b[3]
-                )
+                self._drop(_meets((a.x0, a.y0, a.x1, a.y1)))
         self._version = now
 
     def _drop(self, over: Callable[[Box], bool]) -> None:

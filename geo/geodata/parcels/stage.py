@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from queue import Queue
 from typing import Any, Protocol
 
 import numpy as np
@@ -286,7 +285,7 @@ class _ShortQueueWriter(QueuedLibpqWriter):
 
     def __init__(self, cursor: Any) -> None:
         super().__init__(cursor)
-        self._queue = Queue(maxsize=COPY_QUEUE)
+        self._queue = type(self._queue)(maxsize=COPY_QUEUE)  # (psycopg's interruptible queue)
 
 
 def write_batches(
