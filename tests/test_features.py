@@ -61,6 +61,10 @@ def test_landing_conformance_and_collections_need_no_key(sample_url: str) -> Non
     rx0, ry0, rx1, ry1 = (float(v) for v in real[4:-1].replace(",", " ").split())
     assert x0 <= rx0 + 0.01 and y0 <= ry0 + 0.01 and x1 >= rx1 - 0.01 and y1 >= ry1 - 0.01
     assert any(link["rel"] == "items" for link in parcels["links"])
+    # its time starts at the first publish: the earliest version's valid_from, to the µs
+    (start, end), *_ = parcels["extent"]["temporal"]["interval"]
+    first = _scalar(sample_url, "SELECT min(valid_from) FROM parcel")
+    assert start == first.isoformat() and end is None
     # the data itself needs a key
     assert anonymous.get("/collections/parcels/items").status_code == 401
 

@@ -126,7 +126,14 @@ def _extent(conn: Connection, c: Collection) -> dict[str, Any]:
             bbox = [round(v, 6) for v in box]
     temporal: list[Any] = [None, None]
     if c.versioned:
-        first = conn.execute(text(f"SELECT min(valid_from) FROM {table}")).scalar()
+        # parcels: the first publish's time, kept by the publishes (a min over a million
+        # versions took 193 ms); the smaller versioned tables are asked directly
+        first_sql = (
+            "SELECT since FROM data_version WHERE dataset = 'parcels'"
+            if table == "parcel"
+            else f"SELECT min(valid_from) FROM {table}"
+        )
+        first = conn.execute(text(first_sql)).scalar()
         temporal = [first.isoformat() if first else None, None]
     return {
         "spatial": {"bbox": [bbox], "crs": CRS84},

@@ -144,7 +144,10 @@ GROUP BY village, province, op;
 -- publish: the version row stays locked only until the commit. Areas older than the last
 -- 10,000 versions are forgotten (a cache that far behind starts afresh).
 WITH v AS (
-    UPDATE data_version SET version = version + 1, changed_at = now()
+    UPDATE data_version SET version = version + 1, changed_at = now(),
+        -- the first publish's rows (a first load's were written before this transaction):
+        -- read once, while the table holds only them
+        since = coalesce(since, (SELECT min(valid_from) FROM parcel))
     WHERE dataset = 'parcels' RETURNING version),
 box AS (
     SELECT ST_Extent(e.extent) AS b FROM parcel_extent e
