@@ -49,11 +49,19 @@ def test_first_loads_and_villages_stored_elsewhere(
     hf = (world / "lists/hf_villages_1402.csv").read_bytes()
     import_edition(Database(url), "hf", "1402", hf)
     rows = _villages(world)
-    # Before MOI's list is known no village has a province: parcels go to parcel_default.
+    # Before MOI's list is known no province name can be matched: the village's own HF
+    # province code names its partition (a first load, not the default partition).
     early, early_parcels, early_zone = _crafted(url, world, rows[0])
     assert _run(url, _gpkg(early_parcels, early_zone, tmp_path), "early.gpkg")["status"] == (
         "published"
     )
+    with Database(url).connect() as c:
+        early_home = c.execute(text("SELECT parcel_province('hf', :c)"), {"c": early}).scalar_one()
+        homes = c.execute(
+            text("SELECT DISTINCT tableoid::regclass::text FROM parcel WHERE village_code = :c"),
+            {"c": early},
+        ).scalars()
+        assert early_home.startswith("hf") and list(homes) == [f"parcel_p{early_home}"]
     moi = sorted((world / "lists").glob("moi_divisions_*.csv"))[-1]
     import_edition(Database(url), "moi", moi.stem.split("_")[-1], moi.read_bytes())
     with Database(url).connect() as c:
@@ -150,7 +158,7 @@ def test_first_loads_and_villages_stored_elsewhere(
     assert second["report"]["published"] == {"insert": 0, "update": 1, "delete": 0, "zone": 0}
     assert _current(url, code) == 6
 
-    # The early village now has a province with no partition, but parcels in the default
+    # The early village now has a MOI province with no partition, but parcels in its HF
     # one: it is compared with them, not loaded beside them.
     again = early_parcels.copy()
     again.loc[0, "KARBARI"] = "باغ"
