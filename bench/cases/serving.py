@@ -551,7 +551,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
             shapes = _shapes(ours, cold, thin, key, villages, ids)
             if dataset == "generator":
                 outcomes += _against_pygeoapi(url, shapes[0][1], rounds, seconds, size)
-            for concurrency in (CONCURRENCY, 1):
+            for concurrency in (CONCURRENCY,) if quick else (CONCURRENCY, 1):
                 for shape, servers in shapes:
                     case = f"{shape} vs thin [{dataset}, c={concurrency}]"
                     results = _rounds(case, servers, rounds, seconds, concurrency)
