@@ -2,7 +2,7 @@
 
 from geo.models.access import ApiKey, AuditEntry, Policy, Principal
 from geo.models.base import Base
-from geo.models.changes import Change
+from geo.models.changes import Change, DataChangeArea, DataVersion
 from geo.models.crosswalk import (
     CrosswalkDecision,
     CrosswalkLink,
@@ -33,6 +33,8 @@ __all__ = [
     "CrosswalkLink",
     "CrosswalkRelease",
     "CrosswalkRun",
+    "DataChangeArea",
+    "DataVersion",
     "Delivery",
     "Division",
     "DivisionEvent",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
@@ -63,3 +63,29 @@ class Change(Base):
     province: Mapped[str | None] = mapped_column(Text)
     after_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
     before_ids: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))
+
+
+class DataVersion(Base):
+    """A dataset's version: raised by each publish that changes it, at the end of its
+    transaction (versions follow commit order); ``since``: its first publish."""
+
+    __tablename__ = "data_version"
+
+    dataset: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    changed_at: Mapped[datetime] = now_column()
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DataChangeArea(Base):
+    """The lon/lat box a version of a dataset changed (none: everywhere): which kept tiles
+    it makes stale (``geo.geodata.features.tile_cache``)."""
+
+    __tablename__ = "data_change_area"
+
+    dataset: Mapped[str] = mapped_column(Text, ForeignKey("data_version.dataset"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    x0: Mapped[float | None] = mapped_column(Float)
+    y0: Mapped[float | None] = mapped_column(Float)
+    x1: Mapped[float | None] = mapped_column(Float)
+    y1: Mapped[float | None] = mapped_column(Float)
