@@ -31,7 +31,7 @@ import shapely
 
 from geo.geodata.areas import ellipsoidal_area
 from geo.geodata.parcels.prepare import POLYGONAL, Prepared, point_text
-from geo.geodata.parcels.shared_edges import Edges, match_edges, outline
+from geo.geodata.parcels.shared_edges import match_edges, outline
 
 __all__ = [
     "AREA_TOLERANCE",
@@ -193,7 +193,7 @@ def _overlaps(
     nos: list[str | None],
     rows: np.ndarray,
     geoms: np.ndarray,
-    edges: Edges,
+    flagged: np.ndarray,
     hull: list[Any] | None,
 ) -> Iterator[dict]:
     """Pairs of ``geoms`` (the features ``rows``) sharing more than ``OVERLAP_M2``.
@@ -207,7 +207,7 @@ def _overlaps(
     those of a check of all pairs. Areas are cut only for pairs whose interiors meet."""
     if hull is not None:
         return
-    a, b = _interiors_meeting(geoms, edges.flagged)
+    a, b = _interiors_meeting(geoms, flagged)
     if not len(a):
         return
     shared = shapely.intersection(geoms[a], geoms[b])
@@ -293,7 +293,7 @@ def _check_village(v: _Village, zone: Any) -> list[dict[str, Any]]:
         # an outline pays on a tiling; parcels kept apart (each its own ring) are cheaper
         # to relate pair by pair
         hull = outline(edges) if edges.flagged.mean() < OUTLINE_FLAGGED else None
-        found.extend(_overlaps(numbers, nos, rows, geoms, edges, hull))
+        found.extend(_overlaps(numbers, nos, rows, geoms, edges.flagged, hull))
         if zone is not None:
             found.extend(_outside(numbers, nos, rows, geoms, zone, hull))
     return found
