@@ -21,7 +21,7 @@ import shapely
 
 from crosswalk.partners import CROSSWALK
 from geo.geodata.features.collections import PARCELS
-from geo.geodata.features.coverage import OVERLAY_SQL
+from geo.geodata.features.coverage import overlay_sql
 from geo.geodata.features.tiles import tile_sql
 from geo.platform.database import SERVING_OPTIONS
 
@@ -58,11 +58,7 @@ TILE = (
 
 # the very statement tagsim's coverage runs (parcels, plan zones, divisions, unions)
 COVERAGE = (
-    OVERLAY_SQL.format(
-        parcel_valid="t.valid_to IS NULL",
-        plan_valid="t.valid_to IS NULL",
-        latest_run=CROSSWALK.latest_run_sql(),
-    )
+    overlay_sql("t.valid_to IS NULL", "t.valid_to IS NULL", CROSSWALK)
     .replace(":plot", "%(plot)s")
     .replace(":as_of", "%(as_of)s")
 )

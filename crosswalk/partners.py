@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from geo.geodata.registry.partners import codes_json_sql
 from geo.models.crosswalk import LINK_AGENCIES
 
 __all__ = ["ACCEPTED_SQL", "ACCEPTED_STATUSES", "CROSSWALK", "LATEST_RUN_SQL", "CrosswalkPartners"]
@@ -71,54 +72,29 @@ class CrosswalkPartners:
                     found.add((other, value))
         return found
 
-    def equivalent_codes_of(
-        self, conn: Connection, units: Sequence[tuple[str, str]], run: int | bool | None = True
-    ) -> dict[tuple[str, str], set[tuple[str, str]]]:
-        """:meth:`equivalent_codes` of many units in two or three statements (one per agency
-        to reach MOI, one from MOI to all), not two per unit."""
-        found = {unit: {unit} for unit in units}
-        if run is True:
-            run = self.latest_run(conn)
-        if run is None or run is False:
-            return found
-        moi_of: dict[tuple[str, str], set[str]] = {}
-        for agency in LINK_AGENCIES:
-            codes = sorted({c for a, c in units if a == agency})
-            if not codes:
-                continue
-            if agency == "moi":
-                for c in codes:
-                    moi_of.setdefault((agency, c), set()).add(c)
-                continue
-            rows = conn.execute(
-                text(
-                    f"SELECT DISTINCT {agency}_code, moi_code FROM crosswalk_link"
-                    f" WHERE run_id = :r AND {agency}_code = ANY(:c) AND moi_code IS NOT NULL"
-                    f" AND status IN {ACCEPTED_SQL}"
-                ),
-                {"r": run, "c": codes},
-            ).all()
-            for code, moi in rows:
-                moi_of.setdefault((agency, code), set()).add(moi)
-        every_moi = sorted(set().union(*moi_of.values())) if moi_of else []
-        if not every_moi:
-            return found
-        partners_of: dict[str, set[tuple[str, str]]] = {}
-        for row in conn.execute(
-            text(
-                f"SELECT moi_code, sci_code, hf_code FROM crosswalk_link WHERE run_id = :r"
-                f" AND moi_code = ANY(:m) AND status IN {ACCEPTED_SQL}"
-            ),
-            {"r": run, "m": every_moi},
-        ).all():
-            linked = partners_of.setdefault(row[0], set())
-            for other, value in zip(LINK_AGENCIES, row, strict=True):
-                if value:
-                    linked.add((other, value))
-        for unit, mois in moi_of.items():
-            for moi in mois:
-                found[unit] |= partners_of.get(moi, set())
-        return found
+    def units_sql(self, agency: str, code: str, run: str) -> str:
+        """A subquery of rows ``(agency, code)``: the unit ``(agency, code)`` (SQL
+        expressions) and its accepted counterparts through run ``run`` — the rows of
+        :meth:`equivalent_codes`, computed inside the statement that embeds it."""
+        to_moi = " UNION ".join(
+            f"SELECT l.moi_code FROM crosswalk_link l WHERE {agency} = '{other}'"
+            f" AND l.run_id = {run} AND l.{other}_code = {code} AND l.moi_code IS NOT NULL"
+            f" AND l.status IN {ACCEPTED_SQL}"
+            for other in LINK_AGENCIES
+            if other != "moi"
+        )
+        from_moi = " UNION ".join(
+            f"SELECT '{other}', l.{other}_code FROM linked l WHERE l.{other}_code IS NOT NULL"
+            for other in LINK_AGENCIES
+        )
+        return f"""WITH mois AS (SELECT {code} AS moi_code WHERE {agency} = 'moi'
+        UNION {to_moi}),
+    linked AS (SELECT l.* FROM crosswalk_link l WHERE l.run_id = {run}
+        AND l.moi_code IN (SELECT moi_code FROM mois) AND l.status IN {ACCEPTED_SQL})
+  SELECT {agency} AS agency, {code} AS code UNION {from_moi}"""
+
+    def codes_sql(self, agency: str, code: str, run: str) -> str:
+        return codes_json_sql(self.units_sql(agency, code, run))
 
     def of_units(
         self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False

@@ -13,8 +13,10 @@ from shapely.geometry import MultiPolygon, Point, box, mapping
 from shapely.ops import unary_union
 from sqlalchemy import text
 
+from crosswalk.build import build, start_run
 from geo.geodata.crs import transformer, utm_epsg
 from geo.geodata.features.plot_input import geodesic_area
+from geo.geodata.registry.partners import partners
 from geo.platform.database import Database
 from tests.helpers import client_for
 
@@ -98,6 +100,45 @@ def test_plot_coverage_matches_an_independent_geodesic_reference(
     assert body["guide_plans"] and 0 < body["totals"]["share_by_guide_plans"] <= 1
     assert {d["agency"] for d in body["divisions"]} >= {"moi", "sci"}  # OSM boundaries
     assert body["villages"] and body["area_method"].startswith("geodesic")
+
+    _villages_have_their_crosswalk_codes(sample_url, body)
+
+
+def _villages_have_their_crosswalk_codes(url: str, body: dict[str, Any]) -> None:
+    with Database(url).connect() as c:
+        for village in body["villages"]:
+            unit = (village["agency"], village["code"])
+            expected = partners().equivalent_codes(c, *unit)
+            assert {(a, x) for a, xs in village["codes"].items() for x in xs} == expected
+
+
+def test_villages_come_with_their_codes_in_every_agency(
+    client: FlaskClient, sample_url: str
+) -> None:
+    """Each village of a coverage answer carries its codes in the three agencies through
+    the newest finished crosswalk run: the links accepted (by the matcher or a person),
+    reaching SCI through MOI; a link waiting for review adds nothing."""
+    plot = mapping(_a_plot(sample_url))
+    village = client.post("/coverage", json=plot).json["villages"][0]
+    # (the sample's MOI list stops at rural districts, so its villages link by hand here)
+    build(Database(sample_url), start_run(Database(sample_url)))
+    with Database(sample_url).begin() as c:
+        run = c.execute(text("SELECT max(id) FROM crosswalk_run WHERE status = 'finished'"))
+        c.execute(
+            text(
+                "INSERT INTO crosswalk_link (run_id, level, moi_code, sci_code, hf_code,"
+                " confidence, method, status) VALUES"
+                " (:r, 'village', 'M1', NULL, :hf, 1, 'manual', 'confirmed'),"
+                " (:r, 'village', 'M1', 'S1', NULL, 1, 'name', 'auto'),"
+                " (:r, 'village', 'M1', 'S2', NULL, 0.5, 'fuzzy', 'needs_review')"
+            ),
+            {"r": run.scalar_one(), "hf": village["code"]},
+        )
+    answer = client.post("/coverage", json=plot)
+    assert answer.status_code == 200, answer.json
+    linked = next(v for v in answer.json["villages"] if v["code"] == village["code"])
+    assert linked["codes"] == {"hf": [village["code"]], "moi": ["M1"], "sci": ["S1"]}
+    _villages_have_their_crosswalk_codes(sample_url, answer.json)
 
 
 @pytest.mark.parametrize("epsg", [32639, 2059])

@@ -469,9 +469,10 @@ def test_geo_asks_the_installed_partner_source(cw_url: str, world: Path) -> None
             install_partners(CROSSWALK)
 
 
-def test_equivalent_codes_of_many_units_are_those_of_each(cw_url: str, world: Path) -> None:
-    """Asked at once (coverage asks for all its villages together), the equivalent codes of
-    units of every agency are exactly those asked one by one."""
+def test_codes_inside_a_statement_are_the_equivalent_codes(cw_url: str, world: Path) -> None:
+    """The codes a statement computes for a unit (coverage's villages, through
+    ``codes_sql``) are exactly the equivalent codes asked one by one, for units of every
+    agency, an unknown code and an unknown agency."""
     from geo.geodata.registry.partners import partners
 
     rows = [r for r in _truth(world) if r["level"] == "village"][:40]
@@ -479,7 +480,17 @@ def test_equivalent_codes_of_many_units_are_those_of_each(cw_url: str, world: Pa
         {(a, r[f"{a}_code"]) for r in rows for a in ("moi", "sci", "hf") if r[f"{a}_code"]}
         | {("hf", "00000000000000"), ("xx", "1")}  # unknown code, unknown agency
     )
+    crosswalk = partners()
+    expression = crosswalk.codes_sql("CAST(:a AS text)", "CAST(:c AS text)", "(:run)")
+    codes = text(f"SELECT {expression}")
     with Database(cw_url).connect() as c:
-        together = partners().equivalent_codes_of(c, units)
-        assert together == {u: partners().equivalent_codes(c, *u) for u in units}
-        assert sum(len(v) > 1 for v in together.values()) > len(units) / 2  # links were found
+        run = c.execute(text(f"SELECT {crosswalk.latest_run_sql()}")).scalar_one()
+        assert run is not None
+        asked = [{"a": a, "c": code, "run": run} for a, code in units]
+        inside = {u: c.execute(codes, p).scalar_one() for u, p in zip(units, asked, strict=True)}
+        one_by_one = {u: crosswalk.equivalent_codes(c, *u) for u in units}
+    assert {u: {(a, x) for a, xs in v.items() for x in xs} for u, v in inside.items()} == one_by_one
+    assert all(
+        list(v) == sorted(v) and all(xs == sorted(xs) for xs in v.values()) for v in inside.values()
+    )
+    assert sum(len(v) > 1 for v in one_by_one.values()) > len(units) / 2  # links were found

@@ -21,7 +21,7 @@ from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import normalize_code
 from geo.geodata.registry.agencies import require_agency
 from geo.geodata.registry.editions import IN_FORCE_SQL
-from geo.geodata.registry.partners import partners
+from geo.geodata.registry.partners import Partners, partners
 from geo.models.base import sql_in
 from geo.models.crosswalk import LINK_AGENCIES
 from geo.platform.database import statement
@@ -62,10 +62,12 @@ def share_sql(part: str, whole: str) -> str:
 
 
 # The overlay of a plot, as one statement; {parcel_valid} and {plan_valid} are the validity
-# conditions of the time asked (`_valid`) and {latest_run} the crosswalk run that answers
-# (the crosswalk's expression: geo does not know its tables), filled in per request.
+# conditions of the time asked (`_valid`), {latest_run} the crosswalk run that answers and
+# {village_codes} a village's codes in every agency through it (the crosswalk's expressions:
+# geo does not know its tables); `overlay_sql` fills them in.
 OVERLAY_SQL = f"""
-WITH plot AS (
+WITH run AS (SELECT {{latest_run}} AS id),
+plot AS (
     SELECT g, ST_Area(g::geography) AS m2 FROM (SELECT ST_GeomFromWKB(:plot, 4326) AS g) p),
 editions AS (
     SELECT * FROM ({IN_FORCE_SQL}) e WHERE agency IN ({sql_in(LINK_AGENCIES)})),
@@ -138,27 +140,22 @@ SELECT
   )::text AS answer,
   (SELECT coalesce(json_agg(json_build_object('agency', v.agency, 'code', v.code,
       'name', (SELECT d.name FROM division d JOIN editions e ON e.id = d.edition_id
-               WHERE e.agency = v.agency AND d.code = v.code LIMIT 1))
-      ORDER BY v.agency, v.code), '[]') FROM villages v) AS villages,
-  {{latest_run}} AS answering_run
+               WHERE e.agency = v.agency AND d.code = v.code LIMIT 1),
+      'codes', {{village_codes}})
+      ORDER BY v.agency, v.code), '[]')::text FROM villages v) AS villages
 FROM plot, covered
 """
 
 
-def _with_codes(
-    conn: Connection, villages: list[dict[str, Any]], run: int | None
-) -> list[dict[str, Any]]:
-    """Each village with its codes in every agency (through crosswalk run ``run``, the
-    newest finished one, read by the overlay statement itself), asked for all at once."""
-    units = [(v["agency"], v["code"]) for v in villages]
-    equivalent = partners().equivalent_codes_of(conn, units, run) if units else {}
-    out = []
-    for v, unit in zip(villages, units, strict=True):
-        codes: dict[str, list[str]] = {}
-        for other, other_code in sorted(equivalent[unit]):
-            codes.setdefault(other, []).append(other_code)
-        out.append({**v, "codes": codes})
-    return out
+def overlay_sql(parcel_valid: str, plan_valid: str, crosswalk: Partners) -> str:
+    """The overlay statement for the validity conditions given, its villages' codes in
+    every agency read through ``crosswalk``."""
+    return OVERLAY_SQL.format(
+        parcel_valid=parcel_valid,
+        plan_valid=plan_valid,
+        latest_run=crosswalk.latest_run_sql(),
+        village_codes=crosswalk.codes_sql("v.agency", "v.code", "(SELECT id FROM run)"),
+    )
 
 
 def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None = None) -> Coverage:
@@ -173,13 +170,7 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
     # once per connection, so the lookup's round trip would cost more than it saves.
     row = (
         conn.execute(
-            statement(
-                OVERLAY_SQL.format(
-                    parcel_valid=parcel_valid,
-                    plan_valid=plan_valid,
-                    latest_run=partners().latest_run_sql(),
-                )
-            ),
+            statement(overlay_sql(parcel_valid, plan_valid, partners())),
             {"plot": wkb, "as_of": as_of.date() if as_of else None, **params},
         )
         .mappings()
@@ -192,7 +183,7 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
         f'{{"plot":{{"area_m2":{area},"geometry":{shapely.to_geojson(plot)}}},'
         f'"area_method":{json.dumps(AREA_METHOD, ensure_ascii=False)},"as_of":{when_text}}}'
     )
-    tail = _object({"villages": _with_codes(conn, row["villages"], row["answering_run"])})
+    tail = f'{{"villages":{row["villages"]}}}'
     return Coverage(_merged(head, row["answer"], tail), int(row["parcel_count"]))
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
-__all__ = ["NoPartners", "Partners", "install_partners", "partners"]
+__all__ = ["NoPartners", "Partners", "codes_json_sql", "install_partners", "partners"]
 
 
 class Partners(Protocol):
@@ -32,11 +32,14 @@ class Partners(Protocol):
         the run to use, looked up when True)."""
         ...
 
-    def equivalent_codes_of(
-        self, conn: Connection, units: Sequence[tuple[str, str]], run: int | bool | None = True
-    ) -> dict[tuple[str, str], set[tuple[str, str]]]:
-        """:meth:`equivalent_codes` of each of ``units`` (``(agency, code)`` pairs), asked
-        at once."""
+    def units_sql(self, agency: str, code: str, run: str) -> str:
+        """A subquery of rows ``(agency, code)``: the unit ``(agency, code)`` (SQL
+        expressions) and its accepted counterparts through run ``run`` (an SQL expression),
+        :meth:`equivalent_codes` inside a statement."""
+        ...
+
+    def codes_sql(self, agency: str, code: str, run: str) -> str:
+        """The same as a scalar JSON object ``{agency: [codes]}`` (both sorted)."""
         ...
 
     def of_units(
@@ -57,15 +60,25 @@ class NoPartners:
     ) -> set[tuple[str, str]]:
         return {(agency, code)}
 
-    def equivalent_codes_of(
-        self, conn: Connection, units: Sequence[tuple[str, str]], run: int | bool | None = True
-    ) -> dict[tuple[str, str], set[tuple[str, str]]]:
-        return {unit: {unit} for unit in units}
+    def units_sql(self, agency: str, code: str, run: str) -> str:
+        return f"SELECT {agency} AS agency, {code} AS code"
+
+    def codes_sql(self, agency: str, code: str, run: str) -> str:
+        return codes_json_sql(self.units_sql(agency, code, run))
 
     def of_units(
         self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
     ) -> dict[str, list[dict[str, Any]]]:
         return {}
+
+
+def codes_json_sql(units: str) -> str:
+    """Rows ``(agency, code)`` of the subquery ``units`` as one JSON object
+    ``{agency: [codes]}``, agencies and codes sorted (a scalar SQL expression)."""
+    return (
+        "(SELECT json_object_agg(agency, codes ORDER BY agency) FROM (SELECT agency,"
+        f" json_agg(code ORDER BY code) AS codes FROM ({units}) u GROUP BY agency) c)"
+    )
 
 
 _installed: Partners = NoPartners()
