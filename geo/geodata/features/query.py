@@ -16,14 +16,14 @@ from geo.errors import InvalidParameter
 from geo.geodata.features.collections import Collection, Filter
 from geo.geodata.features.temporal import TimeFilter
 from geo.geodata.persian import ascii_digits, is_digits, match_key, normalize_code
-from geo.geodata.registry.agencies import require_agency
+from geo.geodata.registry.agencies import agency_known_sql, require_agency, unknown_agency
 from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.partners import partners
 from geo.geodata.registry.references import parse_unit_ref
 from geo.models.crosswalk import LINK_AGENCIES as AGENCIES
 from geo.platform.database import statement
 
-__all__ = ["CRS84", "MAX_WHOLE", "FeatureQuery", "OutputCrs", "Selection", "parse_crs"]
+__all__ = ["CRS84", "MAX_WHOLE", "FeatureQuery", "Lookups", "OutputCrs", "Selection", "parse_crs"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 MAX_WHOLE = 2**62  # the largest whole number a filter takes (an id, a count)
@@ -70,18 +70,33 @@ def parse_crs(value: str | None, field_name: str = "crs") -> OutputCrs:
     )
 
 
-def provinces_where(conn: Connection, where: str, params: dict[str, Any]) -> list[str]:
-    """The parcel partitions (provinces) whose villages' extents ``e`` meet ``where``: passed
-    back as a bound value, the planner reads only those partitions (`docs/scaling.md`)."""
-    return list(
-        conn.execute(
-            statement(
-                "SELECT coalesce(array_agg(DISTINCT e.province), '{}') FROM parcel_extent e"
-                f" WHERE {where}"
-            ),
-            params,
-        ).scalar_one()
-    )
+@dataclass
+class Lookups:
+    """The lookups a selection needs before its query (a village's codes in every agency,
+    whether its agency exists, the provinces a bbox or village reaches), asked together in
+    one statement: named subqueries (``WITH``) and the values to fetch, each bound to the
+    query as the parameter of its name."""
+
+    subqueries: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
+    agencies: dict[str, tuple[str, str]] = field(default_factory=dict)  # value: agency, field
+
+    def require_agency(self, name: str, agency_param: str, agency: str, field_name: str) -> None:
+        """Check on the way that the agency bound as ``agency_param`` exists."""
+        self.values[name] = agency_known_sql(f"CAST(:{agency_param} AS text)")
+        self.agencies[name] = (agency, field_name)
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> None:
+        """Ask them (nothing when there are none) and bind what they found into ``params``."""
+        if not self.values:
+            return
+        head = f"WITH {', '.join(self.subqueries)} " if self.subqueries else ""
+        columns = ", ".join(f"{sql} AS {name}" for name, sql in self.values.items())
+        row = conn.execute(statement(f"{head}SELECT {columns}"), params).mappings().one()
+        for name, (agency, field_name) in self.agencies.items():
+            if not row[name]:
+                raise unknown_agency(agency, field_name)
+        params.update({k: v for k, v in row.items() if k not in self.agencies})
 
 
 @dataclass(frozen=True)
@@ -138,28 +153,31 @@ class FeatureQuery:
         if self.bbox is not None:
             parts.append(f"ST_Intersects({c.geometry}, {self._envelope()})")
             params.update(dict(zip(("bx0", "by0", "bx1", "by1"), self.bbox, strict=True)))
+        lookups = Lookups()
         for name, value in self.filters.items():
-            parts.append(self._filter(conn, name, c.filters[name], value, params))
+            parts.append(self._filter(conn, name, c.filters[name], value, params, lookups))
         if c.base_table == "parcel":
-            parts.extend(self._provinces(conn, params))
+            parts.extend(self._provinces(lookups))
+        lookups.run(conn, params)
         return Selection(" AND ".join(parts), params, self.after)
 
-    def _provinces(self, conn: Connection, params: dict[str, Any]) -> list[str]:
+    def _provinces(self, lookups: Lookups) -> list[str]:
         """Parcels are partitioned by province: name the provinces a bbox or a village can
-        reach, as a value the planner prunes the other partitions by."""
+        reach (from the villages' extents), bound as a value the planner prunes the other
+        partitions by (`docs/scaling.md`)."""
         where = []
         if self.bbox is not None:
             where.append(f"e.extent && {self._envelope()}")
         villages = [k for k, f in self.collection.filters.items() if f.kind == "village"]
         for name in villages:
             if name in self.filters:
-                where.append(
-                    f"(e.village_agency, e.village_code) IN (SELECT * FROM"
-                    f" unnest(CAST(:f_{name}_a AS text[]), CAST(:f_{name}_c AS text[])))"
-                )
+                where.append(f"(e.village_agency, e.village_code) IN (SELECT * FROM u_{name})")
         if not where:
             return []
-        params["provinces"] = provinces_where(conn, " AND ".join(where), params)
+        lookups.values["provinces"] = (
+            "(SELECT coalesce(array_agg(DISTINCT e.province), '{}') FROM parcel_extent e"
+            f" WHERE {' AND '.join(where)})"
+        )
         return ["t.province = ANY(:provinces)"]
 
     def _envelope(self) -> str:
@@ -190,19 +208,17 @@ class FeatureQuery:
         return "t.edition_id = ANY(:editions)"
 
     def _filter(
-        self, conn: Connection, name: str, flt: Filter, value: str, params: dict[str, Any]
+        self,
+        conn: Connection,
+        name: str,
+        flt: Filter,
+        value: str,
+        params: dict[str, Any],
+        lookups: Lookups,
     ) -> str:
         key = f"f_{name}"
         if flt.kind == "village":
-            agency, code = parse_unit_ref(value, name)
-            require_agency(conn, agency, name)
-            pairs = sorted(partners().equivalent_codes(conn, agency, code))
-            params[f"{key}_a"] = [a for a, _ in pairs]
-            params[f"{key}_c"] = [c for _, c in pairs]
-            return (
-                f"(t.village_agency, t.village_code) IN (SELECT * FROM"
-                f" unnest(CAST(:{key}_a AS text[]), CAST(:{key}_c AS text[])))"
-            )
+            return self._village(name, value, params, lookups)
         if flt.kind == "code":
             code = normalize_code(value)
             if not is_digits(code):
@@ -229,6 +245,28 @@ class FeatureQuery:
             return "TRUE"  # chosen with the editions
         params[key] = value.strip()
         return f"{flt.column} = :{key}"
+
+    def _village(self, name: str, value: str, params: dict[str, Any], lookups: Lookups) -> str:
+        """The village asked by any agency's code: its units in every agency (through the
+        crosswalk, looked up on the way as ``u_<name>``), bound as two arrays."""
+        key = f"f_{name}"
+        agency, code = parse_unit_ref(value, name)
+        params[f"{key}_agency"], params[f"{key}_code"] = agency, code
+        lookups.require_agency(f"{key}_known", f"{key}_agency", agency, name)
+        crosswalk = partners()
+        units = crosswalk.units_sql(
+            f"CAST(:{key}_agency AS text)", f"CAST(:{key}_code AS text)", crosswalk.latest_run_sql()
+        )
+        lookups.subqueries.append(f"u_{name} AS ({units})")
+        for column, suffix in (("agency", "a"), ("code", "c")):
+            lookups.values[f"{key}_{suffix}"] = (
+                f"(SELECT coalesce(array_agg({column} ORDER BY agency, code), '{{}}')"
+                f" FROM u_{name})"
+            )
+        return (
+            f"(t.village_agency, t.village_code) IN (SELECT * FROM"
+            f" unnest(CAST(:{key}_a AS text[]), CAST(:{key}_c AS text[])))"
+        )
 
     def _same_names(self, conn: Connection, column: str, value: str) -> list[str]:
         """The stored spellings whose match key equals the asked one's (few distinct values)."""

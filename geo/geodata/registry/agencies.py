@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 
 from geo.errors import NotFound
 
-__all__ = ["UnknownAgency", "agency_codes", "require_agency"]
+__all__ = ["UnknownAgency", "agency_codes", "agency_known_sql", "require_agency", "unknown_agency"]
 
 
 class UnknownAgency(NotFound):
@@ -26,6 +26,17 @@ def agency_codes(conn: Connection) -> list[str]:
 
 def require_agency(conn: Connection, agency: str, field: str = "agency") -> str:
     """``agency`` when the table has it, else :class:`UnknownAgency` naming ``field``."""
-    if conn.execute(text("SELECT 1 FROM agency WHERE code = :a"), {"a": agency}).first() is None:
-        raise UnknownAgency(f"unknown agency {agency!r}", field=field)
+    known = conn.execute(text(f"SELECT {agency_known_sql(':a')}"), {"a": agency}).scalar_one()
+    if not known:
+        raise unknown_agency(agency, field)
     return agency
+
+
+def agency_known_sql(agency: str) -> str:
+    """A boolean SQL expression: whether the agency ``agency`` (an SQL expression) exists;
+    for a statement that checks it on the way (raise :func:`unknown_agency` when false)."""
+    return f"EXISTS (SELECT 1 FROM agency WHERE code = {agency})"
+
+
+def unknown_agency(agency: str, field: str = "agency") -> UnknownAgency:
+    return UnknownAgency(f"unknown agency {agency!r}", field=field)
