@@ -24,7 +24,7 @@ from geo.geodata.registry.editions import IN_FORCE_SQL
 from geo.geodata.registry.partners import Partners, partners
 from geo.models.base import sql_in
 from geo.models.crosswalk import LINK_AGENCIES
-from geo.platform.database import statement
+from geo.platform.database import read_mapping
 
 __all__ = [
     "AREA_METHOD",
@@ -168,13 +168,10 @@ def plot_coverage(conn: Connection, plot: BaseGeometry, when: TimeFilter | None 
     # No province lookup first (as items and tiles do): a plot is a few hectares, each
     # partition's GiST index rules it out in microseconds, and the statement is prepared
     # once per connection, so the lookup's round trip would cost more than it saves.
-    row = (
-        conn.execute(
-            statement(overlay_sql(parcel_valid, plan_valid, partners())),
-            {"plot": wkb, "as_of": as_of.date() if as_of else None, **params},
-        )
-        .mappings()
-        .one()
+    row = read_mapping(
+        conn,
+        overlay_sql(parcel_valid, plan_valid, partners()),
+        {"plot": wkb, "as_of": as_of.date() if as_of else None, **params},
     )
     # the plot's GeoJSON goes in as shapely writes it (not decoded and encoded again)
     area = json.dumps(round(float(row["plot_m2"]), 3))

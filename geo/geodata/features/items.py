@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 from geo.errors import GeoError, NotFound
 from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery, OutputCrs
-from geo.platform.database import statement
+from geo.platform.database import read_row, statement
 
 __all__ = ["FeatureGone", "Page", "count", "feature", "feature_sql", "page", "versions"]
 
@@ -74,8 +74,9 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
         keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
     counted = q.bbox is not None and q.after is None
     total = "count(*) OVER ()" if counted else "NULL::bigint"
-    features, returned, last_id, more, matched = conn.execute(
-        statement(
+    row = read_row(
+        conn,
+        (
             f"SELECT coalesce(string_agg(f, ',' ORDER BY id) FILTER (WHERE {keep}), ''),"
             f" count(*) FILTER (WHERE {keep}), max(id) FILTER (WHERE {keep}),"
             f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
@@ -84,7 +85,9 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
             f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p) numbered"
         ),
         params,
-    ).one()
+    )
+    assert row is not None  # (an aggregate: always one row)
+    features, returned, last_id, more, matched = row
     if counted and matched is None:  # nothing in the box
         matched = 0
     return Page(features, returned, last_id, bool(more), matched)
@@ -92,10 +95,9 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
 
 def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:
     extra = ", t.valid_to" if c.versioned else ", NULL"
-    return conn.execute(
-        text(f"SELECT {feature_sql(c, crs)}{extra} FROM {c.table} WHERE t.id = :fid"),
-        {"fid": fid},
-    ).first()
+    return read_row(
+        conn, f"SELECT {feature_sql(c, crs)}{extra} FROM {c.table} WHERE t.id = :fid", {"fid": fid}
+    )
 
 
 def _identity_where(c: Collection) -> str:

@@ -21,7 +21,7 @@ from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.partners import partners
 from geo.geodata.registry.references import parse_unit_ref
 from geo.models.crosswalk import LINK_AGENCIES as AGENCIES
-from geo.platform.database import statement
+from geo.platform.database import read_mapping
 
 __all__ = ["CRS84", "MAX_WHOLE", "FeatureQuery", "Lookups", "OutputCrs", "Selection", "parse_crs"]
 
@@ -92,7 +92,7 @@ class Lookups:
             return
         head = f"WITH {', '.join(self.subqueries)} " if self.subqueries else ""
         columns = ", ".join(f"{sql} AS {name}" for name, sql in self.values.items())
-        row = conn.execute(statement(f"{head}SELECT {columns}"), params).mappings().one()
+        row = read_mapping(conn, f"{head}SELECT {columns}", params)
         for name, (agency, field_name) in self.agencies.items():
             if not row[name]:
                 raise unknown_agency(agency, field_name)

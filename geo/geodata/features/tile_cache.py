@@ -21,6 +21,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import NoResultFound
+
+from geo.platform.database import read_row
 
 __all__ = ["TileCache", "tile_bounds"]
 
@@ -28,7 +31,7 @@ T = TypeVar("T")
 Key = tuple[str, int, int, int]
 Box = tuple[float, float, float, float]
 
-_VERSION = text("SELECT version FROM data_version WHERE dataset = :d")
+_VERSION = "SELECT version FROM data_version WHERE dataset = :d"
 _AREAS = text(
     "SELECT version, x0, y0, x1, y1 FROM data_change_area"
     " WHERE dataset = :d AND version > :seen AND version <= :now ORDER BY version"
@@ -77,7 +80,10 @@ class TileCache:
         the data did not change meanwhile). ``size``: the tile's bytes, for the budget."""
         if self.max_bytes <= 0:
             return make()
-        now = conn.execute(_VERSION, {"d": self.dataset}).scalar_one()
+        found = read_row(conn, _VERSION, {"d": self.dataset})
+        if found is None:
+            raise NoResultFound(f"no data_version row for {self.dataset!r}")
+        now = found[0]
         with self._lock:
             self._catch_up(conn, now)
             current = self._version == now

@@ -17,7 +17,7 @@ from geo.errors import InvalidParameter, NotFound
 from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery
 from geo.geodata.features.tile_cache import TileCache
-from geo.platform.database import statement
+from geo.platform.database import read_row
 
 __all__ = ["MAX_ZOOM", "Tile", "parcel_tile_cache", "tile", "tile_sql"]
 
@@ -106,6 +106,7 @@ def _tile(conn: Connection, q: FeatureQuery, z: int, x: int, y: int) -> Tile:
         q.bbox = None
         where, params = q.where(conn)
         params.update({"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer": c.id})
-        data = bytes(conn.execute(statement(tile_sql(c, where, z)), params).scalar_one() or b"")
+        row = read_row(conn, tile_sql(c, where, z), params)
+        data = bytes(row[0] or b"") if row is not None else b""
     digest = hashlib.blake2b(data, digest_size=12).hexdigest()
     return Tile(data, f"{c.id}-{z}-{digest}")
