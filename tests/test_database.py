@@ -79,3 +79,30 @@ def test_audit_trail_is_append_only(conn: Connection) -> None:
 def test_agencies_are_seeded(conn: Connection) -> None:
     codes = set(conn.execute(text("SELECT code FROM agency")).scalars())
     assert {"moi", "sci", "hf", "registration"} <= codes
+
+
+_READ = (
+    "SELECT CAST(:a AS int) + 1 AS n, '50%' AS pct, CAST(:names AS text[]) AS names,"
+    " ST_AsText(ST_GeomFromWKB(:wkb, 4326)) AS wkt"
+)
+
+
+def test_reads_through_the_driver_equal_reads_through_sqlalchemy(db_url: str) -> None:
+    """A GET's connection (autocommit) reads straight through psycopg; a transaction's
+    through SQLAlchemy: the same rows either way, binds, casts and ``%`` included."""
+    import shapely
+
+    from geo.platform.database import read_mapping, read_row
+
+    params = {"a": 41, "names": ["ری", "قم"], "wkb": shapely.to_wkb(shapely.Point(51, 35))}
+    db = Database(db_url)
+    with db.serving(autocommit=True) as direct, db.connect() as in_transaction:
+        assert direct.connection.driver_connection.autocommit
+        answers = [read_mapping(c, _READ, params) for c in (direct, in_transaction)]
+        expected = {"n": 42, "pct": "50%", "names": ["ری", "قم"], "wkt": "POINT(51 35)"}
+        assert answers[0] == expected and answers[1] == expected
+        assert read_row(direct, "SELECT 1 WHERE false", {}) is None
+        with pytest.raises(DBAPIError) as bad:  # SQLAlchemy's errors, as from conn.execute
+            read_row(direct, "SELECT 1 / :zero", {"zero": 0})
+        assert "division by zero" in str(bad.value.orig)
+        assert read_row(direct, "SELECT 2", {}) == (2,)  # the connection still serves
