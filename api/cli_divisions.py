@@ -80,10 +80,11 @@ def import_command(
 @divisions.command("show")
 @click.argument("agency")
 @click.argument("code")
-@click.option("--as-of", help="the edition in force on this date")
+@click.option("--as-of", "--at", "as_of", help="the unit as it was on this date")
 @reports_errors
 def show(agency: str, code: str, as_of: str | None) -> None:
-    """The unit AGENCY CODE with its parents, children and partners (JSON)."""
+    """The unit AGENCY CODE with its parents, children and partners (JSON); a code replaced
+    by then is ``unit_gone`` naming its successors."""
     from geo.geodata.registry.lookup import resolve
 
     with ready_db().connect() as conn:
@@ -122,6 +123,37 @@ def history_command(agency: str, code: str) -> None:
 
     with ready_db().connect() as conn:
         _echo_json(history(conn, agency.lower(), code))
+
+
+@divisions.command("successors")
+@click.argument("agency")
+@click.argument("code")
+@click.option("--since", help="start from the edition in force then (default: first holding it)")
+@click.option("--until", help="follow to the edition in force then (default: the newest)")
+@reports_errors
+def successors_command(agency: str, code: str, since: str | None, until: str | None) -> None:
+    """What CODE became: the units it led to, the change type and the events (JSON)."""
+    from geo.geodata.registry.lineage import follow_forward
+    from geo.geodata.registry.references import clean_code
+
+    with ready_db().connect() as conn:
+        start, end = (parse_date(d) if d else None for d in (since, until))
+        _echo_json(follow_forward(conn, agency.lower(), clean_code(code), since=start, until=end))
+
+
+@divisions.command("predecessors")
+@click.argument("agency")
+@click.argument("code")
+@click.option("--at", help="start from the edition in force on this date")
+@reports_errors
+def predecessors_command(agency: str, code: str, at: str | None) -> None:
+    """Where CODE came from: the units back in the first edition, the events (JSON)."""
+    from geo.geodata.registry.lineage import follow_back
+    from geo.geodata.registry.references import clean_code
+
+    with ready_db().connect() as conn:
+        when = parse_date(at) if at else None
+        _echo_json(follow_back(conn, agency.lower(), clean_code(code), at=when))
 
 
 @divisions.command("editions")

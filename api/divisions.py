@@ -6,13 +6,15 @@ import csv
 import io
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
+from werkzeug.http import http_date
 
 from api.database import get_conn
 from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, json_object
 from api.parameters import AGENCY_SCHEMA, UNIT_REF_PATTERN, RequiredText
 from api.params import json_body, str_field
 from geo.errors import InvalidParameter
+from geo.geodata.registry.lineage import follow_back, follow_forward
 from geo.geodata.registry.lookup import (
     batch_resolve,
     batch_resolve_names,
@@ -85,21 +87,76 @@ def divisions_at() -> Response:
     replica=True,
     path=[Agency("agency")],
     query=[
-        Date("as_of"),
+        Date(
+            "at", "the unit as it was on this date (Jalali or ISO; the newest edition when absent)"
+        ),
+        Date("as_of", "the same as at (its older name)"),
         Int("children_limit", default=50, low=1, high=1000),
         Int("children_offset", default=0),
     ],
 )
 def get_division(agency: str, code: str) -> Response:
-    """A unit by any agency's code: parents, children and its partners."""
+    """A unit by any agency's code, as it was on ``at``: parents, children, partners. A
+    code its agency replaced before then is 410 ``unit_gone`` with its successors and the
+    events between; ``Memento-Datetime`` is when the answering edition came into force."""
+    unit = resolve(
+        get_conn(),
+        clean_agency(agency),
+        code,
+        as_of=arg("at") or arg("as_of"),
+        children_limit=arg("children_limit"),
+        children_offset=arg("children_offset"),
+    )
+    response = jsonify(unit)
+    in_force = unit["edition"].get("published_on")
+    if in_force is not None:
+        response.headers["Memento-Datetime"] = http_date(in_force)
+    timemap = url_for("divisions.get_history", agency=unit["agency"], code=unit["code"])
+    response.headers["Link"] = f'<{timemap}>; rel="timemap"'
+    return response
+
+
+@bp.get("/divisions/<agency>/<code>/successors")
+@declare(
+    service="divisions",
+    replica=True,
+    path=[Agency("agency"), Code("code")],
+    query=[
+        Date("since", "start from the edition in force then (default: the first holding it)"),
+        Date("until", "follow to the edition in force then (default: the newest)"),
+    ],
+)
+def get_successors(agency: str, code: str) -> Response:
+    """What a code became: from the edition in force on ``since`` to the one in force on
+    ``until``, the units it led to, the change type (1:1, split, merge, n:m, abolished)
+    and the events on the way."""
     return jsonify(
-        resolve(
+        follow_forward(
             get_conn(),
             clean_agency(agency),
-            code,
-            as_of=arg("as_of"),
-            children_limit=arg("children_limit"),
-            children_offset=arg("children_offset"),
+            clean_code(code),
+            since=arg("since"),
+            until=arg("until"),
+        )
+    )
+
+
+@bp.get("/divisions/<agency>/<code>/predecessors")
+@declare(
+    service="divisions",
+    replica=True,
+    path=[Agency("agency"), Code("code")],
+    query=[
+        Date("at", "start from the edition in force then (default: the newest holding it)"),
+        Date("since", "follow back to the edition in force then (default: the first)"),
+    ],
+)
+def get_predecessors(agency: str, code: str) -> Response:
+    """Where a code came from: from the edition in force on ``at`` back to the one in force
+    on ``since``, the units it came from, the change type and the events on the way."""
+    return jsonify(
+        follow_back(
+            get_conn(), clean_agency(agency), clean_code(code), at=arg("at"), since=arg("since")
         )
     )
 

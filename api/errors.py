@@ -18,12 +18,12 @@ from geo.errors import (
     Conflict,
     DatabaseUnreachable,
     GeoError,
+    Gone,
     InvalidParameter,
     NotFound,
     PostGISMissing,
     ValidationError,
 )
-from geo.geodata.features.items import FeatureGone
 
 PROBLEM_TYPE = "urn:tagsim:problem:"
 # The HTTP status of each kind of error (its most specific class listed here wins); every
@@ -35,7 +35,7 @@ STATUS: dict[type[GeoError], int] = {
     NotFound: 404,
     NoRun: 404,
     Conflict: 409,
-    FeatureGone: 410,
+    Gone: 410,
     ValidationError: 422,
     DatabaseUnreachable: 503,
     PostGISMissing: 503,

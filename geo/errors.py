@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DatabaseUnreachable",
     "GeoError",
+    "Gone",
     "InvalidParameter",
     "NotFound",
     "PortInUse",
@@ -74,6 +75,13 @@ class NotFound(GeoError):
     """A thing asked for by code or id does not exist."""
 
     code = "not_found"
+
+
+class Gone(GeoError):
+    """A thing asked for existed and does no longer (HTTP 410): the answer says what
+    replaced it, when that is known."""
+
+    code = "gone"
 
 
 class Conflict(GeoError):

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from geo.errors import GeoError, NotFound
+from geo.errors import Gone, NotFound
 from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery, OutputCrs
 from geo.platform.database import read_row, statement
@@ -20,7 +20,7 @@ from geo.platform.database import read_row, statement
 __all__ = ["FeatureGone", "Page", "count", "feature", "feature_sql", "page", "versions"]
 
 
-class FeatureGone(GeoError):
+class FeatureGone(Gone):
     """The feature existed and was removed: HTTP 410 with the time it went."""
 
     code = "feature_removed"

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 from geo.errors import InvalidParameter, NotFound
 from geo.geodata.persian import is_digits, loose_key, match_key, normalize_code
 from geo.geodata.registry.editions import edition_in_force
+from geo.geodata.registry.lineage import gone_or_unknown
 from geo.geodata.registry.partners import partners as partner_source
 from geo.geodata.registry.references import clean_code, parse_unit_ref
 
@@ -88,6 +89,9 @@ def resolve(
     cleaned = clean_code(code)
     unit = _find(conn, edition["id"], cleaned, agency)
     if unit is None:
+        why = gone_or_unknown(conn, agency, cleaned, edition["id"], as_of)
+        if why is not None:  # held by another edition: replaced (410) or not yet created
+            raise why
         raise NotFound(
             f"{agency} has no code {cleaned} in edition {edition['label']}",
             code="unknown_code",

@@ -1,0 +1,345 @@
+"""Lineage of one agency's units across its editions: a code followed forward to its
+successors or back to its predecessors through the events between consecutive editions.
+
+An edition holds a code or not; between two consecutive editions a code either takes part
+in events (rename, move, recode, split, merge, abolish: it becomes their ``codes_after``)
+or, untouched, continues under the same code when the next edition still has it. Following
+that edition by edition gives the units a code became (or came from), with the events on
+the way; the change type says how many units on each side share them (``1:1``, ``split``,
+``merge``, ``n:m``; ``abolished`` forward or ``created`` back when nothing is reached).
+
+A code asked at a date (or now) that its agency's edition in force no longer holds, but an
+earlier edition did, is :class:`UnitGone` (HTTP 410) with its successors in force then —
+not a 404 with look-alikes (DESIGN §12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from geo.errors import Gone, InvalidParameter, NotFound
+from geo.geodata.registry.agencies import require_agency
+
+__all__ = ["Step", "Trail", "UnitGone", "follow_back", "follow_forward", "gone_or_unknown"]
+
+_ORDER = "coalesce(published_on, imported_at::date), id"
+
+
+class UnitGone(Gone):
+    """The code existed in an earlier edition and is not in the one in force."""
+
+    code = "unit_gone"
+
+
+@dataclass(frozen=True)
+class Edition:
+    id: int
+    label: str
+    published_on: date | None
+    in_force_from: date  # published, else imported (as `editions.edition_in_force` reads it)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "published_on": self.published_on}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event on a trail, between two consecutive editions."""
+
+    kind: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    from_edition: Edition | None
+    to_edition: Edition
+    detail: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "codes_before": list(self.before),
+            "codes_after": list(self.after),
+            "from_edition": self.from_edition.as_dict() if self.from_edition else None,
+            "to_edition": self.to_edition.as_dict(),
+            "date": self.to_edition.published_on,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Trail:
+    """Where a code led from one edition to another: the units at the end, the events."""
+
+    agency: str
+    code: str
+    start: Edition
+    end: Edition
+    units: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+
+class _Lineage:
+    """An agency's editions in order and its events, read once per question."""
+
+    def __init__(self, conn: Connection, agency: str) -> None:
+        self.conn = conn
+        self.agency = agency
+        self.editions = [
+            Edition(r.id, r.label, r.published_on, r.in_force_from)
+            for r in conn.execute(
+                text(
+                    "SELECT id, label, published_on,"
+                    f" coalesce(published_on, imported_at::date) AS in_force_from"
+                    f" FROM edition WHERE agency = :a ORDER BY {_ORDER}"
+                ),
+                {"a": agency},
+            )
+        ]
+        self.position = {e.id: i for i, e in enumerate(self.editions)}
+        self.events: dict[int, list[Step]] = {}  # by the edition they lead to
+        rows = conn.execute(
+            text(
+                "SELECT kind, codes_before, codes_after, from_edition_id, to_edition_id, detail"
+                " FROM division_event WHERE agency = :a ORDER BY id"
+            ),
+            {"a": agency},
+        )
+        by_id = {e.id: e for e in self.editions}
+        for r in rows:
+            if r.to_edition_id not in by_id:
+                continue
+            self.events.setdefault(r.to_edition_id, []).append(
+                Step(
+                    r.kind,
+                    tuple(r.codes_before),
+                    tuple(r.codes_after),
+                    by_id.get(r.from_edition_id),
+                    by_id[r.to_edition_id],
+                    dict(r.detail or {}),
+                )
+            )
+
+    def present(self, edition: Edition, codes: Iterable[str]) -> set[str]:
+        wanted = sorted(set(codes))
+        if not wanted:
+            return set()
+        return set(
+            self.conn.execute(
+                text("SELECT code FROM division WHERE edition_id = :e AND code = ANY(:c)"),
+                {"e": edition.id, "c": wanted},
+            ).scalars()
+        )
+
+    def before(self, a: Edition, b: Edition, *, inclusive: bool = False) -> bool:
+        """Edition ``a`` comes before ``b`` (or is ``b``, when ``inclusive``)."""
+        i, j = self.position[a.id], self.position[b.id]
+        return i <= j if inclusive else i < j
+
+    def editions_with(self, code: str) -> list[Edition]:
+        ids = set(
+            self.conn.execute(
+                text("SELECT edition_id FROM division WHERE edition_id = ANY(:e) AND code = :c"),
+                {"e": list(self.position), "c": code},
+            ).scalars()
+        )
+        return [e for e in self.editions if e.id in ids]
+
+    def walk(self, code: str, start: Edition, end: Edition) -> Trail:
+        """Follow ``code`` of edition ``start`` to edition ``end`` (later or earlier)."""
+        trail = Trail(self.agency, code, start, end)
+        i, j = self.position[start.id], self.position[end.id]
+        current = {code}
+        forward = j >= i
+        for k in range(i, j) if forward else range(i, j, -1):
+            here, there = self.editions[k], self.editions[k + 1 if forward else k - 1]
+            joining = self.events.get(there.id if forward else here.id, [])
+            reached: set[str] = set()
+            untouched = set()
+            for c in sorted(current):
+                touching = [s for s in joining if c in (s.before if forward else s.after)]
+                for s in touching:
+                    if s not in trail.steps:
+                        trail.steps.append(s)
+                    reached |= set(s.after if forward else s.before)
+                if not touching:
+                    untouched.add(c)
+            current = reached | self.present(there, untouched)
+        trail.units = sorted(current)
+        return trail
+
+
+def _change_type(lineage: _Lineage, trail: Trail) -> str:
+    """How the units at the trail's two ends relate, in time order (each end unit followed
+    back to the start)."""
+    forward = lineage.position[trail.end.id] >= lineage.position[trail.start.id]
+    if not trail.units:  # nothing at the end: followed forward, it ended; back, it began
+        return "abolished" if forward else "created"
+    sources = set()
+    for unit in trail.units:
+        sources |= set(lineage.walk(unit, trail.end, trail.start).units)
+    # (in time order: a trail followed back reads from its end to its start)
+    many_ends, many_starts = len(trail.units) > 1, len(sources) > 1
+    many_after, many_before = (many_ends, many_starts) if forward else (many_starts, many_ends)
+    if many_after and many_before:
+        return "n:m"
+    return "split" if many_after else "merge" if many_before else "1:1"
+
+
+def _names(conn: Connection, edition: Edition, codes: list[str]) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT code, level, name FROM division WHERE edition_id = :e AND code = ANY(:c)"
+            " ORDER BY code"
+        ),
+        {"e": edition.id, "c": codes},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def _answer(lineage: _Lineage, trail: Trail) -> dict[str, Any]:
+    return {
+        "agency": trail.agency,
+        "code": trail.code,
+        "from_edition": trail.start.as_dict(),
+        "to_edition": trail.end.as_dict(),
+        "change_type": _change_type(lineage, trail),
+        "units": _names(lineage.conn, trail.end, trail.units),
+        "events": [s.as_dict() for s in trail.steps],
+    }
+
+
+def follow_forward(
+    conn: Connection,
+    agency: str,
+    code: str,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+) -> dict[str, Any]:
+    """What the code became: from the edition in force on ``since`` (the first holding it
+    when None) to the edition in force on ``until`` (the newest when None), with the events
+    between."""
+    lineage = _lineage(conn, agency)
+    end = _in_force(lineage, until)
+    held = lineage.editions_with(code)
+    if since is not None:
+        start = _in_force(lineage, since)
+        if start not in held:
+            raise _unknown(lineage, code, since)
+    else:
+        first = next((e for e in held if lineage.before(e, end, inclusive=True)), None)
+        if first is None:
+            raise _unknown(lineage, code, until)
+        start = first
+    if not lineage.before(start, end, inclusive=True):
+        raise InvalidParameter("since is after until", field="since")
+    return _answer(lineage, lineage.walk(code, start, end))
+
+
+def follow_back(
+    conn: Connection,
+    agency: str,
+    code: str,
+    *,
+    at: date | None = None,
+    since: date | None = None,
+) -> dict[str, Any]:
+    """Where the code came from: from the edition in force on ``at`` (the newest holding
+    it when None) back to the edition in force on ``since`` (the first when None), with the
+    events between."""
+    lineage = _lineage(conn, agency)
+    held = lineage.editions_with(code)
+    if at is not None:
+        start = _in_force(lineage, at)
+        if start not in held:
+            raise _unknown(lineage, code, at)
+    elif held:
+        start = held[-1]
+    else:
+        raise _unknown(lineage, code, None)
+    end = _in_force(lineage, since) if since is not None else lineage.editions[0]
+    if not lineage.before(end, start, inclusive=True):
+        raise InvalidParameter("since is after at", field="since")
+    return _answer(lineage, lineage.walk(code, start, end))
+
+
+def gone_or_unknown(
+    conn: Connection, agency: str, code: str, edition_id: int, at: date | None
+) -> NotFound | UnitGone | None:
+    """Why edition ``edition_id`` (in force on ``at``) lacks ``code``: :class:`UnitGone`
+    with its successors when an earlier edition held it, a ``NotFound`` saying when it
+    first appears when only later ones do; None when no edition ever held it."""
+    lineage = _lineage(conn, agency)
+    end = next((e for e in lineage.editions if e.id == edition_id), None)
+    held = lineage.editions_with(code)
+    if end is None or not held:
+        return None
+    before = [e for e in held if lineage.before(e, end)]
+    if not before:
+        first = held[0]
+        return NotFound(
+            f"{agency} code {code} first appears in edition {first.label}, after {end.label}",
+            code="not_yet_in_force",
+            agency=agency,
+            requested=code,
+            first_edition=_json(first.as_dict()),
+        )
+    answer = _answer(lineage, lineage.walk(code, before[-1], end))
+    successors = answer["units"]
+    said = ", ".join(f"{u['code']} {u['name']}" for u in successors) or "none"
+    when = f" on {at}" if at else ""
+    return UnitGone(
+        f"{agency} code {code} was last in edition {before[-1].label}; in force{when}:"
+        f" {end.label}, where it became {said}",
+        agency=agency,
+        requested=code,
+        last_edition=_json(before[-1].as_dict()),
+        edition=_json(end.as_dict()),
+        change_type=answer["change_type"],
+        successors=_json(successors),
+        events=_json(answer["events"]),
+    )
+
+
+def _json(value: Any) -> Any:
+    """Dates as ISO text (problem details are JSON)."""
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _lineage(conn: Connection, agency: str) -> _Lineage:
+    require_agency(conn, agency)
+    lineage = _Lineage(conn, agency)
+    if not lineage.editions:
+        raise NotFound(f"{agency} has no edition", code="no_edition", agency=agency)
+    return lineage
+
+
+def _in_force(lineage: _Lineage, at: date | None) -> Edition:
+    if at is None:
+        return lineage.editions[-1]
+    found = [e for e in lineage.editions if e.in_force_from <= at]
+    if not found:
+        raise NotFound(
+            f"{lineage.agency} has no edition in force on {at}",
+            code="no_edition",
+            agency=lineage.agency,
+        )
+    return found[-1]
+
+
+def _unknown(lineage: _Lineage, code: str, at: date | None) -> NotFound:
+    when = f" up to {at}" if at else ""
+    return NotFound(
+        f"{lineage.agency} has no code {code} in any edition{when}",
+        code="unknown_code",
+        agency=lineage.agency,
+        requested=code,
+    )

@@ -1,0 +1,126 @@
+"""Lineage within one agency: a code at a date, its successors and predecessors, checked
+against the generator's known events between two MOI editions (1400-06-01, 1401-08-25)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.http import http_date
+
+from data.generator import generate
+from geo.geodata.dates import parse_date
+from geo.geodata.registry import import_edition
+from geo.platform.database import Database
+from tests.helpers import client_for
+
+OLD, NEW = "1400-06-01", "1401-08-25"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lineage") / "small"
+    generate(out, "small", seed=11)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(module_db_url: str, world: Path) -> FlaskClient:
+    for label in (OLD, NEW):
+        raw = (world / "lists" / f"moi_divisions_{label}.csv").read_bytes()
+        import_edition(Database(module_db_url), "moi", label, raw, published_on=parse_date(label))
+    return client_for(module_db_url, "reader", "sci")
+
+
+def _truth(world: Path, kind: str, level: str | None = None) -> list[dict[str, str]]:
+    with (world / "truth" / "moi_events.csv").open(encoding="utf-8") as f:
+        return [
+            t
+            for t in csv.DictReader(f)
+            if t["kind"] == kind and (level is None or t["level"] == level)
+        ]
+
+
+def test_a_recoded_code_is_gone_with_its_new_code(client: FlaskClient, world: Path) -> None:
+    """After the recode the old code answers 410 naming the new one (1:1), before it the
+    unit itself, with the date of the edition that answered."""
+    recodes = _truth(world, "recode")
+    assert recodes
+    for t in recodes[:5]:
+        old, new = t["codes_before"], t["codes_after"]
+        gone = client.get(f"/divisions/moi/{old}")
+        assert gone.status_code == 410, gone.json
+        body = gone.json
+        assert body["code"] == "unit_gone" and body["change_type"] == "1:1"
+        assert [u["code"] for u in body["successors"]] == [new]
+        assert [e["kind"] for e in body["events"]] == ["recode"]
+        assert body["last_edition"]["label"] == OLD and body["edition"]["label"] == NEW
+        then = client.get(f"/divisions/moi/{old}?at=۱۴۰۱/۰۱/۰۱")  # Jalali, Persian digits
+        assert then.status_code == 200 and then.json["edition"]["label"] == OLD
+        assert then.headers["Memento-Datetime"] == http_date(parse_date(OLD))
+        assert then.headers["Link"].endswith(f'/divisions/moi/{old}/history>; rel="timemap"')
+        back = client.get(f"/divisions/moi/{new}/predecessors").json
+        assert [u["code"] for u in back["units"]] == [old] and back["change_type"] == "1:1"
+
+
+def test_a_merged_unit_leads_to_the_one_that_absorbed_it(client: FlaskClient, world: Path) -> None:
+    merges = _truth(world, "merge", "rural")
+    assert merges
+    for t in merges:
+        gone, survivor = t["codes_before"].split()
+        (target,) = t["codes_after"].split()
+        answer = client.get(f"/divisions/moi/{gone}?at={NEW}")
+        assert answer.status_code == 410
+        assert [u["code"] for u in answer.json["successors"]] == [target]
+        assert answer.json["change_type"] == "merge"  # the target came from two units
+        back = client.get(f"/divisions/moi/{target}/predecessors").json
+        assert {u["code"] for u in back["units"]} == {gone, survivor}
+        assert back["change_type"] == "merge"
+
+
+def test_a_split_unit_lives_on_and_leads_to_both(client: FlaskClient, world: Path) -> None:
+    splits = _truth(world, "split", "rural")
+    assert splits
+    for t in splits:
+        (source,) = t["codes_before"].split()
+        assert client.get(f"/divisions/moi/{source}").status_code == 200  # still there
+        ahead = client.get(f"/divisions/moi/{source}/successors?until={NEW}").json
+        assert set(t["codes_after"].split()) <= {u["code"] for u in ahead["units"]}
+        assert ahead["change_type"] in {"split", "n:m"}
+        assert "split" in [e["kind"] for e in ahead["events"]]
+        same = client.get(f"/divisions/moi/{source}/successors?since={NEW}").json
+        assert [u["code"] for u in same["units"]] == [source] and same["events"] == []
+    wrong = client.get(f"/divisions/moi/{source}/successors?since={NEW}&until={OLD}")
+    assert wrong.status_code == 400 and wrong.json["field"] == "since"
+
+
+def test_abolished_and_not_yet_created_codes(client: FlaskClient, world: Path) -> None:
+    abolished, created = _truth(world, "abolish"), _truth(world, "create")
+    assert abolished and created
+    code = abolished[0]["codes_before"]
+    gone = client.get(f"/divisions/moi/{code}")
+    assert gone.status_code == 410
+    assert gone.json["successors"] == [] and gone.json["change_type"] == "abolished"
+    ahead = client.get(f"/divisions/moi/{code}/successors").json
+    assert ahead["units"] == [] and [e["kind"] for e in ahead["events"]] == ["abolish"]
+    new = created[0]["codes_after"]
+    early = client.get(f"/divisions/moi/{new}?at={OLD}")
+    assert early.status_code == 404 and early.json["code"] == "not_yet_in_force"
+    assert early.json["first_edition"]["label"] == NEW
+    assert client.get(f"/divisions/moi/{new}/predecessors").json["change_type"] == "created"
+
+
+def test_unchanged_and_unknown_codes(client: FlaskClient, world: Path) -> None:
+    kinds = ("recode", "abolish", "merge", "split", "move", "rename")
+    moved = {c for k in kinds for t in _truth(world, k) for c in t["codes_before"].split()}
+    with (world / "lists" / f"moi_divisions_{OLD}.csv").open(encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    code_column = next(c for c in rows[0] if "Code" in c or "کد" in c)
+    same = next(r[code_column] for r in rows if r[code_column] not in moved)
+    ahead = client.get(f"/divisions/moi/{same}/successors").json
+    assert ahead["units"][0]["code"] == same
+    never = client.get("/divisions/moi/99999999")
+    assert never.status_code == 404 and never.json["code"] == "unknown_code"
+    assert client.get("/divisions/moi/99999999/successors").json["code"] == "unknown_code"
