@@ -22,6 +22,7 @@ from geo.geodata.registry.lookup import (
     history,
     resolve,
 )
+from geo.geodata.registry.projection import project
 from geo.geodata.registry.references import clean_agency, clean_code
 from geo.geodata.registry.search import at_point, search
 from geo.models.registry import LEVELS
@@ -187,6 +188,36 @@ def get_children(agency: str, code: str) -> Response:
 def get_history(agency: str, code: str) -> Response:
     """A code across the agency's editions."""
     return jsonify(history(get_conn(), clean_agency(agency), code))
+
+
+@bp.get("/divisions/<agency>/<code>/projected")
+@declare(
+    service="divisions",
+    replica=True,
+    path=[Agency("agency"), Code("code")],
+    query=[
+        Agency("to_agency", "the agency whose units are wanted (the same agency: its events)"),
+        Date("to_date", "the units in force then (default: the newest edition)"),
+        Date("at", "the code as it was then (default: the newest edition holding it)"),
+    ],
+)
+def get_projected(agency: str, code: str) -> Response:
+    """A code as another agency's units at a date: the source agency's events to the
+    crosswalk run's edition, the run's links, the target agency's events to the date; each
+    unit with the way it was reached and a weight only where it is certain."""
+    to_agency = arg("to_agency")
+    if not to_agency:
+        raise InvalidParameter("to_agency is required (moi, sci, hf, …)", field="to_agency")
+    return jsonify(
+        project(
+            get_conn(),
+            clean_agency(agency),
+            clean_code(code),
+            clean_agency(to_agency),
+            at=arg("at"),
+            to_date=arg("to_date"),
+        )
+    )
 
 
 def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:

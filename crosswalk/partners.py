@@ -96,6 +96,65 @@ class CrosswalkPartners:
     def codes_sql(self, agency: str, code: str, run: str) -> str:
         return codes_json_sql(self.units_sql(agency, code, run))
 
+    def runs(self, conn: Connection) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            text(
+                "SELECT id, finished_at, moi_edition_id, sci_edition_id, hf_edition_id"
+                " FROM crosswalk_run WHERE status = 'finished' ORDER BY id"
+            )
+        ).mappings()
+        return [
+            {
+                "id": r["id"],
+                "finished_at": r["finished_at"],
+                "editions": {
+                    a: r[f"{a}_edition_id"] for a in LINK_AGENCIES if r[f"{a}_edition_id"]
+                },
+            }
+            for r in rows
+        ]
+
+    def crossing(
+        self, conn: Connection, run: int, agency: str, codes: Sequence[str], to_agency: str
+    ) -> dict[str, list[tuple[str, str]]]:
+        wanted = sorted(set(codes))
+        if agency not in LINK_AGENCIES or to_agency not in LINK_AGENCIES or not wanted:
+            return {}
+        if agency == "moi":
+            to_moi = [(c, c, "same") for c in wanted]
+        else:
+            to_moi = [
+                (str(a), str(m), str(rel))
+                for a, m, rel in conn.execute(
+                    text(
+                        f"SELECT {agency}_code, moi_code, relation FROM crosswalk_link"
+                        f" WHERE run_id = :r AND {agency}_code = ANY(:c)"
+                        f" AND moi_code IS NOT NULL AND status IN {ACCEPTED_SQL}"
+                    ),
+                    {"r": run, "c": wanted},
+                )
+            ]
+        if to_agency == "moi":
+            onward: dict[str, list[tuple[str, str]]] = {m: [(m, "same")] for _, m, _ in to_moi}
+        else:
+            onward = {}
+            for moi, other, relation in conn.execute(
+                text(
+                    f"SELECT moi_code, {to_agency}_code, relation FROM crosswalk_link"
+                    f" WHERE run_id = :r AND moi_code = ANY(:m)"
+                    f" AND {to_agency}_code IS NOT NULL AND status IN {ACCEPTED_SQL}"
+                ),
+                {"r": run, "m": sorted({m for _, m, _ in to_moi})},
+            ):
+                onward.setdefault(moi, []).append((other, relation))
+        found: dict[str, list[tuple[str, str]]] = {}
+        for code, moi, first in to_moi:
+            for other, second in onward.get(moi, []):
+                relation = first if second == "same" else second if first == "same" else "partial"
+                if (other, relation) not in found.setdefault(code, []):
+                    found[code].append((other, relation))
+        return {c: sorted(v) for c, v in found.items()}
+
     def of_units(
         self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
     ) -> dict[str, list[dict[str, Any]]]:

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from werkzeug.http import http_date
 
+from crosswalk import build, start_run
 from data.generator import generate
+from data.lists import import_lists
 from geo.geodata.dates import parse_date
 from geo.geodata.registry import import_edition
 from geo.platform.database import Database
@@ -124,3 +127,96 @@ def test_unchanged_and_unknown_codes(client: FlaskClient, world: Path) -> None:
     never = client.get("/divisions/moi/99999999")
     assert never.status_code == 404 and never.json["code"] == "unknown_code"
     assert client.get("/divisions/moi/99999999/successors").json["code"] == "unknown_code"
+
+
+@pytest.fixture(scope="module")
+def crosswalked(client: FlaskClient, module_db_url: str, world: Path) -> FlaskClient:
+    """The same world with SCI's and HF's lists and a crosswalk run (built on MOI 1401)."""
+    import_lists(Database(module_db_url), world, ("sci", "hf"))
+    build(Database(module_db_url), start_run(Database(module_db_url)))
+    return client
+
+
+def _accepted(url: str) -> set[tuple[str, str]]:
+    with Database(url).connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT sci_code, moi_code FROM crosswalk_link WHERE status IN ('auto',"
+                " 'confirmed') AND sci_code IS NOT NULL AND moi_code IS NOT NULL"
+            )
+        ).all()
+    return {(s, m) for s, m in rows}
+
+
+def test_sci_codes_projected_to_moi_now_and_before_its_recodes(
+    crosswalked: FlaskClient, module_db_url: str, world: Path
+) -> None:
+    """An SCI 1399 code projected to MOI: through the run to MOI 1401, and on to MOI 1400
+    by MOI's own events: a unit MOI recoded in 1401 comes out with its 1400 code."""
+    with (world / "truth" / "crosswalk.csv").open(encoding="utf-8") as f:
+        truth = [r for r in csv.DictReader(f) if r["relation"] == "same"]
+    linked = _accepted(module_db_url)
+    recoded = {t["codes_after"]: t["codes_before"] for t in _truth(world, "recode")}
+    cases = [r for r in truth if (r["sci_code"], r["moi_code"]) in linked]
+    assert len(cases) > 50
+    for r in cases[:20] + [r for r in cases if r["moi_code"] in recoded][:10]:
+        now = client_get(crosswalked, f"/divisions/sci/{r['sci_code']}/projected?to_agency=moi")
+        assert [u["code"] for u in now["units"]] == [r["moi_code"]]
+        (unit,) = now["units"]
+        assert unit["via"] == [
+            {"source_code": r["sci_code"], "run_code": r["moi_code"], "relation": "same"}
+        ]
+        assert unit["weight"] == 1.0 and unit["weight_basis"] == "identity"
+        assert now["to_edition"]["label"] == NEW and now["run"]["editions"]["moi"]["label"] == NEW
+        then = client_get(
+            crosswalked, f"/divisions/sci/{r['sci_code']}/projected?to_agency=moi&to_date={OLD}"
+        )
+        expected = recoded.get(r["moi_code"], r["moi_code"])
+        assert [u["code"] for u in then["units"]] == [expected], (r, then)
+        assert then["to_edition"]["label"] == OLD
+        if expected != r["moi_code"]:
+            assert [e["kind"] for e in then["events"]["target"]] == ["recode"]
+    assert any(r["moi_code"] in recoded for r in cases)  # the recode case was met
+
+
+def test_projection_to_hf_goes_through_moi_and_merges_carry_no_weight(
+    crosswalked: FlaskClient, module_db_url: str, world: Path
+) -> None:
+    with (world / "truth" / "crosswalk.csv").open(encoding="utf-8") as f:
+        truth = list(csv.DictReader(f))
+    linked = _accepted(module_db_url)
+    to_hf = [
+        r
+        for r in truth
+        if r["relation"] == "same" and r["hf_code"] and (r["sci_code"], r["moi_code"]) in linked
+    ]
+    reached = 0
+    for r in to_hf[:20]:
+        got = client_get(crosswalked, f"/divisions/sci/{r['sci_code']}/projected?to_agency=hf")
+        codes = [u["code"] for u in got["units"]]
+        assert codes in ([r["hf_code"]], [])  # (an HF link the matcher left for review)
+        reached += codes == [r["hf_code"]]
+    assert reached >= len(to_hf[:20]) // 2
+    merged = [r for r in truth if r["relation"] == "merge" and r["level"] == "rural"]
+    for r in merged:
+        if (r["sci_code"], r["moi_code"]) not in linked:
+            continue
+        got = client_get(crosswalked, f"/divisions/sci/{r['sci_code']}/projected?to_agency=moi")
+        assert r["moi_code"] in [u["code"] for u in got["units"]]
+        assert all(u["weight"] is None for u in got["units"])  # a merge: shares unknown
+
+
+def test_projection_within_an_agency_and_its_errors(crosswalked: FlaskClient, world: Path) -> None:
+    (t, *_) = _truth(world, "recode")
+    same = client_get(crosswalked, f"/divisions/moi/{t['codes_before']}/projected?to_agency=moi")
+    assert [u["code"] for u in same["units"]] == [t["codes_after"]] and same["run"] is None
+    missing = crosswalked.get(f"/divisions/moi/{t['codes_after']}/projected")
+    assert missing.status_code == 400 and missing.json["field"] == "to_agency"
+    unknown = crosswalked.get("/divisions/sci/99999999/projected?to_agency=moi")
+    assert unknown.status_code == 404 and unknown.json["code"] == "unknown_code"
+
+
+def client_get(client: FlaskClient, path: str) -> dict:  # type: ignore[type-arg]
+    answer = client.get(path)
+    assert answer.status_code == 200, (path, answer.json)
+    return answer.json  # type: ignore[no-any-return]

@@ -25,7 +25,21 @@ from sqlalchemy import Connection, text
 from geo.errors import Gone, InvalidParameter, NotFound
 from geo.geodata.registry.agencies import require_agency
 
-__all__ = ["Step", "Trail", "UnitGone", "follow_back", "follow_forward", "gone_or_unknown"]
+__all__ = [
+    "Edition",
+    "Lineage",
+    "Step",
+    "Trail",
+    "UnitGone",
+    "change_type",
+    "follow_back",
+    "follow_forward",
+    "gone_or_unknown",
+    "in_force",
+    "lineage_of",
+    "unit_names",
+    "unknown_code",
+]
 
 _ORDER = "coalesce(published_on, imported_at::date), id"
 
@@ -82,7 +96,7 @@ class Trail:
     steps: list[Step] = field(default_factory=list)
 
 
-class _Lineage:
+class Lineage:
     """An agency's editions in order and its events, read once per question."""
 
     def __init__(self, conn: Connection, agency: str) -> None:
@@ -172,7 +186,7 @@ class _Lineage:
         return trail
 
 
-def _change_type(lineage: _Lineage, trail: Trail) -> str:
+def change_type(lineage: Lineage, trail: Trail) -> str:
     """How the units at the trail's two ends relate, in time order (each end unit followed
     back to the start)."""
     forward = lineage.position[trail.end.id] >= lineage.position[trail.start.id]
@@ -189,7 +203,7 @@ def _change_type(lineage: _Lineage, trail: Trail) -> str:
     return "split" if many_after else "merge" if many_before else "1:1"
 
 
-def _names(conn: Connection, edition: Edition, codes: list[str]) -> list[dict[str, Any]]:
+def unit_names(conn: Connection, edition: Edition, codes: list[str]) -> list[dict[str, Any]]:
     rows = conn.execute(
         text(
             "SELECT code, level, name FROM division WHERE edition_id = :e AND code = ANY(:c)"
@@ -200,14 +214,14 @@ def _names(conn: Connection, edition: Edition, codes: list[str]) -> list[dict[st
     return [dict(r) for r in rows]
 
 
-def _answer(lineage: _Lineage, trail: Trail) -> dict[str, Any]:
+def _answer(lineage: Lineage, trail: Trail) -> dict[str, Any]:
     return {
         "agency": trail.agency,
         "code": trail.code,
         "from_edition": trail.start.as_dict(),
         "to_edition": trail.end.as_dict(),
-        "change_type": _change_type(lineage, trail),
-        "units": _names(lineage.conn, trail.end, trail.units),
+        "change_type": change_type(lineage, trail),
+        "units": unit_names(lineage.conn, trail.end, trail.units),
         "events": [s.as_dict() for s in trail.steps],
     }
 
@@ -223,17 +237,17 @@ def follow_forward(
     """What the code became: from the edition in force on ``since`` (the first holding it
     when None) to the edition in force on ``until`` (the newest when None), with the events
     between."""
-    lineage = _lineage(conn, agency)
-    end = _in_force(lineage, until)
+    lineage = lineage_of(conn, agency)
+    end = in_force(lineage, until)
     held = lineage.editions_with(code)
     if since is not None:
-        start = _in_force(lineage, since)
+        start = in_force(lineage, since)
         if start not in held:
-            raise _unknown(lineage, code, since)
+            raise unknown_code(lineage, code, since)
     else:
         first = next((e for e in held if lineage.before(e, end, inclusive=True)), None)
         if first is None:
-            raise _unknown(lineage, code, until)
+            raise unknown_code(lineage, code, until)
         start = first
     if not lineage.before(start, end, inclusive=True):
         raise InvalidParameter("since is after until", field="since")
@@ -251,17 +265,17 @@ def follow_back(
     """Where the code came from: from the edition in force on ``at`` (the newest holding
     it when None) back to the edition in force on ``since`` (the first when None), with the
     events between."""
-    lineage = _lineage(conn, agency)
+    lineage = lineage_of(conn, agency)
     held = lineage.editions_with(code)
     if at is not None:
-        start = _in_force(lineage, at)
+        start = in_force(lineage, at)
         if start not in held:
-            raise _unknown(lineage, code, at)
+            raise unknown_code(lineage, code, at)
     elif held:
         start = held[-1]
     else:
-        raise _unknown(lineage, code, None)
-    end = _in_force(lineage, since) if since is not None else lineage.editions[0]
+        raise unknown_code(lineage, code, None)
+    end = in_force(lineage, since) if since is not None else lineage.editions[0]
     if not lineage.before(end, start, inclusive=True):
         raise InvalidParameter("since is after at", field="since")
     return _answer(lineage, lineage.walk(code, start, end))
@@ -273,7 +287,7 @@ def gone_or_unknown(
     """Why edition ``edition_id`` (in force on ``at``) lacks ``code``: :class:`UnitGone`
     with its successors when an earlier edition held it, a ``NotFound`` saying when it
     first appears when only later ones do; None when no edition ever held it."""
-    lineage = _lineage(conn, agency)
+    lineage = lineage_of(conn, agency)
     end = next((e for e in lineage.editions if e.id == edition_id), None)
     held = lineage.editions_with(code)
     if end is None or not held:
@@ -314,15 +328,15 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _lineage(conn: Connection, agency: str) -> _Lineage:
+def lineage_of(conn: Connection, agency: str) -> Lineage:
     require_agency(conn, agency)
-    lineage = _Lineage(conn, agency)
+    lineage = Lineage(conn, agency)
     if not lineage.editions:
         raise NotFound(f"{agency} has no edition", code="no_edition", agency=agency)
     return lineage
 
 
-def _in_force(lineage: _Lineage, at: date | None) -> Edition:
+def in_force(lineage: Lineage, at: date | None) -> Edition:
     if at is None:
         return lineage.editions[-1]
     found = [e for e in lineage.editions if e.in_force_from <= at]
@@ -335,7 +349,7 @@ def _in_force(lineage: _Lineage, at: date | None) -> Edition:
     return found[-1]
 
 
-def _unknown(lineage: _Lineage, code: str, at: date | None) -> NotFound:
+def unknown_code(lineage: Lineage, code: str, at: date | None) -> NotFound:
     when = f" up to {at}" if at else ""
     return NotFound(
         f"{lineage.agency} has no code {code} in any edition{when}",

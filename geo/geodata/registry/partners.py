@@ -48,6 +48,19 @@ class Partners(Protocol):
         """Each code's linked units in the other agencies (any status but rejected)."""
         ...
 
+    def runs(self, conn: Connection) -> list[dict[str, Any]]:
+        """The finished runs, oldest first: ``id``, ``finished_at`` and ``editions`` (the
+        edition id of each agency it was built on)."""
+        ...
+
+    def crossing(
+        self, conn: Connection, run: int, agency: str, codes: Sequence[str], to_agency: str
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Each of ``codes`` (of ``agency``, in the run's edition) to its accepted
+        counterparts in ``to_agency`` through run ``run`` (by way of MOI, the reference):
+        ``(code, relation)`` pairs, the relations of both links composed."""
+        ...
+
 
 class NoPartners:
     """No crosswalk: every unit stands alone."""
@@ -69,6 +82,14 @@ class NoPartners:
     def of_units(
         self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
     ) -> dict[str, list[dict[str, Any]]]:
+        return {}
+
+    def runs(self, conn: Connection) -> list[dict[str, Any]]:
+        return []
+
+    def crossing(
+        self, conn: Connection, run: int, agency: str, codes: Sequence[str], to_agency: str
+    ) -> dict[str, list[tuple[str, str]]]:
         return {}
 
 

@@ -1,0 +1,147 @@
+"""A code of one agency projected to another agency (or the same) at a date.
+
+Three legs, each one already known: the source agency's own events, followed from the
+code's edition to the edition the crosswalk run was built on (`lineage`); the run's accepted
+links, through MOI, to the target agency (`partners().crossing`); the target agency's events,
+followed from the run's edition to the edition in force on the date asked. The run used is
+the newest finished one built on a target edition in force by then (else the newest).
+
+Every unit reached says how: the source code it came from, the code in the run's edition
+and the links' relation. A weight is given only when it is certain (one unit, ``same``
+links, no split or merge on the way: 1.0); otherwise it is null with ``weight_basis``
+``unknown`` — shares of a split are never invented.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection
+
+from geo.errors import NotFound
+from geo.geodata.registry.lineage import (
+    Edition,
+    Lineage,
+    change_type,
+    in_force,
+    lineage_of,
+    unit_names,
+    unknown_code,
+)
+from geo.geodata.registry.partners import partners
+
+__all__ = ["project"]
+
+
+def project(
+    conn: Connection,
+    agency: str,
+    code: str,
+    to_agency: str,
+    *,
+    at: date | None = None,
+    to_date: date | None = None,
+) -> dict[str, Any]:
+    """``agency``'s ``code`` (as it was on ``at``; the newest edition holding it when None)
+    as ``to_agency``'s units in force on ``to_date`` (the newest edition when None)."""
+    source = lineage_of(conn, agency)
+    held = source.editions_with(code)
+    start = in_force(source, at) if at is not None else (held[-1] if held else None)
+    if start is None or start not in held:
+        raise unknown_code(source, code, at)
+    target = source if to_agency == agency else lineage_of(conn, to_agency)
+    goal = in_force(target, to_date)
+    answer: dict[str, Any] = {
+        "source": {"agency": agency, "code": code, "edition": start.as_dict()},
+        "to_agency": to_agency,
+        "to_edition": goal.as_dict(),
+    }
+    reached: dict[str, list[dict[str, Any]]] = {}  # unit → the ways it was reached
+    if to_agency == agency:  # the agency's own events only
+        trail = source.walk(code, start, goal)
+        kind = change_type(source, trail)
+        for unit in trail.units:
+            reached[unit] = [{"source_code": code, "run_code": None, "relation": "same"}]
+        answer |= {"run": None, "events": {"source": [s.as_dict() for s in trail.steps]}}
+        return answer | _units(target, goal, reached, [kind])
+    run = _run_for(partners().runs(conn), source, target, goal)
+    run_source, run_target = _edition(source, run, agency), _edition(target, run, to_agency)
+    first = source.walk(code, start, run_source)
+    crossed = partners().crossing(conn, run["id"], agency, first.units, to_agency)
+    target_steps = []
+    kinds = [change_type(source, first)]
+    for source_code in first.units:
+        for run_code, relation in crossed.get(source_code, []):
+            last = target.walk(run_code, run_target, goal)
+            kinds.append(change_type(target, last))
+            target_steps += [s for s in last.steps if s not in target_steps]
+            for unit in last.units:
+                how: dict[str, Any] = {
+                    "source_code": source_code,
+                    "run_code": run_code,
+                    "relation": relation,
+                }
+                reached.setdefault(unit, []).append(how)
+    answer |= {
+        "run": {
+            "id": run["id"],
+            "editions": {agency: run_source.as_dict(), to_agency: run_target.as_dict()},
+        },
+        "events": {
+            "source": [s.as_dict() for s in first.steps],
+            "target": [s.as_dict() for s in target_steps],
+        },
+    }
+    return answer | _units(target, goal, reached, kinds)
+
+
+def _units(
+    lineage: Lineage, goal: Edition, reached: dict[str, list[dict[str, Any]]], kinds: list[str]
+) -> dict[str, Any]:
+    names = {u["code"]: u for u in unit_names(lineage.conn, goal, sorted(reached))}
+    certain = (
+        len(reached) == 1
+        and all(k in {"1:1"} for k in kinds)
+        and all(h["relation"] == "same" for ways in reached.values() for h in ways)
+    )
+    units = [
+        {
+            **names.get(code, {"code": code}),
+            "via": ways,
+            "weight": 1.0 if certain else None,
+            "weight_basis": "identity" if certain else "unknown",
+        }
+        for code, ways in sorted(reached.items())
+    ]
+    return {"units": units}
+
+
+def _run_for(
+    runs: list[dict[str, Any]], source: Lineage, target: Lineage, goal: Edition
+) -> dict[str, Any]:
+    """The newest finished run linking both agencies whose target edition was in force by
+    ``goal`` (else the newest linking them)."""
+    linking = [
+        r
+        for r in runs
+        if source.agency in r["editions"]
+        and target.agency in r["editions"]
+        and r["editions"][source.agency] in source.position
+        and r["editions"][target.agency] in target.position
+    ]
+    if not linking:
+        raise NotFound(
+            f"no finished crosswalk run links {source.agency} and {target.agency}",
+            code="no_crosswalk_run",
+        )
+    by_then = [
+        r
+        for r in linking
+        if target.position[r["editions"][target.agency]] <= target.position[goal.id]
+    ]
+    return (by_then or linking)[-1]
+
+
+def _edition(lineage: Lineage, run: dict[str, Any], agency: str) -> Edition:
+    return lineage.editions[lineage.position[run["editions"][agency]]]
