@@ -11,7 +11,7 @@ from werkzeug.http import http_date
 
 from api.database import get_conn
 from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, json_object
-from api.parameters import AGENCY_SCHEMA, UNIT_REF_PATTERN, RequiredText
+from api.parameters import AGENCY_SCHEMA, UNIT_REF_PATTERN, RequiredAgency, RequiredText
 from api.params import json_body, str_field
 from geo.errors import InvalidParameter
 from geo.geodata.registry.lineage import follow_back, follow_forward
@@ -196,7 +196,7 @@ def get_history(agency: str, code: str) -> Response:
     replica=True,
     path=[Agency("agency"), Code("code")],
     query=[
-        Agency("to_agency", "the agency whose units are wanted (the same agency: its events)"),
+        RequiredAgency("to_agency", "the agency whose units are wanted (the same: its events)"),
         Date("to_date", "the units in force then (default: the newest edition)"),
         Date("at", "the code as it was then (default: the newest edition holding it)"),
     ],
@@ -205,15 +205,12 @@ def get_projected(agency: str, code: str) -> Response:
     """A code as another agency's units at a date: the source agency's events to the
     crosswalk run's edition, the run's links, the target agency's events to the date; each
     unit with the way it was reached and a weight only where it is certain."""
-    to_agency = arg("to_agency")
-    if not to_agency:
-        raise InvalidParameter("to_agency is required (moi, sci, hf, …)", field="to_agency")
     return jsonify(
         project(
             get_conn(),
             clean_agency(agency),
             clean_code(code),
-            clean_agency(to_agency),
+            arg("to_agency"),
             at=arg("at"),
             to_date=arg("to_date"),
         )

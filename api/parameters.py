@@ -27,6 +27,7 @@ __all__ = [
     "Int",
     "Num",
     "Param",
+    "RequiredAgency",
     "RequiredText",
     "Text",
     "UnitRef",
@@ -185,6 +186,18 @@ class Agency(Param):
 
     def parse(self, raw: str | None) -> str | None:
         return clean_agency(raw, self.name) if raw else None
+
+
+@dataclass(frozen=True)
+class RequiredAgency(Agency):
+    """An agency's short name that must be given."""
+
+    required = True
+
+    def parse(self, raw: str | None) -> str | None:
+        if not raw:
+            raise InvalidParameter(f"{self.name} is required (moi, sci, hf, …)", field=self.name)
+        return super().parse(raw)
 
 
 @dataclass(frozen=True)

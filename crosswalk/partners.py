@@ -156,7 +156,13 @@ class CrosswalkPartners:
         return {c: sorted(v) for c, v in found.items()}
 
     def of_units(
-        self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
+        self,
+        conn: Connection,
+        agency: str,
+        codes: Sequence[str],
+        *,
+        with_method: bool = False,
+        run: int | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         if agency not in LINK_AGENCIES or not codes:
             return {}
@@ -166,9 +172,9 @@ class CrosswalkPartners:
                 f"SELECT l.{agency}_code AS code, l.moi_code, l.sci_code, l.hf_code,"
                 " l.relation, l.confidence, l.status, l.method FROM crosswalk_link l"
                 f" WHERE l.{agency}_code = ANY(:codes) AND l.status <> 'rejected'"
-                f" AND l.run_id = {LATEST_RUN_SQL}"
+                f" AND l.run_id = coalesce(CAST(:run AS int), {LATEST_RUN_SQL})"
             ),
-            {"codes": list(codes)},
+            {"codes": list(codes), "run": run},
         ).mappings()
         for r in rows:
             for other in LINK_AGENCIES:

@@ -70,9 +70,21 @@ def _find(conn: Connection, edition_id: int, code: str, agency: str) -> dict[str
     return dict(row) if row else None
 
 
-def partners(conn: Connection, agency: str, code: str) -> list[dict[str, Any]]:
-    """The other agencies' units linked to this one (the crosswalk's answer)."""
-    return partner_source().of_units(conn, agency, [code], with_method=True).get(code, [])
+def partners(
+    conn: Connection, agency: str, code: str, run: int | None = None
+) -> list[dict[str, Any]]:
+    """The other agencies' units linked to this one (the crosswalk's answer) in run ``run``
+    (the newest finished one when None)."""
+    found = partner_source().of_units(conn, agency, [code], with_method=True, run=run)
+    return found.get(code, [])
+
+
+def run_built_on(conn: Connection, agency: str, edition_id: int) -> int | None:
+    """The newest finished crosswalk run built on this edition of the agency, if any."""
+    built = [
+        r["id"] for r in partner_source().runs(conn) if r["editions"].get(agency) == edition_id
+    ]
+    return built[-1] if built else None
 
 
 def resolve(
@@ -99,6 +111,8 @@ def resolve(
             requested=cleaned,
             suggestions=_suggest(conn, edition["id"], cleaned),
         )
+    # at a date, the partners of the run built on the edition then in force (if one was)
+    run = run_built_on(conn, agency, edition["id"]) if as_of is not None else None
     chain = (
         conn.execute(
             text(
@@ -127,7 +141,8 @@ def resolve(
             limit=children_limit,
             offset=children_offset,
         ),
-        "partners": partners(conn, agency, unit["code"]),
+        "partners": partners(conn, agency, unit["code"], run),
+        "partners_run": run,
     }
 
 

@@ -43,9 +43,16 @@ class Partners(Protocol):
         ...
 
     def of_units(
-        self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
+        self,
+        conn: Connection,
+        agency: str,
+        codes: Sequence[str],
+        *,
+        with_method: bool = False,
+        run: int | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
-        """Each code's linked units in the other agencies (any status but rejected)."""
+        """Each code's linked units in the other agencies (any status but rejected), in run
+        ``run`` (the newest finished one when None)."""
         ...
 
     def runs(self, conn: Connection) -> list[dict[str, Any]]:
@@ -80,7 +87,13 @@ class NoPartners:
         return codes_json_sql(self.units_sql(agency, code, run))
 
     def of_units(
-        self, conn: Connection, agency: str, codes: Sequence[str], *, with_method: bool = False
+        self,
+        conn: Connection,
+        agency: str,
+        codes: Sequence[str],
+        *,
+        with_method: bool = False,
+        run: int | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
         return {}
 

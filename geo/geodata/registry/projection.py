@@ -4,7 +4,8 @@ Three legs, each one already known: the source agency's own events, followed fro
 code's edition to the edition the crosswalk run was built on (`lineage`); the run's accepted
 links, through MOI, to the target agency (`partners().crossing`); the target agency's events,
 followed from the run's edition to the edition in force on the date asked. The run used is
-the newest finished one built on a target edition in force by then (else the newest).
+the newest finished one built on the target edition in force then (else on an earlier one,
+else the newest).
 
 Every unit reached says how: the source code it came from, the code in the run's edition
 and the links' relation. A weight is given only when it is certain (one unit, ``same``
@@ -120,8 +121,8 @@ def _units(
 def _run_for(
     runs: list[dict[str, Any]], source: Lineage, target: Lineage, goal: Edition
 ) -> dict[str, Any]:
-    """The newest finished run linking both agencies whose target edition was in force by
-    ``goal`` (else the newest linking them)."""
+    """The newest finished run linking both agencies built on the target's edition
+    ``goal``; else the newest whose target edition came before it; else the newest."""
     linking = [
         r
         for r in runs
@@ -133,14 +134,15 @@ def _run_for(
     if not linking:
         raise NotFound(
             f"no finished crosswalk run links {source.agency} and {target.agency}",
-            code="no_crosswalk_run",
+            code="no_crosswalk",
         )
+    built_on_goal = [r for r in linking if r["editions"][target.agency] == goal.id]
     by_then = [
         r
         for r in linking
         if target.position[r["editions"][target.agency]] <= target.position[goal.id]
     ]
-    return (by_then or linking)[-1]
+    return (built_on_goal or by_then or linking)[-1]
 
 
 def _edition(lineage: Lineage, run: dict[str, Any], agency: str) -> Edition:
