@@ -133,6 +133,22 @@ def test_batch_resolve_keeps_order_and_says_what_failed(c: Connection) -> None:
     assert out["results"][-1]["name"] == "تهران"
 
 
+def test_batch_takes_moi_national_ids_and_repeats(c: Connection) -> None:
+    """An MOI unit answers to its national id in a batch too; a code asked twice is
+    answered twice, each in its place."""
+    code, national_id = c.execute(
+        text(
+            "SELECT d.code, d.national_id FROM division d JOIN edition e ON e.id = d.edition_id"
+            " WHERE e.agency = 'moi' AND d.national_id IS NOT NULL ORDER BY d.code LIMIT 1"
+        )
+    ).one()
+    out = batch_resolve(c, "moi", [national_id, "1", code, national_id])
+    assert [r["status"] for r in out["results"]] == ["found", "not_found", "found", "found"]
+    assert [r.get("code") for r in out["results"]] == [code, None, code, code]
+    assert [r["input"] for r in out["results"]] == [national_id, "1", code, national_id]
+    assert out["found"] == 3
+
+
 def test_batch_of_100000_codes_answers_in_seconds(c: Connection) -> None:
     codes = list(
         c.execute(

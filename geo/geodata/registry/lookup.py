@@ -232,47 +232,67 @@ def batch_resolve(
     as_of: date | None = None,
     with_partners: bool = True,
 ) -> dict[str, Any]:
-    """Resolve many codes of one agency in one query; results keep the input's order."""
+    """Resolve many codes of one agency; results keep the input's order.
+
+    Each distinct code is looked up once (tables repeat codes): one hash join on the code,
+    then, for MOI, the codes still missing by national id; partners once per unit found."""
     edition = edition_in_force(conn, agency, as_of)
     cleaned = [normalize_code(str(c)) for c in codes]
-    rows = conn.execute(
-        text(
-            "SELECT q.i, d.code, d.level, d.name, d.parent_code, d.national_id"
-            " FROM unnest(CAST(:codes AS text[])) WITH ORDINALITY AS q(code, i)"
-            " LEFT JOIN LATERAL (SELECT * FROM division d WHERE d.edition_id = :e"
-            "   AND (d.code = q.code OR (:moi AND d.national_id = q.code))"
-            "   ORDER BY d.code = q.code DESC LIMIT 1) d ON true ORDER BY q.i"
-        ),
-        {"codes": cleaned, "e": edition["id"], "moi": agency == "moi"},
-    ).all()
-    found_codes = [r.code for r in rows if r.code]
-    links = partner_source().of_units(conn, agency, found_codes) if with_partners else {}
+    wanted = [c for c in dict.fromkeys(cleaned) if is_digits(c)]
+    columns = "d.code, d.level, d.name, d.parent_code, d.national_id"
+    units = {
+        r[0]: r
+        for r in _rows_of(
+            conn,
+            f"SELECT {columns} FROM unnest(string_to_array(:codes, ',')) AS q(code)"
+            " JOIN division d ON d.edition_id = :e AND d.code = q.code",
+            {"codes": ",".join(wanted), "e": edition["id"]},
+        )
+    }
+    missing = [c for c in wanted if c not in units]
+    if agency == "moi" and missing:  # an MOI unit also answers to its national id
+        for r in _rows_of(
+            conn,
+            f"SELECT {columns} FROM division d WHERE d.edition_id = :e"
+            " AND d.national_id = ANY(string_to_array(:codes, ',')) ORDER BY d.code",
+            {"codes": ",".join(missing), "e": edition["id"]},
+        ):
+            units.setdefault(r[4], r)
+    links = (
+        partner_source().of_units(conn, agency, sorted({r[0] for r in units.values()}))
+        if with_partners
+        else {}
+    )
+    answers: dict[str, dict[str, Any]] = {}
+    for asked, (code, level, name, parent, national_id) in units.items():
+        answers[asked] = {
+            "status": "found",
+            "code": code,
+            "level": level,
+            "name": name,
+            "parent_code": parent,
+            "national_id": national_id,
+            "partners": links.get(code, []),
+        }
     results: list[dict[str, Any]] = []
-    for given, clean, row in zip(codes, cleaned, rows, strict=True):
-        if row.code is None:
+    for given, clean in zip(codes, cleaned, strict=True):
+        found = answers.get(clean)
+        if found is None:
             status = "not_found" if is_digits(clean) else "malformed"
             results.append({"input": given, "status": status})
         else:
-            results.append(
-                {
-                    "input": given,
-                    "status": "found",
-                    "code": row.code,
-                    "level": row.level,
-                    "name": row.name,
-                    "parent_code": row.parent_code,
-                    "national_id": row.national_id,
-                    "partners": links.get(row.code, []),
-                }
-            )
-    found = sum(1 for x in results if x["status"] == "found")
+            results.append({"input": given, **found})
     return {
         "agency": agency,
         "edition": edition,
         "count": len(results),
-        "found": found,
+        "found": sum(1 for c in cleaned if c in answers),
         "results": results,
     }
+
+
+def _rows_of(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.execute(text(sql), params)]
 
 
 def batch_resolve_names(
