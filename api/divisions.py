@@ -22,7 +22,7 @@ from geo.geodata.registry.lookup import (
     history,
     resolve,
 )
-from geo.geodata.registry.projection import project
+from geo.geodata.registry.projection import project, project_many
 from geo.geodata.registry.references import clean_agency, clean_code
 from geo.geodata.registry.search import at_point, search
 from geo.models.registry import LEVELS
@@ -228,14 +228,18 @@ def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
             kind = "names" if rows[0][0].strip().lower() in {"name", "نام"} else "codes"
             rows = rows[1:]
         items = [r[0] for r in rows]
-        options = {k: request.form.get(k) for k in ("level", "within", "as_of")}
+        options = {
+            k: request.form.get(k) for k in ("level", "within", "as_of", "to_agency", "to_date")
+        }
         agency = request.form.get("agency", "")
     else:
         body = json_body()
         kind = "names" if "names" in body else "codes"
         given = body.get(kind)
         agency = str_field(body, "agency") or ""
-        options = {k: str_field(body, k) for k in ("level", "within", "as_of")}
+        options = {
+            k: str_field(body, k) for k in ("level", "within", "as_of", "to_agency", "to_date")
+        }
         if not isinstance(given, list) or not all(isinstance(c, str | int) for c in given):
             raise InvalidParameter(f"{kind} must be a list of strings", field=kind)
         items = [str(c) for c in given]
@@ -263,6 +267,8 @@ def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:
             "maxItems": MAX_BATCH,
         },
         as_of=Date("as_of").schema(),
+        to_agency=AGENCY_SCHEMA,
+        to_date=Date("to_date").schema(),
     ),
     max_body=16 * 1024 * 1024,  # MAX_BATCH codes as JSON or CSV, with room to spare
 )
@@ -271,7 +277,9 @@ def resolve_batch() -> Response:
 
     JSON ``{"agency", "codes": [...]}`` or ``{"agency", "names": [...], "level"?,
     "within"?}``, ``as_of`` optional; or a CSV file (first column, header ``code`` or
-    ``name``) with form fields ``agency``, ``level``, ``within``, ``as_of``.
+    ``name``) with form fields ``agency``, ``level``, ``within``, ``as_of``. With
+    ``to_agency`` (and ``to_date``), each code found is also projected: ``projected``
+    lists the target agency's units then (see ``/divisions/{agency}/{code}/projected``).
     """
     agency, kind, items, options = _batch_from_request()
     as_of = Date("as_of").parse(str(options["as_of"])) if options.get("as_of") else None
@@ -286,4 +294,22 @@ def resolve_batch() -> Response:
                 as_of=as_of,
             )
         )
-    return jsonify(batch_resolve(get_conn(), agency, items, as_of=as_of))
+    to_agency = options.get("to_agency")
+    if not to_agency:
+        return jsonify(batch_resolve(get_conn(), agency, items, as_of=as_of))
+    # projected: each code found, as the target agency's units in force on to_date
+    to_date = Date("to_date").parse(str(options["to_date"])) if options.get("to_date") else None
+    conn = get_conn()
+    answer = batch_resolve(conn, agency, items, as_of=as_of, with_partners=False)
+    used, projected = project_many(
+        conn,
+        agency,
+        [r["code"] for r in answer["results"] if r["status"] == "found"],
+        clean_agency(str(to_agency), "to_agency"),
+        at=as_of,
+        to_date=to_date,
+    )
+    for result in answer["results"]:
+        if result["status"] == "found":
+            result["projected"] = projected.get(result["code"], [])
+    return jsonify({**answer, "projection": used})

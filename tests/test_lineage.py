@@ -220,3 +220,28 @@ def client_get(client: FlaskClient, path: str) -> dict:  # type: ignore[type-arg
     answer = client.get(path)
     assert answer.status_code == 200, (path, answer.json)
     return answer.json  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("when", [OLD, NEW])
+def test_batch_projection_equals_one_by_one(
+    crosswalked: FlaskClient, world: Path, when: str
+) -> None:
+    """``POST /resolve`` with ``to_agency``: each code's ``projected`` units are those of
+    the one-code projection, weights included; unknown codes stay ``not_found``."""
+    with (world / "truth" / "crosswalk.csv").open(encoding="utf-8") as f:
+        sci = sorted({r["sci_code"] for r in csv.DictReader(f) if r["sci_code"]})[::7][:40]
+    body = {"agency": "sci", "codes": [*sci, "99999999"], "to_agency": "moi", "to_date": when}
+    answer = crosswalked.post("/resolve", json=body)
+    assert answer.status_code == 200, answer.json
+    batch = answer.json
+    assert batch["projection"]["to_edition"]["label"] == when
+    assert batch["results"][-1]["status"] == "not_found"
+    compared = 0
+    for result in batch["results"][:-1]:
+        one = client_get(
+            crosswalked,
+            f"/divisions/sci/{result['code']}/projected?to_agency=moi&to_date={when}",
+        )
+        assert result["projected"] == one["units"], result["code"]
+        compared += bool(one["units"])
+    assert compared >= 20

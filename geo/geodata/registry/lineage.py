@@ -138,15 +138,40 @@ class Lineage:
             )
 
     def present(self, edition: Edition, codes: Iterable[str]) -> set[str]:
+        """Which of ``codes`` (digits) the edition holds."""
         wanted = sorted(set(codes))
         if not wanted:
             return set()
         return set(
             self.conn.execute(
-                text("SELECT code FROM division WHERE edition_id = :e AND code = ANY(:c)"),
-                {"e": edition.id, "c": wanted},
+                text(
+                    "SELECT d.code FROM unnest(string_to_array(:c, ',')) AS q(code)"
+                    " JOIN division d ON d.edition_id = :e AND d.code = q.code"
+                ),
+                {"e": edition.id, "c": ",".join(wanted)},
             ).scalars()
         )
+
+    def walk_many(self, codes: Iterable[str], start: Edition, end: Edition) -> dict[str, set[str]]:
+        """:meth:`walk` of many codes at once (one presence query per edition crossed):
+        each code of ``start`` to the codes it reaches in ``end``, without the events."""
+        i, j = self.position[start.id], self.position[end.id]
+        forward = j >= i
+        reach = {c: {c} for c in codes}
+        for k in range(i, j) if forward else range(i, j, -1):
+            here, there = self.editions[k], self.editions[k + 1 if forward else k - 1]
+            moved: dict[str, set[str]] = {}
+            for s in self.events.get(there.id if forward else here.id, []):
+                for c in s.before if forward else s.after:
+                    moved.setdefault(c, set()).update(s.after if forward else s.before)
+            frontier = set().union(*reach.values()) if reach else set()
+            kept = self.present(there, frontier - moved.keys())
+            step = {c: moved.get(c, {c} if c in kept else set()) for c in frontier}
+            reach = {
+                c: set().union(*(step[x] for x in now)) if now else set()
+                for c, now in reach.items()
+            }
+        return reach
 
     def before(self, a: Edition, b: Edition, *, inclusive: bool = False) -> bool:
         """Edition ``a`` comes before ``b`` (or is ``b``, when ``inclusive``)."""

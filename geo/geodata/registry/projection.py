@@ -32,7 +32,7 @@ from geo.geodata.registry.lineage import (
 )
 from geo.geodata.registry.partners import partners
 
-__all__ = ["project"]
+__all__ = ["project", "project_many"]
 
 
 def project(
@@ -147,3 +147,87 @@ def _run_for(
 
 def _edition(lineage: Lineage, run: dict[str, Any], agency: str) -> Edition:
     return lineage.editions[lineage.position[run["editions"][agency]]]
+
+
+def project_many(
+    conn: Connection,
+    agency: str,
+    codes: list[str],
+    to_agency: str,
+    *,
+    at: date | None = None,
+    to_date: date | None = None,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """:func:`project` of many codes of the edition in force on ``at``, by the same legs
+    walked for all at once: what the projection used (editions, run) and, per code that
+    edition holds, its units (``code``, ``name``, ``level``, ``via``, ``weight``)."""
+    source = lineage_of(conn, agency)
+    start = in_force(source, at)
+    held = sorted(source.present(start, {c for c in codes if c.isdigit()}))
+    target = source if to_agency == agency else lineage_of(conn, to_agency)
+    goal = in_force(target, to_date)
+    used: dict[str, Any] = {
+        "from_edition": start.as_dict(),
+        "to_agency": to_agency,
+        "to_edition": goal.as_dict(),
+        "run": None,
+    }
+    ways: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in held}
+    if to_agency == agency:
+        reach = source.walk_many(held, start, goal)
+        back = source.walk_many(set().union(*reach.values()) if reach else set(), goal, start)
+        for code, units in reach.items():
+            for unit in units:
+                how = {"source_code": code, "run_code": None, "relation": "same"}
+                ways[code].setdefault(unit, []).append(how)
+        certain = {c for c, u in reach.items() if len(u) == 1 and back[next(iter(u))] == {c}}
+    else:
+        run = _run_for(partners().runs(conn), source, target, goal)
+        run_source, run_target = _edition(source, run, agency), _edition(target, run, to_agency)
+        used["run"] = {
+            "id": run["id"],
+            "editions": {agency: run_source.as_dict(), to_agency: run_target.as_dict()},
+        }
+        first = source.walk_many(held, start, run_source)
+        first_back = source.walk_many(set().union(*first.values()), run_source, start)
+        crossed = partners().crossing(
+            conn, run["id"], agency, sorted(set().union(*first.values())), to_agency
+        )
+        in_run = {rc for pairs in crossed.values() for rc, _ in pairs}
+        last = target.walk_many(in_run, run_target, goal)
+        last_back = target.walk_many(
+            set().union(*last.values()) if last else set(), goal, run_target
+        )
+        certain = set()
+        for code, mids in first.items():
+            for mid in mids:
+                for run_code, relation in crossed.get(mid, []):
+                    for unit in last[run_code]:
+                        how = {"source_code": mid, "run_code": run_code, "relation": relation}
+                        ways[code].setdefault(unit, []).append(how)
+            (unit, hows), *more = list(ways[code].items()) or [("", [])]
+            if (
+                not more
+                and len(hows) == 1
+                and hows[0]["relation"] == "same"
+                and first_back[hows[0]["source_code"]] == {code}
+                and mids == {hows[0]["source_code"]}
+                and last[hows[0]["run_code"]] == {unit}
+                and last_back[unit] == {hows[0]["run_code"]}
+            ):
+                certain.add(code)
+    every = sorted({u for reached in ways.values() for u in reached})
+    names = {u["code"]: u for u in unit_names(conn, goal, every)}
+    out = {
+        code: [
+            {
+                **names.get(unit, {"code": unit}),
+                "via": hows,
+                "weight": 1.0 if code in certain else None,
+                "weight_basis": "identity" if code in certain else "unknown",
+            }
+            for unit, hows in sorted(reached.items())
+        ]
+        for code, reached in ways.items()
+    }
+    return used, out
