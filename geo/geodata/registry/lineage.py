@@ -31,6 +31,7 @@ __all__ = [
     "Step",
     "Trail",
     "UnitGone",
+    "basis_of",
     "change_type",
     "follow_back",
     "follow_forward",
@@ -94,6 +95,10 @@ class Trail:
     end: Edition
     units: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
+    # each end unit's share of the start's unit (forward; back: of the end unit's in the
+    # start's), None when unknown, and what the shares rest on
+    weights: dict[str, float | None] = field(default_factory=dict)
+    bases: dict[str, set[str]] = field(default_factory=dict)
 
 
 class Lineage:
@@ -114,6 +119,7 @@ class Lineage:
             )
         ]
         self.position = {e.id: i for i, e in enumerate(self.editions)}
+        self._shares_cache: dict[Any, list[dict[str, Any]]] = {}
         self.events: dict[int, list[Step]] = {}  # by the edition they lead to
         rows = conn.execute(
             text(
@@ -152,25 +158,44 @@ class Lineage:
             ).scalars()
         )
 
-    def walk_many(self, codes: Iterable[str], start: Edition, end: Edition) -> dict[str, set[str]]:
+    def walk_many(
+        self, codes: Iterable[str], start: Edition, end: Edition
+    ) -> dict[str, dict[str, Weighted]]:
         """:meth:`walk` of many codes at once (one presence query per edition crossed):
-        each code of ``start`` to the codes it reaches in ``end``, without the events."""
+        each code of ``start`` to the codes it reaches in ``end`` with their weights and
+        bases, without the events."""
         i, j = self.position[start.id], self.position[end.id]
         forward = j >= i
-        reach = {c: {c} for c in codes}
+        reach: dict[str, dict[str, Weighted]] = {
+            c: {c: (1.0, frozenset({"identity"}))} for c in codes
+        }
         for k in range(i, j) if forward else range(i, j, -1):
             here, there = self.editions[k], self.editions[k + 1 if forward else k - 1]
-            moved: dict[str, set[str]] = {}
+            touching: dict[str, list[Step]] = {}
             for s in self.events.get(there.id if forward else here.id, []):
                 for c in s.before if forward else s.after:
-                    moved.setdefault(c, set()).update(s.after if forward else s.before)
-            frontier = set().union(*reach.values()) if reach else set()
-            kept = self.present(there, frontier - moved.keys())
-            step = {c: moved.get(c, {c} if c in kept else set()) for c in frontier}
-            reach = {
-                c: set().union(*(step[x] for x in now)) if now else set()
-                for c, now in reach.items()
-            }
+                    touching.setdefault(c, []).append(s)
+            frontier = {u for now in reach.values() for u in now}
+            kept = self.present(there, frontier - touching.keys())
+            step: dict[str, list[tuple[str, float | None, str]]] = {}
+            for c in frontier:
+                if c in touching:
+                    step[c] = [
+                        (other, share, basis)
+                        for s in touching[c]
+                        for other, (share, basis) in self._shares(s, c, forward).items()
+                    ]
+                else:
+                    step[c] = [(c, 1.0, "identity")] if c in kept else []
+            moved: dict[str, dict[str, Weighted]] = {}
+            for code, now in reach.items():
+                weight: dict[str, float | None] = {}
+                bases: dict[str, set[str]] = {}
+                for c, (carried, basis) in now.items():
+                    for other, share, how in step[c]:
+                        _add(weight, bases, other, carried, share, set(basis) | {how})
+                moved[code] = {u: (weight[u], frozenset(bases[u])) for u in weight}
+            reach = moved
         return reach
 
     def before(self, a: Edition, b: Edition, *, inclusive: bool = False) -> bool:
@@ -188,27 +213,150 @@ class Lineage:
         return [e for e in self.editions if e.id in ids]
 
     def walk(self, code: str, start: Edition, end: Edition) -> Trail:
-        """Follow ``code`` of edition ``start`` to edition ``end`` (later or earlier)."""
+        """Follow ``code`` of edition ``start`` to edition ``end`` (later or earlier), with
+        each end unit's weight (:meth:`shares` of the splits and merges on the way)."""
         trail = Trail(self.agency, code, start, end)
         i, j = self.position[start.id], self.position[end.id]
-        current = {code}
+        weight: dict[str, float | None] = {code: 1.0}
+        bases: dict[str, set[str]] = {code: {"identity"}}
         forward = j >= i
         for k in range(i, j) if forward else range(i, j, -1):
             here, there = self.editions[k], self.editions[k + 1 if forward else k - 1]
             joining = self.events.get(there.id if forward else here.id, [])
-            reached: set[str] = set()
+            next_weight: dict[str, float | None] = {}
+            next_bases: dict[str, set[str]] = {}
             untouched = set()
-            for c in sorted(current):
+            for c in sorted(weight):
                 touching = [s for s in joining if c in (s.before if forward else s.after)]
                 for s in touching:
                     if s not in trail.steps:
                         trail.steps.append(s)
-                    reached |= set(s.after if forward else s.before)
+                    for other, (share, basis) in self._shares(s, c, forward).items():
+                        _add(next_weight, next_bases, other, weight[c], share, bases[c] | {basis})
                 if not touching:
                     untouched.add(c)
-            current = reached | self.present(there, untouched)
-        trail.units = sorted(current)
+            for c in self.present(there, untouched):
+                _add(next_weight, next_bases, c, weight[c], 1.0, bases[c])
+            weight, bases = next_weight, next_bases
+        trail.units = sorted(weight)
+        trail.weights, trail.bases = weight, bases
         return trail
+
+    def _shares(self, step: Step, code: str, forward: bool) -> dict[str, tuple[float | None, str]]:
+        """Where ``step`` takes ``code`` and which share of it goes there (forward: of the
+        source; back: of the target that came from each source)."""
+        shares = {(w["from"], w["to"]): w for w in self.shares(step)}
+        out: dict[str, tuple[float | None, str]] = {}
+        for other in step.after if forward else step.before:
+            pair = (code, other) if forward else (other, code)
+            w = shares.get(pair)
+            if w is None:
+                out[other] = (1.0, "identity") if step.kind not in _SHARED else (None, "unknown")
+            else:
+                out[other] = (w["share_of_source" if forward else "share_of_target"], w["basis"])
+        return out
+
+    def shares(self, step: Step) -> list[dict[str, Any]]:
+        """The shares of a split or merge between each unit before and each after: of the
+        source that went to the target and of the target that came from the source, by
+        boundary areas when both sides have them, else by population (a split's targets'
+        or a merge's sources'), else unknown — never invented. Other events: none."""
+        if step.kind not in _SHARED or step.from_edition is None:
+            return []
+        key = (step.from_edition.id, step.to_edition.id, step.before, step.after)
+        if key not in self._shares_cache:
+            self._shares_cache[key] = _shares_of(self.conn, step)
+        return self._shares_cache[key]
+
+
+def _add(
+    weight: dict[str, float | None],
+    bases: dict[str, set[str]],
+    code: str,
+    carried: float | None,
+    share: float | None,
+    basis: set[str],
+) -> None:
+    part = None if carried is None or share is None else carried * share
+    if code in weight:
+        known = weight[code]
+        weight[code] = None if known is None or part is None else known + part
+    else:
+        weight[code] = part
+    bases.setdefault(code, set()).update(basis)
+
+
+_SHARED = ("split", "merge")
+Weighted = tuple[float | None, frozenset[str]]  # a unit's weight and what it rests on
+
+
+def _shares_of(conn: Connection, step: Step) -> list[dict[str, Any]]:
+    assert step.from_edition is not None
+    sides = {}
+    for side, edition, codes in (
+        ("before", step.from_edition, step.before),
+        ("after", step.to_edition, step.after),
+    ):
+        sides[side] = {
+            r.code: r
+            for r in conn.execute(
+                text(
+                    "SELECT code, population, polygon IS NOT NULL AS has_polygon,"
+                    " ST_Area(polygon::geography) AS m2 FROM division"
+                    " WHERE edition_id = :e AND code = ANY(:c)"
+                ),
+                {"e": edition.id, "c": list(codes)},
+            )
+        }
+    before, after = sides["before"], sides["after"]
+    pairs = [(b, a) for b in step.before for a in step.after]
+    if (
+        all(u.has_polygon for u in [*before.values(), *after.values()])
+        and len(before) == len(step.before)
+        and len(after) == len(step.after)
+    ):
+        overlap = {
+            (r.b, r.a): r.m2
+            for r in conn.execute(
+                text(
+                    "SELECT b.code AS b, a.code AS a,"
+                    " ST_Area(ST_Intersection(b.polygon, a.polygon)::geography) AS m2"
+                    " FROM division b, division a WHERE b.edition_id = :f AND b.code = ANY(:bc)"
+                    " AND a.edition_id = :t AND a.code = ANY(:ac)"
+                ),
+                {
+                    "f": step.from_edition.id,
+                    "t": step.to_edition.id,
+                    "bc": list(step.before),
+                    "ac": list(step.after),
+                },
+            )
+        }
+        return [
+            _share(b, a, overlap[(b, a)] / before[b].m2, overlap[(b, a)] / after[a].m2, "area")
+            for b, a in pairs
+        ]
+    counted = after if step.kind == "split" else before
+    codes = step.after if step.kind == "split" else step.before
+    if len(counted) == len(codes) and all(u.population for u in counted.values()):
+        total = sum(u.population for u in counted.values())
+        if step.kind == "split":  # the source's people divided among its targets
+            return [_share(b, a, after[a].population / total, 1.0, "population") for b, a in pairs]
+        return [_share(b, a, 1.0, before[b].population / total, "population") for b, a in pairs]
+    return [_share(b, a, None, None, "unknown") for b, a in pairs]
+
+
+def _share(
+    source: str, target: str, of_source: float | None, of_target: float | None, basis: str
+) -> dict[str, Any]:
+    rounded = [None if v is None else round(v, 6) for v in (of_source, of_target)]
+    return {
+        "from": source,
+        "to": target,
+        "share_of_source": rounded[0],
+        "share_of_target": rounded[1],
+        "basis": basis,
+    }
 
 
 def change_type(lineage: Lineage, trail: Trail) -> str:
@@ -240,15 +388,31 @@ def unit_names(conn: Connection, edition: Edition, codes: list[str]) -> list[dic
 
 
 def _answer(lineage: Lineage, trail: Trail) -> dict[str, Any]:
+    units = [
+        {
+            **unit,
+            "weight": trail.weights[unit["code"]],
+            "weight_basis": basis_of(trail.bases[unit["code"]]),
+        }
+        for unit in unit_names(lineage.conn, trail.end, trail.units)
+    ]
     return {
         "agency": trail.agency,
         "code": trail.code,
         "from_edition": trail.start.as_dict(),
         "to_edition": trail.end.as_dict(),
         "change_type": change_type(lineage, trail),
-        "units": unit_names(lineage.conn, trail.end, trail.units),
-        "events": [s.as_dict() for s in trail.steps],
+        "units": units,
+        "events": [{**s.as_dict(), "shares": lineage.shares(s)} for s in trail.steps],
     }
+
+
+def basis_of(bases: set[str]) -> str:
+    """What a weight rests on: ``identity`` (no split or merge on the way), ``area``,
+    ``population`` (``+``-joined when several), or ``unknown``."""
+    if "unknown" in bases:
+        return "unknown"
+    return "+".join(sorted(bases - {"identity"})) or "identity"
 
 
 def follow_forward(

@@ -8,9 +8,11 @@ the newest finished one built on the target edition in force then (else on an ea
 else the newest).
 
 Every unit reached says how: the source code it came from, the code in the run's edition
-and the links' relation. A weight is given only when it is certain (one unit, ``same``
-links, no split or merge on the way: 1.0); otherwise it is null with ``weight_basis``
-``unknown`` — shares of a split are never invented.
+and the links' relation. Its weight is the share of the asked unit it stands for: the
+shares of the splits and merges on both legs (by boundary areas or population, see
+`lineage.Lineage.shares`) times 1 for a ``same`` link, summed over the ways; null with
+``weight_basis: unknown`` as soon as one share on the way is unknown or a link is not
+``same`` — never invented.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from geo.errors import NotFound
 from geo.geodata.registry.lineage import (
     Edition,
     Lineage,
-    change_type,
+    Weighted,
+    basis_of,
     in_force,
     lineage_of,
     unit_names,
@@ -45,77 +48,134 @@ def project(
     to_date: date | None = None,
 ) -> dict[str, Any]:
     """``agency``'s ``code`` (as it was on ``at``; the newest edition holding it when None)
-    as ``to_agency``'s units in force on ``to_date`` (the newest edition when None)."""
+    as ``to_agency``'s units in force on ``to_date`` (the newest edition when None), with
+    the events on both legs."""
     source = lineage_of(conn, agency)
     held = source.editions_with(code)
     start = in_force(source, at) if at is not None else (held[-1] if held else None)
     if start is None or start not in held:
         raise unknown_code(source, code, at)
-    target = source if to_agency == agency else lineage_of(conn, to_agency)
-    goal = in_force(target, to_date)
-    answer: dict[str, Any] = {
-        "source": {"agency": agency, "code": code, "edition": start.as_dict()},
-        "to_agency": to_agency,
-        "to_edition": goal.as_dict(),
-    }
-    reached: dict[str, list[dict[str, Any]]] = {}  # unit → the ways it was reached
-    if to_agency == agency:  # the agency's own events only
-        trail = source.walk(code, start, goal)
-        kind = change_type(source, trail)
-        for unit in trail.units:
-            reached[unit] = [{"source_code": code, "run_code": None, "relation": "same"}]
-        answer |= {"run": None, "events": {"source": [s.as_dict() for s in trail.steps]}}
-        return answer | _units(target, goal, reached, [kind])
-    run = _run_for(partners().runs(conn), source, target, goal)
-    run_source, run_target = _edition(source, run, agency), _edition(target, run, to_agency)
-    first = source.walk(code, start, run_source)
-    crossed = partners().crossing(conn, run["id"], agency, first.units, to_agency)
+    legs = _Legs(conn, source, agency, to_agency, start, to_date)
+    first = source.walk(code, start, legs.run_source)
+    mids = {u: (first.weights[u], frozenset(first.bases[u])) for u in first.units}
+    crossed = legs.cross(first.units)
+    lasts = {}
     target_steps = []
-    kinds = [change_type(source, first)]
-    for source_code in first.units:
-        for run_code, relation in crossed.get(source_code, []):
-            last = target.walk(run_code, run_target, goal)
-            kinds.append(change_type(target, last))
-            target_steps += [s for s in last.steps if s not in target_steps]
-            for unit in last.units:
-                how: dict[str, Any] = {
-                    "source_code": source_code,
-                    "run_code": run_code,
-                    "relation": relation,
-                }
-                reached.setdefault(unit, []).append(how)
-    answer |= {
-        "run": {
-            "id": run["id"],
-            "editions": {agency: run_source.as_dict(), to_agency: run_target.as_dict()},
-        },
-        "events": {
-            "source": [s.as_dict() for s in first.steps],
-            "target": [s.as_dict() for s in target_steps],
-        },
+    for run_code in sorted({rc for pairs in crossed.values() for rc, _ in pairs}):
+        last = legs.target.walk(run_code, legs.run_target, legs.goal)
+        lasts[run_code] = {u: (last.weights[u], frozenset(last.bases[u])) for u in last.units}
+        target_steps += [s for s in last.steps if s not in target_steps]
+    units = legs.units(mids, crossed, lasts)
+    events: dict[str, Any] = {"source": [s.as_dict() for s in first.steps]}
+    if legs.run is not None:
+        events["target"] = [s.as_dict() for s in target_steps]
+    return {
+        "source": {"agency": agency, "code": code, "edition": start.as_dict()},
+        **legs.used(),
+        "events": events,
+        "units": units,
     }
-    return answer | _units(target, goal, reached, kinds)
 
 
-def _units(
-    lineage: Lineage, goal: Edition, reached: dict[str, list[dict[str, Any]]], kinds: list[str]
-) -> dict[str, Any]:
-    names = {u["code"]: u for u in unit_names(lineage.conn, goal, sorted(reached))}
-    certain = (
-        len(reached) == 1
-        and all(k in {"1:1"} for k in kinds)
-        and all(h["relation"] == "same" for ways in reached.values() for h in ways)
-    )
-    units = [
-        {
-            **names.get(code, {"code": code}),
-            "via": ways,
-            "weight": 1.0 if certain else None,
-            "weight_basis": "identity" if certain else "unknown",
-        }
-        for code, ways in sorted(reached.items())
-    ]
-    return {"units": units}
+def project_many(
+    conn: Connection,
+    agency: str,
+    codes: list[str],
+    to_agency: str,
+    *,
+    at: date | None = None,
+    to_date: date | None = None,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """:func:`project` of many codes of the edition in force on ``at``, the legs walked
+    for all at once (no events): what the projection used (editions, run) and, per code
+    that edition holds, its units (``code``, ``name``, ``level``, ``via``, ``weight``)."""
+    source = lineage_of(conn, agency)
+    start = in_force(source, at)
+    held = sorted(source.present(start, {c for c in codes if c.isdigit()}))
+    legs = _Legs(conn, source, agency, to_agency, start, to_date)
+    first = source.walk_many(held, start, legs.run_source)
+    crossed = legs.cross(sorted({m for mids in first.values() for m in mids}))
+    in_run = {rc for pairs in crossed.values() for rc, _ in pairs}
+    lasts = legs.target.walk_many(in_run, legs.run_target, legs.goal)
+    units = {code: legs.units(first[code], crossed, lasts) for code in held}
+    return {"from_edition": start.as_dict(), **legs.used()}, units
+
+
+class _Legs:
+    """The run and editions a projection goes through, and how it weighs what it reaches."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        source: Lineage,
+        agency: str,
+        to_agency: str,
+        start: Edition,
+        to_date: date | None,
+    ) -> None:
+        self.conn, self.agency, self.to_agency = conn, agency, to_agency
+        self.target = source if to_agency == agency else lineage_of(conn, to_agency)
+        self.goal = in_force(self.target, to_date)
+        self.run: dict[str, Any] | None = None
+        if to_agency == agency:  # the agency's own events only: no crossing
+            self.run_source = self.run_target = self.goal
+        else:
+            self.run = _run_for(partners().runs(conn), source, self.target, self.goal)
+            self.run_source = _edition(source, self.run, agency)
+            self.run_target = _edition(self.target, self.run, to_agency)
+
+    def cross(self, codes: list[str]) -> dict[str, list[tuple[str, str]]]:
+        if self.run is None:
+            return {c: [(c, "same")] for c in codes}
+        return partners().crossing(self.conn, self.run["id"], self.agency, codes, self.to_agency)
+
+    def used(self) -> dict[str, Any]:
+        run = None
+        if self.run is not None:
+            run = {
+                "id": self.run["id"],
+                "editions": {
+                    self.agency: self.run_source.as_dict(),
+                    self.to_agency: self.run_target.as_dict(),
+                },
+            }
+        return {"to_agency": self.to_agency, "to_edition": self.goal.as_dict(), "run": run}
+
+    def units(
+        self,
+        mids: dict[str, Weighted],
+        crossed: dict[str, list[tuple[str, str]]],
+        lasts: dict[str, dict[str, Weighted]],
+    ) -> list[dict[str, Any]]:
+        """The units reached from the source's units ``mids`` (in the run's edition), each
+        with its ways and its weight (summed over the ways)."""
+        ways: dict[str, list[dict[str, Any]]] = {}
+        weight: dict[str, float | None] = {}
+        bases: dict[str, set[str]] = {}
+        for mid, (w1, b1) in sorted(mids.items()):
+            for run_code, relation in crossed.get(mid, []):
+                link = (1.0, "identity") if relation == "same" else (None, "unknown")
+                for unit, (w3, b3) in sorted(lasts.get(run_code, {}).items()):
+                    how = {
+                        "source_code": mid,
+                        "run_code": run_code if self.run is not None else None,
+                        "relation": relation,
+                    }
+                    ways.setdefault(unit, []).append(how)
+                    part = None if None in (w1, link[0], w3) else w1 * w3  # type: ignore[operator]
+                    known = weight.get(unit, 0.0)
+                    weight[unit] = None if part is None or known is None else known + part
+                    bases.setdefault(unit, set()).update(b1 | b3 | {link[1]})
+        names = {u["code"]: u for u in unit_names(self.conn, self.goal, sorted(ways))}
+        return [
+            {
+                **names.get(unit, {"code": unit}),
+                "via": hows,
+                "weight": None if weight[unit] is None else round(weight[unit], 6),  # type: ignore[arg-type]
+                "weight_basis": basis_of(bases[unit]),
+            }
+            for unit, hows in sorted(ways.items())
+        ]
 
 
 def _run_for(
@@ -147,87 +207,3 @@ def _run_for(
 
 def _edition(lineage: Lineage, run: dict[str, Any], agency: str) -> Edition:
     return lineage.editions[lineage.position[run["editions"][agency]]]
-
-
-def project_many(
-    conn: Connection,
-    agency: str,
-    codes: list[str],
-    to_agency: str,
-    *,
-    at: date | None = None,
-    to_date: date | None = None,
-) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """:func:`project` of many codes of the edition in force on ``at``, by the same legs
-    walked for all at once: what the projection used (editions, run) and, per code that
-    edition holds, its units (``code``, ``name``, ``level``, ``via``, ``weight``)."""
-    source = lineage_of(conn, agency)
-    start = in_force(source, at)
-    held = sorted(source.present(start, {c for c in codes if c.isdigit()}))
-    target = source if to_agency == agency else lineage_of(conn, to_agency)
-    goal = in_force(target, to_date)
-    used: dict[str, Any] = {
-        "from_edition": start.as_dict(),
-        "to_agency": to_agency,
-        "to_edition": goal.as_dict(),
-        "run": None,
-    }
-    ways: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in held}
-    if to_agency == agency:
-        reach = source.walk_many(held, start, goal)
-        back = source.walk_many(set().union(*reach.values()) if reach else set(), goal, start)
-        for code, units in reach.items():
-            for unit in units:
-                how = {"source_code": code, "run_code": None, "relation": "same"}
-                ways[code].setdefault(unit, []).append(how)
-        certain = {c for c, u in reach.items() if len(u) == 1 and back[next(iter(u))] == {c}}
-    else:
-        run = _run_for(partners().runs(conn), source, target, goal)
-        run_source, run_target = _edition(source, run, agency), _edition(target, run, to_agency)
-        used["run"] = {
-            "id": run["id"],
-            "editions": {agency: run_source.as_dict(), to_agency: run_target.as_dict()},
-        }
-        first = source.walk_many(held, start, run_source)
-        first_back = source.walk_many(set().union(*first.values()), run_source, start)
-        crossed = partners().crossing(
-            conn, run["id"], agency, sorted(set().union(*first.values())), to_agency
-        )
-        in_run = {rc for pairs in crossed.values() for rc, _ in pairs}
-        last = target.walk_many(in_run, run_target, goal)
-        last_back = target.walk_many(
-            set().union(*last.values()) if last else set(), goal, run_target
-        )
-        certain = set()
-        for code, mids in first.items():
-            for mid in mids:
-                for run_code, relation in crossed.get(mid, []):
-                    for unit in last[run_code]:
-                        how = {"source_code": mid, "run_code": run_code, "relation": relation}
-                        ways[code].setdefault(unit, []).append(how)
-            (unit, hows), *more = list(ways[code].items()) or [("", [])]
-            if (
-                not more
-                and len(hows) == 1
-                and hows[0]["relation"] == "same"
-                and first_back[hows[0]["source_code"]] == {code}
-                and mids == {hows[0]["source_code"]}
-                and last[hows[0]["run_code"]] == {unit}
-                and last_back[unit] == {hows[0]["run_code"]}
-            ):
-                certain.add(code)
-    every = sorted({u for reached in ways.values() for u in reached})
-    names = {u["code"]: u for u in unit_names(conn, goal, every)}
-    out = {
-        code: [
-            {
-                **names.get(unit, {"code": unit}),
-                "via": hows,
-                "weight": 1.0 if code in certain else None,
-                "weight_basis": "identity" if code in certain else "unknown",
-            }
-            for unit, hows in sorted(reached.items())
-        ]
-        for code, reached in ways.items()
-    }
-    return used, out
