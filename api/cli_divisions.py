@@ -250,3 +250,65 @@ def resolve_command(agency: str, codes: Any) -> None:
                 r.get("parent_code", ""),
             ]
         )
+
+
+@divisions.command("match")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--agency", required=True, help="whose units to match the rows to (moi, sci, hf…)")
+@click.option("--province", help="the column holding province names (header or number)")
+@click.option("--county", help="the column of county names")
+@click.option("--district", help="the column of district names")
+@click.option("--rural", help="the column of rural district names")
+@click.option("--place", help="the column of city or village names")
+@click.option("--code", help="the column of the agency's codes")
+@click.option("--as-of", help="match against the edition in force on this date")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="where to write")
+@reports_errors
+def match_command(
+    file: Path,
+    agency: str,
+    province: str | None,
+    county: str | None,
+    district: str | None,
+    rural: str | None,
+    place: str | None,
+    code: str | None,
+    as_of: str | None,
+    out: Path | None,
+) -> None:
+    """Match a table's rows (CSV or XLSX of hand-typed names, codes optional) to AGENCY's
+    units; write the table with result columns added (status: exact, variant, former_name,
+    ambiguous, wrong_parent, not_found; the unit, score, evidence, codes in every agency,
+    candidates). Columns are recognised from their headers when none is named."""
+    from geo.geodata.registry.match_table import match_table
+
+    roles = {
+        "province": province,
+        "county": county,
+        "district": district,
+        "rural": rural,
+        "place": place,
+        "code": code,
+    }
+    named = {role: column for role, column in roles.items() if column}
+    with (
+        ready_db().connect() as conn,
+        click.progressbar(length=1, label="matching", file=sys.stderr) as bar,
+    ):
+
+        def advance(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        answer = match_table(
+            conn,
+            file.read_bytes(),
+            agency.lower(),
+            named,
+            as_of=parse_date(as_of) if as_of else None,
+            progress=advance,
+        )
+    target = out or file.with_name(f"{file.stem}.matched.{answer.extension}")
+    target.write_bytes(answer.body)
+    said = ", ".join(f"{k} {v}" for k, v in sorted(answer.summary.items()))
+    click.echo(f"{target}: {said} (columns: {answer.columns})")

@@ -3,11 +3,17 @@ stripped, the same typed the way people type, a wrong county, MOI's former names
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Connection, text
 
 from data.generator import generate
 from data.lists import import_lists
+from geo.geodata.registry.match_table import RESULT_COLUMNS
 from geo.geodata.registry.matching import Matcher
 from geo.platform.database import Database
 
@@ -112,3 +118,96 @@ def test_codes_and_empty_rows(url: str) -> None:
         assert matcher.match({"code": code}).status == "exact"
         assert matcher.match({"place": "  "}).status == "not_found"
         assert matcher.match({"place": "ناکجاآباد زززز"}).status == "not_found"
+
+
+def _sheet(c: Connection, n: int) -> list[list[str]]:
+    rows = _rows(c, "sci", "village")[:n]
+    head = ["ردیف", "نام استان", "نام شهرستان", "نام دهستان", "نام آبادی", "جمعیت"]
+    body = [
+        [str(i), r["province"], r["county"], r["rural"], r["place"], "12"]
+        for i, r in enumerate(rows, start=1)
+    ]
+    return [head, *body, ["x", "تهران", "تهران", "", "ناکجاآباد زززز", "1"]]
+
+
+def test_a_csv_table_comes_back_with_result_columns(url: str) -> None:
+    """Headers recognised in Persian; the user's columns kept as typed; a BOM for Excel;
+    statuses counted; the chosen unit's codes in every agency."""
+    from geo.geodata.registry.match_table import match_table
+
+    with Database(url).connect() as c:
+        sheet = _sheet(c, 60)
+        raw = "\n".join(",".join(r) for r in sheet).encode("utf-8")
+        answer = match_table(c, raw, "sci")
+    assert answer.body.startswith("\ufeff".encode())
+    back = list(csv.reader(io.StringIO(answer.body.decode("utf-8-sig"))))
+    assert back[0] == sheet[0] + list(RESULT_COLUMNS)
+    assert [r[: len(sheet[0])] for r in back[1:]] == sheet[1:]  # Persian intact
+    status = back[0].index("match_status")
+    assert [r[status] for r in back[1:]].count("exact") >= 58
+    assert back[-1][status] == "not_found"
+    assert answer.summary["not_found"] == 1
+    assert answer.columns == {
+        "province": "نام استان",
+        "county": "نام شهرستان",
+        "rural": "نام دهستان",
+        "place": "نام آبادی",
+    }
+    sci_code = back[0].index("sci_code")
+    assert all(r[sci_code] == r[back[0].index("match_code")] for r in back[1:-1] if r[sci_code])
+
+
+def test_http_match_keeps_xlsx_and_says_why_it_cannot(url: str) -> None:
+    from openpyxl import Workbook, load_workbook
+
+    from tests.helpers import client_for
+
+    client = client_for(url, "reader", "sci")
+    with Database(url).connect() as c:
+        sheet = _sheet(c, 20)
+    book = Workbook()
+    for row in sheet:
+        book.active.append(row)
+    buf = io.BytesIO()
+    book.save(buf)
+    answer = client.post(
+        "/match",
+        data={
+            "file": (io.BytesIO(buf.getvalue()), "روستاها.xlsx"),
+            "agency": "sci",
+            "place": "نام آبادی",
+            "county": "3",
+        },
+    )
+    assert answer.status_code == 200, answer.data[:300]
+    assert answer.mimetype.endswith("spreadsheetml.sheet")
+    assert "matched.xlsx" in answer.headers["Content-Disposition"]
+    assert json.loads(answer.headers["X-Tagsim-Match"])["exact"] >= 19
+    rows = list(load_workbook(io.BytesIO(answer.data)).active.iter_rows(values_only=True))
+    assert rows[0][-len(RESULT_COLUMNS) :] == RESULT_COLUMNS and rows[1][4] == sheet[1][4]
+    bad = client.post(
+        "/match", data={"file": (io.BytesIO(b"a,b\n1,2\n"), "t.csv"), "agency": "sci"}
+    )
+    assert bad.status_code == 422 and bad.json["code"] == "no_columns"
+    bad = client.post(
+        "/match",
+        data={"file": (io.BytesIO(b"a,b\n1,2\n"), "t.csv"), "agency": "sci", "place": "z"},
+    )
+    assert bad.status_code == 422 and bad.json["code"] == "unknown_column"
+
+
+def test_cli_match_writes_the_table_beside(url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    with Database(url).connect() as c:
+        sheet = _sheet(c, 10)
+    table = tmp_path / "villages.csv"
+    table.write_text("\n".join(",".join(r) for r in sheet), encoding="utf-8")
+    done = CliRunner(env={"TAGSIM_DATABASE_URL": url}).invoke(
+        main, ["divisions", "match", str(table), "--agency", "sci", "--place", "نام آبادی"]
+    )
+    assert done.exit_code == 0, done.output
+    written = (tmp_path / "villages.matched.csv").read_text(encoding="utf-8-sig")
+    assert "exact" in done.output and written.count("\n") == len(sheet)
