@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -38,6 +39,9 @@ STATUSES = ("exact", "variant", "former_name", "ambiguous", "wrong_parent", "not
 _PLACE_LEVELS = ("village", "city")
 _LEVEL_OF = {"province": "province", "county": "county", "district": "district", "rural": "rural"}
 MAX_CANDIDATES = 5
+# Tables repeat their parents' names row after row: each is folded once.
+_key = lru_cache(maxsize=65536)(match_key)
+_loose = lru_cache(maxsize=65536)(loose_key)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class Matcher:
             self.units[code] = unit
             self.by_key.setdefault((level, key), []).append(code)
             self.by_loose.setdefault((level, loose), []).append(code)
+        self._parents: dict[str, dict[str, _Unit]] = {}
         self._former = _FormerNames(conn, agency, self.edition["id"])
 
     def match(self, row: Mapping[str, str | None]) -> Match:
@@ -110,13 +115,8 @@ class Matcher:
         leaf_role = next(r for r in reversed(COLUMNS) if r in names)
         leaf = names[leaf_role]
         levels = _PLACE_LEVELS if leaf_role == "place" else (_LEVEL_OF[leaf_role],)
-        exact = [c for lv in levels for c in self.by_key.get((lv, match_key(leaf)), [])]
-        loose = [
-            c
-            for lv in levels
-            for c in self.by_loose.get((lv, loose_key(leaf)), [])
-            if c not in exact
-        ]
+        exact = {c for lv in levels for c in self.by_key.get((lv, _key(leaf)), [])}
+        loose = {c for lv in levels for c in self.by_loose.get((lv, _loose(leaf)), [])} - exact
         parents = {r: v for r, v in names.items() if r != leaf_role}
         scored = [self._score(c, c in exact, parents) for c in [*exact, *loose]]
         if not scored:
@@ -126,14 +126,16 @@ class Matcher:
         if len(fitting) == 1:
             best = fitting[0]
             status = "exact" if best.exact and not best.loosely else "variant"
-            return self._chosen(status, self.units[best.code], best.score, best.evidence, scored)
+            return self._chosen(
+                status, self.units[best.code], best.score, self._evidence(best), scored
+            )
         if len(fitting) > 1:
             top = [s for s in fitting if s.score == fitting[0].score]
             if len(top) == 1:  # more parents agree with one of them
                 best = top[0]
                 status = "exact" if best.exact and not best.loosely else "variant"
                 return self._chosen(
-                    status, self.units[best.code], best.score, best.evidence, scored
+                    status, self.units[best.code], best.score, self._evidence(best), scored
                 )
             return Match(
                 "ambiguous",
@@ -150,35 +152,56 @@ class Matcher:
                 candidates=self._candidates(scored),
             )
         return self._chosen(
-            "wrong_parent", self.units[best.code], best.score, best.evidence, scored
+            "wrong_parent", self.units[best.code], best.score, self._evidence(best), scored
         )
 
     def match_all(self, rows: Iterable[Mapping[str, str | None]]) -> list[Match]:
         return [self.match(r) for r in rows]
 
     def _score(self, code: str, exact: bool, parents: dict[str, str]) -> _Scored:
-        unit = self.units[code]
+        """A candidate's score against the row's parents (the words come later, for the
+        few candidates shown: most rows have many homonyms)."""
         score = 0.6 if exact else 0.45
-        words = [f"«{unit.name}» ({'its name' if exact else 'a spelling of its name'})"]
         against: list[str] = []
         loosely = not exact
-        above = {self.units[a].level: self.units[a] for a in unit.ancestors if a in self.units}
+        above = self._above(code)
         for role, given in parents.items():
             parent = above.get(_LEVEL_OF.get(role, role))
             if parent is None:
                 continue  # the unit has no parent of that level: the column says nothing
-            if parent.key == match_key(given):
+            if parent.key == _key(given):
                 score += 0.1
-                words.append(f"{role} «{parent.name}» agrees")
-            elif parent.loose == loose_key(given):
+            elif parent.loose == _loose(given):
                 score += 0.08
                 loosely = True
-                words.append(f"{role} «{given}» is a spelling of «{parent.name}»")
             else:
                 score -= 0.2
                 against.append(role)
+        return _Scored(code, max(0.0, min(1.0, score)), exact, loosely, against, parents)
+
+    def _above(self, code: str) -> dict[str, _Unit]:
+        found = self._parents.get(code)
+        if found is None:
+            unit = self.units[code]
+            found = {self.units[a].level: self.units[a] for a in unit.ancestors if a in self.units}
+            self._parents[code] = found
+        return found
+
+    def _evidence(self, scored: _Scored) -> str:
+        unit = self.units[scored.code]
+        words = [f"«{unit.name}» ({'its name' if scored.exact else 'a spelling of its name'})"]
+        above = self._above(scored.code)
+        for role, given in scored.parents.items():
+            parent = above.get(_LEVEL_OF.get(role, role))
+            if parent is None:
+                continue
+            if parent.key == _key(given):
+                words.append(f"{role} «{parent.name}» agrees")
+            elif parent.loose == _loose(given):
+                words.append(f"{role} «{given}» is a spelling of «{parent.name}»")
+            else:
                 words.append(f"{role} «{given}» given, but it lies in «{parent.name}»")
-        return _Scored(code, max(0.0, min(1.0, score)), exact, loosely, against, "; ".join(words))
+        return "; ".join(words)
 
     def _chosen(
         self,
@@ -216,7 +239,7 @@ class Matcher:
     def _former_or_not_found(
         self, leaf: str, levels: tuple[str, ...], parents: dict[str, str]
     ) -> Match:
-        now = sorted(c for c in self._former.codes_now(match_key(leaf), levels) if c in self.units)
+        now = sorted(c for c in self._former.codes_now(_key(leaf), levels) if c in self.units)
         if len(now) == 1:
             unit = self.units[now[0]]
             return self._chosen(
@@ -239,7 +262,7 @@ class _Scored:
     exact: bool
     loosely: bool
     against: list[str]
-    evidence: str
+    parents: dict[str, str]
 
 
 class _FormerNames:
