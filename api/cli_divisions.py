@@ -261,6 +261,12 @@ def resolve_command(agency: str, codes: Any) -> None:
 @click.option("--rural", help="the column of rural district names")
 @click.option("--place", help="the column of city or village names")
 @click.option("--code", help="the column of the agency's codes")
+@click.option(
+    "--other-code",
+    "others",
+    multiple=True,
+    help="another agency's code column, as AGENCY=COLUMN (e.g. moi=کد کشوری): projected",
+)
 @click.option("--as-of", help="match against the edition in force on this date")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="where to write")
 @reports_errors
@@ -273,6 +279,7 @@ def match_command(
     rural: str | None,
     place: str | None,
     code: str | None,
+    others: tuple[str, ...],
     as_of: str | None,
     out: Path | None,
 ) -> None:
@@ -291,6 +298,11 @@ def match_command(
         "code": code,
     }
     named = {role: column for role, column in roles.items() if column}
+    for other in others:
+        agency_of, _, column = other.partition("=")
+        if not column:
+            raise click.BadParameter(f"{other!r}: write AGENCY=COLUMN", param_hint="--other-code")
+        named[f"{agency_of.strip().lower()}_code"] = column
     with (
         ready_db().connect() as conn,
         click.progressbar(length=1, label="matching", file=sys.stderr) as bar,

@@ -24,7 +24,7 @@ from geo.geodata.registry.lookup import (
     history,
     resolve,
 )
-from geo.geodata.registry.match_table import match_table
+from geo.geodata.registry.match_table import ROLES, match_table
 from geo.geodata.registry.projection import project, project_many
 from geo.geodata.registry.references import clean_agency, clean_code
 from geo.geodata.registry.search import at_point, search
@@ -238,6 +238,9 @@ _COLUMN = {"type": "string", "maxLength": 200}
         rural=_COLUMN,
         place=_COLUMN,
         code=_COLUMN,
+        moi_code=_COLUMN,
+        sci_code=_COLUMN,
+        hf_code=_COLUMN,
         as_of=Date("as_of").schema(),
     ),
     max_body=32 * 1024 * 1024,
@@ -246,15 +249,15 @@ def post_match() -> Response:
     """A table of hand-typed names (CSV or XLSX, multipart ``file``) matched row by row to
     ``agency``'s units: the same table back with result columns (status, the unit, score,
     evidence, codes in every agency, candidates); CSV as UTF-8 with a BOM, XLSX as XLSX.
-    Fields ``province``, ``county``, ``district``, ``rural``, ``place``, ``code`` name the
-    columns (header or 1-based number; recognised from the headers when none is given).
+    Fields ``province``, ``county``, ``district``, ``rural``, ``place``, ``code`` and
+    another agency's ``moi_code``/``sci_code``/``hf_code`` (projected) name the columns
+    (header or 1-based number; recognised from the headers when none is given).
     ``X-Tagsim-Match`` holds the count of rows per status as JSON."""
     upload = request.files.get("file")
     if upload is None:
         raise InvalidParameter("send the table as the multipart field 'file'", field="file")
     agency = clean_agency(request.form.get("agency", ""))
-    roles = ("province", "county", "district", "rural", "place", "code")
-    named = {r: request.form[r] for r in roles if request.form.get(r)}
+    named = {r: request.form[r] for r in ROLES if request.form.get(r)}
     raw_date = request.form.get("as_of")
     as_of = Date("as_of").parse(raw_date) if raw_date else None
     answer = match_table(get_conn(), upload.read(), agency, named, as_of=as_of)

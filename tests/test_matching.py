@@ -19,9 +19,14 @@ from geo.platform.database import Database
 
 
 @pytest.fixture(scope="module")
-def url(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    world = tmp_path_factory.mktemp("matching") / "small"
-    generate(world, "small", seed=11)
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("matching") / "small"
+    generate(out, "small", seed=11)
+    return out
+
+
+@pytest.fixture(scope="module")
+def url(module_db_url: str, world: Path) -> str:
     import_lists(Database(module_db_url), world)
     return module_db_url
 
@@ -211,3 +216,27 @@ def test_cli_match_writes_the_table_beside(url: str, tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     written = (tmp_path / "villages.matched.csv").read_text(encoding="utf-8-sig")
     assert "exact" in done.output and written.count("\n") == len(sheet)
+
+
+def test_another_agencys_codes_are_projected(url: str, world: Path) -> None:
+    """A table keyed by MOI codes, matched to SCI: each code goes through the crosswalk
+    (and MOI's events) to its SCI unit, as the crosswalk's truth says."""
+    from crosswalk import build, start_run
+    from geo.geodata.registry.match_table import match_table
+
+    build(Database(url), start_run(Database(url)))
+    with (world / "truth" / "crosswalk.csv").open(encoding="utf-8") as f:
+        same = [
+            r
+            for r in csv.DictReader(f)
+            if r["relation"] == "same" and r["moi_code"] and r["sci_code"]
+        ][:60]
+    raw = ("کد کشوری,توضیح\n" + "".join(f"{r['moi_code']},x\n" for r in same)).encode()
+    with Database(url).connect() as c:
+        answer = match_table(c, raw, "sci", {"moi_code": "کد کشوری"})
+    back = list(csv.reader(io.StringIO(answer.body.decode("utf-8-sig"))))
+    head = back[0]
+    got = {r[0]: (r[head.index("match_status")], r[head.index("match_code")]) for r in back[1:]}
+    right = sum(got[r["moi_code"]] == ("exact", r["sci_code"]) for r in same)
+    assert right >= len(same) * 0.8  # (links the matcher left for review stay unmatched)
+    assert all(code in ("", r["sci_code"]) for r in same for _, code in [got[r["moi_code"]]])

@@ -2,7 +2,8 @@
 with result columns added: CSV stays CSV (UTF-8 with a BOM, for Excel), XLSX stays XLSX,
 Persian as typed.
 
-Columns play roles (:data:`~geo.geodata.registry.matching.COLUMNS` and ``code``), named
+Columns play roles (:data:`~geo.geodata.registry.matching.COLUMNS`, ``code``, and another
+agency's code as ``moi_code``/``sci_code``/``hf_code``, projected to the agency), named
 by the user (``{"county": "شهرستان", …}``, by header or 1-based number) or recognised from
 common headers in Persian or English.
 """
@@ -20,15 +21,17 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geo.errors import ValidationError
-from geo.geodata.persian import match_key
+from geo.geodata.persian import is_digits, match_key, normalize_code
 from geo.geodata.registry.formats import read_table
-from geo.geodata.registry.matching import COLUMNS, Match, Matcher
+from geo.geodata.registry.matching import COLUMNS, MAX_CANDIDATES, Match, Matcher
 from geo.geodata.registry.partners import partners
+from geo.geodata.registry.projection import project_many
 from geo.models.crosswalk import LINK_AGENCIES
 
 __all__ = ["RESULT_COLUMNS", "ROLES", "MatchedTable", "match_table"]
 
-ROLES = (*COLUMNS, "code")
+FOREIGN = tuple(f"{a}_code" for a in LINK_AGENCIES)  # another agency's code, projected
+ROLES = (*COLUMNS, "code", *FOREIGN)
 RESULT_COLUMNS = (
     "match_status",
     "match_code",
@@ -81,6 +84,7 @@ def match_table(
         matches.append(matcher.match(asked))
         if progress is not None and (i % 1000 == 0 or i == len(rows)):
             progress(i, len(rows))
+    _by_foreign_codes(conn, agency, rows, where, matches, as_of)
     codes = _codes_everywhere(conn, agency, sorted({m.code for m in matches if m.code}))
     added = [_result_cells(m, codes) for m in matches]
     summary = dict(Counter(m.status for m in matches))
@@ -122,6 +126,46 @@ def _columns(header: list[str], asked: Mapping[str, str]) -> dict[str, int]:
             code="no_columns",
         )
     return found
+
+
+def _by_foreign_codes(
+    conn: Connection,
+    agency: str,
+    rows: list[list[str]],
+    where: dict[str, int],
+    matches: list[Match],
+    as_of: date | None,
+) -> None:
+    """Rows with another agency's code: that code projected to ``agency`` (its events and
+    the crosswalk) decides, unless the row's own code already did."""
+    for role in FOREIGN:
+        other = role.removesuffix("_code")
+        if role not in where or other == agency:
+            continue
+        at = where[role]
+        given = [normalize_code(r[at]) if at < len(r) else "" for r in rows]
+        wanted = sorted({c for c in given if is_digits(c)})
+        if not wanted:
+            continue
+        _, projected = project_many(conn, other, wanted, agency, at=as_of, to_date=as_of)
+        for i, code in enumerate(given):
+            units = projected.get(code, [])
+            if not units or matches[i].evidence.startswith("code "):
+                continue
+            if len(units) == 1:
+                unit = units[0]
+                said = f"{other} code {code} is linked to «{unit['name']}»"
+                matches[i] = Match("exact", unit["code"], unit["name"], unit["level"], 0.95, said)
+            else:
+                matches[i] = Match(
+                    "ambiguous",
+                    score=0.5,
+                    evidence=f"{other} code {code} is linked to {len(units)} units",
+                    candidates=[
+                        {"code": u["code"], "name": u.get("name"), "level": u.get("level")}
+                        for u in units[:MAX_CANDIDATES]
+                    ],
+                )
 
 
 def _codes_everywhere(
