@@ -44,7 +44,10 @@ MAX_EXPANDED = 2 * 1024**3
 MAX_RATIO = 100
 RATIO_FLOOR = 64 * 1024**2
 MAX_ENTRIES = 500
-BATCH_SIZE = 50_000
+# Features read per batch. 10,000 (was 50,000) keeps an ingest of 1 M tiled parcels at
+# 0.54-0.57 GB peak RSS instead of 0.63-0.71, at the same speed (session 13, measured on
+# the bench's tiling shapefile and GeoPackage).
+BATCH_SIZE = 10_000
 CPG = {
     "utf-8": "UTF-8",
     "utf8": "UTF-8",
