@@ -19,7 +19,7 @@ table of 100,000 rows costs dictionary lookups, not statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -42,6 +42,7 @@ MAX_CANDIDATES = 5
 # Tables repeat their parents' names row after row: each is folded once.
 _key = lru_cache(maxsize=65536)(match_key)
 _loose = lru_cache(maxsize=65536)(loose_key)
+_AGREEMENT_SCORE = {"agrees": 0.1, "spelling": 0.08, "against": -0.2}
 
 
 @dataclass(frozen=True)
@@ -164,20 +165,30 @@ class Matcher:
         score = 0.6 if exact else 0.45
         against: list[str] = []
         loosely = not exact
+        for role, _given, _parent, agreement in self._parents_said(code, parents):
+            score += _AGREEMENT_SCORE[agreement]
+            loosely = loosely or agreement == "spelling"
+            if agreement == "against":
+                against.append(role)
+        return _Scored(code, max(0.0, min(1.0, score)), exact, loosely, against, parents)
+
+    def _parents_said(
+        self, code: str, parents: dict[str, str]
+    ) -> Iterator[tuple[str, str, _Unit, str]]:
+        """Each parent the row names that the unit has at that level: (role, the name
+        given, the unit's parent, ``agrees`` / ``spelling`` / ``against``). A parent level
+        the unit lacks says nothing."""
         above = self._above(code)
         for role, given in parents.items():
             parent = above.get(_LEVEL_OF.get(role, role))
             if parent is None:
-                continue  # the unit has no parent of that level: the column says nothing
+                continue
             if parent.key == _key(given):
-                score += 0.1
+                yield role, given, parent, "agrees"
             elif parent.loose == _loose(given):
-                score += 0.08
-                loosely = True
+                yield role, given, parent, "spelling"
             else:
-                score -= 0.2
-                against.append(role)
-        return _Scored(code, max(0.0, min(1.0, score)), exact, loosely, against, parents)
+                yield role, given, parent, "against"
 
     def _above(self, code: str) -> dict[str, _Unit]:
         found = self._parents.get(code)
@@ -190,14 +201,10 @@ class Matcher:
     def _evidence(self, scored: _Scored) -> str:
         unit = self.units[scored.code]
         words = [f"«{unit.name}» ({'its name' if scored.exact else 'a spelling of its name'})"]
-        above = self._above(scored.code)
-        for role, given in scored.parents.items():
-            parent = above.get(_LEVEL_OF.get(role, role))
-            if parent is None:
-                continue
-            if parent.key == _key(given):
+        for role, given, parent, agreement in self._parents_said(scored.code, scored.parents):
+            if agreement == "agrees":
                 words.append(f"{role} «{parent.name}» agrees")
-            elif parent.loose == _loose(given):
+            elif agreement == "spelling":
                 words.append(f"{role} «{given}» is a spelling of «{parent.name}»")
             else:
                 words.append(f"{role} «{given}» given, but it lies in «{parent.name}»")
