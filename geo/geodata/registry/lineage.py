@@ -365,9 +365,8 @@ def change_type(lineage: Lineage, trail: Trail) -> str:
     forward = lineage.position[trail.end.id] >= lineage.position[trail.start.id]
     if not trail.units:  # nothing at the end: followed forward, it ended; back, it began
         return "abolished" if forward else "created"
-    sources = set()
-    for unit in trail.units:
-        sources |= set(lineage.walk(unit, trail.end, trail.start).units)
+    back = lineage.walk_many(trail.units, trail.end, trail.start)
+    sources = {source for reached in back.values() for source in reached}
     # (in time order: a trail followed back reads from its end to its start)
     many_ends, many_starts = len(trail.units) > 1, len(sources) > 1
     many_after, many_before = (many_ends, many_starts) if forward else (many_starts, many_ends)

@@ -150,7 +150,7 @@ def _by_foreign_codes(
         _, projected = project_many(conn, other, wanted, agency, at=as_of, to_date=as_of)
         for i, code in enumerate(given):
             units = projected.get(code, [])
-            if not units or matches[i].evidence.startswith("code "):
+            if not units or matches[i].by_code:
                 continue
             if len(units) == 1:
                 unit = units[0]

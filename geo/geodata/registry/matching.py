@@ -66,6 +66,7 @@ class Match:
     score: float = 0.0
     evidence: str = ""
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    by_code: bool = False  # decided by the row's own code (nothing overrides it)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,7 +109,9 @@ class Matcher:
         code = normalize_code(row.get("code") or "")
         if code and is_digits(code) and code in self.units:
             unit = self.units[code]
-            return self._chosen("exact", unit, 1.0, f"code {code} is «{unit.name}»")
+            found = self._chosen("exact", unit, 1.0, f"code {code} is «{unit.name}»")
+            found.by_code = True
+            return found
         names = {r: (row.get(r) or "").strip() for r in COLUMNS}
         names = {r: v for r, v in names.items() if v}
         if not names:
