@@ -25,6 +25,7 @@ from api import (
     plates,
     ratelimit,
     subscriptions,
+    tables,
     tiles,
     uploads,
     web,
@@ -70,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(divisions.bp)
+    app.register_blueprint(tables.bp)
     app.register_blueprint(editions.bp)
     app.register_blueprint(crosswalk.bp)
     app.register_blueprint(uploads.bp)

@@ -268,6 +268,9 @@ main.add_command(keys)
 main.add_command(secrets)
 main.add_command(crosswalk)
 main.add_command(plates)
+# the two table commands a user reaches for first, also at the top level
+main.add_command(divisions.commands["match"], "match")
+main.add_command(divisions.commands["convert"], "convert")
 
 if __name__ == "__main__":
     main()

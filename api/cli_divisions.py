@@ -324,3 +324,78 @@ def match_command(
     target.write_bytes(answer.body)
     said = ", ".join(f"{k} {v}" for k, v in sorted(answer.summary.items()))
     click.echo(f"{target}: {said} (columns: {answer.columns})")
+
+
+@divisions.command("convert")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--agency", required=True, help="whose codes key the table (moi, sci, hf…)")
+@click.option("--code", required=True, help="the column of codes (header or number)")
+@click.option(
+    "--count", "counts", multiple=True, required=True, help="a count column (repeat for more)"
+)
+@click.option(
+    "--category", "categories", multiple=True, help="a column kept as is, grouping the output"
+)
+@click.option("--at", help="the codes as they were on this date (default: the newest edition)")
+@click.option("--to-agency", help="the agency wanted (default: the same)")
+@click.option("--to-date", help="the units in force on this date (default: the newest edition)")
+@click.option("--equal-shares", is_flag=True, help="divide a row equally where a weight is unknown")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="where to write")
+@reports_errors
+def convert_command(
+    file: Path,
+    agency: str,
+    code: str,
+    counts: tuple[str, ...],
+    categories: tuple[str, ...],
+    at: str | None,
+    to_agency: str | None,
+    to_date: str | None,
+    equal_shares: bool,
+    out: Path | None,
+) -> None:
+    """Re-key a table of AGENCY's codes to another agency and/or date: counts divided by
+    the weights of splits, summed over merges, each row with its provenance. Rows that
+    cannot be converted go to FILE.not-converted.csv with their reason."""
+    from geo.geodata.registry.conversion import ConversionSpec, convert
+    from geo.geodata.registry.formats import read_table, write_csv, write_xlsx
+
+    raw = file.read_bytes()
+    spec = ConversionSpec(
+        agency=agency.lower(),
+        code=code,
+        counts=counts,
+        categories=categories,
+        at=parse_date(at) if at else None,
+        to_agency=to_agency.lower() if to_agency else None,
+        to_date=parse_date(to_date) if to_date else None,
+        equal_shares=equal_shares,
+    )
+    with (
+        ready_db().connect() as conn,
+        click.progressbar(length=1, label="converting", file=sys.stderr) as bar,
+    ):
+
+        def advance(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        done = convert(conn, read_table(raw), spec, progress=advance)
+    xlsx = raw.startswith(b"PK\x03\x04")
+    target = out or file.with_name(f"{file.stem}.{done.to_agency}.{'xlsx' if xlsx else 'csv'}")
+    if xlsx:
+        sheets = {"converted": done.table(), "not converted": done.refused_table()}
+        target.write_bytes(write_xlsx(sheets))
+    else:
+        target.write_bytes(write_csv(done.table()))
+        if done.refused:
+            report = target.with_name(f"{target.stem}.not-converted.csv")
+            report.write_bytes(write_csv(done.refused_table()))
+            click.echo(f"{report}: {len(done.refused)} rows not converted")
+    summary = done.summary
+    click.echo(
+        f"{target}: {summary['rows_converted']} rows converted into {summary['rows_out']},"
+        f" {summary['rows_refused']} refused {summary['refused'] or ''}"
+    )
+    for name, sums in summary["totals"].items():
+        click.echo(f"  {name}: in {sums['in']}, out {sums['out']}, not converted {sums['refused']}")

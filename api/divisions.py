@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
-from urllib.parse import quote
 
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.http import http_date
 
 from api.database import get_conn
-from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, form, json_object
+from api.endpoints import Agency, Code, Date, Int, Num, Text, arg, declare, json_object
 from api.parameters import AGENCY_SCHEMA, UNIT_REF_PATTERN, RequiredAgency, RequiredText
 from api.params import json_body, str_field
 from geo.errors import InvalidParameter
@@ -24,7 +22,6 @@ from geo.geodata.registry.lookup import (
     history,
     resolve,
 )
-from geo.geodata.registry.match_table import ROLES, match_table
 from geo.geodata.registry.projection import project, project_many
 from geo.geodata.registry.references import clean_agency, clean_code
 from geo.geodata.registry.search import at_point, search
@@ -218,57 +215,6 @@ def get_projected(agency: str, code: str) -> Response:
             to_date=arg("to_date"),
         )
     )
-
-
-_COLUMN = {"type": "string", "maxLength": 200}
-
-
-@bp.post("/match")
-@declare(
-    service="divisions",
-    replica=True,
-    media=("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-    body=form(
-        "file",
-        "agency",
-        agency=AGENCY_SCHEMA,
-        province=_COLUMN,
-        county=_COLUMN,
-        district=_COLUMN,
-        rural=_COLUMN,
-        place=_COLUMN,
-        code=_COLUMN,
-        moi_code=_COLUMN,
-        sci_code=_COLUMN,
-        hf_code=_COLUMN,
-        as_of=Date("as_of").schema(),
-    ),
-    max_body=32 * 1024 * 1024,
-)
-def post_match() -> Response:
-    """A table of hand-typed names (CSV or XLSX, multipart ``file``) matched row by row to
-    ``agency``'s units: the same table back with result columns (status, the unit, score,
-    evidence, codes in every agency, candidates); CSV as UTF-8 with a BOM, XLSX as XLSX.
-    Fields ``province``, ``county``, ``district``, ``rural``, ``place``, ``code`` and
-    another agency's ``moi_code``/``sci_code``/``hf_code`` (projected) name the columns
-    (header or 1-based number; recognised from the headers when none is given).
-    ``X-Tagsim-Match`` holds the count of rows per status as JSON."""
-    upload = request.files.get("file")
-    if upload is None:
-        raise InvalidParameter("send the table as the multipart field 'file'", field="file")
-    agency = clean_agency(request.form.get("agency", ""))
-    named = {r: request.form[r] for r in ROLES if request.form.get(r)}
-    raw_date = request.form.get("as_of")
-    as_of = Date("as_of").parse(raw_date) if raw_date else None
-    answer = match_table(get_conn(), upload.read(), agency, named, as_of=as_of)
-    g.audit_rows = sum(answer.summary.values())
-    stem = (upload.filename or "table").rsplit(".", 1)[0] or "table"
-    response = Response(answer.body, mimetype=answer.media_type)
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename*=UTF-8''{quote(stem)}.matched.{answer.extension}"
-    )
-    response.headers["X-Tagsim-Match"] = json.dumps(answer.summary)
-    return response
 
 
 def _batch_from_request() -> tuple[str, str, list[str], dict[str, Any]]:

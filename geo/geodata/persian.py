@@ -16,7 +16,15 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["ascii_digits", "is_code", "is_digits", "loose_key", "match_key", "normalize_code"]
+__all__ = [
+    "ascii_digits",
+    "is_code",
+    "is_digits",
+    "loose_key",
+    "match_key",
+    "normalize_code",
+    "parse_number",
+]
 
 _DIGITS = {ord(c): str(i) for i, c in enumerate("۰۱۲۳۴۵۶۷۸۹")}
 _DIGITS.update({ord(c): str(i) for i, c in enumerate("٠١٢٣٤٥٦٧٨٩")})
@@ -121,6 +129,25 @@ def normalize_code(code: str) -> str:
     if code.isascii() and code.isdigit():  # the common case, kept fast for bulk imports
         return code
     return _CODE_SEPARATORS.sub("", ascii_digits(code.strip()))
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_number(text: str) -> float | None:
+    """A number as people type it in a table, or None when the cell is not one: Persian or
+    Arabic-Indic digits, «٫» or «.» for the decimal point, «٬», «,» or spaces between
+    thousands, a leading «−».
+
+    Example:
+        >>> parse_number("۱٬۲۳۴٫۵")
+        1234.5
+    """
+    cleaned = ascii_digits(text.strip()).replace("\u066b", ".").replace("\u2212", "-")
+    cleaned = re.sub(r"[\u066c,\s\u200c\u00a0]", "", cleaned)
+    if not _NUMBER.match(cleaned):
+        return None
+    return float(cleaned)
 
 
 def is_digits(text: str) -> bool:

@@ -20,9 +20,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geo.errors import ValidationError
-from geo.geodata.persian import ascii_digits, is_digits, normalize_code
+from geo.geodata.persian import ascii_digits, is_digits, match_key, normalize_code
 
-__all__ = ["FORMATS", "DivisionRow", "decode", "detect_format", "read_rows", "read_table"]
+__all__ = [
+    "FORMATS",
+    "XLSX_MEDIA",
+    "DivisionRow",
+    "column_index",
+    "decode",
+    "detect_format",
+    "read_rows",
+    "read_table",
+    "write_csv",
+    "write_xlsx",
+]
+
+XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 FORMATS = ("moi", "sci", "generic")
 MOI_LEVELS = {
@@ -128,6 +141,41 @@ def read_table(raw: bytes) -> list[list[str]]:
         ]
     except csv.Error as exc:
         raise ValidationError(f"not a readable CSV file: {exc}", code="unreadable_file") from None
+
+
+def column_index(header: list[str], name: str, role: str) -> int:
+    """The index of the column a user named for ``role``: its header (compared by match
+    key: Persian spelling variants and spaces do not matter) or its 1-based number."""
+    if name.isdigit() and 1 <= int(name) <= len(header):
+        return int(name) - 1
+    keys = [match_key(h) for h in header]
+    if match_key(name) in keys:
+        return keys.index(match_key(name))
+    raise ValidationError(
+        f"the table has no column {name!r} (for {role})", code="unknown_column", field=role
+    )
+
+
+def write_csv(rows: list[list[Any]]) -> bytes:
+    """CSV as Excel opens Persian text: UTF-8 with a byte-order mark, CRLF line ends."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def write_xlsx(sheets: dict[str, list[list[Any]]]) -> bytes:
+    """An XLSX workbook with one sheet per entry (name → rows)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def detect_format(header: list[str]) -> str:

@@ -10,19 +10,16 @@ common headers in Persian or English.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import Connection, text
 
 from geo.errors import ValidationError
 from geo.geodata.persian import is_digits, match_key, normalize_code
-from geo.geodata.registry.formats import read_table
+from geo.geodata.registry.formats import XLSX_MEDIA, column_index, read_table, write_csv, write_xlsx
 from geo.geodata.registry.matching import COLUMNS, MAX_CANDIDATES, Match, Matcher
 from geo.geodata.registry.partners import partners
 from geo.geodata.registry.projection import project_many
@@ -91,8 +88,8 @@ def match_table(
     named = {role: header[at] for role, at in where.items()}
     full = [header + list(RESULT_COLUMNS), *(r + a for r, a in zip(rows, added, strict=True))]
     if raw.startswith(b"PK\x03\x04"):
-        return MatchedTable(_xlsx(full), _XLSX, "xlsx", summary, named)
-    return MatchedTable(_csv(full), "text/csv; charset=utf-8", "csv", summary, named)
+        return MatchedTable(write_xlsx({"matched": full}), XLSX_MEDIA, "xlsx", summary, named)
+    return MatchedTable(write_csv(full), "text/csv; charset=utf-8", "csv", summary, named)
 
 
 def _columns(header: list[str], asked: Mapping[str, str]) -> dict[str, int]:
@@ -107,14 +104,7 @@ def _columns(header: list[str], asked: Mapping[str, str]) -> dict[str, int]:
             raise ValidationError(
                 f"{role!r} is not a column role; use {', '.join(ROLES)}", code="unknown_role"
             )
-        if name.isdigit() and 1 <= int(name) <= len(header):
-            found[role] = int(name) - 1
-        elif match_key(name) in keys:
-            found[role] = keys.index(match_key(name))
-        else:
-            raise ValidationError(
-                f"the table has no column {name!r} (for {role})", code="unknown_column"
-            )
+        found[role] = column_index(header, name, role)
     if not found:
         for role, words in _HEADERS.items():
             for word in words:
@@ -200,25 +190,3 @@ def _result_cells(m: Match, codes: dict[str, dict[str, list[str]]]) -> list[str]
         *(" | ".join(everywhere.get(a, [])) for a in LINK_AGENCIES),
         " | ".join(f"{c['code']} {c['name']}" for c in m.candidates),
     ]
-
-
-def _csv(rows: list[list[str]]) -> bytes:
-    out = io.StringIO()
-    out.write("\ufeff")
-    csv.writer(out, lineterminator="\r\n").writerows(rows)
-    return out.getvalue().encode("utf-8")
-
-
-_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _xlsx(rows: list[list[Any]]) -> bytes:
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("matched")
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
