@@ -71,3 +71,38 @@ def test_projection_to_a_date_uses_the_run_on_the_target_edition_then(
     base = f"/divisions/sci/{row['sci_code']}/projected?to_agency=moi"
     assert client.get(f"{base}&to_date={OLD}").json["run"]["id"] == runs[OLD]
     assert client.get(f"{base}&to_date={NEW}").json["run"]["id"] == runs[NEW]
+
+
+def test_a_table_of_moi_codes_converts_to_sci_through_the_run(
+    module_db_url: str, runs: dict[str, int], world: Path
+) -> None:
+    """A census table keyed by MOI 1401 codes re-keyed to SCI: a unit linked ``same`` to
+    one SCI unit brings its count there whole; no count is lost without a reason."""
+    from geo.geodata.dates import parse_date
+    from geo.geodata.registry.conversion import ConversionSpec, convert
+
+    with (world / "truth" / "crosswalk.csv").open(encoding="utf-8") as f:
+        truth = [r for r in csv.DictReader(f) if r["moi_code"]]
+    same = {
+        r["moi_code"]: r["sci_code"] for r in truth if r["relation"] == "same" and r["sci_code"]
+    }
+    table = [["moi", "people"], *([r["moi_code"], str(10 + i)] for i, r in enumerate(truth))]
+    spec = ConversionSpec("moi", "moi", ("people",), at=parse_date(NEW), to_agency="sci")
+    with Database(module_db_url).connect() as conn:
+        done = convert(conn, table, spec).as_json()
+    assert done["run"]["id"] == runs[NEW]
+    totals = done["summary"]["totals"]["people"]
+    assert totals["in"] == sum(int(n) for _, n in table[1:])
+    assert totals["out"] + totals["refused"] == pytest.approx(totals["in"], abs=1e-6)
+    count_of = {code: int(n) for code, n in table[1:]}
+    whole = 0
+    for row in done["rows"]:
+        for source in row["from"]:
+            if source["code"] in same and source["basis"] == "whole":
+                assert row["code"] == same[source["code"]]
+                whole += 1
+    assert whole >= len(same) * 0.9  # (a few same links are left for review by the run)
+    assert all(
+        r["reason"] in {"no_target", "unknown_weight", "unknown_code"} for r in done["refused"]
+    )
+    assert {r["code"] for r in done["refused"]} <= set(count_of)

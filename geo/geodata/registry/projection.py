@@ -4,8 +4,9 @@ Three legs, each one already known: the source agency's own events, followed fro
 code's edition to the edition the crosswalk run was built on (`lineage`); the run's accepted
 links, through MOI, to the target agency (`partners().crossing`); the target agency's events,
 followed from the run's edition to the edition in force on the date asked. The run used is
-the newest finished one built on the target edition in force then (else on an earlier one,
-else the newest).
+the finished one built on the target edition in force then (else on the latest earlier
+one, else the newest); among those, the one built on the source edition nearest the
+code's, then the newest.
 
 Every unit reached says how: the source code it came from, the code in the run's edition
 and the links' relation. Its weight is the share of the asked unit it stands for: the
@@ -120,7 +121,7 @@ class _Legs:
         if to_agency == agency:  # the agency's own events only: no crossing
             self.run_source = self.run_target = self.goal
         else:
-            self.run = _run_for(partners().runs(conn), source, self.target, self.goal)
+            self.run = _run_for(partners().runs(conn), source, self.target, self.goal, start)
             self.run_source = _edition(source, self.run, agency)
             self.run_target = _edition(self.target, self.run, to_agency)
 
@@ -179,13 +180,15 @@ class _Legs:
 
 
 def _run_for(
-    runs: list[dict[str, Any]], source: Lineage, target: Lineage, goal: Edition
+    runs: list[dict[str, Any]], source: Lineage, target: Lineage, goal: Edition, start: Edition
 ) -> dict[str, Any]:
-    """The newest finished run linking both agencies built on the target's edition
-    ``goal``; else the newest whose target edition came before it; else the newest."""
+    """The finished run linking both agencies built on the target's edition ``goal``; else
+    on the latest target edition before it; else the newest. Among runs on the same target
+    edition, the one built on the source edition nearest ``start`` (the fewest events to
+    walk), then the newest."""
     linking = [
-        r
-        for r in runs
+        (i, r)
+        for i, r in enumerate(runs)
         if source.agency in r["editions"]
         and target.agency in r["editions"]
         and r["editions"][source.agency] in source.position
@@ -196,13 +199,17 @@ def _run_for(
             f"no finished crosswalk run links {source.agency} and {target.agency}",
             code="no_crosswalk",
         )
-    built_on_goal = [r for r in linking if r["editions"][target.agency] == goal.id]
-    by_then = [
-        r
-        for r in linking
-        if target.position[r["editions"][target.agency]] <= target.position[goal.id]
-    ]
-    return (built_on_goal or by_then or linking)[-1]
+
+    def target_at(r: dict[str, Any]) -> int:
+        return target.position[r["editions"][target.agency]]
+
+    def source_from_start(r: dict[str, Any]) -> int:
+        return abs(source.position[r["editions"][source.agency]] - source.position[start.id])
+
+    by_then = [(i, r) for i, r in linking if target_at(r) <= target.position[goal.id]]
+    if not by_then:
+        return linking[-1][1]
+    return max(by_then, key=lambda ir: (target_at(ir[1]), -source_from_start(ir[1]), ir[0]))[1]
 
 
 def _edition(lineage: Lineage, run: dict[str, Any], agency: str) -> Edition:
