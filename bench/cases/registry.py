@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import psycopg
 from sqlalchemy import text
 
-from bench.datasets import SAMPLE, sci_file
+from bench.datasets import SAMPLE, sci_file, world
 from bench.harness import Outcome, pair
 from geo.geodata.registry import import_edition
 from geo.platform.database import Database
@@ -107,8 +108,72 @@ def resolve_case(url: str, n_codes: int, rounds: int) -> Outcome:
     )
 
 
+def projected_case(url: str, quick: bool, n_codes: int, rounds: int) -> Outcome:
+    """``POST /resolve`` with ``to_agency``: every MOI 1400 code of the generator's world
+    (national: ~68,000 distinct, repeated to ``n_codes``) projected to SCI through MOI's
+    events to 1401 and the crosswalk run built there, in a database of its own."""
+    from api import create_app
+    from crosswalk import build, start_run
+    from crosswalk.partners import ACCEPTED_SQL
+    from data.lists import import_lists
+    from geo.access.control import create_key
+    from geo.platform import migrate
+    from geo.platform.database import create_database, drop_database
+
+    own = create_database(url, f"tagsim_bench_projected_{uuid.uuid4().hex[:6]}")
+    try:
+        migrate.upgrade(own)
+        import_lists(Database(own), world(quick, maps=False))
+        run_id = start_run(Database(own), hf=None)
+        build(Database(own), run_id)
+        with Database(own).begin() as c:
+            codes = list(
+                c.execute(
+                    text(
+                        "SELECT d.code FROM division d JOIN edition e ON e.id = d.edition_id"
+                        " WHERE e.agency = 'moi' AND e.label = '1400-06-01' ORDER BY d.code"
+                    )
+                ).scalars()
+            )
+            key = create_key(c, "sci", "reader", "bench")["key"]
+        asked = (codes * (n_codes // len(codes) + 1))[:n_codes]
+        app = create_app({"DATABASE_URL": own, "RATE_LIMIT": "1000000 per minute"})
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+        body = {"agency": "moi", "codes": asked, "as_of": "1400-06-01", "to_agency": "sci"}
+
+        def ours() -> None:
+            r = client.post("/resolve", json=body)
+            assert r.status_code == 200 and b'"projected"' in r.data[:100_000], r.data[:300]
+
+        def thin() -> None:  # the run's links of the codes as asked: no events, no weights
+            with psycopg.connect(_libpq(own)) as conn:
+                rows = conn.execute(
+                    "SELECT q.code, l.sci_code, l.relation"
+                    " FROM unnest(%s::text[]) WITH ORDINALITY AS q(code, i)"
+                    " LEFT JOIN crosswalk_link l ON l.run_id = %s AND l.moi_code = q.code"
+                    f" AND l.status IN {ACCEPTED_SQL} AND l.sci_code IS NOT NULL ORDER BY q.i",
+                    (asked, run_id),
+                ).fetchall()
+                json.dumps(rows, ensure_ascii=False)
+
+        return pair(
+            "projected resolve (HTTP, JSON)",
+            ("POST /resolve to_agency", ours),
+            ("thin links join", thin),
+            rounds,
+            size={"codes": n_codes, "distinct": len(set(asked))},
+            note="ours: resolve, MOI's events 1400→1401 walked for all codes at once, the "
+            "run's links through MOI, names and weights of the SCI units; thin: the run's "
+            "links of the codes as asked, one join and json.dumps",
+        )
+    finally:
+        drop_database(own)
+
+
 def run(url: str, quick: bool) -> list[Outcome]:
     return [
         import_case(url, 20_000 if quick else 105_000, 3 if quick else 5),
         resolve_case(url, 10_000 if quick else 100_000, 3 if quick else 7),
+        projected_case(url, quick, 10_000 if quick else 100_000, 3 if quick else 5),
     ]
