@@ -181,7 +181,8 @@ def worker(concurrency: int) -> None:
     import threading
 
     import crosswalk.jobs  # noqa: F401  (registers its job)
-    import geo.geodata.parcels.jobs  # noqa: F401
+    import geo.geodata.parcels.jobs
+    import geo.geodata.registry.table_jobs  # noqa: F401
     from geo.changes.webhooks import delivery_loop
     from geo.platform.jobs import recovery_loop, run_worker
 

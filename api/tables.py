@@ -9,17 +9,26 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from api.database import get_conn
-from api.endpoints import Date, declare, form
+from api.database import app_db, get_conn
+from api.endpoints import Date, Int, declare, form
 from api.parameters import AGENCY_SCHEMA
 from api.params import form_flag
 from geo.errors import InvalidParameter
 from geo.geodata.registry.conversion import ConversionSpec, convert
-from geo.geodata.registry.formats import XLSX_MEDIA, read_table, write_csv, write_xlsx
+from geo.geodata.registry.formats import XLSX_MEDIA, read_table
 from geo.geodata.registry.match_table import ROLES, match_table
 from geo.geodata.registry.references import clean_agency
+from geo.geodata.registry.table_jobs import (
+    AT_ONCE_ROWS,
+    Sender,
+    convert_file,
+    spec_options,
+    submit,
+    table_job_answer,
+    table_job_state,
+)
 
 bp = Blueprint("tables", __name__)
 
@@ -27,7 +36,6 @@ TABLE_MEDIA = ("text/csv", XLSX_MEDIA)
 MAX_TABLE = 32 * 1024 * 1024
 _COLUMN = {"type": "string", "maxLength": 200}
 _COLUMNS = {"type": "string", "maxLength": 2000}
-_CSV = "text/csv; charset=utf-8"
 
 
 @bp.post("/match")
@@ -67,7 +75,11 @@ def post_match() -> Response:
     named = {r: request.form[r] for r in ROLES if request.form.get(r)}
     raw_date = request.form.get("as_of")
     as_of = Date("as_of").parse(raw_date) if raw_date else None
-    answer = match_table(get_conn(), upload.read(), agency, named, as_of=as_of)
+    raw = upload.read()
+    if _later(raw):
+        options = {"agency": agency, "columns": named, "as_of": as_of}
+        return _accepted("match", upload.filename, raw, options)
+    answer = match_table(get_conn(), raw, agency, named, as_of=as_of)
     g.audit_rows = sum(answer.summary.values())
     stem = (upload.filename or "table").rsplit(".", 1)[0] or "table"
     response = Response(answer.body, mimetype=answer.media_type)
@@ -126,22 +138,78 @@ def post_convert() -> Response:
     )
     if not spec.code:
         raise InvalidParameter("name the code column (code=…)", field="code")
-    done = convert(get_conn(), read_table(raw), spec)
-    g.audit_rows = len(done.targets)
     fmt = request.form.get("format") or ("xlsx" if raw.startswith(b"PK\x03\x04") else "csv")
+    if fmt != "json" and _later(raw):
+        return _accepted("convert", upload.filename, raw, spec_options(spec, fmt))
     if fmt == "json":
+        done = convert(get_conn(), read_table(raw), spec)
+        g.audit_rows = len(done.targets)
         return jsonify(done.as_json())
-    if fmt == "xlsx":
-        body = write_xlsx({"converted": done.table(), "not converted": done.refused_table()})
-        response = Response(body, mimetype=XLSX_MEDIA)
-    else:
-        response = Response(write_csv(done.table()), mimetype=_CSV)
+    body, media, summary = convert_file(get_conn(), raw, spec, fmt)
+    g.audit_rows = summary["rows_out"]
+    response = Response(body, mimetype=media)
     stem = (upload.filename or "table").rsplit(".", 1)[0] or "table"
-    target = done.to_agency + (f"-{spec.to_date.isoformat()}" if spec.to_date else "")
+    target = (spec.to_agency or spec.agency) + (
+        f"-{spec.to_date.isoformat()}" if spec.to_date else ""
+    )
     response.headers["Content-Disposition"] = (
         f"attachment; filename*=UTF-8''{quote(stem)}.{quote(target)}.{fmt}"
     )
-    response.headers["X-Tagsim-Convert"] = json.dumps(done.summary)
+    response.headers["X-Tagsim-Convert"] = json.dumps(summary)
+    return response
+
+
+@bp.get("/tables/jobs/<int:table_job_id>")
+@declare(service="divisions", path=[Int("table_job_id", "the job's id")])
+def get_table_job(table_job_id: int) -> Response:
+    """A big table's job (``POST /match`` or ``/convert`` answered 202): ``queued``,
+    ``running`` with rows done of total, ``done`` with its summary and a link to the
+    answer file, or ``failed`` with the error. Seen only by the agency that sent it."""
+    state = table_job_state(get_conn(), app_db(), table_job_id, _sender())
+    if state["status"] == "done":
+        answer = url_for("tables.get_table_job_answer", table_job_id=table_job_id, _external=True)
+        state["links"] = [{"rel": "enclosure", "href": answer, "title": "the answer file"}]
+    return jsonify(state)
+
+
+@bp.get("/tables/jobs/<int:table_job_id>/answer")
+@declare(service="divisions", path=[Int("table_job_id", "the job's id")], media=TABLE_MEDIA)
+def get_table_job_answer(table_job_id: int) -> Response:
+    """The answer file of a finished table job (404 ``table_job_not_done`` before)."""
+    body, media, name = table_job_answer(get_conn(), table_job_id, _sender())
+    response = Response(body, mimetype=media)
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
+    return response
+
+
+def _sender() -> Sender:
+    principal = g.get("principal")
+    if principal is None:
+        return Sender(None, None)
+    return Sender(principal.id, principal.agency, principal.role == "admin")
+
+
+def _later(raw: bytes) -> bool:
+    """Answer with a job: the client prefers it (``Prefer: respond-async``) or the table
+    has more than ``AT_ONCE_ROWS`` rows."""
+    if "respond-async" in request.headers.get("Prefer", ""):
+        return True
+    return len(read_table(raw)) - 1 > AT_ONCE_ROWS
+
+
+def _accepted(kind: str, file_name: str | None, raw: bytes, options: dict[str, Any]) -> Response:
+    """202 Accepted: the table and its job stored together (on the primary, whichever
+    server reads this request), ``Location`` the job to follow."""
+    with app_db().begin() as conn:
+        made = submit(conn, kind, _sender(), file_name or "table", raw, options)
+    where = url_for("tables.get_table_job", table_job_id=made["id"], _external=True)
+    response = jsonify(
+        {"id": made["id"], "status": "queued", "links": [{"rel": "monitor", "href": where}]}
+    )
+    response.status_code = 202
+    response.headers["Location"] = where
+    if "respond-async" in request.headers.get("Prefer", ""):
+        response.headers["Preference-Applied"] = "respond-async"
     return response
 
 

@@ -26,6 +26,8 @@ from geo.platform import migrate
 from geo.platform.database import Database, create_database, database_url, drop_database
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sci" / "sci_geography_1399.csv"
+MOI = DEFAULT.parents[1] / "moi" / "moi_divisions_1401-08-25.csv"
+_ROLE_OF_LEVEL = {"county": "county", "district": "district", "rural": "rural", "city": "place"}
 
 
 def _typed(name: str, rng: random.Random) -> str:
@@ -91,8 +93,78 @@ def main() -> None:
                 matches = matcher.match_all(asked)
                 _report(label, asked, matches, time.perf_counter() - started)
             print("\nstatuses overall:", dict(Counter(m.status for m in matches)))
+        if MOI.exists():
+            against_moi(db)
     finally:
         drop_database(url)
+
+
+def against_moi(db: Database) -> None:
+    """SCI 1399's counties, districts, rural districts and cities (codes stripped) matched
+    against MOI 1401 by names and parents' names; judged against the crosswalk run's
+    accepted links (MOI's list has no villages; a unit without an accepted link is not
+    judged)."""
+    from crosswalk import build, start_run
+    from crosswalk.partners import ACCEPTED_SQL
+    from geo.geodata.dates import parse_date
+
+    import_edition(
+        db, "moi", "1401-08-25", MOI.read_bytes(), published_on=parse_date("1401-08-25"),
+        valid_only=True,
+    )  # fmt: skip
+    run_id = start_run(db, hf=None)
+    started = time.perf_counter()
+    build(db, run_id)
+    print(f"\ncrosswalk run MOI 1401 ↔ SCI 1399 built in {time.perf_counter() - started:.1f} s")
+    with db.connect() as c:
+        linked: dict[str, set[str]] = {}
+        for sci, moi in c.execute(
+            text(
+                "SELECT sci_code, moi_code FROM crosswalk_link WHERE run_id = :r"
+                f" AND status IN {ACCEPTED_SQL} AND sci_code IS NOT NULL AND moi_code IS NOT NULL"
+            ),
+            {"r": run_id},
+        ):
+            linked.setdefault(sci, set()).add(moi)
+        found = c.execute(
+            text(
+                "SELECT d.code, d.level, d.name, (SELECT json_object_agg(a.level, a.name)"
+                " FROM division a WHERE a.edition_id = d.edition_id"
+                " AND a.code = ANY(d.ancestors)) FROM division d JOIN edition e"
+                " ON e.id = d.edition_id WHERE e.agency = 'sci'"
+                " AND d.level IN ('county', 'district', 'rural', 'city')"
+            )
+        ).all()
+        matcher = Matcher(c, "moi")
+        print("| level | status | rows | share | right (of judged) | not judged |")
+        print("|---|---|---|---|---|---|")
+        for level in ("county", "district", "rural", "city"):
+            rows = [
+                {**(above or {}), _ROLE_OF_LEVEL[level]: name, "truth": code}
+                for code, lv, name, above in found
+                if lv == level
+            ]
+            rows = [
+                {k: v for k, v in r.items() if k in (*_ROLE_OF_LEVEL.values(), "province", "truth")}
+                for r in rows
+            ]
+            by: dict[str, list[bool | None]] = {}
+            for r, m in zip(rows, matcher.match_all(rows), strict=True):
+                truth = linked.get(r["truth"])
+                if truth is None:
+                    right = None
+                elif m.status == "ambiguous":
+                    right = bool(truth & {c["code"] for c in m.candidates})
+                else:
+                    right = m.code in truth
+                by.setdefault(m.status, []).append(right)
+            for status, rights in sorted(by.items(), key=lambda kv: -len(kv[1])):
+                judged = [x for x in rights if x is not None]
+                share = f"{sum(judged) / len(judged):.2%}" if judged else "–"
+                print(
+                    f"| {level} | {status} | {len(rights):,} | {len(rights) / len(rows):.2%}"
+                    f" | {share} | {len(rights) - len(judged):,} |"
+                )
 
 
 if __name__ == "__main__":

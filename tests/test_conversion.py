@@ -326,3 +326,96 @@ def test_cli_convert_writes_the_table_and_the_report(
     report = (tmp_path / "census.hf.not-converted.csv").read_text(encoding="utf-8-sig")
     assert "unknown_weight" in report
     assert "people: in 1090" in done.output
+
+
+def _run_jobs(db: Database) -> None:
+    import geo.geodata.registry.table_jobs  # noqa: F401  (registers the job)
+    from geo.platform.jobs import run_worker
+
+    run_worker(db, wait=False)
+
+
+def test_a_big_table_is_a_job_seen_by_its_agency_alone(
+    client: FlaskClient, module_db_url: str, db: Database
+) -> None:
+    table = f"کد,جمعیت\n{R1},1000\n{R3},500\n".encode()
+    form = {"agency": "hf", "code": "کد", "counts": "جمعیت", "at": OLD, "to_date": MID}
+    at_once = client.post("/convert", data={**form, "file": (io.BytesIO(table), "t.csv")})
+    later = client.post(
+        "/convert",
+        data={**form, "file": (io.BytesIO(table), "t.csv")},
+        headers={"Prefer": "respond-async"},
+    )
+    assert later.status_code == 202, later.json
+    assert later.headers["Preference-Applied"] == "respond-async"
+    where = later.headers["Location"]
+    assert client.get(where).json["status"] == "queued"
+    assert client.get(f"{where}/answer").json["code"] == "table_job_not_done"
+    other = client_for(module_db_url, "reader", "moi")
+    assert other.get(where).status_code == 404
+    assert other.get(where).json["code"] == "unknown_table_job"
+    _run_jobs(db)
+    state = client.get(where).json
+    assert state["status"] == "done", state
+    assert (state["done"], state["total"]) == (2, 2)
+    assert state["summary"]["totals"]["جمعیت"]["out"] == 1500
+    answer = client.get(state["links"][0]["href"])
+    assert answer.status_code == 200
+    assert answer.data == at_once.data  # the same file as when answered at once
+    assert "t.converted.csv" in answer.headers["Content-Disposition"]
+    assert other.get(f"{where}/answer").status_code == 404
+
+
+def test_a_table_over_the_limit_is_matched_by_a_job(
+    client: FlaskClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.tables
+
+    monkeypatch.setattr(api.tables, "AT_ONCE_ROWS", 1)
+    table = "دهستان,آبادی\nگویجه بل,ده 1\nقشلاق,نوده\n".encode()
+    form = {"agency": "hf", "rural": "دهستان", "place": "آبادی"}
+    later = client.post("/match", data={**form, "file": (io.BytesIO(table), "names.csv")})
+    assert later.status_code == 202
+    _run_jobs(db)
+    state = client.get(later.headers["Location"]).json
+    assert state["status"] == "done" and state["summary"] == {"exact": 2}
+    lines = client.get(f"{later.headers['Location']}/answer").data.decode("utf-8-sig")
+    assert [line.split(",")[3] for line in lines.splitlines()[1:]] == [V[1], "0101010301"]
+
+
+def test_a_job_whose_table_is_wrong_fails_with_the_reason(
+    client: FlaskClient, db: Database
+) -> None:
+    table = f"کد,جمعیت\n{R1},1000\n".encode()
+    form = {"agency": "hf", "code": "کد", "counts": "people"}
+    later = client.post(
+        "/convert",
+        data={**form, "file": (io.BytesIO(table), "t.csv")},
+        headers={"Prefer": "respond-async"},
+    )
+    assert later.status_code == 202
+    _run_jobs(db)
+    state = client.get(later.headers["Location"]).json
+    assert state["status"] == "failed"
+    assert state["error"]["code"] == "unknown_column"
+
+
+def test_a_table_job_exists_with_its_job_or_not_at_all(db: Database) -> None:
+    from geo.geodata.registry.table_jobs import Sender, submit
+
+    with db.connect() as conn:
+        made = submit(conn, "match", Sender(None, "sci"), "t.csv", b"a\n", {"agency": "hf"})
+        conn.rollback()  # (a crash before the commit)
+    with db.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM table_job WHERE id = :i"), {"i": made["id"]}
+            ).scalar_one()
+            == 0
+        )
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM procrastinate_jobs WHERE id = :j"), {"j": made["job_id"]}
+            ).scalar_one()
+            == 0
+        )

@@ -123,7 +123,7 @@ def projected_case(url: str, quick: bool, n_codes: int, rounds: int) -> Outcome:
     own = create_database(url, f"tagsim_bench_projected_{uuid.uuid4().hex[:6]}")
     try:
         migrate.upgrade(own)
-        import_lists(Database(own), world(quick, maps=False))
+        import_lists(Database(own), world(quick, maps=True))  # (the lists the serving bench caches)
         run_id = start_run(Database(own), hf=None)
         build(Database(own), run_id)
         with Database(own).begin() as c:

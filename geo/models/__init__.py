@@ -9,7 +9,7 @@ from geo.models.crosswalk import (
     CrosswalkRelease,
     CrosswalkRun,
 )
-from geo.models.jobs import JobProgress
+from geo.models.jobs import JobProgress, TableJob
 from geo.models.parcels import (
     GuidePlan,
     Parcel,
@@ -48,6 +48,7 @@ __all__ = [
     "Policy",
     "Principal",
     "Subscription",
+    "TableJob",
     "Upload",
     "UploadFile",
 ]
