@@ -57,6 +57,7 @@ _COLUMNS = {"type": "string", "maxLength": 2000}
         sci_code=_COLUMN,
         hf_code=_COLUMN,
         as_of=Date("as_of").schema(),
+        format={"type": "string", "enum": ["csv", "xlsx"]},
     ),
     max_body=MAX_TABLE,
 )
@@ -66,7 +67,8 @@ def post_match() -> Response:
     evidence, codes in every agency, candidates); CSV as UTF-8 with a BOM, XLSX as XLSX.
     Fields ``province``, ``county``, ``district``, ``rural``, ``place``, ``code`` and
     another agency's ``moi_code``/``sci_code``/``hf_code`` (projected) name the columns
-    (header or 1-based number; recognised from the headers when none is given).
+    (header or 1-based number; recognised from the headers when none is given);
+    ``format`` asks for ``csv`` or ``xlsx`` whatever came.
     ``X-Tagsim-Match`` holds the count of rows per status as JSON."""
     upload = request.files.get("file")
     if upload is None:
@@ -76,10 +78,11 @@ def post_match() -> Response:
     raw_date = request.form.get("as_of")
     as_of = Date("as_of").parse(raw_date) if raw_date else None
     raw = upload.read()
+    fmt = _format(("csv", "xlsx")) or None
     if _later(raw):
-        options = {"agency": agency, "columns": named, "as_of": as_of}
+        options = {"agency": agency, "columns": named, "as_of": as_of, "format": fmt}
         return _accepted("match", upload.filename, raw, options)
-    answer = match_table(get_conn(), raw, agency, named, as_of=as_of)
+    answer = match_table(get_conn(), raw, agency, named, as_of=as_of, fmt=fmt)
     g.audit_rows = sum(answer.summary.values())
     stem = (upload.filename or "table").rsplit(".", 1)[0] or "table"
     response = Response(answer.body, mimetype=answer.media_type)
@@ -138,7 +141,7 @@ def post_convert() -> Response:
     )
     if not spec.code:
         raise InvalidParameter("name the code column (code=…)", field="code")
-    fmt = request.form.get("format") or ("xlsx" if raw.startswith(b"PK\x03\x04") else "csv")
+    fmt = _format(("csv", "xlsx", "json")) or ("xlsx" if raw.startswith(b"PK\x03\x04") else "csv")
     if fmt != "json" and _later(raw):
         return _accepted("convert", upload.filename, raw, spec_options(spec, fmt))
     if fmt == "json":
@@ -180,6 +183,13 @@ def get_table_job_answer(table_job_id: int) -> Response:
     response = Response(body, mimetype=media)
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
     return response
+
+
+def _format(allowed: tuple[str, ...]) -> str:
+    fmt = request.form.get("format", "").strip().lower()
+    if fmt and fmt not in allowed:
+        raise InvalidParameter(f"format is one of {', '.join(allowed)}", field="format")
+    return fmt
 
 
 def _sender() -> Sender:

@@ -266,7 +266,7 @@ def test_a_reader_sees_only_what_the_key_allows(site: dict[str, Any], browser: A
     visible = tab.eval_on_selector_all(
         "#tabs button", "bs => bs.filter(b => !b.hidden).map(b => b.dataset.tab)"
     )
-    assert visible == ["map", "changes"]
+    assert visible == ["map", "changes", "tables"]  # (tables: a reader of divisions)
     assert "sci" in tab.inner_text("#who")
     tab.goto(site["base"] + "/")  # the key stays for the session, not in the URL
     tab.wait_for_selector("#map canvas")
@@ -323,3 +323,105 @@ def test_a_publish_that_would_remove_most_of_a_village_is_asked_first(
             {"c": code},
         ).scalar_one()
     assert left == 1
+
+
+def test_a_table_is_matched_chosen_among_candidates_and_downloaded(
+    page: Any, tmp_path: Path
+) -> None:
+    """Issue 23: drop a spreadsheet, map its columns, see the summary and the ambiguous
+    rows, choose among the candidates, download."""
+    source = tmp_path / "names.csv"
+    source.write_text(
+        "ostan,shahrestan,bakhsh\nهرمزگان,بندرلنگه,\nهرمزگان,,مرکزی\nهرمزگان,ناکجاآباد,\n",
+        encoding="utf-8",
+    )
+    _show(page, "tables")
+    page.set_input_files("#match-file", str(source))
+    page.select_option("#match-agency", "moi")
+    page.wait_for_function("() => document.querySelectorAll('#match-headers option').length === 3")
+    page.fill("#match-columns input[data-role=province]", "ostan")
+    page.fill("#match-columns input[data-role=county]", "shahrestan")
+    page.fill("#match-columns input[data-role=district]", "bakhsh")
+    page.click("#match-form button[type=submit]")
+    page.wait_for_selector("#match-summary li")
+    summary = {
+        li.get_attribute("data-status"): li.inner_text()
+        for li in page.query_selector_all("#match-summary li")
+    }
+    assert set(summary) == {"exact", "ambiguous", "not_found"}
+    assert page.locator("#match-ambiguous tbody tr").count() == 1
+    options = page.locator("#match-ambiguous select option")
+    assert options.count() >= 3  # "not chosen" and at least two «مرکزی» of Hormozgan
+    chosen = options.nth(1).get_attribute("value")
+    page.select_option("#match-ambiguous select", index=1)
+    _shot(page, "match")
+    with page.expect_download() as download:
+        page.click("#match-download")
+    saved = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    header = saved[0].split(",")
+    rows = [line.split(",") for line in saved[1:]]
+    status, code = header.index("match_status"), header.index("match_code")
+    assert [r[status] for r in rows] == ["exact", "chosen", "not_found"]
+    assert rows[0][code] == "2311" and rows[1][code] == chosen
+
+
+def test_a_table_of_moi_codes_is_converted_to_sci(page: Any, tmp_path: Path) -> None:
+    source = tmp_path / "census.csv"
+    source.write_text("کد,جمعیت\n3310,100\n3316,50\n9999,7\n", encoding="utf-8")
+    _show(page, "tables")
+    page.set_input_files("#convert-file", str(source))
+    page.select_option("#convert-agency", "moi")
+    page.fill("#convert-code", "کد")
+    page.fill("#convert-counts", "جمعیت")
+    page.select_option("#convert-to-agency", "sci")
+    page.click("#convert-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#convert-status').dataset.rowsOut")
+    cells = [
+        [td.inner_text() for td in tr.query_selector_all("td")]
+        for tr in page.query_selector_all("#convert-table tbody tr")
+    ]
+    assert [(c[0], c[3]) for c in cells] == [("2301", "100"), ("2310", "50")]
+    assert "unknown_code" in page.inner_text("#convert-status")
+    _shot(page, "convert")
+
+
+def test_a_code_resolves_at_a_date_and_shows_its_lineage(page: Any, site: dict[str, Any]) -> None:
+    """Issue 23: an older MOI list where county 2311 was «لنگه» and the city now 231110501
+    had code 231110599: the code typed with a date answers as it was then; the county's
+    lineage shows both editions and the rename; the old city code leads to its successor."""
+    from geo.geodata.dates import parse_date
+    from geo.geodata.registry import import_edition
+
+    committed = Path(__file__).resolve().parents[1] / "data" / "sample"
+    now = (committed / "moi_divisions_1401-08-25.csv").read_text(encoding="utf-8")
+    lines = []
+    for line in now.splitlines():
+        cells = line.split(",")
+        cells = ["لنگه" if c == "بندرلنگه" else c for c in cells]
+        if cells[7:8] == ["231110501"]:
+            cells[7] = "231110599"
+        lines.append(",".join(cells))
+    import_edition(
+        Database(site["url"]),
+        "moi",
+        "1400-06-01",
+        ("\n".join(lines) + "\n").encode(),
+        published_on=parse_date("1400-06-01"),
+    )
+    _show(page, "map")
+    page.fill("#search-at", "۱۴۰۰-۰۷-۰۱")
+    page.fill("#search", "moi:2311")
+    page.wait_for_selector("#search-results li")
+    assert "لنگه" in page.inner_text("#search-results li")
+    assert "بندرلنگه" not in page.inner_text("#search-results li")
+    page.click("#search-results li")
+    page.wait_for_selector("#timeline li.event")
+    timeline = page.inner_text("#timeline")
+    assert "1400-06-01" in timeline and "1401-08-25" in timeline
+    assert page.locator("#timeline li.edition").count() == 2
+    _shot(page, "timeline")
+    page.fill("#search-at", "1401-09-01")
+    page.fill("#search", "moi:231110599")
+    page.wait_for_selector("#search-results li.gone")
+    gone = page.inner_text("#search-results li.gone")
+    assert "231110501" in gone and "کنگ" in gone

@@ -23,6 +23,18 @@ const T = {
     published: "منتشر شد", inserted: "افزوده", updated: "تغییر یافته", removed: "حذف شده",
     queue: "صف بازبینی", of: "از", confirmed: "تأیید شد", rejected: "رد شد", linked: "پیوند شد", evidence: "شواهد",
     bad_key: "کلید پذیرفته نشد", none: "موردی نیست", m2: "متر مربع",
+    tab_tables: "جدول‌ها", at_hint: "در تاریخ (۱۴۰۰-۰۶-۰۱)", match_title: "تطبیق جدول نام‌ها",
+    table_file: "جدول (CSV یا XLSX)", agency: "سازمان", columns_hint: "ستون هر نقش (خالی: از سرستون‌ها شناخته می‌شود)",
+    province: "استان", county: "شهرستان", district: "بخش", rural: "دهستان", place: "شهر یا آبادی", code: "کد",
+    match_go: "تطبیق", row: "ردیف", asked: "آنچه آمده", choose: "انتخاب", download: "دریافت جدول",
+    convert_title: "تبدیل جدول آماری به تقسیمات یا تاریخ دیگر", code_column: "ستون کد",
+    counts: "ستون‌های شمارشی (با ویرگول)", categories: "ستون‌های دسته (اختیاری)", at: "کدها در تاریخ",
+    to_agency: "به سازمان", to_date: "در تاریخ", equal_shares: "سهم برابر جایی که وزن نامعلوم است",
+    convert_go: "تبدیل", queued: "در صف", running: "در حال کار", rows: "ردیف", undecided: "انتخاب نشده",
+    converted: "تبدیل شد", refused: "تبدیل نشد", total_in: "جمع ورودی", total_out: "جمع خروجی",
+    timeline: "سیر تحول", gone: "منسوخ", successors: "جانشین", not_yet: "هنوز نبوده", in_edition: "در فهرست",
+    exact: "دقیق", variant: "گونهٔ املایی", former_name: "نام پیشین", ambiguous: "چندگانه", wrong_parent: "والد نادرست", not_found: "یافت نشد", chosen: "انتخاب‌شده",
+    create: "ایجاد", abolish: "حذف", rename: "تغییر نام", recode: "تغییر کد", move: "جابه‌جایی", split: "تجزیه", merge: "ادغام",
   },
   en: {
     title: "tagsim", tab_map: "Map", tab_upload: "Upload", tab_review: "Crosswalk review",
@@ -44,6 +56,18 @@ const T = {
     updated: "modified", removed: "removed", queue: "Review queue", of: "of",
     confirmed: "confirmed", rejected: "rejected", linked: "linked", evidence: "Evidence",
     bad_key: "The key was refused", none: "Nothing", m2: "m²",
+    tab_tables: "Tables", at_hint: "at a date (1400-06-01)", match_title: "Match a table of names",
+    table_file: "Table (CSV or XLSX)", agency: "Agency", columns_hint: "Each role's column (empty: recognised from the headers)",
+    province: "Province", county: "County", district: "District", rural: "Rural district", place: "City or village", code: "Code",
+    match_go: "Match", row: "Row", asked: "As given", choose: "Choose", download: "Download the table",
+    convert_title: "Convert a statistics table to other divisions or another date", code_column: "Code column",
+    counts: "Count columns (comma-separated)", categories: "Category columns (optional)", at: "Codes as of",
+    to_agency: "To agency", to_date: "As of", equal_shares: "Equal shares where a weight is unknown",
+    convert_go: "Convert", queued: "queued", running: "running", rows: "rows", undecided: "not chosen",
+    converted: "converted", refused: "not converted", total_in: "total in", total_out: "total out",
+    timeline: "Lineage", gone: "gone", successors: "successors", not_yet: "not yet in force", in_edition: "in list",
+    exact: "exact", variant: "variant", former_name: "former name", ambiguous: "ambiguous", wrong_parent: "wrong parent", not_found: "not found", chosen: "chosen",
+    create: "created", abolish: "abolished", rename: "renamed", recode: "recoded", move: "moved", split: "split", merge: "merged",
   },
 };
 
@@ -80,7 +104,7 @@ async function signIn(candidate) {
   try {
     const me = await api("/me");
     const can = (service, role) => (me.services[service]?.can || []).includes(role);
-    const allowed = { map: true, upload: can("uploads", "uploader"), review: can("crosswalk", "reviewer"), changes: can("changes", "reader") };
+    const allowed = { map: true, upload: can("uploads", "uploader"), review: can("crosswalk", "reviewer"), changes: can("changes", "reader"), tables: can("divisions", "reader") };
     document.querySelectorAll("#tabs button").forEach((b) => { b.hidden = !allowed[b.dataset.tab]; });
     $("#signin").hidden = true; $("#app").hidden = false; $("#signout").hidden = false;
     $("#who").textContent = `${me.agency} · ${me.role}`;
@@ -166,23 +190,64 @@ async function showFeature(e) {
     out.dataset.parcel = p.parcel_no;
   } else {
     const p = hit.properties;
-    const unit = await api(`/divisions/${p.agency}/${p.code}`);
-    out.innerHTML = `<h3>${esc(unit.name)}</h3>` + table([["agency", p.agency], ["code", `<span class="ltr">${esc(unit.code)}</span>`], ["level", unit.level], ...unit.partners.map((x) => [x.agency, `<span class="ltr">${esc(x.code)}</span>`])]);
+    await showUnit(p.agency, p.code);
   }
 }
 
+// A division: its codes in the other agencies, then its lineage as a timeline (the editions
+// that hold it, the events between them, and where it went if it is gone).
+async function showUnit(agency, code) {
+  const out = $("#details");
+  const unit = await api(`/divisions/${agency}/${code}`);
+  out.innerHTML = `<h3>${esc(unit.name)}</h3>` + table([["agency", esc(agency)], ["code", `<span class="ltr">${esc(unit.code)}</span>`], ["level", esc(unit.level)], ...unit.partners.map((x) => [x.agency, `<span class="ltr">${esc(x.code)}</span>`])]) + `<h4>${t("timeline")}</h4><ol class="timeline" id="timeline"></ol>`;
+  await showTimeline(agency, code);
+}
+async function showTimeline(agency, code) {
+  const h = await api(`/divisions/${agency}/${code}/history`);
+  const items = [];
+  for (const e of h.editions) {
+    items.push({ key: `${e.published_on || ""}b`, html: `<li class="edition"><b class="ltr">${esc(e.label)}</b> ${t("in_edition")}: ${esc(e.name)} <span class="hint">${esc(e.level)}</span></li>` });
+  }
+  for (const ev of h.events) {
+    const to = h.editions.find((e) => e.edition_id === ev.to_edition_id);
+    const arrow = `<span class="ltr">${esc(ev.codes_before.join(" + "))} → ${esc(ev.codes_after.join(" + "))}</span>`;
+    items.push({ key: `${(to && to.published_on) || ""}a`, html: `<li class="event"><b class="ltr">${esc(ev.to_label)}</b> ${esc(t(ev.kind))} ${arrow}</li>` });
+  }
+  items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  $("#timeline").innerHTML = items.map((i) => i.html).join("") || `<li>${t("none")}</li>`;
+}
+
 let searchTimer = null;
+const CODE = /^(?:(moi|sci|hf)\s*[:：]\s*)?([0-9۰-۹٠-٩][0-9۰-۹٠-٩\s-]*)$/i;
 function search(q) {
   clearTimeout(searchTimer);
   if (!q.trim()) { $("#search-results").innerHTML = ""; return; }
+  const at = $("#search-at").value.trim();
+  const code = CODE.exec(q.trim());
+  if (at && code) { searchTimer = setTimeout(() => resolveAt(code[1] ? [code[1].toLowerCase()] : ["moi", "sci", "hf"], code[2].trim(), at), 250); return; }
   searchTimer = setTimeout(async () => {
     const r = await api(`/divisions/search?limit=8&q=${encodeURIComponent(q)}`);
     $("#search-results").innerHTML = r.results.map((u, i) => `<li data-i="${i}">${esc(u.name)} <span class="hint">${esc(u.agency)} ${esc(u.level)} <span class="ltr">${esc(u.code)}</span></span></li>`).join("");
     $("#search-results").onclick = (ev) => { const li = ev.target.closest("li"); if (li) flyTo(r.results[li.dataset.i]); };
   }, 250);
 }
+// A code typed with a date: the unit as it was then in each agency, a code gone by then with
+// its successors (410), one not yet in force said so.
+async function resolveAt(agencies, code, at) {
+  const lines = [];
+  for (const agency of agencies) {
+    const r = await fetch(`/divisions/${agency}/${encodeURIComponent(code)}?at=${encodeURIComponent(at)}`, { headers: { Authorization: `Bearer ${key()}` } });
+    const b = await r.json();
+    if (r.ok) lines.push({ html: `${esc(b.name)} <span class="hint">${esc(agency)} ${esc(b.level)} <span class="ltr">${esc(b.code)}</span> — ${esc(b.edition.label)}</span>`, unit: { agency, code: b.code } });
+    else if (r.status === 410) lines.push({ cls: "gone", html: `<span class="ltr">${esc(agency)}:${esc(code)}</span> ${t("gone")} — ${t("successors")}: ${(b.successors || []).map((s) => `${esc(s.name)} <span class="ltr">${esc(s.code)}</span>`).join("، ") || "—"}`, unit: b.successors && b.successors[0] ? { agency, code: b.successors[0].code } : null });
+    else if (b.code === "not_yet_in_force") lines.push({ cls: "gone", html: `<span class="ltr">${esc(agency)}:${esc(code)}</span> ${t("not_yet")}` });
+  }
+  $("#search-results").innerHTML = lines.map((l, i) => `<li data-i="${i}" class="${l.cls || ""}">${l.html}</li>`).join("") || `<li>${t("none")}</li>`;
+  $("#search-results").onclick = (ev) => { const li = ev.target.closest("li"); const l = li && lines[li.dataset.i]; if (l && l.unit) flyTo(l.unit); };
+}
 async function flyTo(u) {
   $("#search-results").innerHTML = "";
+  showUnit(u.agency, u.code).catch(() => {});
   const found = await api(`/collections/divisions/items?agency=${u.agency}&code=${u.code}&limit=1`);
   const g = found.features[0]?.geometry;
   if (g && g.type === "Point") state.map.flyTo({ center: g.coordinates, zoom: 14 });
@@ -364,6 +429,126 @@ async function loadChanges() {
   $("#changes-table tbody").innerHTML = rows.map((c) => `<tr><td>${when(c.occurred_at)}</td><td>${esc(c.entity_kind)}</td><td class="ltr">${esc(c.entity_id)}</td><td>${esc(c.operation)}</td></tr>`).join("") || `<tr><td colspan="4">${t("none")}</td></tr>`;
 }
 
+// -- tables: match and convert ------------------------------------------------------------
+function parseCsv(text) {
+  const rows = []; let row = [], cell = "", quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) { if (c === '"') { if (text[i + 1] === '"') { cell += '"'; i++; } else quoted = false; } else cell += c; }
+    else if (c === '"') quoted = true;
+    else if (c === ",") { row.push(cell); cell = ""; }
+    else if (c === "\n" || c === "\r") { if (c === "\r" && text[i + 1] === "\n") i++; row.push(cell); rows.push(row); row = []; cell = ""; }
+    else cell += c;
+  }
+  if (cell || row.length) { row.push(cell); rows.push(row); }
+  return rows;
+}
+function toCsv(rows) {
+  return "\ufeff" + rows.map((r) => r.map((v) => (/[",\r\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : v)).join(",")).join("\r\n") + "\r\n";
+}
+function saveFile(blob, name) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob); a.download = name;
+  document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+function fileName(r, fallback) {
+  const m = /filename\*=UTF-8''([^;]+)/.exec(r.headers.get("Content-Disposition") || "");
+  return m ? decodeURIComponent(m[1]) : fallback;
+}
+// Send a table; a big one becomes a job, followed on the bar until its answer is ready.
+async function sendTable(path, form, bar, status, summaryHeader) {
+  bar.style.width = "5%";
+  const r = await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${key()}` }, body: form });
+  if (r.status === 202) {
+    const job = await r.json();
+    for (;;) {
+      const s = await api(job.links[0].href);
+      bar.style.width = `${Math.round(100 * (s.fraction || 0))}%`;
+      status.textContent = `${t(s.status)} ${s.done != null ? `${fmt(s.done, 0)} / ${fmt(s.total, 0)} ${t("rows")}` : ""}`;
+      if (s.status === "failed") throw new Error(s.error.detail);
+      if (s.status === "done") {
+        const a = await fetch(s.links[0].href, { headers: { Authorization: `Bearer ${key()}` } });
+        bar.style.width = "100%";
+        return { text: await a.text(), name: fileName(a, "table.csv"), summary: s.summary };
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  }
+  if (!r.ok) { const b = await r.json(); bar.style.width = "0"; throw new Error(b.detail || b.title); }
+  bar.style.width = "100%";
+  return { text: await r.text(), name: fileName(r, "table.csv"), summary: JSON.parse(r.headers.get(summaryHeader) || "{}") };
+}
+async function readHeaders(file) {
+  if (!file || !/\.csv$/i.test(file.name)) { $("#match-headers").innerHTML = ""; return; }
+  const first = parseCsv((await file.slice(0, 65536).text()).replace(/^\ufeff/, ""))[0] || [];
+  $("#match-headers").innerHTML = first.map((h) => `<option value="${esc(h)}">`).join("");
+}
+async function sendMatch(ev) {
+  ev.preventDefault();
+  const file = $("#match-file").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file); form.append("agency", $("#match-agency").value); form.append("format", "csv");
+  document.querySelectorAll("#match-columns input").forEach((i) => { if (i.value.trim()) form.append(i.dataset.role, i.value.trim()); });
+  $("#match-download").hidden = true; $("#match-ambiguous").hidden = true; $("#match-summary").innerHTML = "";
+  try {
+    const got = await sendTable("/match", form, $("#match-bar"), $("#match-status"), "X-Tagsim-Match");
+    showMatched(parseCsv(got.text.replace(/^\ufeff/, "")), got.summary, got.name);
+  } catch (e) { $("#match-status").textContent = e.message; }
+}
+function showMatched(rows, summary, name) {
+  const header = rows[0], body = rows.slice(1).filter((r) => r.length > 1);
+  const col = (n) => header.indexOf(n);
+  const [st, cd, nm, cands] = ["match_status", "match_code", "match_name", "match_candidates"].map(col);
+  state.matched = { header, body, name, choices: {} };
+  $("#match-status").textContent = `${fmt(body.length, 0)} ${t("rows")}`;
+  $("#match-summary").innerHTML = Object.entries(summary).map(([k, v]) => `<li data-status="${esc(k)}">${t(k)}: ${fmt(v, 0)}</li>`).join("");
+  const asked = st;  // the user's own columns come before the result columns
+  const ambiguous = body.map((r, i) => [r, i]).filter(([r]) => r[st] === "ambiguous");
+  $("#match-ambiguous tbody").innerHTML = ambiguous.map(([r, i]) => {
+    const options = r[cands].split(" | ").filter(Boolean).map((c) => { const sp = c.indexOf(" "); const name = c.slice(sp + 1).replace(/ \(.*\)$/, ""); return `<option value="${esc(c.slice(0, sp))}" data-name="${esc(name)}">${esc(c)}</option>`; }).join("");
+    return `<tr data-i="${i}"><td>${i + 2}</td><td>${esc(r.slice(0, asked).join("، "))}</td><td><select><option value="">${t("undecided")}</option>${options}</select></td></tr>`;
+  }).join("");
+  $("#match-ambiguous").hidden = ambiguous.length === 0;
+  $("#match-ambiguous tbody").onchange = (e) => {
+    const tr = e.target.closest("tr"); const o = e.target.selectedOptions[0];
+    state.matched.choices[tr.dataset.i] = o.value ? { code: o.value, name: o.dataset.name } : null;
+  };
+  $("#match-download").hidden = false;
+  $("#match-download").onclick = () => {
+    const out = state.matched.body.map((r, i) => {
+      const c = state.matched.choices[i];
+      if (!c) return r;
+      const copy = r.slice(); copy[st] = "chosen"; copy[cd] = c.code; copy[nm] = c.name; return copy;
+    });
+    saveFile(new Blob([toCsv([header, ...out])], { type: "text/csv" }), state.matched.name);
+  };
+}
+async function sendConvert(ev) {
+  ev.preventDefault();
+  const file = $("#convert-file").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file); form.append("format", "csv");
+  const fields = { agency: "#convert-agency", code: "#convert-code", counts: "#convert-counts", categories: "#convert-categories", at: "#convert-at", to_agency: "#convert-to-agency", to_date: "#convert-to-date" };
+  for (const [k, sel] of Object.entries(fields)) if ($(sel).value.trim()) form.append(k, $(sel).value.trim());
+  if ($("#convert-equal").checked) form.append("equal_shares", "true");
+  $("#convert-download").hidden = true;
+  try {
+    const got = await sendTable("/convert", form, $("#convert-bar"), $("#convert-status"), "X-Tagsim-Convert");
+    const rows = parseCsv(got.text.replace(/^\ufeff/, "")).filter((r) => r.length > 1);
+    const s = got.summary;
+    const totals = Object.entries(s.totals || {}).map(([k, v]) => `${esc(k)}: ${t("total_in")} ${fmt(v.in, 2)}، ${t("total_out")} ${fmt(v.out, 2)}`).join(" — ");
+    const refused = Object.entries(s.refused || {}).map(([k, v]) => `${esc(k)} ${fmt(v, 0)}`).join("، ");
+    $("#convert-status").textContent = `${fmt(s.rows_converted, 0)} ${t("converted")} → ${fmt(s.rows_out, 0)} ${t("rows")}; ${fmt(s.rows_refused, 0)} ${t("refused")}${refused ? ` (${refused})` : ""}. ${totals}`;
+    $("#convert-status").dataset.rowsOut = s.rows_out;
+    $("#convert-table").innerHTML = `<thead><tr>${rows[0].map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.slice(1, 51).map((r) => `<tr>${r.map((v) => `<td>${esc(v)}</td>`).join("")}</tr>`).join("")}</tbody>`;
+    $("#convert-download").hidden = false;
+    $("#convert-download").onclick = () => saveFile(new Blob([got.text], { type: "text/csv" }), got.name);
+  } catch (e) { $("#convert-status").textContent = e.message; }
+}
+
 // -- wiring --------------------------------------------------------------------------------
 function showTab(name) {
   document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
@@ -393,6 +578,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#review-next").onclick = () => { state.index = Math.min(state.index + 1, state.review.length - 1); renderReview(); };
   $("#review-others").onclick = otherCandidates;
   $("#changes-go").onclick = loadChanges;
+  $("#match-file").onchange = (e) => readHeaders(e.target.files[0]);
+  $("#match-form").onsubmit = sendMatch;
+  $("#convert-form").onsubmit = sendConvert;
+  $("#search-at").oninput = () => search($("#search").value);
   document.addEventListener("keydown", (e) => {
     if (state.tab !== "review" || e.target.matches("input, textarea, select")) return;
     if (e.key === "c") decide("confirm");

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -67,8 +68,10 @@ def match_table(
     *,
     as_of: date | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fmt: str | None = None,
 ) -> MatchedTable:
-    """Match every row of ``raw`` to ``agency``'s units (the edition in force on ``as_of``)."""
+    """Match every row of ``raw`` to ``agency``'s units (the edition in force on ``as_of``);
+    answered as ``fmt`` (``csv`` or ``xlsx``; by default as the table came)."""
     table = read_table(raw)
     if len(table) < 2:
         raise ValidationError("the table has no rows under its header", code="empty_table")
@@ -87,7 +90,7 @@ def match_table(
     summary = dict(Counter(m.status for m in matches))
     named = {role: header[at] for role, at in where.items()}
     full = [header + list(RESULT_COLUMNS), *(r + a for r, a in zip(rows, added, strict=True))]
-    if raw.startswith(b"PK\x03\x04"):
+    if (fmt or ("xlsx" if raw.startswith(b"PK\x03\x04") else "csv")) == "xlsx":
         return MatchedTable(write_xlsx({"matched": full}), XLSX_MEDIA, "xlsx", summary, named)
     return MatchedTable(write_csv(full), "text/csv; charset=utf-8", "csv", summary, named)
 
@@ -178,6 +181,12 @@ def _codes_everywhere(
     return found
 
 
+def _candidate(c: dict[str, Any]) -> str:
+    """``code name (parents)``: a candidate as a person tells homonyms apart."""
+    parents = " › ".join(c.get("parents") or [])
+    return f"{c['code']} {c['name']}" + (f" ({parents})" if parents else "")
+
+
 def _result_cells(m: Match, codes: dict[str, dict[str, list[str]]]) -> list[str]:
     everywhere = codes.get(m.code or "", {})
     return [
@@ -188,5 +197,5 @@ def _result_cells(m: Match, codes: dict[str, dict[str, list[str]]]) -> list[str]
         f"{m.score:.3f}",
         m.evidence,
         *(" | ".join(everywhere.get(a, [])) for a in LINK_AGENCIES),
-        " | ".join(f"{c['code']} {c['name']}" for c in m.candidates),
+        " | ".join(_candidate(c) for c in m.candidates),
     ]

@@ -126,6 +126,7 @@ def run_table_job(db: Database, table_job_id: int, job_id: int) -> None:
                     o["columns"],
                     as_of=_date(o.get("as_of")),
                     progress=progress,
+                    fmt=o.get("format"),
                 )
                 found = (matched.body, matched.media_type, matched.extension, matched.summary)
             else:
