@@ -98,7 +98,9 @@ def project_many(
     crossed = legs.cross(sorted({m for mids in first.values() for m in mids}))
     in_run = {rc for pairs in crossed.values() for rc, _ in pairs}
     lasts = legs.target.walk_many(in_run, legs.run_target, legs.goal)
-    units = {code: legs.units(first[code], crossed, lasts) for code in held}
+    reached = sorted({u for ends in lasts.values() for u in ends})
+    names = {u["code"]: u for u in unit_names(conn, legs.goal, reached)}  # once for all codes
+    units = {code: legs.units(first[code], crossed, lasts, names) for code in held}
     return {"from_edition": start.as_dict(), **legs.used()}, units
 
 
@@ -147,9 +149,11 @@ class _Legs:
         mids: dict[str, Weighted],
         crossed: dict[str, list[tuple[str, str]]],
         lasts: dict[str, dict[str, Weighted]],
+        names: dict[str, dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """The units reached from the source's units ``mids`` (in the run's edition), each
-        with its ways and its weight (summed over the ways)."""
+        with its ways and its weight (summed over the ways); ``names``: the target units'
+        names and levels when already read."""
         ways: dict[str, list[dict[str, Any]]] = {}
         weight: dict[str, float | None] = {}
         bases: dict[str, set[str]] = {}
@@ -167,7 +171,8 @@ class _Legs:
                     known = weight.get(unit, 0.0)
                     weight[unit] = None if part is None or known is None else known + part
                     bases.setdefault(unit, set()).update(b1 | b3 | {link[1]})
-        names = {u["code"]: u for u in unit_names(self.conn, self.goal, sorted(ways))}
+        if names is None:
+            names = {u["code"]: u for u in unit_names(self.conn, self.goal, sorted(ways))}
         return [
             {
                 **names.get(unit, {"code": unit}),
