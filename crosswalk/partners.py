@@ -15,6 +15,7 @@ from sqlalchemy import Connection, text
 
 from geo.geodata.registry.partners import codes_json_sql
 from geo.models.crosswalk import LINK_AGENCIES
+from geo.platform.database import read_rows
 
 __all__ = ["ACCEPTED_SQL", "ACCEPTED_STATUSES", "CROSSWALK", "LATEST_RUN_SQL", "CrosswalkPartners"]
 
@@ -125,26 +126,24 @@ class CrosswalkPartners:
         else:
             to_moi = [
                 (str(a), str(m), str(rel))
-                for a, m, rel in conn.execute(
-                    text(
-                        f"SELECT {agency}_code, moi_code, relation FROM crosswalk_link"
-                        f" WHERE run_id = :r AND {agency}_code = ANY(:c)"
-                        f" AND moi_code IS NOT NULL AND status IN {ACCEPTED_SQL}"
-                    ),
-                    {"r": run, "c": wanted},
+                for a, m, rel in read_rows(
+                    conn,
+                    f"SELECT {agency}_code, moi_code, relation FROM crosswalk_link"
+                    f" WHERE run_id = :r AND {agency}_code = ANY(string_to_array(:c, ','))"
+                    f" AND moi_code IS NOT NULL AND status IN {ACCEPTED_SQL}",
+                    {"r": run, "c": ",".join(wanted)},
                 )
             ]
         if to_agency == "moi":
             onward: dict[str, list[tuple[str, str]]] = {m: [(m, "same")] for _, m, _ in to_moi}
         else:
             onward = {}
-            for moi, other, relation in conn.execute(
-                text(
-                    f"SELECT moi_code, {to_agency}_code, relation FROM crosswalk_link"
-                    f" WHERE run_id = :r AND moi_code = ANY(:m)"
-                    f" AND {to_agency}_code IS NOT NULL AND status IN {ACCEPTED_SQL}"
-                ),
-                {"r": run, "m": sorted({m for _, m, _ in to_moi})},
+            for moi, other, relation in read_rows(
+                conn,
+                f"SELECT moi_code, {to_agency}_code, relation FROM crosswalk_link"
+                f" WHERE run_id = :r AND moi_code = ANY(string_to_array(:m, ','))"
+                f" AND {to_agency}_code IS NOT NULL AND status IN {ACCEPTED_SQL}",
+                {"r": run, "m": ",".join(sorted({m for _, m, _ in to_moi}))},
             ):
                 onward.setdefault(moi, []).append((other, relation))
         found: dict[str, list[tuple[str, str]]] = {}
@@ -153,7 +152,7 @@ class CrosswalkPartners:
                 relation = first if second == "same" else second if first == "same" else "partial"
                 if (other, relation) not in found.setdefault(code, []):
                     found[code].append((other, relation))
-        return {c: sorted(v) for c, v in found.items()}
+        return {c: sorted(v) if len(v) > 1 else v for c, v in found.items()}
 
     def of_units(
         self,

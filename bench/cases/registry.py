@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
@@ -108,10 +111,14 @@ def resolve_case(url: str, n_codes: int, rounds: int) -> Outcome:
     )
 
 
-def projected_case(url: str, quick: bool, n_codes: int, rounds: int) -> Outcome:
-    """``POST /resolve`` with ``to_agency``: every MOI 1400 code of the generator's world
-    (national: ~68,000 distinct, repeated to ``n_codes``) projected to SCI through MOI's
-    events to 1401 and the crosswalk run built there, in a database of its own."""
+def lineage_cases(url: str, quick: bool, n: int, rounds: int) -> list[Outcome]:
+    """In a database of its own holding the generator's lists and a crosswalk run:
+
+    - ``POST /resolve`` with ``to_agency``: every MOI 1400 code of the world (national:
+      ~68,000 distinct, repeated to ``n``) projected to SCI through MOI's events to 1401 and
+      the run built there;
+    - ``POST /match`` of ``n`` rows of SCI place names with their four parents' names (a
+      CSV file), against a naive exact-name lookup."""
     from api import create_app
     from crosswalk import build, start_run
     from crosswalk.partners import ACCEPTED_SQL
@@ -136,7 +143,7 @@ def projected_case(url: str, quick: bool, n_codes: int, rounds: int) -> Outcome:
                 ).scalars()
             )
             key = create_key(c, "sci", "reader", "bench")["key"]
-        asked = (codes * (n_codes // len(codes) + 1))[:n_codes]
+        asked = (codes * (n // len(codes) + 1))[:n]
         app = create_app({"DATABASE_URL": own, "RATE_LIMIT": "1000000 per minute"})
         client = app.test_client()
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
@@ -157,23 +164,66 @@ def projected_case(url: str, quick: bool, n_codes: int, rounds: int) -> Outcome:
                 ).fetchall()
                 json.dumps(rows, ensure_ascii=False)
 
-        return pair(
+        projected = pair(
             "projected resolve (HTTP, JSON)",
             ("POST /resolve to_agency", ours),
             ("thin links join", thin),
             rounds,
-            size={"codes": n_codes, "distinct": len(set(asked))},
+            size={"codes": n, "distinct": len(set(asked))},
             note="ours: resolve, MOI's events 1400→1401 walked for all codes at once, the "
             "run's links through MOI, names and weights of the SCI units; thin: the run's "
             "links of the codes as asked, one join and json.dumps",
         )
+        return [projected, _match_case(own, client, n, rounds)]
     finally:
         drop_database(own)
+
+
+def _match_case(own: str, client: Any, n: int, rounds: int) -> Outcome:
+    roles = ("province", "county", "district", "rural", "place")
+    with Database(own).connect() as c:
+        found = c.execute(
+            text(
+                "SELECT d.code, d.name, (SELECT json_object_agg(a.level, a.name) FROM division a"
+                " WHERE a.edition_id = d.edition_id AND a.code = ANY(d.ancestors))"
+                " FROM division d JOIN edition e ON e.id = d.edition_id"
+                " WHERE e.agency = 'sci' AND d.level IN ('village', 'city') ORDER BY d.code"
+            )
+        ).all()
+    rows = [[(above or {}).get(r, "") for r in roles[:-1]] + [name] for _, name, above in found]
+    rows = (rows * (n // len(rows) + 1))[:n]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([list(roles), *rows])
+    raw = out.getvalue().encode("utf-8")
+
+    def ours() -> None:
+        r = client.post("/match", data={"agency": "sci", "file": (io.BytesIO(raw), "names.csv")})
+        assert r.status_code == 200, r.data[:300]
+
+    def naive() -> None:  # the exact names of the place and its parents, or nothing
+        exact = {
+            (*((above or {}).get(r, "") for r in roles[:-1]), name): code
+            for code, name, above in found
+        }
+        table = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
+        answer = io.StringIO()
+        csv.writer(answer).writerows([*r, exact.get(tuple(r), "")] for r in table[1:])
+
+    return pair(
+        "match a table of names (HTTP, CSV)",
+        ("POST /match", ours),
+        ("naive exact-name lookup", naive),
+        rounds,
+        size={"rows": n, "name_columns": len(roles)},
+        note="ours: headers recognised, each row's place and parents folded and scored "
+        "(exact, variant, former name, ambiguous, wrong parent, not found), evidence, "
+        "candidates, codes in every agency, CSV with a BOM; naive: the exact tuple of names",
+    )
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
     return [
         import_case(url, 20_000 if quick else 105_000, 3 if quick else 5),
         resolve_case(url, 10_000 if quick else 100_000, 3 if quick else 7),
-        projected_case(url, quick, 10_000 if quick else 100_000, 3 if quick else 5),
+        *lineage_cases(url, quick, 10_000 if quick else 100_000, 3 if quick else 5),
     ]

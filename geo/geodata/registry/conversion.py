@@ -36,6 +36,7 @@ from geo.errors import ValidationError
 from geo.geodata.persian import is_digits, normalize_code, parse_number
 from geo.geodata.registry.formats import column_index
 from geo.geodata.registry.projection import project_many
+from geo.platform.bulk import bulk
 
 __all__ = ["REASONS", "Conversion", "ConversionSpec", "Refused", "convert"]
 
@@ -169,6 +170,7 @@ def number(value: float) -> int | float:
     return int(rounded) if rounded == int(rounded) else rounded
 
 
+@bulk
 def convert(
     conn: Connection,
     table: list[list[str]],

@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
 from geo.errors import Gone, InvalidParameter, NotFound
 from geo.geodata.registry.agencies import require_agency
+from geo.platform.database import read_rows
 
 __all__ = [
     "Edition",
@@ -148,15 +149,15 @@ class Lineage:
         wanted = sorted(set(codes))
         if not wanted:
             return set()
-        return set(
-            self.conn.execute(
-                text(
-                    "SELECT d.code FROM unnest(string_to_array(:c, ',')) AS q(code)"
-                    " JOIN division d ON d.edition_id = :e AND d.code = q.code"
-                ),
+        return {
+            code
+            for (code,) in read_rows(
+                self.conn,
+                "SELECT d.code FROM unnest(string_to_array(:c, ',')) AS q(code)"
+                " JOIN division d ON d.edition_id = :e AND d.code = q.code",
                 {"e": edition.id, "c": ",".join(wanted)},
-            ).scalars()
-        )
+            )
+        }
 
     def walk_many(
         self, codes: Iterable[str], start: Edition, end: Edition
@@ -166,9 +167,7 @@ class Lineage:
         bases, without the events."""
         i, j = self.position[start.id], self.position[end.id]
         forward = j >= i
-        reach: dict[str, dict[str, Weighted]] = {
-            c: {c: (1.0, frozenset({"identity"}))} for c in codes
-        }
+        reach: dict[str, dict[str, Weighted]] = {c: {c: _IDENTITY} for c in codes}
         for k in range(i, j) if forward else range(i, j, -1):
             here, there = self.editions[k], self.editions[k + 1 if forward else k - 1]
             touching: dict[str, list[Step]] = {}
@@ -177,22 +176,29 @@ class Lineage:
                     touching.setdefault(c, []).append(s)
             frontier = {u for now in reach.values() for u in now}
             kept = self.present(there, frontier - touching.keys())
-            step: dict[str, list[tuple[str, float | None, str]]] = {}
-            for c in frontier:
-                if c in touching:
-                    step[c] = [
-                        (other, share, basis)
-                        for s in touching[c]
-                        for other, (share, basis) in self._shares(s, c, forward).items()
-                    ]
-                else:
-                    step[c] = [(c, 1.0, "identity")] if c in kept else []
+            # where each unit touched by an event goes (the others stay, or are gone)
+            self.prefetch_shares({id(s): s for c in frontier for s in touching.get(c, [])}.values())
+            step = {
+                c: [
+                    (other, share, basis)
+                    for s in found
+                    for other, (share, basis) in self._shares(s, c, forward).items()
+                ]
+                for c, found in touching.items()
+                if c in frontier
+            }
             moved: dict[str, dict[str, Weighted]] = {}
             for code, now in reach.items():
+                if len(now) == 1:  # most codes: one unit, untouched by this edition's events
+                    ((c, _),) = now.items()
+                    if c not in step:
+                        moved[code] = now if c in kept else {}
+                        continue
                 weight: dict[str, float | None] = {}
                 bases: dict[str, set[str]] = {}
                 for c, (carried, basis) in now.items():
-                    for other, share, how in step[c]:
+                    goes = step.get(c, [(c, 1.0, "identity")] if c in kept else [])
+                    for other, share, how in goes:
                         _add(weight, bases, other, carried, share, set(basis) | {how})
                 moved[code] = {u: (weight[u], frozenset(bases[u])) for u in weight}
             reach = moved
@@ -256,6 +262,26 @@ class Lineage:
                 out[other] = (w["share_of_source" if forward else "share_of_target"], w["basis"])
         return out
 
+    def prefetch_shares(self, steps: Iterable[Step]) -> None:
+        """Compute the shares of many steps with one read of their units (a national walk
+        crosses hundreds of splits and merges: one statement each cost a tenth of a
+        second)."""
+        todo = [
+            s
+            for s in steps
+            if s.kind in _SHARED
+            and s.from_edition is not None
+            and self._key(s) not in self._shares_cache
+        ]
+        known = _sides_of(self.conn, todo)
+        for s in todo:
+            self._shares_cache[self._key(s)] = _shares_of(self.conn, s, known)
+
+    @staticmethod
+    def _key(step: Step) -> tuple[Any, ...]:
+        assert step.from_edition is not None
+        return (step.from_edition.id, step.to_edition.id, step.before, step.after)
+
     def shares(self, step: Step) -> list[dict[str, Any]]:
         """The shares of a split or merge between each unit before and each after: of the
         source that went to the target and of the target that came from the source, by
@@ -263,7 +289,7 @@ class Lineage:
         or a merge's sources'), else unknown — never invented. Other events: none."""
         if step.kind not in _SHARED or step.from_edition is None:
             return []
-        key = (step.from_edition.id, step.to_edition.id, step.before, step.after)
+        key = self._key(step)
         if key not in self._shares_cache:
             self._shares_cache[key] = _shares_of(self.conn, step)
         return self._shares_cache[key]
@@ -288,26 +314,55 @@ def _add(
 
 _SHARED = ("split", "merge")
 Weighted = tuple[float | None, frozenset[str]]  # a unit's weight and what it rests on
+_IDENTITY: Weighted = (1.0, frozenset({"identity"}))
 
 
-def _shares_of(conn: Connection, step: Step) -> list[dict[str, Any]]:
+class _Side(NamedTuple):
+    code: str
+    population: Any  # int or None (the share rules test it before dividing)
+    has_polygon: bool
+    m2: Any  # float or None (no polygon)
+
+
+def _sides_of(conn: Connection, steps: Iterable[Step]) -> dict[tuple[int, str], _Side]:
+    """The units on both sides of the steps (population, boundary, area) in one statement,
+    by (edition, code)."""
+    wanted: set[tuple[int, str]] = set()
+    for step in steps:
+        assert step.from_edition is not None
+        wanted |= {(step.from_edition.id, c) for c in step.before}
+        wanted |= {(step.to_edition.id, c) for c in step.after}
+    if not wanted:
+        return {}
+    pairs = sorted(wanted)
+    rows = read_rows(
+        conn,
+        "SELECT d.edition_id, d.code, d.population, d.polygon IS NOT NULL,"
+        " ST_Area(d.polygon::geography) FROM unnest(CAST(:e AS int[]),"
+        " string_to_array(:c, ',')) AS q(e, code)"
+        " JOIN division d ON d.edition_id = q.e AND d.code = q.code",
+        {"e": [e for e, _ in pairs], "c": ",".join(c for _, c in pairs)},
+    )
+    return {(e, code): _Side(code, pop, has, m2) for e, code, pop, has, m2 in rows}
+
+
+def _shares_of(
+    conn: Connection, step: Step, known: dict[tuple[int, str], _Side] | None = None
+) -> list[dict[str, Any]]:
     assert step.from_edition is not None
-    sides = {}
-    for side, edition, codes in (
-        ("before", step.from_edition, step.before),
-        ("after", step.to_edition, step.after),
-    ):
-        sides[side] = {
-            r.code: r
-            for r in conn.execute(
-                text(
-                    "SELECT code, population, polygon IS NOT NULL AS has_polygon,"
-                    " ST_Area(polygon::geography) AS m2 FROM division"
-                    " WHERE edition_id = :e AND code = ANY(:c)"
-                ),
-                {"e": edition.id, "c": list(codes)},
-            )
-        }
+    known = _sides_of(conn, [step]) if known is None else known
+    sides = {
+        "before": {
+            c: known[(step.from_edition.id, c)]
+            for c in step.before
+            if (step.from_edition.id, c) in known
+        },
+        "after": {
+            c: known[(step.to_edition.id, c)]
+            for c in step.after
+            if (step.to_edition.id, c) in known
+        },
+    }
     before, after = sides["before"], sides["after"]
     pairs = [(b, a) for b in step.before for a in step.after]
     if (
@@ -376,14 +431,13 @@ def change_type(lineage: Lineage, trail: Trail) -> str:
 
 
 def unit_names(conn: Connection, edition: Edition, codes: list[str]) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        text(
-            "SELECT code, level, name FROM division WHERE edition_id = :e AND code = ANY(:c)"
-            " ORDER BY code"
-        ),
-        {"e": edition.id, "c": codes},
-    ).mappings()
-    return [dict(r) for r in rows]
+    rows = read_rows(
+        conn,
+        "SELECT code, level, name FROM division WHERE edition_id = :e"
+        " AND code = ANY(string_to_array(:c, ',')) ORDER BY code",
+        {"e": edition.id, "c": ",".join(codes)},
+    )
+    return [{"code": code, "level": level, "name": name} for code, level, name in rows]
 
 
 def _answer(lineage: Lineage, trail: Trail) -> dict[str, Any]:
@@ -406,7 +460,7 @@ def _answer(lineage: Lineage, trail: Trail) -> dict[str, Any]:
     }
 
 
-def basis_of(bases: set[str]) -> str:
+def basis_of(bases: set[str] | frozenset[str]) -> str:
     """What a weight rests on: ``identity`` (no split or merge on the way), ``area``,
     ``population`` (``+``-joined when several), or ``unknown``."""
     if "unknown" in bases:

@@ -18,6 +18,8 @@ from geo.geodata.registry.editions import edition_in_force
 from geo.geodata.registry.lineage import gone_or_unknown
 from geo.geodata.registry.partners import partners as partner_source
 from geo.geodata.registry.references import clean_code, parse_unit_ref
+from geo.platform.bulk import bulk
+from geo.platform.database import read_rows
 
 __all__ = ["batch_resolve", "children", "history", "partners", "resolve"]
 
@@ -224,6 +226,7 @@ def history(conn: Connection, agency: str, code: str) -> dict[str, Any]:
     }
 
 
+@bulk
 def batch_resolve(
     conn: Connection,
     agency: str,
@@ -292,7 +295,7 @@ def batch_resolve(
 
 
 def _rows_of(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in conn.execute(text(sql), params)]
+    return read_rows(conn, sql, params)
 
 
 def batch_resolve_names(

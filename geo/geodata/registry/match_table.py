@@ -25,6 +25,7 @@ from geo.geodata.registry.matching import COLUMNS, MAX_CANDIDATES, Match, Matche
 from geo.geodata.registry.partners import partners
 from geo.geodata.registry.projection import project_many
 from geo.models.crosswalk import LINK_AGENCIES
+from geo.platform.bulk import bulk
 
 __all__ = ["RESULT_COLUMNS", "ROLES", "MatchedTable", "match_table"]
 
@@ -60,6 +61,7 @@ class MatchedTable:
     columns: dict[str, str]  # role → the header it was read from
 
 
+@bulk
 def match_table(
     conn: Connection,
     raw: bytes,

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, text
 from geo.geodata.persian import is_digits, loose_key, match_key, normalize_code
 from geo.geodata.registry.editions import edition_in_force
 from geo.geodata.registry.lineage import lineage_of
+from geo.platform.bulk import bulk
 
 __all__ = ["COLUMNS", "STATUSES", "Match", "Matcher"]
 
@@ -159,6 +160,7 @@ class Matcher:
             "wrong_parent", self.units[best.code], best.score, self._evidence(best), scored
         )
 
+    @bulk
     def match_all(self, rows: Iterable[Mapping[str, str | None]]) -> list[Match]:
         return [self.match(r) for r in rows]
 

@@ -19,6 +19,7 @@ shares of the splits and merges on both legs (by boundary areas or population, s
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -35,6 +36,7 @@ from geo.geodata.registry.lineage import (
     unknown_code,
 )
 from geo.geodata.registry.partners import partners
+from geo.platform.bulk import bulk
 
 __all__ = ["project", "project_many"]
 
@@ -78,6 +80,7 @@ def project(
     }
 
 
+@bulk
 def project_many(
     conn: Connection,
     agency: str,
@@ -156,21 +159,24 @@ class _Legs:
         names and levels when already read."""
         ways: dict[str, list[dict[str, Any]]] = {}
         weight: dict[str, float | None] = {}
-        bases: dict[str, set[str]] = {}
-        for mid, (w1, b1) in sorted(mids.items()):
+        bases: dict[str, frozenset[str]] = {}
+        run = self.run is not None
+        for mid, (w1, b1) in sorted(mids.items()) if len(mids) > 1 else mids.items():
             for run_code, relation in crossed.get(mid, []):
-                link = (1.0, "identity") if relation == "same" else (None, "unknown")
-                for unit, (w3, b3) in sorted(lasts.get(run_code, {}).items()):
+                same = relation == "same"
+                ends = lasts.get(run_code, {})
+                for unit, (w3, b3) in sorted(ends.items()) if len(ends) > 1 else ends.items():
                     how = {
                         "source_code": mid,
-                        "run_code": run_code if self.run is not None else None,
+                        "run_code": run_code if run else None,
                         "relation": relation,
                     }
                     ways.setdefault(unit, []).append(how)
-                    part = None if None in (w1, link[0], w3) else w1 * w3  # type: ignore[operator]
+                    part = None if w1 is None or w3 is None or not same else w1 * w3
                     known = weight.get(unit, 0.0)
                     weight[unit] = None if part is None or known is None else known + part
-                    bases.setdefault(unit, set()).update(b1 | b3 | {link[1]})
+                    link = _SAME if same else _UNKNOWN
+                    bases[unit] = bases.get(unit, frozenset()) | b1 | b3 | link
         if names is None:
             names = {u["code"]: u for u in unit_names(self.conn, self.goal, sorted(ways))}
         return [
@@ -178,10 +184,15 @@ class _Legs:
                 **names.get(unit, {"code": unit}),
                 "via": hows,
                 "weight": None if weight[unit] is None else round(weight[unit], 6),  # type: ignore[arg-type]
-                "weight_basis": basis_of(bases[unit]),
+                "weight_basis": _basis(bases[unit]),
             }
-            for unit, hows in sorted(ways.items())
+            for unit, hows in (sorted(ways.items()) if len(ways) > 1 else ways.items())
         ]
+
+
+# a link's part in a weight: 1 for ``same`` (identity), unknown for any other relation
+_SAME, _UNKNOWN = frozenset({"identity"}), frozenset({"unknown"})
+_basis = lru_cache(maxsize=256)(basis_of)  # (a few distinct sets of bases recur)
 
 
 def _run_for(
