@@ -136,6 +136,7 @@ def against_moi(db: Database) -> None:
             )
         ).all()
         matcher = Matcher(c, "moi")
+        wrong: list[str] = []
         print("| level | status | rows | share | right (of judged) | not judged |")
         print("|---|---|---|---|---|---|")
         for level in ("county", "district", "rural", "city"):
@@ -158,6 +159,14 @@ def against_moi(db: Database) -> None:
                 else:
                     right = m.code in truth
                 by.setdefault(m.status, []).append(right)
+                if right is False and m.status != "not_found":
+                    asked = " / ".join(
+                        r.get(k, "") for k in ("province", "county", "district", "rural", "place")
+                    )
+                    wrong.append(
+                        f"{level} {m.status}: {asked} → {m.code} {m.name};"
+                        f" linked {sorted(truth or [])} ({m.evidence})"
+                    )
             for status, rights in sorted(by.items(), key=lambda kv: -len(kv[1])):
                 judged = [x for x in rights if x is not None]
                 share = f"{sum(judged) / len(judged):.2%}" if judged else "–"
@@ -165,6 +174,9 @@ def against_moi(db: Database) -> None:
                     f"| {level} | {status} | {len(rights):,} | {len(rights) / len(rows):.2%}"
                     f" | {share} | {len(rights) - len(judged):,} |"
                 )
+        print("\nchosen or offered, and not the unit the crosswalk links:")
+        for line in wrong:
+            print("  " + line)
 
 
 if __name__ == "__main__":
