@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from geo.errors import ValidationError
 from geo.geodata.persian import is_digits, match_key, normalize_code
@@ -26,6 +26,7 @@ from geo.geodata.registry.partners import partners
 from geo.geodata.registry.projection import project_many
 from geo.models.crosswalk import LINK_AGENCIES
 from geo.platform.bulk import bulk
+from geo.platform.database import read_rows
 
 __all__ = ["RESULT_COLUMNS", "ROLES", "MatchedTable", "match_table"]
 
@@ -172,11 +173,10 @@ def _codes_everywhere(
     crosswalk = partners()
     units = crosswalk.units_sql("CAST(:a AS text)", "q.code", crosswalk.latest_run_sql())
     found: dict[str, dict[str, list[str]]] = {c: {} for c in codes}
-    for code, other, other_code in conn.execute(
-        text(
-            "SELECT q.code, u.agency, u.code FROM unnest(string_to_array(:c, ',')) AS q(code)"
-            f" CROSS JOIN LATERAL ({units}) u ORDER BY 1, 2, 3"
-        ),
+    for code, other, other_code in read_rows(
+        conn,
+        "SELECT q.code, u.agency, u.code FROM unnest(string_to_array(:c, ',')) AS q(code)"
+        f" CROSS JOIN LATERAL ({units}) u ORDER BY 1, 2, 3",
         {"a": agency, "c": ",".join(codes)},
     ):
         found[code].setdefault(other, []).append(other_code)
