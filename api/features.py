@@ -56,6 +56,14 @@ def get_collection_doc(collection_id: str) -> Response:
     return respond(ogc.collection(ogc_request(), collection_id))
 
 
+@bp.get("/collections/<collection_id>/queryables")
+@declare(public=True, media=ogc.SCHEMA_JSON)
+def get_queryables(collection_id: str) -> Response:
+    """What a CQL2 filter may name in the collection (JSON Schema): its properties with
+    their types and Persian titles, and its geometry."""
+    return respond(ogc.queryables_doc(ogc_request(), collection_id))
+
+
 @bp.get("/collections/<collection_id>/items")
 @declare(
     service=BY_COLLECTION,

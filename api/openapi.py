@@ -59,7 +59,7 @@ FILTER_SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def _schema(media: str) -> dict[str, Any]:
-    if media in {"application/json", GEOJSON_MEDIA}:
+    if media in {"application/json", GEOJSON_MEDIA} or media.endswith("+json"):
         return OBJECT
     return {"type": "string", "format": "binary"} if "text" not in media else STR
 

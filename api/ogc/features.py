@@ -20,6 +20,7 @@ from geo.access.ownership import owner_of
 from geo.errors import InvalidParameter
 from geo.geodata.bbox import BBOX_PATTERN, BBox, check_projected, parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
+from geo.geodata.features.cql2 import FILTER_LANGS, compile_filter, queryables
 from geo.geodata.features.downloads import FORMATS, can_write, csv_chunks, write_file
 from geo.geodata.features.items import count, feature, page, versions
 from geo.geodata.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
@@ -38,6 +39,7 @@ __all__ = [
     "item_versions",
     "items",
     "landing",
+    "queryables_doc",
 ]
 
 GEOJSON = "application/geo+json"
@@ -48,7 +50,25 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    # Part 3 and CQL2 (`geo.geodata.features.cql2`): what the filter compiler takes
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/accent-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
 ]
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+SCHEMA_JSON = "application/schema+json"
 IRAN_BBOX = [44.0, 25.0, 63.4, 39.8]
 MAX_LIMIT = 10_000
 DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
@@ -74,6 +94,9 @@ ITEM_QUERY: tuple[Param, ...] = (
     Int("after", "paging key (next link)", low=0, high=2**62),
     CRS_PARAM,
     DownloadFormat("f", enum=DOWNLOADS),
+    Text("filter", "a CQL2 filter over the collection's queryables (see /queryables)"),
+    Choice("filter-lang", "the filter's language", values=FILTER_LANGS),
+    Choice("filter-crs", "the CRS of the filter's geometries", values=tuple(supported_crs())),
 )
 ITEM_PARAMS = {p.name for p in ITEM_QUERY}
 
@@ -157,6 +180,9 @@ def _collection_doc(req: OgcRequest, c: Collection) -> dict[str, Any]:
     links.append(
         link(req.href(f"tiles/{c.id}.json"), "describedby", JSON, "vector tiles (TileJSON)")
     )
+    links.append(
+        link(req.href(f"collections/{c.id}/queryables"), QUERYABLES_REL, SCHEMA_JSON, "queryables")
+    )
     return {
         "id": c.id,
         "title": c.title,
@@ -194,6 +220,34 @@ def collection(req: OgcRequest, collection_id: str) -> OgcResponse:
     return _json(_collection_doc(req, get_collection(collection_id)))
 
 
+def queryables_doc(req: OgcRequest, collection_id: str) -> OgcResponse:
+    """What a filter may name in the collection, as JSON Schema (OGC API – Features Part 3):
+    each property with its type and Persian title, and the geometry."""
+    c = get_collection(collection_id)
+    properties: dict[str, Any] = {}
+    for q in queryables(c).values():
+        if q.kind == "geometry":
+            kind = c.geometry_type.lower()
+            schema: dict[str, Any] = {"format": f"geometry-{'any' if kind == 'geometry' else kind}"}
+        elif q.kind == "date-time":
+            schema = {"type": "string", "format": "date-time"}
+        else:
+            schema = {"type": q.kind}
+        properties[q.name] = {"title": q.title or q.name, **schema}
+    return _json(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": req.href(f"collections/{c.id}/queryables"),
+            "type": "object",
+            "title": c.title_fa,
+            "description": c.title,
+            "properties": properties,
+            "additionalProperties": False,
+        },
+        SCHEMA_JSON,
+    )
+
+
 def _check_params(req: OgcRequest, c: Collection) -> None:
     unknown = sorted(set(req.args) - ITEM_PARAMS - set(c.filters))
     if unknown:
@@ -222,8 +276,15 @@ def feature_query(
     if args.get("limit"):
         high = MAX_LIMIT if default_limit else 10**9
         limit = Int("limit", low=1, high=high).parse(args.get("limit"))
+    condition = None
+    if args.get("filter"):
+        compiled = compile_filter(
+            c, args["filter"], args.get("filter-lang"), args.get("filter-crs")
+        )
+        condition = (compiled.sql, compiled.params)
     return FeatureQuery(
         collection=c,
+        condition=condition,
         bbox=_bbox(args.get("bbox"), bbox_crs.epsg, geographic),
         bbox_crs=bbox_crs,
         time=parse_datetime(args.get("datetime")),

@@ -22,6 +22,7 @@ __all__ = [
     "is_digits",
     "loose_key",
     "match_key",
+    "match_key_sql",
     "normalize_code",
     "parse_number",
 ]
@@ -87,6 +88,21 @@ def match_key(name: str) -> str:
     text = text.translate(_LETTERS)
     text = _DROP.sub("", text)
     return ascii_digits(text)
+
+
+def match_key_sql(expression: str) -> str:
+    """:func:`match_key` as a PostgreSQL expression over ``expression`` (text), written
+    from the same tables (NFKC, the letter and digit maps, the dropped marks and space), so
+    a filter can fold a stored column the way the service folds what it is asked
+    (``tests/test_persian.py`` checks both give the same keys)."""
+    letters = {**_LETTERS, **_DIGITS}
+    source = "".join(chr(k) for k in letters)
+    target = "".join(str(v) for v in letters.values())
+    drop = _DROP.pattern.replace("\\s", "[:space:]")
+    return (
+        f"regexp_replace(translate(normalize({expression}, NFKC), '{source}', '{target}'),"
+        f" '{drop}', '', 'g')"
+    )
 
 
 @lru_cache(maxsize=65536)

@@ -47,6 +47,7 @@ class Collection:
     shapefile_names: dict[str, str] = field(default_factory=dict)
     tile_properties: tuple[str, ...] = ()  # what a map needs; the rest is one click away
     dataset: str | None = None  # the owned dataset it shows (None: each list its agency's)
+    titles_fa: dict[str, str] = field(default_factory=dict)  # properties' Persian titles
 
     @property
     def base_table(self) -> str:
@@ -62,6 +63,33 @@ _VERSION_PROPS = (
     ("valid_from", "t.valid_from", "string"),
     ("valid_to", "t.valid_to", "string"),
 )
+# Persian titles of the properties (queryables and the web page say them)
+_TITLES_FA = {
+    "village_agency": "سازمان کد روستا",
+    "village_code": "کد روستا",
+    "parcel_no": "شماره قطعه",
+    "land_use": "کاربری",
+    "area_declared": "مساحت اعلام‌شده (متر مربع)",
+    "area_m2": "مساحت (متر مربع)",
+    "upload_id": "شناسه بارگذاری",
+    "valid_from": "معتبر از",
+    "valid_to": "معتبر تا",
+    "plan_year": "سال طرح",
+    "plan_version": "نسخه طرح",
+    "registration_unit": "واحد ثبتی",
+    "main_plate": "پلاک اصلی",
+    "sub_plate": "پلاک فرعی",
+    "source_notice": "اعلام مبدأ",
+    "agency": "سازمان",
+    "edition": "ویرایش فهرست",
+    "code": "کد",
+    "level": "سطح",
+    "name": "نام",
+    "parent_code": "کد واحد بالاتر",
+    "national_id": "شناسه ملی",
+    "population": "جمعیت",
+}
+
 _VILLAGE = Filter(
     "village",
     "village",
@@ -96,6 +124,7 @@ PARCELS = Collection(
     },
     identity=("village_agency", "village_code", "parcel_no"),
     entity_kind="parcel",
+    titles_fa=_TITLES_FA,
     min_zoom=12,
     tile_properties=("village_agency", "village_code", "parcel_no", "land_use", "area_m2"),
     shapefile_names={
@@ -128,6 +157,7 @@ GUIDE_PLANS = Collection(
     filters={"village": _VILLAGE},
     identity=("village_agency", "village_code"),
     entity_kind="guide_plan",
+    titles_fa=_TITLES_FA,
     min_zoom=8,
     tile_properties=("village_agency", "village_code", "plan_year"),
     shapefile_names={"village_agency": "v_agency", "village_code": "v_code"},
@@ -158,6 +188,7 @@ PLATES = Collection(
     },
     identity=("registration_unit", "main_plate", "sub_plate"),
     entity_kind="plate",
+    titles_fa=_TITLES_FA,
     min_zoom=12,
     tile_properties=("registration_unit", "main_plate", "sub_plate"),
     shapefile_names={"registration_unit": "reg_unit", "source_notice": "notice"},
@@ -194,6 +225,7 @@ DIVISIONS = Collection(
     },
     versioned=False,
     entity_kind="division",
+    titles_fa=_TITLES_FA,
     min_zoom=0,
     tile_properties=("agency", "code", "level", "name"),
     shapefile_names={"parent_code": "parent", "national_id": "nat_id", "population": "pop"},

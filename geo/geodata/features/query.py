@@ -125,6 +125,8 @@ class FeatureQuery:
     limit: int | None = 10
     after: int | None = None
     crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
+    # a compiled filter (`cql2.compile_filter`): a WHERE fragment and its parameters
+    condition: tuple[str, dict[str, Any]] | None = None
     _resolved: Selection | None = field(default=None, repr=False, compare=False)
 
     def where(self, conn: Connection, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
@@ -153,6 +155,9 @@ class FeatureQuery:
         if self.bbox is not None:
             parts.append(f"ST_Intersects({c.geometry}, {self._envelope()})")
             params.update(dict(zip(("bx0", "by0", "bx1", "by1"), self.bbox, strict=True)))
+        if self.condition is not None:
+            parts.append(f"({self.condition[0]})")
+            params.update(self.condition[1])
         lookups = Lookups()
         for name, value in self.filters.items():
             parts.append(self._filter(conn, name, c.filters[name], value, params, lookups))

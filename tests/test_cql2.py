@@ -1,0 +1,208 @@
+"""CQL2 filters on the sample's parcels and divisions: each answer equals the same question
+asked of PostGIS directly; bad filters are 400s that say what and where; values are bound,
+never written into the SQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from geo.geodata.persian import match_key, match_key_sql
+from geo.platform.database import Database
+from tests.helpers import client_for
+
+
+@pytest.fixture(scope="module")
+def client(sample_url: str) -> FlaskClient:
+    return client_for(sample_url, "reader", "sci")
+
+
+def _ids(client: FlaskClient, cql: str, **args: str) -> list[int]:
+    """Every id the filter selects (pages of 10,000 followed by their ``after`` key)."""
+    found: list[int] = []
+    after: dict[str, Any] = {}
+    while True:
+        got = client.get(
+            "/collections/parcels/items",
+            query_string={"filter": cql, "limit": 10000, **args, **after},
+        )
+        assert got.status_code == 200, got.json
+        found += [f["id"] for f in got.json["features"]]
+        following = [lk for lk in got.json["links"] if lk["rel"] == "next"]
+        if not following:
+            return sorted(found)
+        after = {"after": following[0]["href"].split("after=")[1].split("&")[0]}
+
+
+def _sql(url: str, where: str, **params: Any) -> list[int]:
+    with Database(url).connect() as c:
+        return sorted(
+            c.execute(
+                text(f"SELECT id FROM parcel t WHERE valid_to IS NULL AND {where}"), params
+            ).scalars()
+        )
+
+
+@pytest.mark.parametrize(
+    ("cql", "where"),
+    [
+        ("land_use = 'مسکونی' AND area_m2 > 500", "land_use = 'مسکونی' AND area_m2 > 500"),
+        (
+            "land_use IN ('باغ', 'تجاری') OR area_declared IS NULL",
+            "(land_use IN ('باغ', 'تجاری') OR area_declared IS NULL)",
+        ),
+        ("area_m2 BETWEEN 200 AND 300", "round(area_m2::numeric, 2) BETWEEN 200 AND 300"),
+        ("NOT (area_m2 < 1000)", "NOT (round(area_m2::numeric, 2) < 1000)"),
+        ("parcel_no LIKE '1_'", "parcel_no LIKE '1_'"),
+        (
+            "area_m2 * 2 > area_declared + 100",
+            "round(area_m2::numeric, 2) * 2 > area_declared + 100",
+        ),
+        (
+            "S_INTERSECTS(geometry, BBOX(51.0, 35.0, 51.5, 35.8))",
+            "ST_Intersects(geom, ST_MakeEnvelope(51.0, 35.0, 51.5, 35.8, 4326))",
+        ),
+        ("T_AFTER(valid_from, TIMESTAMP('2000-01-01T00:00:00Z'))", "valid_from > '2000-01-01'"),
+        (
+            "T_INTERSECTS(valid_from, INTERVAL('2000-01-01T00:00:00Z', '..'))",
+            "valid_from >= '2000-01-01'",
+        ),
+        ("T_BEFORE(valid_from, TIMESTAMP('2000-01-01T00:00:00Z'))", "FALSE"),
+    ],
+)
+def test_a_filter_answers_what_postgis_answers(
+    client: FlaskClient, sample_url: str, cql: str, where: str
+) -> None:
+    expected = _sql(sample_url, where)
+    assert _ids(client, cql) == expected
+    if "T_" not in cql and "S_" not in cql:
+        assert expected, "the case should select something"
+
+
+def test_cql2_json_is_the_same_filter(client: FlaskClient) -> None:
+    as_json = {
+        "op": "and",
+        "args": [
+            {"op": "=", "args": [{"property": "land_use"}, "مسکونی"]},
+            {"op": ">", "args": [{"property": "area_m2"}, 500]},
+        ],
+    }
+    assert _ids(client, json.dumps(as_json), **{"filter-lang": "cql2-json"}) == _ids(
+        client, "land_use = 'مسکونی' AND area_m2 > 500"
+    )
+
+
+def test_accenti_is_the_persian_match_key(client: FlaskClient, sample_url: str) -> None:
+    """Typed with Arabic kaf and yeh, a ZWNJ and a space: still «مسکونی»."""
+    residential = _sql(sample_url, "land_use = 'مسکونی'")
+    assert residential
+    assert _ids(client, "ACCENTI(land_use) = ACCENTI('مسكوني')") == residential
+    assert _ids(client, "land_use = 'مسكوني'") == []  # (without ACCENTI: as written)
+    assert _ids(client, "CASEI(land_use) = CASEI('مسکونی')") == residential
+
+
+def test_the_sql_match_key_folds_as_the_python_one(sample_url: str) -> None:
+    """`match_key_sql` is written from the same tables as `match_key`: on every name of the
+    sample's lists, and on names typed with Arabic letters, marks, joiners and digits."""
+    typed = [
+        "گيلان‌غرب",
+        "علي آباد",
+        "كرمانشاه",
+        "آذربايجان شرقي",
+        "ده ۱۲",
+        "قلعه\u200cنو",
+        "مسجدسليمان",
+        "أبوموسى",
+        "كُلاله",
+        "تـهران",
+        "٣ راه",
+    ]
+    with Database(sample_url).connect() as c:
+        names = list(c.execute(text("SELECT DISTINCT name FROM division")).scalars()) + typed
+        folded = c.execute(
+            text(f"SELECT {match_key_sql('n')} FROM unnest(CAST(:n AS text[])) AS u(n)"),
+            {"n": names},
+        ).scalars()
+        differ = [(n, f) for n, f in zip(names, folded, strict=True) if f != match_key(n)]
+    assert len(names) > 1000
+    assert differ == []
+
+
+def test_a_geometry_in_another_crs(client: FlaskClient, sample_url: str) -> None:
+    """The same box given in UTM 39N (``filter-crs``) selects the same parcels."""
+    with Database(sample_url).connect() as c:
+        x0, y0, x1, y1 = c.execute(
+            text(
+                "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (SELECT"
+                " ST_Transform(ST_MakeEnvelope(51.2, 35.6, 51.3, 35.7, 4326), 32639) b) x"
+            )
+        ).one()
+    wkt = f"POLYGON(({x0} {y0}, {x1} {y0}, {x1} {y1}, {x0} {y1}, {x0} {y0}))"
+    in_utm = _ids(
+        client,
+        f"S_WITHIN(geometry, {wkt})",
+        **{"filter-crs": "http://www.opengis.net/def/crs/EPSG/0/32639"},
+    )
+    expected = _sql(
+        sample_url,
+        "ST_Within(geom, ST_Transform(ST_SetSRID(ST_GeomFromText(:w), 32639), 4326))",
+        w=wkt,
+    )
+    assert in_utm == expected
+
+
+def test_divisions_filter_their_own_queryables(client: FlaskClient) -> None:
+    got = client.get(
+        "/collections/divisions/items",
+        query_string={"filter": "agency = 'moi' AND level = 'county' AND code LIKE '23%'"},
+    )
+    assert got.status_code == 200, got.json
+    codes = {f["properties"]["code"] for f in got.json["features"]}
+    assert codes and all(c.startswith("23") and len(c) == 4 for c in codes)
+
+
+@pytest.mark.parametrize(
+    ("cql", "code", "said"),
+    [
+        ("land_use = ", "invalid_filter", "column 10"),
+        ("secret_column = 1", "unknown_queryable", "land_use"),
+        ("land_use > 5", "invalid_filter", "different kinds"),
+        ("area_m2 LIKE '1%'", "invalid_filter", "LIKE compares text"),
+        ("S_INTERSECTS(land_use, BBOX(1,2,3,4))", "invalid_filter", "geometries"),
+        ("land_use", "invalid_filter", ""),
+    ],
+)
+def test_a_bad_filter_says_what_and_where(
+    client: FlaskClient, cql: str, code: str, said: str
+) -> None:
+    got = client.get("/collections/parcels/items", query_string={"filter": cql})
+    assert got.status_code == 400, got.json
+    assert got.json["code"] == code
+    assert said in got.json["detail"]
+
+
+def test_values_are_bound_not_written(client: FlaskClient, sample_url: str) -> None:
+    assert _ids(client, "land_use = 'x; DROP TABLE parcel; --'") == []
+    for sneaky in ("x' OR '1'='1", "x'); DROP TABLE parcel; --"):  # (quotes: CQL2 JSON)
+        as_json = {"op": "=", "args": [{"property": "land_use"}, sneaky]}
+        assert _ids(client, json.dumps(as_json), **{"filter-lang": "cql2-json"}) == []
+    assert _sql(sample_url, "TRUE")  # the table is still there
+
+
+def test_queryables_and_conformance(client: FlaskClient) -> None:
+    got = client.get("/collections/parcels/queryables")
+    assert got.status_code == 200
+    assert got.content_type.startswith("application/schema+json")
+    props = got.json["properties"]
+    assert props["land_use"] == {"title": "کاربری", "type": "string"}
+    assert props["valid_from"]["format"] == "date-time"
+    assert props["geometry"] == {"title": "هندسه", "format": "geometry-multipolygon"}
+    links = client.get("/collections/parcels").json["links"]
+    assert any(lk["rel"].endswith("/queryables") for lk in links)
+    classes = client.get("/conformance").json["conformsTo"]
+    for needed in ("conf/filter", "conf/features-filter", "conf/cql2-text", "conf/basic-cql2"):
+        assert any(c.endswith(needed) for c in classes)
