@@ -127,3 +127,63 @@ def test_owslib_reads_collections_and_items(server: str, key: str, sample_url: s
     plate = _count(sample_url, "SELECT min(id) FROM plate WHERE valid_to IS NULL")
     one = client.collection_item("plates", str(plate))
     assert one["type"] == "Feature" and one["properties"]["registration_unit"]
+
+
+@needs_gdal
+def test_ogr2ogr_where_runs_on_the_server(
+    server: str, key: str, sample_url: str, tmp_path: Path
+) -> None:
+    """Issue 24: GDAL's OAPIF driver sends ``-where`` to the server as a filter (GDAL 3.6
+    speaks the draft's ``cql-text``, with OGR_OAPIF_ALLOW_CQL_TEXT=YES; later GDALs CQL2):
+    its requests carry ``filter=``, and the layer it writes holds what PostGIS answers."""
+    out = tmp_path / "orchards.gpkg"
+    done = subprocess.run(
+        [
+            "ogr2ogr",
+            "--debug",
+            "on",
+            "--config",
+            "GDAL_HTTP_HEADERS",
+            f"Authorization: Bearer {key}",
+            "--config",
+            "OGR_OAPIF_ALLOW_CQL_TEXT",
+            "YES",
+            "-f",
+            "GPKG",
+            str(out),
+            f"OAPIF:{server}",
+            "parcels",
+            "-where",
+            "land_use = 'باغ' AND area_m2 > 300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    asked = [line for line in done.stderr.splitlines() if "Fetch(" in line and "/items" in line]
+    assert asked and all("filter=" in line for line in asked[1:]), asked[:3]
+    copied = pyogrio.read_dataframe(out)
+    expected = _count(
+        sample_url,
+        "SELECT count(*) FROM parcel WHERE valid_to IS NULL AND land_use = 'باغ'"
+        " AND round(area_m2::numeric, 2) > 300",
+    )
+    assert len(copied) == expected > 0
+
+
+def test_owslib_sends_a_cql2_filter(server: str, key: str, sample_url: str) -> None:
+    from owslib.ogcapi.features import Features
+
+    client = Features(server, headers={"Authorization": f"Bearer {key}"})
+    items = client.collection_items(
+        "parcels", filter="ACCENTI(land_use) = ACCENTI('مسكوني') AND area_m2 > 800", limit=5
+    )
+    expected = _count(
+        sample_url,
+        "SELECT count(*) FROM parcel WHERE valid_to IS NULL AND land_use = 'مسکونی'"
+        " AND round(area_m2::numeric, 2) > 800",
+    )
+    assert items["numberMatched"] == expected > 0
+    assert all(f["properties"]["land_use"] == "مسکونی" for f in items["features"])

@@ -40,7 +40,10 @@ from geo.geodata.persian import match_key, match_key_sql
 
 __all__ = ["FILTER_LANGS", "CqlFilter", "Queryable", "compile_filter", "queryables"]
 
-FILTER_LANGS = ("cql2-text", "cql2-json")
+FILTER_LANGS = ("cql2-text", "cql2-json", "cql-text")
+# ``cql-text``: the draft's name of the text encoding, which GDAL 3.6's OAPIF driver sends
+# (with OGR_OAPIF_ALLOW_CQL_TEXT=YES): read as CQL2 text
+_ALIASES = {"cql-text": "cql2-text"}
 
 
 class _TimeIntersects(ast.TemporalPredicate):
@@ -92,7 +95,7 @@ def compile_filter(
     c: Collection, text: str, lang: str | None = None, filter_crs: str | None = None
 ) -> CqlFilter:
     """Parse ``text`` (``cql2-text`` by default, or ``cql2-json``) and compile it."""
-    lang = (lang or "cql2-text").lower()
+    lang = _ALIASES.get((lang or "cql2-text").lower(), (lang or "cql2-text").lower())
     if lang not in FILTER_LANGS:
         raise InvalidParameter(
             f"filter-lang is one of {', '.join(FILTER_LANGS)}", field="filter-lang"
