@@ -206,3 +206,13 @@ def test_queryables_and_conformance(client: FlaskClient) -> None:
     classes = client.get("/conformance").json["conformsTo"]
     for needed in ("conf/filter", "conf/features-filter", "conf/cql2-text", "conf/basic-cql2"):
         assert any(c.endswith(needed) for c in classes)
+
+
+def test_a_download_holds_exactly_the_filtered_features(client: FlaskClient) -> None:
+    cql = "land_use = 'باغ' AND area_m2 > 300"
+    got = client.get("/collections/parcels/items", query_string={"filter": cql, "f": "csv"})
+    assert got.status_code == 200
+    rows = got.data.decode("utf-8-sig").splitlines()[1:]
+    assert len(rows) == len(_ids(client, cql)) > 0
+    gpkg = client.get("/collections/parcels/items", query_string={"filter": cql, "f": "gpkg"})
+    assert int(gpkg.headers["X-Feature-Count"]) == len(rows)
