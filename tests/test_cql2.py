@@ -216,3 +216,21 @@ def test_a_download_holds_exactly_the_filtered_features(client: FlaskClient) -> 
     assert len(rows) == len(_ids(client, cql)) > 0
     gpkg = client.get("/collections/parcels/items", query_string={"filter": cql, "f": "gpkg"})
     assert int(gpkg.headers["X-Feature-Count"]) == len(rows)
+
+
+def test_properties_answers_only_those_asked(client: FlaskClient) -> None:
+    got = client.get(
+        "/collections/parcels/items",
+        query_string={"properties": "parcel_no,land_use", "filter": "area_m2 > 500", "limit": 5},
+    )
+    assert got.status_code == 200, got.json
+    assert all(set(f["properties"]) == {"parcel_no", "land_use"} for f in got.json["features"])
+    assert got.json["features"][0]["geometry"]["type"] == "MultiPolygon"
+    bad = client.get("/collections/parcels/items", query_string={"properties": "land_use,secret"})
+    assert bad.status_code == 400 and bad.json["code"] == "unknown_property"
+
+
+def test_filter_words_are_checked_even_without_a_filter(client: FlaskClient) -> None:
+    for args in ({"filter-lang": "sql"}, {"filter-crs": "EPSG:9999"}):
+        got = client.get("/collections/parcels/items", query_string=args)
+        assert got.status_code == 400, (args, got.json)

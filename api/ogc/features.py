@@ -20,7 +20,7 @@ from geo.access.ownership import owner_of
 from geo.errors import InvalidParameter
 from geo.geodata.bbox import BBOX_PATTERN, BBox, check_projected, parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
-from geo.geodata.features.cql2 import FILTER_LANGS, compile_filter, queryables
+from geo.geodata.features.cql2 import FILTER_LANGS, compile_filter, filter_lang, queryables
 from geo.geodata.features.downloads import FORMATS, can_write, csv_chunks, write_file
 from geo.geodata.features.items import count, feature, page, versions
 from geo.geodata.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
@@ -95,6 +95,7 @@ ITEM_QUERY: tuple[Param, ...] = (
     CRS_PARAM,
     DownloadFormat("f", enum=DOWNLOADS),
     Text("filter", "a CQL2 filter over the collection's queryables (see /queryables)"),
+    Text("properties", "the properties answered, comma-separated (default: all)"),
     Choice("filter-lang", "the filter's language", values=FILTER_LANGS),
     Choice("filter-crs", "the CRS of the filter's geometries", values=tuple(supported_crs())),
 )
@@ -248,6 +249,21 @@ def queryables_doc(req: OgcRequest, collection_id: str) -> OgcResponse:
     )
 
 
+def _properties_asked(c: Collection, raw: str | None) -> tuple[str, ...] | None:
+    """``properties=a,b``: those properties only (each one the collection has)."""
+    if raw is None:
+        return None
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = [n for n in names if n not in c.property_names]
+    if unknown:
+        raise InvalidParameter(
+            f"{c.id} has no property {', '.join(unknown)}; it has {', '.join(c.property_names)}",
+            code="unknown_property",
+            field="properties",
+        )
+    return names
+
+
 def _check_params(req: OgcRequest, c: Collection) -> None:
     unknown = sorted(set(req.args) - ITEM_PARAMS - set(c.filters))
     if unknown:
@@ -277,14 +293,17 @@ def feature_query(
         high = MAX_LIMIT if default_limit else 10**9
         limit = Int("limit", low=1, high=high).parse(args.get("limit"))
     condition = None
+    lang, crs = args.get("filter-lang"), args.get("filter-crs")
     if args.get("filter"):
-        compiled = compile_filter(
-            c, args["filter"], args.get("filter-lang"), args.get("filter-crs")
-        )
+        compiled = compile_filter(c, args["filter"], lang, crs)
         condition = (compiled.sql, compiled.params)
+    else:  # (said without a filter: still one of the values the document lists)
+        filter_lang(lang)
+        parse_crs(crs, "filter-crs")
     return FeatureQuery(
         collection=c,
         condition=condition,
+        properties=_properties_asked(c, args.get("properties")),
         bbox=_bbox(args.get("bbox"), bbox_crs.epsg, geographic),
         bbox_crs=bbox_crs,
         time=parse_datetime(args.get("datetime")),

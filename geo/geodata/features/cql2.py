@@ -38,7 +38,14 @@ from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import OutputCrs, parse_crs
 from geo.geodata.persian import match_key, match_key_sql
 
-__all__ = ["FILTER_LANGS", "CqlFilter", "Queryable", "compile_filter", "queryables"]
+__all__ = [
+    "FILTER_LANGS",
+    "CqlFilter",
+    "Queryable",
+    "compile_filter",
+    "filter_lang",
+    "queryables",
+]
 
 FILTER_LANGS = ("cql2-text", "cql2-json", "cql-text")
 # ``cql-text``: the draft's name of the text encoding, which GDAL 3.6's OAPIF driver sends
@@ -95,11 +102,7 @@ def compile_filter(
     c: Collection, text: str, lang: str | None = None, filter_crs: str | None = None
 ) -> CqlFilter:
     """Parse ``text`` (``cql2-text`` by default, or ``cql2-json``) and compile it."""
-    lang = _ALIASES.get((lang or "cql2-text").lower(), (lang or "cql2-text").lower())
-    if lang not in FILTER_LANGS:
-        raise InvalidParameter(
-            f"filter-lang is one of {', '.join(FILTER_LANGS)}", field="filter-lang"
-        )
+    lang = filter_lang(lang)
     tree = _parse(text, lang)
     crs = parse_crs(filter_crs, "filter-crs")
     writer = _Writer(queryables(c), crs)
@@ -107,6 +110,17 @@ def compile_filter(
     if kind != "boolean":
         raise _bad(f"the filter is a {kind} value, not a condition")
     return CqlFilter(sql, writer.params)
+
+
+def filter_lang(lang: str | None) -> str:
+    """The filter's language (``cql2-text`` when not said); 400 for any other word, asked
+    with a filter or without one."""
+    said = (lang or "cql2-text").strip().lower()
+    if said not in FILTER_LANGS:
+        raise InvalidParameter(
+            f"filter-lang is one of {', '.join(FILTER_LANGS)}", field="filter-lang"
+        )
+    return _ALIASES.get(said, said)
 
 
 def _bad(detail: str, code: str = "invalid_filter", **extra: Any) -> InvalidParameter:

@@ -35,18 +35,21 @@ class Page:
     matched: int | None = None  # the whole selection's size, when counted with the page
 
 
-def _properties(c: Collection) -> str:
-    pairs = ", ".join(f"'{name}', {expr}" for name, expr, _ in c.properties)
+def _properties(c: Collection, names: tuple[str, ...] | None = None) -> str:
+    """The properties' JSON object: all of them, or those ``names`` (already checked)."""
+    pairs = ", ".join(
+        f"'{name}', {expr}" for name, expr, _ in c.properties if names is None or name in names
+    )
     return f"json_build_object({pairs})"
 
 
-def feature_sql(c: Collection, crs: OutputCrs) -> str:
-    """SQL of one row's GeoJSON Feature as text."""
+def feature_sql(c: Collection, crs: OutputCrs, names: tuple[str, ...] | None = None) -> str:
+    """SQL of one row's GeoJSON Feature as text (with the properties ``names`` only)."""
     geometry = crs.wrap(c.geometry)
     return (
         "json_build_object('type', 'Feature', 'id', t.id,"
         f" 'geometry', ST_AsGeoJSON({geometry}, {crs.decimals})::json,"
-        f" 'properties', {_properties(c)})::text"
+        f" 'properties', {_properties(c, names)})::text"
     )
 
 
@@ -81,7 +84,8 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
             f" count(*) FILTER (WHERE {keep}), max(id) FILTER (WHERE {keep}),"
             f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
             f" SELECT id, f, total, row_number() OVER (ORDER BY id) AS n FROM ("
-            f" SELECT t.id, {feature_sql(q.collection, q.crs)} AS f, {total} AS total"
+            f" SELECT t.id, {feature_sql(q.collection, q.crs, q.properties)} AS f,"
+            f" {total} AS total"
             f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p) numbered"
         ),
         params,

@@ -127,6 +127,7 @@ class FeatureQuery:
     crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
     # a compiled filter (`cql2.compile_filter`): a WHERE fragment and its parameters
     condition: tuple[str, dict[str, Any]] | None = None
+    properties: tuple[str, ...] | None = None  # the properties answered (None: all)
     _resolved: Selection | None = field(default=None, repr=False, compare=False)
 
     def where(self, conn: Connection, *, paged: bool = False) -> tuple[str, dict[str, Any]]:

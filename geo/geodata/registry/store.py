@@ -19,6 +19,7 @@ from geo.geodata.registry.events import record_events
 from geo.geodata.registry.formats import DivisionRow, read_rows
 from geo.geodata.registry.validate import validate
 from geo.models.registry import LEVELS
+from geo.platform.bulk import bulk
 from geo.platform.database import Database, copy_lines, copy_text
 
 __all__ = ["ImportResult", "import_edition", "refold_loose_keys"]
@@ -121,6 +122,7 @@ _ANNOUNCE = """
     FROM division_event WHERE to_edition_id = :e ORDER BY id"""
 
 
+@bulk
 def import_edition(
     db: Database,
     agency: str,
