@@ -7,9 +7,13 @@ the SQL is `geo.geodata.features`'.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -23,7 +27,14 @@ from geo.geodata.features.collections import COLLECTIONS, Collection, get_collec
 from geo.geodata.features.cql2 import FILTER_LANGS, compile_filter, filter_lang, queryables
 from geo.geodata.features.downloads import FORMATS, can_write, csv_chunks, write_file
 from geo.geodata.features.items import count, feature, page, versions
-from geo.geodata.features.query import CRS84, FeatureQuery, parse_crs, parse_filters, supported_crs
+from geo.geodata.features.query import (
+    CRS84,
+    FeatureQuery,
+    SortKey,
+    parse_crs,
+    parse_filters,
+    supported_crs,
+)
 from geo.geodata.features.temporal import DATETIME_PATTERN, parse_datetime
 
 __all__ = [
@@ -96,6 +107,16 @@ ITEM_QUERY: tuple[Param, ...] = (
     DownloadFormat("f", enum=DOWNLOADS),
     Text("filter", "a CQL2 filter over the collection's queryables (see /queryables)"),
     Text("properties", "the properties answered, comma-separated (default: all)"),
+    Text(
+        "sortby",
+        "sort keys, comma-separated: a queryable, - before it for descending (then by id)",
+        pattern=r"^\s*[+-]?[a-z_]+(\s*,\s*[+-]?[a-z_]+)*\s*$",
+    ),
+    Text(
+        "page",
+        "a sorted selection's paging key (from its next link)",
+        pattern=r"^[A-Za-z0-9_=-]{1,2000}$",
+    ),
     Choice("filter-lang", "the filter's language", values=FILTER_LANGS),
     Choice("filter-crs", "the CRS of the filter's geometries", values=tuple(supported_crs())),
 )
@@ -249,6 +270,50 @@ def queryables_doc(req: OgcRequest, collection_id: str) -> OgcResponse:
     )
 
 
+_CASTS = {"string": "text", "number": "numeric", "integer": "bigint", "date-time": "timestamptz"}
+
+
+def _sort_asked(c: Collection, raw: str | None) -> tuple[SortKey, ...]:
+    """``sortby=-area_m2,parcel_no``: the keys, each a queryable (not the geometry)."""
+    if not raw:
+        return ()
+    known = queryables(c)
+    keys = []
+    for word in (w.strip() for w in raw.split(",") if w.strip()):
+        name = word.lstrip("+-")
+        q = known.get(name)
+        if q is None or q.kind == "geometry":
+            raise InvalidParameter(
+                f"{c.id} cannot be sorted by {name!r}; by "
+                + ", ".join(n for n, k in known.items() if k.kind != "geometry"),
+                code="unknown_property",
+                field="sortby",
+            )
+        keys.append(SortKey(q.sql, _CASTS[q.kind], word.startswith("-")))
+    return tuple(keys)
+
+
+def _page_key(raw: str | None, sortby: str | None) -> list[Any] | None:
+    """A sorted selection's paging key: the last row's sort values and id, as the next
+    link wrote them (base64 of JSON)."""
+    if raw is None:
+        return None
+    if not sortby:
+        raise InvalidParameter("page follows a sortby; unsorted pages use after", field="page")
+    try:
+        key = json.loads(base64.urlsafe_b64decode(raw.encode()), parse_float=Decimal)
+    except (ValueError, binascii.Error):
+        raise InvalidParameter("page is not a key this service wrote", field="page") from None
+    if not isinstance(key, list) or not key or not isinstance(key[-1], int):
+        raise InvalidParameter("page is not a key this service wrote", field="page")
+    return key
+
+
+def page_param(last_key: str) -> str:
+    """The next link's ``page`` value for a sorted page's last key (JSON text)."""
+    return base64.urlsafe_b64encode(last_key.encode()).decode()
+
+
 def _properties_asked(c: Collection, raw: str | None) -> tuple[str, ...] | None:
     """``properties=a,b``: those properties only (each one the collection has)."""
     if raw is None:
@@ -304,6 +369,8 @@ def feature_query(
         collection=c,
         condition=condition,
         properties=_properties_asked(c, args.get("properties")),
+        sort=_sort_asked(c, args.get("sortby")),
+        after_key=_page_key(args.get("page"), args.get("sortby")),
         bbox=_bbox(args.get("bbox"), bbox_crs.epsg, geographic),
         bbox_crs=bbox_crs,
         time=parse_datetime(args.get("datetime")),
@@ -341,7 +408,10 @@ def items(req: OgcRequest, collection_id: str) -> OgcResponse:
     ]
     for fmt_name, spec in FORMATS.items():
         links.append(link(req.this_page(f=fmt_name), "alternate", spec.media_type, fmt_name))
-    if result.more:
+    if result.more and result.last_key is not None:
+        following = req.this_page(page=page_param(result.last_key))
+        links.append(link(following, "next", GEOJSON, "next page"))
+    elif result.more:
         links.append(link(req.this_page(after=result.last_id), "next", GEOJSON, "next page"))
     head = dumps(
         {

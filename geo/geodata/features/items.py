@@ -33,6 +33,7 @@ class Page:
     last_id: int | None
     more: bool
     matched: int | None = None  # the whole selection's size, when counted with the page
+    last_key: str | None = None  # a sorted page's last row: its sort values and id (JSON)
 
 
 def _properties(c: Collection, names: tuple[str, ...] | None = None) -> str:
@@ -75,8 +76,10 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
         keep, limit = "TRUE", ""
     else:
         keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
-    counted = q.bbox is not None and q.after is None
+    counted = q.bbox is not None and q.after is None and q.after_key is None
     total = "count(*) OVER ()" if counted else "NULL::bigint"
+    if q.sort:
+        return _sorted_page(conn, q, where, params, keep, limit, counted, total)
     row = read_row(
         conn,
         (
@@ -95,6 +98,48 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     if counted and matched is None:  # nothing in the box
         matched = 0
     return Page(features, returned, last_id, bool(more), matched)
+
+
+def _sorted_page(
+    conn: Connection,
+    q: FeatureQuery,
+    where: str,
+    params: dict[str, Any],
+    keep: str,
+    limit: str,
+    counted: bool,
+    total: str,
+) -> Page:
+    """:func:`page` in ``sortby`` order: the features joined in that order, and the last
+    one's sort values and id (the next page's key) instead of its id."""
+    keys = [f"{k.sql} AS s{i}" for i, k in enumerate(q.sort)]
+    window = ", ".join(
+        [
+            *(f"s{i} {'DESC' if k.descending else 'ASC'} NULLS LAST" for i, k in enumerate(q.sort)),
+            "id",
+        ]
+    )
+    row = read_row(
+        conn,
+        (
+            f"SELECT coalesce(string_agg(f, ',' ORDER BY n) FILTER (WHERE {keep}), ''),"
+            f" count(*) FILTER (WHERE {keep}),"
+            f" (array_agg(k ORDER BY n DESC) FILTER (WHERE {keep}))[1],"
+            f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
+            f" SELECT f, total, k, row_number() OVER (ORDER BY {window}) AS n FROM ("
+            f" SELECT t.id, {feature_sql(q.collection, q.crs, q.properties)} AS f,"
+            f" {total} AS total, {', '.join(keys)},"
+            f" json_build_array({', '.join(k.sql for k in q.sort)}, t.id)::text AS k"
+            f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p"
+            f" ) numbered"
+        ),
+        params,
+    )
+    assert row is not None
+    features, returned, last_key, more, matched = row
+    if counted and matched is None:
+        matched = 0
+    return Page(features, returned, None, bool(more), matched, last_key)
 
 
 def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:

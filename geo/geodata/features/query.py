@@ -23,7 +23,16 @@ from geo.geodata.registry.references import parse_unit_ref
 from geo.models.crosswalk import LINK_AGENCIES as AGENCIES
 from geo.platform.database import read_mapping
 
-__all__ = ["CRS84", "MAX_WHOLE", "FeatureQuery", "Lookups", "OutputCrs", "Selection", "parse_crs"]
+__all__ = [
+    "CRS84",
+    "MAX_WHOLE",
+    "FeatureQuery",
+    "Lookups",
+    "OutputCrs",
+    "Selection",
+    "SortKey",
+    "parse_crs",
+]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 MAX_WHOLE = 2**62  # the largest whole number a filter takes (an id, a count)
@@ -100,14 +109,49 @@ class Lookups:
 
 
 @dataclass(frozen=True)
+class SortKey:
+    """One ``sortby`` key: the property's SQL, the type its paging value is cast to, and
+    the direction (NULLs last either way)."""
+
+    sql: str
+    cast: str
+    descending: bool = False
+
+
+def _keyset(sort: tuple[SortKey, ...], values: list[Any]) -> tuple[str, dict[str, Any]]:
+    """Rows after the one whose sort values and id are ``values`` (the next page of a
+    sorted selection): for each key in turn, the earlier keys equal and this one further
+    along (a NULL comes after every value)."""
+    params: dict[str, Any] = {}
+    equal: list[str] = []
+    ors: list[str] = []
+    for i, (key, value) in enumerate(zip(sort, values, strict=False)):
+        name = f"k{i}"
+        params[name] = value
+        bound = f"CAST(:{name} AS {key.cast})"
+        if value is not None:
+            beyond = f"({key.sql} {'<' if key.descending else '>'} {bound} OR {key.sql} IS NULL)"
+            ors.append(" AND ".join([*equal, beyond]))
+        equal.append(f"{key.sql} IS NOT DISTINCT FROM {bound}")
+    params["kid"] = values[len(sort)]
+    ors.append(" AND ".join([*equal, "t.id > :kid"]))
+    return "(" + " OR ".join(f"({o})" for o in ors) + ")", params
+
+
+@dataclass(frozen=True)
 class Selection:
     """A query's selection once its lookups are done: a WHERE clause with its parameters."""
 
     sql: str
     params: dict[str, Any]
     after: int | None = None
+    sort: tuple[SortKey, ...] = ()
+    after_key: list[Any] | None = None
 
     def where(self, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
+        if paged and self.sort and self.after_key is not None:
+            keyset, params = _keyset(self.sort, self.after_key)
+            return f"{self.sql} AND {keyset}", {**self.params, **params}
         if paged and self.after is not None:
             return f"{self.sql} AND t.id > :after", {**self.params, "after": self.after}
         return self.sql, dict(self.params)
@@ -128,6 +172,8 @@ class FeatureQuery:
     # a compiled filter (`cql2.compile_filter`): a WHERE fragment and its parameters
     condition: tuple[str, dict[str, Any]] | None = None
     properties: tuple[str, ...] | None = None  # the properties answered (None: all)
+    sort: tuple[SortKey, ...] = ()  # sortby (then id); empty: id order
+    after_key: list[Any] | None = None  # a sorted page's paging key: sort values, then id
     _resolved: Selection | None = field(default=None, repr=False, compare=False)
 
     def where(self, conn: Connection, *, paged: bool = False) -> tuple[str, dict[str, Any]]:
@@ -165,7 +211,7 @@ class FeatureQuery:
         if c.base_table == "parcel":
             parts.extend(self._provinces(lookups))
         lookups.run(conn, params)
-        return Selection(" AND ".join(parts), params, self.after)
+        return Selection(" AND ".join(parts), params, self.after, self.sort, self.after_key)
 
     def _provinces(self, lookups: Lookups) -> list[str]:
         """Parcels are partitioned by province: name the provinces a bbox or a village can
@@ -285,7 +331,11 @@ class FeatureQuery:
 
     def order(self) -> str:
         """Id order; with a bbox the sort comes after the spatial filter (``+ 0`` keeps the
-        planner from walking the whole primary key looking for the few rows in the box)."""
+        planner from walking the whole primary key looking for the few rows in the box).
+        With ``sort``: its keys (NULLs last), then id."""
+        if self.sort:
+            keys = [f"{k.sql} {'DESC' if k.descending else 'ASC'} NULLS LAST" for k in self.sort]
+            return ", ".join([*keys, "t.id"])
         return "t.id + 0" if self.bbox is not None else "t.id"
 
 
