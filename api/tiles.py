@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app
 
 from api.endpoints import BY_COLLECTION, Int, Text, declare
 from api.ogc import tiles as ogc
+from api.ogc.features import FILTER_QUERY
 from api.ogc_adapter import ogc_request, respond
 from geo.geodata.features.temporal import DATETIME_PATTERN
 from geo.geodata.features.tiles import MAX_ZOOM
@@ -18,14 +19,16 @@ bp = Blueprint("tiles", __name__)
 @declare(
     service=BY_COLLECTION,
     replica=True,
-    query=[Text("datetime", pattern=DATETIME_PATTERN)],
+    query=[Text("datetime", pattern=DATETIME_PATTERN), *FILTER_QUERY],
     path=[Int("z", low=0, high=MAX_ZOOM)],
     collection_filters=True,
     media=ogc.MVT,
     responses={"304": "the client's copy (If-None-Match) is current"},
 )
 def get_tile(collection_id: str, z: int, x: int, y: int) -> Response:
-    """One Mapbox vector tile of the collection; 304 when the client's copy is current."""
+    """One Mapbox vector tile of the collection; 304 when the client's copy is current.
+    ``filter`` (CQL2, as on items) keeps the features it selects: a map and a download
+    show the same ones."""
     cache = current_app.config["TILE_CACHE"]
     return respond(ogc.vector_tile(ogc_request(), collection_id, z, x, y, cache))
 

@@ -248,3 +248,32 @@ def test_a_cache_too_far_behind_starts_afresh(sample_url: str) -> None:
         cache.get(c, ("parcels", 1, 0, 0), make, bytes)
         assert len(made) == 2
         c.rollback()
+
+
+def test_a_filtered_tile_holds_the_features_the_filter_selects(
+    client: FlaskClient, sample_url: str
+) -> None:
+    """Issue 24: the CQL2 filter items take, on tiles too: a map shows what a download
+    holds."""
+    _, lon, lat = _some_parcel(sample_url)
+    z = 15
+    x, y = _tile_of(lon, lat, z)
+    cql = "land_use = 'مسکونی' AND area_m2 > 300"
+    got = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt", query_string={"filter": cql})
+    assert got.status_code == 200, got.data[:300]
+    shown = _decode(got.data, "parcels", z, x, y)
+    everything = _decode(client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt").data, "parcels", z, x, y)
+    expected = _ids(
+        sample_url,
+        "SELECT id FROM parcel WHERE valid_to IS NULL AND land_use = 'مسکونی'"
+        " AND round(area_m2::numeric, 2) > 300"
+        " AND geom && ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326)",
+        z,
+        x,
+        y,
+    )
+    assert 0 < len(shown) < len(everything)
+    assert set(shown["land_use"]) == {"مسکونی"}
+    assert len(shown) <= len(expected)  # (a tile clips to its envelope and margin)
+    bad = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt", query_string={"filter": "nope = 1"})
+    assert bad.status_code == 400 and bad.json["code"] == "unknown_queryable"

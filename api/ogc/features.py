@@ -39,6 +39,7 @@ from geo.geodata.features.temporal import DATETIME_PATTERN, parse_datetime
 
 __all__ = [
     "CONFORMANCE",
+    "FILTER_QUERY",
     "GEOJSON",
     "IRAN_BBOX",
     "ITEM_QUERY",
@@ -97,6 +98,12 @@ class DownloadFormat(Text):
 
 
 CRS_PARAM = Choice("crs", "the answer's CRS", values=tuple(supported_crs()))
+# a CQL2 filter: items, downloads and vector tiles take the same three parameters
+FILTER_QUERY: tuple[Param, ...] = (
+    Text("filter", "a CQL2 filter over the collection's queryables (see /queryables)"),
+    Choice("filter-lang", "the filter's language", values=FILTER_LANGS),
+    Choice("filter-crs", "the CRS of the filter's geometries", values=tuple(supported_crs())),
+)
 ITEM_QUERY: tuple[Param, ...] = (
     Text("bbox", "x0,y0,x1,y1 (CRS84 unless bbox-crs)", pattern=BBOX_PATTERN),
     Choice("bbox-crs", "the bbox's CRS", values=tuple(supported_crs())),
@@ -105,7 +112,7 @@ ITEM_QUERY: tuple[Param, ...] = (
     Int("after", "paging key (next link)", low=0, high=2**62),
     CRS_PARAM,
     DownloadFormat("f", enum=DOWNLOADS),
-    Text("filter", "a CQL2 filter over the collection's queryables (see /queryables)"),
+    *FILTER_QUERY,
     Text("properties", "the properties answered, comma-separated (default: all)"),
     Text(
         "sortby",
@@ -117,8 +124,6 @@ ITEM_QUERY: tuple[Param, ...] = (
         "a sorted selection's paging key (from its next link)",
         pattern=r"^[A-Za-z0-9_=-]{1,2000}$",
     ),
-    Choice("filter-lang", "the filter's language", values=FILTER_LANGS),
-    Choice("filter-crs", "the CRS of the filter's geometries", values=tuple(supported_crs())),
 )
 ITEM_PARAMS = {p.name for p in ITEM_QUERY}
 
