@@ -23,6 +23,7 @@ DOWNLOAD_MEDIA = [
     "application/geopackage+sqlite3",
     "application/flatgeobuf",
     "application/zip",
+    "application/vnd.apache.parquet",
     "text/csv",
 ]
 
@@ -74,7 +75,7 @@ def get_queryables(collection_id: str) -> Response:
 )
 def get_items(collection_id: str) -> Response:
     """Features by bbox, datetime and properties, ``limit`` per page with a ``next`` link;
-    ``f=gpkg|fgb|shp|csv`` downloads the whole selection instead."""
+    ``f=gpkg|fgb|shp|parquet|csv`` downloads the whole selection instead."""
     return respond(ogc.items(ogc_request(), collection_id))
 
 

@@ -288,3 +288,32 @@ def test_a_bad_sort_or_page_key_is_refused(client: FlaskClient) -> None:
     ):
         got = client.get("/collections/parcels/items", query_string=args)
         assert got.status_code == 400, (args, got.json)
+
+
+def test_geoparquet_holds_the_filtered_features_with_their_crs(client: FlaskClient) -> None:
+    """Issue 24: GeoParquet beside the other downloads, read back by geopandas (pyarrow)
+    with its CRS, Persian text intact; in UTM when asked."""
+    import io as _io
+
+    import geopandas as gpd
+
+    cql = "land_use = 'باغ' AND area_m2 > 300"
+    got = client.get("/collections/parcels/items", query_string={"filter": cql, "f": "parquet"})
+    assert got.status_code == 200, got.data[:300]
+    assert got.content_type == "application/vnd.apache.parquet"
+    frame = gpd.read_parquet(_io.BytesIO(got.data))
+    assert len(frame) == len(_ids(client, cql)) > 0
+    assert frame.crs.to_epsg() == 4326
+    assert set(frame["land_use"]) == {"باغ"}
+    assert set(frame.geometry.geom_type) == {"MultiPolygon"}
+    utm = client.get(
+        "/collections/parcels/items",
+        query_string={
+            "filter": cql,
+            "f": "parquet",
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/32639",
+        },
+    )
+    in_utm = gpd.read_parquet(_io.BytesIO(utm.data))
+    assert in_utm.crs.to_epsg() == 32639
+    assert abs(in_utm.geometry.area.sum() - frame.to_crs(32639).geometry.area.sum()) < 1.0

@@ -83,7 +83,7 @@ QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_JSON = "application/schema+json"
 IRAN_BBOX = [44.0, 25.0, 63.4, 39.8]
 MAX_LIMIT = 10_000
-DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "csv")
+DOWNLOADS = ("json", "geojson", "gpkg", "fgb", "shp", "parquet", "csv")
 
 
 @dataclass(frozen=True)
@@ -388,7 +388,7 @@ def feature_query(
 
 def items(req: OgcRequest, collection_id: str) -> OgcResponse:
     """Features by bbox, datetime and properties, ``limit`` per page with a ``next`` link;
-    ``f=gpkg|fgb|shp|csv`` downloads the whole selection instead."""
+    ``f=gpkg|fgb|shp|parquet|csv`` downloads the whole selection instead."""
     c = get_collection(collection_id)
     fmt = (req.args.get("f") or "json").lower()
     if fmt in FORMATS:
