@@ -38,3 +38,32 @@ def get_tile(collection_id: str, z: int, x: int, y: int) -> Response:
 def get_tilejson(collection_id: str) -> Response:
     """TileJSON 3.0 of the collection's tiles (for MapLibre and other map clients)."""
     return respond(ogc.tilejson(ogc_request(), collection_id))
+
+
+@bp.get("/tileMatrixSets")
+@declare(public=True)
+def get_tile_matrix_sets() -> Response:
+    """The tile matrix sets of the vector tiles (OGC API – Tiles): WebMercatorQuad."""
+    return respond(ogc.tile_matrix_sets(ogc_request()))
+
+
+@bp.get("/tileMatrixSets/<tms_id>")
+@declare(public=True)
+def get_tile_matrix_set(tms_id: str) -> Response:
+    """WebMercatorQuad, zoom 0 to 22 (OGC Two Dimensional Tile Matrix Set)."""
+    return respond(ogc.tile_matrix_set(ogc_request(), tms_id))
+
+
+@bp.get("/collections/<collection_id>/tiles")
+@declare(public=True)
+def get_tilesets(collection_id: str) -> Response:
+    """The collection's vector tilesets (OGC API – Tiles)."""
+    return respond(ogc.tilesets(ogc_request(), collection_id))
+
+
+@bp.get("/collections/<collection_id>/tiles/<tms_id>")
+@declare(public=True)
+def get_tileset(collection_id: str, tms_id: str) -> Response:
+    """The collection's vector tileset: zoom range, layer, and the templated link to its
+    tiles (``/tiles/{collection}/{tileMatrix}/{tileCol}/{tileRow}.mvt``)."""
+    return respond(ogc.tileset(ogc_request(), collection_id, tms_id))

@@ -277,3 +277,31 @@ def test_a_filtered_tile_holds_the_features_the_filter_selects(
     assert len(shown) <= len(expected)  # (a tile clips to its envelope and margin)
     bad = client.get(f"/tiles/parcels/{z}/{x}/{y}.mvt", query_string={"filter": "nope = 1"})
     assert bad.status_code == 400 and bad.json["code"] == "unknown_queryable"
+
+
+def test_ogc_api_tiles_leads_a_client_to_the_tiles(client: FlaskClient, sample_url: str) -> None:
+    """Issue 24: from a collection to its tileset and the tile matrix set, then a tile by
+    the templated link, as an OGC API – Tiles client walks it (no custom URL known)."""
+    links = client.get("/collections/parcels").json["links"]
+    (sets,) = [lk["href"] for lk in links if lk["rel"].endswith("/tilesets-vector")]
+    listed = client.get(sets.removeprefix("http://localhost")).json["tilesets"]
+    assert [t["tileMatrixSetURI"] for t in listed] == [
+        "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+    ]
+    (own,) = [lk["href"] for lk in listed[0]["links"] if lk["rel"] == "self"]
+    tileset = client.get(own.removeprefix("http://localhost")).json
+    assert tileset["dataType"] == "vector" and tileset["layers"][0]["id"] == "parcels"
+    (scheme,) = [lk["href"] for lk in tileset["links"] if lk["rel"].endswith("/tiling-scheme")]
+    tms = client.get(scheme.removeprefix("http://localhost")).json
+    z16 = next(m for m in tms["tileMatrices"] if m["id"] == "16")
+    assert z16["matrixWidth"] == 65536 and abs(z16["cellSize"] - 2.388657133911758) < 1e-9
+    (item,) = [lk for lk in tileset["links"] if lk["rel"] == "item"]
+    assert item["templated"] and item["type"] == "application/vnd.mapbox-vector-tile"
+    _, lon, lat = _some_parcel(sample_url)
+    x, y = _tile_of(lon, lat, 16)
+    href = item["href"].format(tileMatrix=16, tileCol=x, tileRow=y)
+    got = client.get(href.removeprefix("http://localhost"))
+    assert got.status_code == 200 and len(_decode(got.data, "parcels", 16, x, y)) > 0
+    assert client.get("/tileMatrixSets/WorldCRS84Quad").status_code == 404
+    classes = client.get("/conformance").json["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset" in classes

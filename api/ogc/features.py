@@ -78,7 +78,14 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    # OGC API – Tiles (`api.ogc.tiles`): the discovery of the collections' vector tiles
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
 ]
+TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_JSON = "application/schema+json"
 IRAN_BBOX = [44.0, 25.0, 63.4, 39.8]
@@ -210,6 +217,7 @@ def _collection_doc(req: OgcRequest, c: Collection) -> dict[str, Any]:
     links.append(
         link(req.href(f"collections/{c.id}/queryables"), QUERYABLES_REL, SCHEMA_JSON, "queryables")
     )
+    links.append(link(req.href(f"collections/{c.id}/tiles"), TILESETS_REL, JSON, "vector tilesets"))
     return {
         "id": c.id,
         "title": c.title,
