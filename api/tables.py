@@ -36,6 +36,9 @@ TABLE_MEDIA = ("text/csv", XLSX_MEDIA)
 MAX_TABLE = 32 * 1024 * 1024
 _COLUMN = {"type": "string", "maxLength": 200}
 _COLUMNS = {"type": "string", "maxLength": 2000}
+# a column the request cannot do without: some text that is not only space
+_NAMED = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
+_NAMED_LIST = {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "[^,\\s]"}
 
 
 @bp.post("/match")
@@ -104,8 +107,8 @@ def post_match() -> Response:
         "code",
         "counts",
         agency=AGENCY_SCHEMA,
-        code=_COLUMN,
-        counts=_COLUMNS,
+        code=_NAMED,
+        counts=_NAMED_LIST,
         categories=_COLUMNS,
         at=Date("at").schema(),
         to_agency=AGENCY_SCHEMA,
