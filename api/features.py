@@ -74,8 +74,10 @@ def get_queryables(collection_id: str) -> Response:
     media=DOWNLOAD_MEDIA,
 )
 def get_items(collection_id: str) -> Response:
-    """Features by bbox, datetime and properties, ``limit`` per page with a ``next`` link;
-    ``f=gpkg|fgb|shp|parquet|csv`` downloads the whole selection instead."""
+    """Features by bbox, datetime, properties and a CQL2 ``filter``, sorted by ``sortby``
+    (then id), ``limit`` per page with a ``next`` link; ``numberMatched`` on every page
+    (counted with a bbox's first page, else by one count); ``f=gpkg|fgb|shp|parquet|csv``
+    downloads the whole selection instead."""
     return respond(ogc.items(ogc_request(), collection_id))
 
 

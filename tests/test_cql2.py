@@ -239,13 +239,16 @@ def test_filter_words_are_checked_even_without_a_filter(client: FlaskClient) -> 
 def _walk_sorted(client: FlaskClient, **args: str) -> list[int]:
     """Every page of a sorted selection, followed by its next links."""
     found: list[int] = []
+    matched: set[int] = set()
     url, query = "/collections/parcels/items", {**args}
     for _ in range(1000):
         got = client.get(url, query_string=query) if query else client.get(url)
         assert got.status_code == 200, got.json
         found += [f["id"] for f in got.json["features"]]
+        matched.add(got.json["numberMatched"])
         following = [lk["href"] for lk in got.json["links"] if lk["rel"] == "next"]
         if not following:
+            assert matched == {len(found)}  # every page, the last one too, counts them all
             return found
         url, query = following[0].removeprefix("http://localhost"), {}
     raise AssertionError("the pages never ended")

@@ -411,7 +411,7 @@ def items(req: OgcRequest, collection_id: str) -> OgcResponse:
     # counted with the page, or a first page that holds everything: no second query
     if result.matched is not None:
         matched = result.matched
-    elif q.after is None and not result.more:
+    elif q.after is None and q.after_key is None and not result.more:  # (a first page)
         matched = result.returned
     else:
         matched = count(conn, q)
