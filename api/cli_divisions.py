@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,18 @@ from geo.geodata.dates import parse_date
 
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@contextmanager
+def _rows_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, advanced by ``(rows done, rows in all)``."""
+    with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        yield advance
 
 
 @click.group()
@@ -303,15 +317,7 @@ def match_command(
         if not column:
             raise click.BadParameter(f"{other!r}: write AGENCY=COLUMN", param_hint="--other-code")
         named[f"{agency_of.strip().lower()}_code"] = column
-    with (
-        ready_db().connect() as conn,
-        click.progressbar(length=1, label="matching", file=sys.stderr) as bar,
-    ):
-
-        def advance(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-
+    with ready_db().connect() as conn, _rows_bar("matching") as advance:
         answer = match_table(
             conn,
             file.read_bytes(),
@@ -371,15 +377,7 @@ def convert_command(
         to_date=parse_date(to_date) if to_date else None,
         equal_shares=equal_shares,
     )
-    with (
-        ready_db().connect() as conn,
-        click.progressbar(length=1, label="converting", file=sys.stderr) as bar,
-    ):
-
-        def advance(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(done - bar.pos)
-
+    with ready_db().connect() as conn, _rows_bar("converting") as advance:
         done = convert(conn, read_table(raw), spec, progress=advance)
     xlsx = raw.startswith(b"PK\x03\x04")
     target = out or file.with_name(f"{file.stem}.{done.to_agency}.{'xlsx' if xlsx else 'csv'}")

@@ -78,68 +78,35 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
         keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
     counted = q.bbox is not None and q.after is None and q.after_key is None
     total = "count(*) OVER ()" if counted else "NULL::bigint"
+    # the page's order and its last row's key: its id, or (sortby) its sort values and id
     if q.sort:
-        return _sorted_page(conn, q, where, params, keep, limit, counted, total)
+        extra = "".join(f", {k.sql} AS s{i}" for i, k in enumerate(q.sort))
+        extra += f", json_build_array({', '.join(k.sql for k in q.sort)}, t.id)::text AS k"
+        directions = ("DESC" if k.descending else "ASC" for k in q.sort)
+        window = ", ".join([*(f"s{i} {d} NULLS LAST" for i, d in enumerate(directions)), "id"])
+        carried, last = ", k", f"(array_agg(k ORDER BY n DESC) FILTER (WHERE {keep}))[1]"
+    else:
+        extra, window, carried, last = "", "id", "", f"max(id) FILTER (WHERE {keep})"
     row = read_row(
         conn,
         (
-            f"SELECT coalesce(string_agg(f, ',' ORDER BY id) FILTER (WHERE {keep}), ''),"
-            f" count(*) FILTER (WHERE {keep}), max(id) FILTER (WHERE {keep}),"
+            f"SELECT coalesce(string_agg(f, ',' ORDER BY n) FILTER (WHERE {keep}), ''),"
+            f" count(*) FILTER (WHERE {keep}), {last},"
             f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
-            f" SELECT id, f, total, row_number() OVER (ORDER BY id) AS n FROM ("
+            f" SELECT id, f, total{carried}, row_number() OVER (ORDER BY {window}) AS n FROM ("
             f" SELECT t.id, {feature_sql(q.collection, q.crs, q.properties)} AS f,"
-            f" {total} AS total"
+            f" {total} AS total{extra}"
             f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p) numbered"
         ),
         params,
     )
     assert row is not None  # (an aggregate: always one row)
-    features, returned, last_id, more, matched = row
+    features, returned, last_seen, more, matched = row
     if counted and matched is None:  # nothing in the box
         matched = 0
-    return Page(features, returned, last_id, bool(more), matched)
-
-
-def _sorted_page(
-    conn: Connection,
-    q: FeatureQuery,
-    where: str,
-    params: dict[str, Any],
-    keep: str,
-    limit: str,
-    counted: bool,
-    total: str,
-) -> Page:
-    """:func:`page` in ``sortby`` order: the features joined in that order, and the last
-    one's sort values and id (the next page's key) instead of its id."""
-    keys = [f"{k.sql} AS s{i}" for i, k in enumerate(q.sort)]
-    window = ", ".join(
-        [
-            *(f"s{i} {'DESC' if k.descending else 'ASC'} NULLS LAST" for i, k in enumerate(q.sort)),
-            "id",
-        ]
-    )
-    row = read_row(
-        conn,
-        (
-            f"SELECT coalesce(string_agg(f, ',' ORDER BY n) FILTER (WHERE {keep}), ''),"
-            f" count(*) FILTER (WHERE {keep}),"
-            f" (array_agg(k ORDER BY n DESC) FILTER (WHERE {keep}))[1],"
-            f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
-            f" SELECT f, total, k, row_number() OVER (ORDER BY {window}) AS n FROM ("
-            f" SELECT t.id, {feature_sql(q.collection, q.crs, q.properties)} AS f,"
-            f" {total} AS total, {', '.join(keys)},"
-            f" json_build_array({', '.join(k.sql for k in q.sort)}, t.id)::text AS k"
-            f" FROM {q.collection.table} WHERE {where} ORDER BY {q.order()}{limit}) p"
-            f" ) numbered"
-        ),
-        params,
-    )
-    assert row is not None
-    features, returned, last_key, more, matched = row
-    if counted and matched is None:
-        matched = 0
-    return Page(features, returned, None, bool(more), matched, last_key)
+    if q.sort:
+        return Page(features, returned, None, bool(more), matched, last_seen)
+    return Page(features, returned, last_seen, bool(more), matched)
 
 
 def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:
