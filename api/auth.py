@@ -8,6 +8,7 @@ new endpoint cannot ship without its access rule.
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,27 @@ _LIST_KEYS = (
 
 
 def _key() -> str | None:
+    """The API key a request carries: ``Authorization: Bearer KEY``, ``X-API-Key: KEY``, or
+    HTTP Basic with the key as the password (any user name), which every desktop GIS can
+    send (QGIS 3.22 has no way to add a header of its own)."""
     header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
+    scheme = header[:7].lower()
+    if scheme == "bearer ":
         return header[7:].strip()
+    if scheme[:6] == "basic ":
+        return _basic_password(header[6:].strip())
     return request.headers.get("X-API-Key")
+
+
+def _basic_password(token: str) -> str | None:
+    try:
+        pair = base64.b64decode(token, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):  # (binascii.Error is a ValueError)
+        return None
+    _, colon, password = pair.partition(":")
+    if not colon:
+        return None
+    return password.strip() or None
 
 
 def _before() -> Response | None:

@@ -101,6 +101,7 @@ class Endpoint:
     owner: str | None = None  # the dataset it writes: only its owner agency (or an admin)
     max_body: int | None = None  # bytes of body it reads at most (see body_limit)
     path: tuple[Param, ...] = ()  # path parameters' schemas (the URL map says which exist)
+    schema: dict[str, Any] | None = None  # the success body's JSON Schema, when it has one
 
     def body_limit(self, app_max: int) -> int:
         """The most body bytes this endpoint reads (the app's ``MAX_CONTENT_LENGTH`` at
@@ -138,6 +139,7 @@ def declare(
     owner: str | None = None,
     max_body: int | None = None,
     path: Sequence[Param] = (),
+    schema: dict[str, Any] | None = None,
 ) -> Callable[[View], View]:
     """Record the endpoint's declaration on its view (see :class:`Endpoint`)."""
     if [public, key_only, service is not None].count(True) != 1:
@@ -158,6 +160,7 @@ def declare(
         owner=owner,
         max_body=max_body,
         path=tuple(path),
+        schema=schema,
     )
 
     def record(view: View) -> View:

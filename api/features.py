@@ -72,12 +72,13 @@ def get_queryables(collection_id: str) -> Response:
     query=ogc.ITEM_QUERY,
     collection_filters=True,
     media=DOWNLOAD_MEDIA,
+    schema=ogc.ITEMS_SCHEMA,
 )
 def get_items(collection_id: str) -> Response:
     """Features by bbox, datetime, properties and a CQL2 ``filter``, sorted by ``sortby``
-    (then id), ``limit`` per page with a ``next`` link; ``numberMatched`` on every page
-    (counted with a bbox's first page, else by one count); ``f=gpkg|fgb|shp|parquet|csv``
-    downloads the whole selection instead."""
+    (then id), ``limit`` per page with a ``next`` link; ``numberMatched`` exact, or left
+    out for a selection over 100,000 features; ``f=gpkg|fgb|shp|parquet|csv`` downloads
+    the whole selection instead."""
     return respond(ogc.items(ogc_request(), collection_id))
 
 

@@ -119,7 +119,14 @@ def _operation(
     responses: dict[str, Any] = {
         str(declared.success): {
             "description": "success",
-            "content": {m: {"schema": _schema(m)} for m in declared.media},
+            "content": {
+                m: {
+                    "schema": declared.schema
+                    if declared.schema and m == declared.media[0]
+                    else _schema(m)
+                }
+                for m in declared.media
+            },
         },
         **{code: problem for code in PROBLEM_STATUSES},
     }
@@ -137,7 +144,7 @@ def _operation(
         service = collection.service if collection else declared.service
         if service and service != BY_COLLECTION:
             op["tags"] = [service]
-        op["security"] = [{"apiKey": []}]
+        op["security"] = [{"apiKey": []}, {"basicKey": []}]
     if collection is not None:
         op["operationId"] = f"{endpoint}.{collection.id}.{method.lower()}"
     if declared.body is not None:
@@ -170,7 +177,16 @@ def spec() -> dict[str, Any]:
             "description": "Iran's divisions, the MOI/SCI/HF crosswalk, parcel maps.",
         },
         "servers": [{"url": "/"}],
-        "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer"},
+                "basicKey": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "the API key as the password, any user name (QGIS)",
+                },
+            }
+        },
         "paths": paths,
     }
 

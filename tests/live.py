@@ -15,10 +15,21 @@ from api import create_app
 
 
 @contextmanager
-def live_server(url: str, **config: Any) -> Iterator[str]:
-    """Serve the app on ``url``'s database; yields the base URL."""
+def live_server(url: str, seen: list[str] | None = None, **config: Any) -> Iterator[str]:
+    """Serve the app on ``url``'s database; yields the base URL. Each request's path and
+    query string is appended to ``seen`` when given (what a client really asked)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, create_app({"DATABASE_URL": url, **config}), threaded=True)
+    app: Any = create_app({"DATABASE_URL": url, **config})
+    if seen is not None:
+        wsgi = app.wsgi_app
+
+        def recording(environ: dict[str, Any], start_response: Any) -> Any:
+            query = environ.get("QUERY_STRING", "")
+            seen.append(environ.get("PATH_INFO", "") + ("?" + query if query else ""))
+            return wsgi(environ, start_response)
+
+        app.wsgi_app = recording
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -358,3 +358,20 @@ def test_me_tells_a_key_what_it_may_do(module_db_url: str, keys: dict[str, str])
     finally:
         with Database(module_db_url).begin() as conn:
             set_policy(conn, "uploads", "all", [], public=False)
+
+
+def test_http_basic_carries_the_key_as_its_password(app: Flask, keys: dict[str, str]) -> None:
+    """Desktop GIS (QGIS 3.22) can send Basic auth but no header of its own."""
+    import base64
+
+    client = app.test_client()
+
+    def basic(pair: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+    me = client.get("/me", headers=basic(f"anyone:{keys['reader']}"))
+    assert me.status_code == 200 and me.get_json()["agency"] == "sci"
+    assert client.get("/me", headers=basic(f"sci:{keys['revoked']}")).status_code == 401
+    assert client.get("/me", headers=basic("sci:tgs_not_a_key")).status_code == 401
+    assert client.get("/me", headers=basic("no colon")).status_code == 401
+    assert client.get("/me", headers={"Authorization": "Basic %%%"}).status_code == 401

@@ -90,6 +90,26 @@ def test_paging_with_next_links_returns_each_feature_once(
     assert seen == sorted(seen)
 
 
+def test_number_matched_is_exact_up_to_the_cap_and_left_out_past_it(
+    client: FlaskClient, sample_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numberMatched is exact or absent, never a guess: the count stops past the cap."""
+    from geo.geodata.features import items
+
+    agency, code, n = _busiest_village(sample_url)
+    href = f"/collections/parcels/items?village={agency}:{code}&limit=5"
+    monkeypatch.setattr(items, "COUNT_AT_MOST", n)
+    assert client.get(href).json["numberMatched"] == n
+    monkeypatch.setattr(items, "COUNT_AT_MOST", n - 1)
+    past = client.get(href).json
+    assert "numberMatched" not in past and past["numberReturned"] == 5
+    assert any(link["rel"] == "next" for link in past["links"])
+    doc = client.get("/api").json
+    ok = doc["paths"]["/collections/parcels/items"]["get"]["responses"]["200"]
+    said = ok["content"]["application/geo+json"]["schema"]["properties"]["numberMatched"]
+    assert "left out" in said["description"]
+
+
 def test_bbox_selects_exactly_the_features_that_intersect_it(
     client: FlaskClient, sample_url: str
 ) -> None:

@@ -26,7 +26,7 @@ from geo.geodata.bbox import BBOX_PATTERN, BBox, check_projected, parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
 from geo.geodata.features.cql2 import FILTER_LANGS, compile_filter, filter_lang, queryables
 from geo.geodata.features.downloads import FORMATS, can_write, csv_chunks, write_file
-from geo.geodata.features.items import count, feature, page, versions
+from geo.geodata.features.items import COUNT_AT_MOST, count, feature, page, versions
 from geo.geodata.features.query import (
     CRS84,
     FeatureQuery,
@@ -55,6 +55,28 @@ __all__ = [
 ]
 
 GEOJSON = "application/geo+json"
+
+# The items answer as the OpenAPI document states it: numberMatched is exact when present
+# and left out past COUNT_AT_MOST features, so that no page pays for counting a whole layer.
+ITEMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "features", "numberReturned", "links"],
+    "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": {"type": "object"}},
+        "numberMatched": {
+            "type": "integer",
+            "minimum": 0,
+            "description": (
+                "the whole selection's size, exact; left out when the selection holds more"
+                f" than {COUNT_AT_MOST:,} features (follow the next links to the end)"
+            ),
+        },
+        "numberReturned": {"type": "integer", "minimum": 0},
+        "timeStamp": {"type": "string", "format": "date-time"},
+        "links": {"type": "array", "items": {"type": "object"}},
+    },
+}
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = [
@@ -409,6 +431,7 @@ def items(req: OgcRequest, collection_id: str) -> OgcResponse:
     conn = req.conn()
     result = page(conn, q)
     # counted with the page, or a first page that holds everything: no second query
+    matched: int | None
     if result.matched is not None:
         matched = result.matched
     elif q.after is None and q.after_key is None and not result.more:  # (a first page)
@@ -426,10 +449,12 @@ def items(req: OgcRequest, collection_id: str) -> OgcResponse:
         links.append(link(following, "next", GEOJSON, "next page"))
     elif result.more:
         links.append(link(req.this_page(after=result.last_id), "next", GEOJSON, "next page"))
+    counts = {"numberReturned": result.returned}
+    if matched is not None:  # (left out past COUNT_AT_MOST)
+        counts = {"numberMatched": matched, **counts}
     head = dumps(
         {
-            "numberMatched": matched,
-            "numberReturned": result.returned,
+            **counts,
             "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "links": links,
         }

@@ -17,7 +17,16 @@ from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery, OutputCrs
 from geo.platform.database import read_row, statement
 
-__all__ = ["FeatureGone", "Page", "count", "feature", "feature_sql", "page", "versions"]
+__all__ = [
+    "COUNT_AT_MOST",
+    "FeatureGone",
+    "Page",
+    "count",
+    "feature",
+    "feature_sql",
+    "page",
+    "versions",
+]
 
 
 class FeatureGone(Gone):
@@ -54,11 +63,24 @@ def feature_sql(c: Collection, crs: OutputCrs, names: tuple[str, ...] | None = N
     )
 
 
-def count(conn: Connection, q: FeatureQuery) -> int:
+# A selection is counted exactly up to this many features; past it ``numberMatched`` is
+# left out (OGC API - Features allows that) rather than paid for on every page.
+COUNT_AT_MOST = 100_000
+
+
+def count(conn: Connection, q: FeatureQuery, at_most: int | None = None) -> int | None:
+    """The selection's size, or None when it holds more than ``at_most`` features
+    (default :data:`COUNT_AT_MOST`): the count stops reading there."""
+    cap = COUNT_AT_MOST if at_most is None else at_most
     where, params = q.where(conn)
-    return conn.execute(
-        statement(f"SELECT count(*) FROM {q.collection.table} WHERE {where}"), params
+    found = conn.execute(
+        statement(
+            f"SELECT count(*) FROM (SELECT 1 FROM {q.collection.table} WHERE {where}"
+            f" LIMIT {int(cap) + 1}) s"
+        ),
+        params,
     ).scalar_one()
+    return None if found > cap else found
 
 
 def page(conn: Connection, q: FeatureQuery) -> Page:

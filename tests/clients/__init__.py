@@ -1,0 +1,1 @@
+"""Scripts run by other programs' interpreters (not pytest's): QGIS's Python."""
