@@ -187,3 +187,13 @@ def test_owslib_sends_a_cql2_filter(server: str, key: str, sample_url: str) -> N
     )
     assert items["numberMatched"] == expected > 0
     assert all(f["properties"]["land_use"] == "مسکونی" for f in items["features"])
+    largest = client.collection_items(
+        "parcels", filter="land_use = 'مسکونی'", sortby=("area_m2", "desc"), limit=5
+    )
+    areas = [f["properties"]["area_m2"] for f in largest["features"]]
+    top = _count(
+        sample_url,
+        "SELECT max(round(area_m2::numeric, 2)) FROM parcel"
+        " WHERE valid_to IS NULL AND land_use = 'مسکونی'",
+    )
+    assert areas == sorted(areas, reverse=True) and areas[0] == float(top)
