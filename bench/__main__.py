@@ -11,7 +11,7 @@ import sys
 import uuid
 
 from bench import harness
-from bench.cases import crosswalk, feed, parcels, registry, replica, serving
+from bench.cases import crosswalk, feed, filters, parcels, registry, replica, serving
 from crosswalk.partners import CROSSWALK
 from geo.geodata.registry.partners import install_partners
 from geo.platform import migrate
@@ -22,6 +22,7 @@ CASES = {
     "crosswalk": crosswalk.run,
     "parcels": parcels.run,
     "serving": serving.run,
+    "filters": filters.run,
     "feed": feed.run,
     "replica": replica.run,
 }

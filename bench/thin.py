@@ -44,6 +44,18 @@ ITEMS = COLLECTION.format(
     feature=FEATURE, where="ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
 )
 VILLAGE = COLLECTION.format(feature=FEATURE, where="village_agency = %s AND village_code = %s")
+# a village's parcels of one land use (the CQL2 attribute filter's hand-written twin)
+VILLAGE_USE = COLLECTION.format(
+    feature=FEATURE, where="village_agency = %s AND village_code = %s AND land_use = %s"
+)
+# a village's parcels, largest first (sortby=-area_m2's twin)
+SORTED = f"""
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(f), '[]'),
+                         'numberReturned', count(*))::text
+FROM (SELECT {FEATURE} AS f FROM parcel
+      WHERE valid_to IS NULL AND village_agency = %s AND village_code = %s
+      ORDER BY round(area_m2::numeric, 2) DESC, id LIMIT %s) x
+"""
 ITEM = f"SELECT {FEATURE}::text FROM parcel WHERE id = %s"
 
 # the very statement tagsim's parcel tiles run
@@ -91,7 +103,13 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     if path == "/items" and "village" in query:
         agency, code = query["village"].split(":")
-        body = _one(VILLAGE, (agency, code, int(query.get("limit", 10)))).encode()
+        limit = int(query.get("limit", 10))
+        if "land_use" in query:
+            body = _one(VILLAGE_USE, (agency, code, query["land_use"], limit)).encode()
+        elif query.get("sortby") == "-area_m2":
+            body = _one(SORTED, (agency, code, limit)).encode()
+        else:
+            body = _one(VILLAGE, (agency, code, limit)).encode()
         media = "application/geo+json"
     elif path == "/items":
         x0, y0, x1, y1 = (float(v) for v in query["bbox"].split(","))
