@@ -320,3 +320,24 @@ def test_geoparquet_holds_the_filtered_features_with_their_crs(client: FlaskClie
     in_utm = gpd.read_parquet(_io.BytesIO(utm.data))
     assert in_utm.crs.to_epsg() == 32639
     assert abs(in_utm.geometry.area.sum() - frame.to_crs(32639).geometry.area.sum()) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("cql", "bounded"),
+    [
+        ("S_INTERSECTS(geometry, BBOX(51.0, 35.0, 51.5, 35.8))", True),
+        ("land_use = 'باغ' AND S_WITHIN(geometry, POLYGON((51 35, 52 35, 52 36, 51 35)))", True),
+        ("S_CONTAINS(geometry, POINT(51.2 35.3))", True),
+        ("land_use = 'باغ' OR S_INTERSECTS(geometry, BBOX(51.0, 35.0, 51.5, 35.8))", False),
+        ("S_DISJOINT(geometry, BBOX(51.0, 35.0, 51.5, 35.8))", False),
+        ("NOT S_INTERSECTS(geometry, BBOX(51.0, 35.0, 51.5, 35.8))", False),
+        ("land_use = 'باغ'", False),
+    ],
+)
+def test_a_filter_bounded_by_a_place_is_known(cql: str, bounded: bool) -> None:
+    """A first page is counted with the page only when the filter keeps features meeting
+    a place it names (as a bbox does); an OR, a NOT or S_DISJOINT may reach everywhere."""
+    from geo.geodata.features.collections import get_collection
+    from geo.geodata.features.cql2 import compile_filter
+
+    assert compile_filter(get_collection("parcels"), cql).bounded is bounded

@@ -151,8 +151,8 @@ class Parcel(Base):
         Index("ix_parcel_geom", "geom", postgresql_using="gist"),
         Index(
             "ix_parcel_village_current",
+            "village_code",  # first: a filter may name the code alone (migration 0025)
             "village_agency",
-            "village_code",
             postgresql_where=_CURRENT,
         ),
         # in write order: block-range indexes (migration 0017)

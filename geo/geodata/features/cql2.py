@@ -96,6 +96,9 @@ class CqlFilter:
 
     sql: str
     params: dict[str, Any]
+    # every feature it selects meets a geometry written in the filter (a place, like a
+    # bbox): its first page is counted with the page (see items.page)
+    bounded: bool = False
 
 
 def compile_filter(
@@ -109,7 +112,37 @@ def compile_filter(
     sql, kind = writer.expr(tree)
     if kind != "boolean":
         raise _bad(f"the filter is a {kind} value, not a condition")
-    return CqlFilter(sql, writer.params)
+    return CqlFilter(sql, writer.params, bounded=_bounded(tree))
+
+
+# predicates that keep only features meeting the other geometry (S_DISJOINT does not)
+_MEETING = (
+    ast.GeometryIntersects,
+    ast.GeometryWithin,
+    ast.GeometryContains,
+    ast.GeometryOverlaps,
+    ast.GeometryTouches,
+    ast.GeometryCrosses,
+    ast.GeometryEquals,
+)
+
+
+def _bounded(node: Any) -> bool:
+    """Whether the filter keeps only features meeting a literal geometry: such a predicate
+    itself, or an AND with one on either side."""
+    if isinstance(node, ast.And):
+        return _bounded(node.lhs) or _bounded(node.rhs)
+    if not isinstance(node, _MEETING):
+        return False
+    sides = (node.lhs, node.rhs)
+    names_geometry = any(isinstance(s, ast.Attribute) and s.name == "geometry" for s in sides)
+    return names_geometry and any(_literal_geometry(s) for s in sides)
+
+
+def _literal_geometry(node: Any) -> bool:
+    if isinstance(node, values.Geometry | values.Envelope):
+        return True
+    return isinstance(node, ast.Function) and node.name.lower() == "bbox"
 
 
 def filter_lang(lang: str | None) -> str:

@@ -88,17 +88,19 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     one text (one row crosses the wire, not one per feature). One row more than the page is
     read: whether more follow comes with the page, not from a second statement.
 
-    A first page by bbox is counted in the same statement (``Page.matched``): the box's
-    rows are all read and sorted for the page anyway, so a window count costs nothing
-    more, while a second ``count(*)`` would read them again. Other selections (a whole
-    layer, a village) are read by the id index and stop at the page: they are not.
+    A first page by bbox (or by a filter that keeps only features meeting a geometry it
+    names) is counted in the same statement (``Page.matched``): the box's rows are all
+    read and sorted for the page anyway, so a window count costs nothing more, while a
+    second ``count(*)`` would read them again. Other selections (a whole layer, a village)
+    are read by the id index and stop at the page: they are not.
     """
     where, params = q.where(conn, paged=True)
     if q.limit is None:
         keep, limit = "TRUE", ""
     else:
         keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
-    counted = q.bbox is not None and q.after is None and q.after_key is None
+    bounded = q.bbox is not None or q.condition_bounded
+    counted = bounded and q.after is None and q.after_key is None
     total = "count(*) OVER ()" if counted else "NULL::bigint"
     # the page's order and its last row's key: its id, or (sortby) its sort values and id
     if q.sort:

@@ -171,6 +171,7 @@ class FeatureQuery:
     crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
     # a compiled filter (`cql2.compile_filter`): a WHERE fragment and its parameters
     condition: tuple[str, dict[str, Any]] | None = None
+    condition_bounded: bool = False  # the filter keeps only features meeting a literal place
     properties: tuple[str, ...] | None = None  # the properties answered (None: all)
     sort: tuple[SortKey, ...] = ()  # sortby (then id); empty: id order
     after_key: list[Any] | None = None  # a sorted page's paging key: sort values, then id
