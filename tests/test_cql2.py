@@ -341,3 +341,47 @@ def test_a_filter_bounded_by_a_place_is_known(cql: str, bounded: bool) -> None:
     from geo.geodata.features.cql2 import compile_filter
 
     assert compile_filter(get_collection("parcels"), cql).bounded is bounded
+
+
+@pytest.mark.parametrize(
+    ("cql", "village"),
+    [
+        ("village_code = '0101001' AND land_use = 'باغ'", "= "),
+        ("'0101001' = village_code", "= "),
+        ("village_code IN ('0101001', '0101002')", "IN ("),
+        ("village_code NOT IN ('0101001')", None),
+        ("village_code = '0101001' OR land_use = 'باغ'", None),
+        ("village_code LIKE '0101%'", None),
+    ],
+)
+def test_a_filter_naming_villages_is_known(cql: str, village: str | None) -> None:
+    """Equality or IN on village_code, through ANDs only, prunes parcels' provinces."""
+    from geo.geodata.features.collections import get_collection
+    from geo.geodata.features.cql2 import compile_filter
+
+    found = compile_filter(get_collection("parcels"), cql).village
+    assert (found is None) if village is None else found.startswith(village)
+
+
+def test_village_filters_answer_what_postgis_answers(
+    client: FlaskClient, sample_url: str
+) -> None:
+    with Database(sample_url).connect() as c:
+        codes = list(
+            c.execute(
+                text(
+                    "SELECT village_code FROM parcel WHERE valid_to IS NULL"
+                    " GROUP BY 1 ORDER BY count(*) DESC LIMIT 2"
+                )
+            ).scalars()
+        )
+    one, two = codes
+    assert _ids(client, f"village_code = '{one}'") == _sql(sample_url, f"village_code = '{one}'")
+    both = f"village_code IN ('{one}', '{two}') AND area_m2 > 200"
+    expected = _sql(sample_url, f"village_code IN ('{one}', '{two}') AND area_m2 > 200")
+    assert _ids(client, both) == expected and len(expected) > 0
+    page = client.get(
+        "/collections/parcels/items",
+        query_string={"filter": f"village_code = '{one}'", "sortby": "-area_m2", "limit": 5},
+    ).json
+    assert page["numberMatched"] == len(_sql(sample_url, f"village_code = '{one}'"))

@@ -392,18 +392,20 @@ def feature_query(
     if args.get("limit"):
         high = MAX_LIMIT if default_limit else 10**9
         limit = Int("limit", low=1, high=high).parse(args.get("limit"))
-    condition, bounded = None, False
+    condition, bounding, village = None, None, None
     lang, crs = args.get("filter-lang"), args.get("filter-crs")
     if args.get("filter"):
         compiled = compile_filter(c, args["filter"], lang, crs)
-        condition, bounded = (compiled.sql, compiled.params), compiled.bounded
+        condition = (compiled.sql, dict(compiled.params))
+        bounding, village = compiled.bounding, compiled.village
     else:  # (said without a filter: still one of the values the document lists)
         filter_lang(lang)
         parse_crs(crs, "filter-crs")
     return FeatureQuery(
         collection=c,
         condition=condition,
-        condition_bounded=bounded,
+        condition_bounding=bounding,
+        condition_village=village,
         properties=_properties_asked(c, args.get("properties")),
         sort=_sort_asked(c, args.get("sortby")),
         after_key=_page_key(args.get("page"), args.get("sortby")),

@@ -185,7 +185,7 @@ class ParcelExtent(Base):
     __tablename__ = "parcel_extent"
     __table_args__ = (
         Index("ix_parcel_extent_extent", "extent", postgresql_using="gist"),
-        Index("ix_parcel_extent_village", "village_agency", "village_code"),
+        Index("ix_parcel_extent_village", "village_code", "village_agency"),  # (0025)
     )
 
     province: Mapped[str] = mapped_column(Text, primary_key=True)

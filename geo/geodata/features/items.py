@@ -99,7 +99,7 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
         keep, limit = "TRUE", ""
     else:
         keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
-    bounded = q.bbox is not None or q.condition_bounded
+    bounded = q.bbox is not None or q.condition_bounding is not None
     counted = bounded and q.after is None and q.after_key is None
     total = "count(*) OVER ()" if counted else "NULL::bigint"
     # the page's order and its last row's key: its id, or (sortby) its sort values and id

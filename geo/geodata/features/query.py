@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from geo.errors import InvalidParameter
 from geo.geodata.features.collections import Collection, Filter
 from geo.geodata.features.temporal import TimeFilter
-from geo.geodata.persian import ascii_digits, is_digits, match_key, normalize_code
+from geo.geodata.persian import (
+    ascii_digits,
+    is_digits,
+    match_key,
+    match_key_sql,
+    normalize_code,
+)
 from geo.geodata.registry.agencies import agency_known_sql, require_agency, unknown_agency
 from geo.geodata.registry.editions import editions_in_force
 from geo.geodata.registry.partners import partners
@@ -171,7 +177,10 @@ class FeatureQuery:
     crs: OutputCrs = field(default_factory=lambda: parse_crs(None))
     # a compiled filter (`cql2.compile_filter`): a WHERE fragment and its parameters
     condition: tuple[str, dict[str, Any]] | None = None
-    condition_bounded: bool = False  # the filter keeps only features meeting a literal place
+    # SQL of a place (lon/lat) the filter's features all meet (`CqlFilter.bounding`)
+    condition_bounding: str | None = None
+    # SQL the village code of the filter's features all meet (`CqlFilter.village`)
+    condition_village: str | None = None
     properties: tuple[str, ...] | None = None  # the properties answered (None: all)
     sort: tuple[SortKey, ...] = ()  # sortby (then id); empty: id order
     after_key: list[Any] | None = None  # a sorted page's paging key: sort values, then id
@@ -215,12 +224,16 @@ class FeatureQuery:
         return Selection(" AND ".join(parts), params, self.after, self.sort, self.after_key)
 
     def _provinces(self, lookups: Lookups) -> list[str]:
-        """Parcels are partitioned by province: name the provinces a bbox or a village can
-        reach (from the villages' extents), bound as a value the planner prunes the other
-        partitions by (`docs/scaling.md`)."""
+        """Parcels are partitioned by province: name the provinces a bbox, a filter's place
+        or village, or a village can reach (from the villages' extents), bound as a value
+        the planner prunes the other partitions by (`docs/scaling.md`)."""
         where = []
         if self.bbox is not None:
             where.append(f"e.extent && {self._envelope()}")
+        if self.condition_bounding is not None:
+            where.append(f"e.extent && {self.condition_bounding}")
+        if self.condition_village is not None:
+            where.append(f"e.village_code {self.condition_village}")
         villages = [k for k, f in self.collection.filters.items() if f.kind == "village"]
         for name in villages:
             if name in self.filters:
@@ -291,9 +304,9 @@ class FeatureQuery:
         if flt.kind == "name_key":
             params[key] = match_key(value)
             return f"{flt.column} = :{key}"
-        if flt.kind == "name":
-            params[key] = self._same_names(conn, flt.column, value)
-            return f"{flt.column} = ANY(:{key})"
+        if flt.kind == "name":  # folded in PostgreSQL: no scan of the stored spellings
+            params[key] = match_key(value)
+            return f"{match_key_sql(flt.column)} = :{key}"
         if name == "agency":
             return "TRUE"  # chosen with the editions
         params[key] = value.strip()
@@ -320,15 +333,6 @@ class FeatureQuery:
             f"(t.village_agency, t.village_code) IN (SELECT * FROM"
             f" unnest(CAST(:{key}_a AS text[]), CAST(:{key}_c AS text[])))"
         )
-
-    def _same_names(self, conn: Connection, column: str, value: str) -> list[str]:
-        """The stored spellings whose match key equals the asked one's (few distinct values)."""
-        wanted = match_key(value)
-        table = self.collection.table
-        stored = conn.execute(
-            text(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL")
-        ).scalars()
-        return [s for s in stored if match_key(s) == wanted] or [value]
 
     def order(self) -> str:
         """Id order; with a bbox the sort comes after the spatial filter (``+ 0`` keeps the
