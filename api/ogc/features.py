@@ -435,7 +435,7 @@ def items(req: OgcRequest, collection_id: str) -> OgcResponse:
     result = page(conn, q)
     # counted with the page, or a first page that holds everything: no second query
     matched: int | None
-    if result.matched is not None:
+    if result.counted:
         matched = result.matched
     elif q.after is None and q.after_key is None and not result.more:  # (a first page)
         matched = result.returned

@@ -43,6 +43,7 @@ class Page:
     more: bool
     matched: int | None = None  # the whole selection's size, when counted with the page
     last_key: str | None = None  # a sorted page's last row: its sort values and id (JSON)
+    counted: bool = False  # counted with the page (``matched`` None then: past the cap)
 
 
 def _properties(c: Collection, names: tuple[str, ...] | None = None) -> str:
@@ -91,8 +92,10 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     A first page by bbox (or by a filter that keeps only features meeting a geometry it
     names) is counted in the same statement (``Page.matched``): the box's rows are all
     read and sorted for the page anyway, so a window count costs nothing more, while a
-    second ``count(*)`` would read them again. Other selections (a whole layer, a village)
-    are read by the id index and stop at the page: they are not.
+    second ``count(*)`` would read them again. A sorted first page reads every row too (to
+    sort them): it is counted in the same statement by a capped count of the selection.
+    Other selections (a whole layer, a village) are read by the id index and stop at the
+    page: they are not.
     """
     where, params = q.where(conn, paged=True)
     if q.limit is None:
@@ -100,8 +103,15 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     else:
         keep, limit = f"n <= {int(q.limit)}", f" LIMIT {int(q.limit) + 1}"
     bounded = q.bbox is not None or q.condition_bounding is not None
-    counted = bounded and q.after is None and q.after_key is None
-    total = "count(*) OVER ()" if counted else "NULL::bigint"
+    first = q.after is None and q.after_key is None
+    by_window = bounded and first
+    total = "count(*) OVER ()" if by_window else "NULL::bigint"
+    matched_sql = "max(total)"
+    if q.sort and first and not by_window:
+        matched_sql = (
+            f"(SELECT count(*) FROM (SELECT 1 FROM {q.collection.table} WHERE {where}"
+            f" LIMIT {COUNT_AT_MOST + 1}) c)"
+        )
     # the page's order and its last row's key: its id, or (sortby) its sort values and id
     if q.sort:
         extra = "".join(f", {k.sql} AS s{i}" for i, k in enumerate(q.sort))
@@ -116,7 +126,7 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
         (
             f"SELECT coalesce(string_agg(f, ',' ORDER BY n) FILTER (WHERE {keep}), ''),"
             f" count(*) FILTER (WHERE {keep}), {last},"
-            f" count(*) FILTER (WHERE NOT {keep}) > 0, max(total) FROM ("
+            f" count(*) FILTER (WHERE NOT {keep}) > 0, {matched_sql} FROM ("
             f" SELECT id, f, total{carried}, row_number() OVER (ORDER BY {window}) AS n FROM ("
             f" SELECT t.id, {feature_sql(q.collection, q.crs, q.properties)} AS f,"
             f" {total} AS total{extra}"
@@ -126,11 +136,14 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     )
     assert row is not None  # (an aggregate: always one row)
     features, returned, last_seen, more, matched = row
+    counted = by_window or matched_sql != "max(total)"
     if counted and matched is None:  # nothing in the box
         matched = 0
+    if matched is not None and matched > COUNT_AT_MOST:
+        matched = None
     if q.sort:
-        return Page(features, returned, None, bool(more), matched, last_seen)
-    return Page(features, returned, last_seen, bool(more), matched)
+        return Page(features, returned, None, bool(more), matched, last_seen, counted)
+    return Page(features, returned, last_seen, bool(more), matched, counted=counted)
 
 
 def _row(conn: Connection, c: Collection, fid: int, crs: OutputCrs) -> Any:
