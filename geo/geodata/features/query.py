@@ -335,13 +335,15 @@ class FeatureQuery:
         )
 
     def order(self) -> str:
-        """Id order; with a bbox the sort comes after the spatial filter (``+ 0`` keeps the
-        planner from walking the whole primary key looking for the few rows in the box).
+        """Id order; with a bbox (or a filter's place) the sort comes after the spatial
+        filter (``+ 0`` keeps the planner from walking the whole primary key looking for
+        the few rows in the box).
         With ``sort``: its keys (NULLs last), then id."""
         if self.sort:
             keys = [f"{k.sql} {'DESC' if k.descending else 'ASC'} NULLS LAST" for k in self.sort]
             return ", ".join([*keys, "t.id"])
-        return "t.id + 0" if self.bbox is not None else "t.id"
+        placed = self.bbox is not None or self.condition_bounding is not None
+        return "t.id + 0" if placed else "t.id"
 
 
 def parse_filters(collection: Collection, args: dict[str, str]) -> dict[str, str]:
