@@ -363,9 +363,7 @@ def test_a_filter_naming_villages_is_known(cql: str, village: str | None) -> Non
     assert (found is None) if village is None else found.startswith(village)
 
 
-def test_village_filters_answer_what_postgis_answers(
-    client: FlaskClient, sample_url: str
-) -> None:
+def test_village_filters_answer_what_postgis_answers(client: FlaskClient, sample_url: str) -> None:
     with Database(sample_url).connect() as c:
         codes = list(
             c.execute(
