@@ -16,6 +16,7 @@ from api import (
     coverage,
     crosswalk,
     divisions,
+    downloads,
     editions,
     errors,
     features,
@@ -85,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(subscriptions.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(me.bp)
+    app.register_blueprint(downloads.bp)
     auth.init_app(app)
     app.before_request(reject_nul_in_form)  # (after the key is checked: see auth)
     app.before_request(reject_unknown_query)

@@ -181,6 +181,7 @@ def worker(concurrency: int) -> None:
     import threading
 
     import crosswalk.jobs  # noqa: F401  (registers its job)
+    import geo.changes.snapshots
     import geo.geodata.parcels.jobs
     import geo.geodata.registry.table_jobs  # noqa: F401
     from geo.changes.webhooks import delivery_loop
@@ -262,6 +263,7 @@ from api.cli_divisions import divisions  # noqa: E402
 from api.cli_keys import keys, secrets  # noqa: E402
 from api.cli_parcels import parcels  # noqa: E402
 from api.cli_plates import plates  # noqa: E402
+from api.cli_snapshots import snapshot  # noqa: E402
 
 main.add_command(divisions)
 main.add_command(parcels)
@@ -269,6 +271,7 @@ main.add_command(keys)
 main.add_command(secrets)
 main.add_command(crosswalk)
 main.add_command(plates)
+main.add_command(snapshot)
 # the two table commands a user reaches for first, also at the top level
 main.add_command(divisions.commands["match"], "match")
 main.add_command(divisions.commands["convert"], "convert")

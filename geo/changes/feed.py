@@ -23,7 +23,7 @@ from geo.geodata.registry.editions import IN_FORCE_SQL
 from geo.geodata.registry.partners import partners
 from geo.models.changes import ENTITY_KINDS
 
-__all__ = ["daily_digest", "decode_cursor", "encode_cursor", "read_changes"]
+__all__ = ["daily_digest", "decode_cursor", "encode_cursor", "feed_position", "read_changes"]
 
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"  # how a cursor is written (unpadded base64url)
 WHOLE = 2**62  # the part of a cursor that names a change row as a whole: every part read
@@ -52,6 +52,17 @@ def decode_cursor(cursor: str | None) -> tuple[int, int, int]:
     if min(out) < 0 or out[0] >= 2**63 or out[2] > WHOLE:
         raise _not_ours()
     return out
+
+
+def feed_position(conn: Connection) -> str:
+    """The cursor of ``conn``'s snapshot: every change of a transaction older than the
+    snapshot's oldest running one (its xmin) lies at or before it. Changes after it may
+    include a few the snapshot already sees (transactions that finished after xmin): a copy
+    made from the snapshot sets each entity to its ``after``, so twice is once."""
+    xmin = conn.execute(
+        text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    ).scalar_one()
+    return encode_cursor(int(xmin), 0, 0)
 
 
 def _not_ours() -> ValidationError:

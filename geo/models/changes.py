@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
@@ -89,3 +99,27 @@ class DataChangeArea(Base):
     y0: Mapped[float | None] = mapped_column(Float)
     x1: Mapped[float | None] = mapped_column(Float)
     y1: Mapped[float | None] = mapped_column(Float)
+
+
+SNAPSHOT_DATASETS = ("parcels", "guide_plans", "plates", "divisions")
+
+
+class Snapshot(Base):
+    """Immutable files of a dataset as it stood at one point of the change feed
+    (``position``: a feed cursor; the changes after it are the ones a copy applies)."""
+
+    __tablename__ = "snapshot"
+    __table_args__ = (
+        CheckConstraint(f"dataset IN ({sql_in(SNAPSHOT_DATASETS)})", name="dataset"),
+        UniqueConstraint("dataset", "label", name="uq_snapshot_dataset_label"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    dataset: Mapped[str] = mapped_column(Text, nullable=False)
+    label: Mapped[str] = mapped_column(Text, nullable=False)  # its folder: Tehran date-time
+    taken_at: Mapped[datetime] = now_column()
+    position: Mapped[str] = mapped_column(Text, nullable=False)
+    features: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # [{name, format, media_type, size, sha256}]
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    taken_by: Mapped[str] = mapped_column(Text, nullable=False)

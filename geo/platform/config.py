@@ -44,6 +44,7 @@ class Settings:
     audit_dir: Path | None = None
     audit_flush_s: float = AUDIT_FLUSH_S
     behind_front: bool = False  # TAGSIM_BEHIND_FRONT=1: served behind api.front's nginx
+    downloads_dir: Path | None = None  # TAGSIM_DOWNLOADS_DIR: snapshots' files
 
     @property
     def cluster_dir(self) -> Path:
@@ -56,6 +57,11 @@ class Settings:
     @property
     def audit_folder(self) -> Path:
         return self.audit_dir or self.home / "audit"
+
+    @property
+    def downloads_folder(self) -> Path:
+        """Where snapshots' files live (`geo.changes.snapshots`): ``<home>/downloads``."""
+        return self.downloads_dir or self.home / "downloads"
 
 
 BEHIND_FRONT_ENV = "TAGSIM_BEHIND_FRONT"
@@ -83,6 +89,9 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         audit_dir=Path(env["TAGSIM_AUDIT_DIR"]).resolve() if env.get("TAGSIM_AUDIT_DIR") else None,
         audit_flush_s=_seconds(env, "TAGSIM_AUDIT_FLUSH_S", AUDIT_FLUSH_S),
         behind_front=env.get(BEHIND_FRONT_ENV) == "1",
+        downloads_dir=(
+            Path(env["TAGSIM_DOWNLOADS_DIR"]).resolve() if env.get("TAGSIM_DOWNLOADS_DIR") else None
+        ),
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "enqueue",
     "job_app",
     "job_state",
+    "periodic",
     "recover_stalled",
     "recovery_loop",
     "report_progress",
@@ -44,6 +45,7 @@ QUEUE = "tagsim"
 HEARTBEAT_S = 5.0
 STALLED_AFTER_S = 25.0  # five missed beats (TAGSIM_STALLED_AFTER_S)
 _TASKS: dict[str, Callable[..., Any]] = {}
+_SCHEDULES: dict[str, str] = {}  # task name → cron (UTC), for tasks a worker runs by itself
 _worker_db: Database | None = None  # set by run_worker: tasks reach the database through it
 
 
@@ -68,6 +70,18 @@ def task(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return register
 
 
+def periodic(name: str, cron: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a job function that the workers run by themselves on ``cron`` (UTC; one
+    run per tick however many workers there are); it receives the context and the tick's
+    ``timestamp``."""
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        _SCHEDULES[name] = cron
+        return task(name)(func)
+
+    return register
+
+
 def job_app(db: Database) -> procrastinate.App:
     """The procrastinate app over ``db``, with every registered task."""
     return _app(db.url, tuple(sorted(_TASKS)))
@@ -77,7 +91,9 @@ def job_app(db: Database) -> procrastinate.App:
 def _app(url: str, names: tuple[str, ...]) -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=_conninfo(url)))
     for name in names:
-        app.task(name=f"tagsim:{name}", pass_context=True)(_TASKS[name])
+        registered = app.task(name=f"tagsim:{name}", pass_context=True, queue=QUEUE)(_TASKS[name])
+        if name in _SCHEDULES:
+            app.periodic(cron=_SCHEDULES[name], periodic_id=name)(registered)
     return app
 
 

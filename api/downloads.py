@@ -1,0 +1,108 @@
+"""Dated snapshots to download (issue 25): ``GET /downloads`` lists them with their files,
+sizes, SHA-256 and feed positions; ``GET /downloads/{dataset}/{latest|date|label}/{file}``
+sends one file with an ETag (its SHA-256) and range requests, under the dataset's own
+policy, audited like every read (`geo.changes.snapshots` writes them)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
+
+from api.database import app_db
+from api.endpoints import BY_COLLECTION, Text, declare
+from geo.changes.snapshots import find_snapshot, list_snapshots
+from geo.errors import NotFound
+from geo.geodata.features.collections import COLLECTIONS, get_collection
+from geo.platform.config import settings
+
+bp = Blueprint("downloads", __name__)
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+WHEN = r"^(latest|\d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}T\d{6})$"
+FILE = r"^[a-z_]+\.(gpkg|parquet|fgb|csv|zip)$"
+
+
+def downloads_folder() -> Path:
+    """The snapshots' folder: the app's ``DOWNLOADS_DIR``, else the settings' one."""
+    return Path(current_app.config.get("DOWNLOADS_DIR") or settings().downloads_folder)
+
+
+def _described(snapshot: dict[str, Any]) -> dict[str, Any]:
+    dataset, label = snapshot["dataset"], snapshot["label"]
+    base = f"{request.url_root}downloads/{dataset}/{label}/"
+    return {
+        "label": label,
+        "taken_at": snapshot["taken_at"].isoformat(),
+        "position": snapshot["position"],
+        "features": snapshot["features"],
+        "crs": CRS84,
+        "files": [{**f, "href": base + f["name"]} for f in snapshot["files"]],
+    }
+
+
+@bp.get("/downloads")
+@declare(key_only=True)
+def get_downloads() -> Response:
+    """Every dataset's snapshots kept, newest first: files with size, SHA-256 and link,
+    the feed position each is consistent with (continue with ``/changes?since=``)."""
+    kept: dict[str, list[dict[str, Any]]] = {name: [] for name in COLLECTIONS}
+    for snapshot in list_snapshots(app_db()):
+        kept[snapshot["dataset"]].append(_described(snapshot))
+    datasets = [
+        {
+            "id": name,
+            "title": COLLECTIONS[name].title,
+            "title_fa": COLLECTIONS[name].title_fa,
+            "latest": f"{request.url_root}downloads/{name}/latest/" if kept[name] else None,
+            "snapshots": kept[name],
+        }
+        for name in COLLECTIONS
+    ]
+    return jsonify({"datasets": datasets})
+
+
+@bp.get("/downloads/<collection_id>/<when>/<name>")
+@declare(
+    service=BY_COLLECTION,
+    path=[
+        Text("when", pattern=WHEN),
+        Text("name", pattern=FILE),
+    ],
+    media=[
+        "application/geopackage+sqlite3",
+        "application/vnd.apache.parquet",
+        "application/flatgeobuf",
+        "text/csv",
+    ],
+)
+def get_download(collection_id: str, when: str, name: str) -> Response:
+    """One file of a snapshot (``latest``, a Tehran date's last, or a label), with an ETag
+    (its SHA-256) and range requests; a label's file never changes."""
+    get_collection(collection_id)  # (404 unknown_collection)
+    snapshot = find_snapshot(app_db(), collection_id, when)
+    described = next((f for f in snapshot["files"] if f["name"] == name), None)
+    if described is None:
+        names = ", ".join(f["name"] for f in snapshot["files"])
+        raise NotFound(f"the snapshot has {names}", code="unknown_file")
+    path = downloads_folder() / collection_id / snapshot["label"] / name
+    if not path.is_file():
+        raise NotFound("the snapshot's file is gone (kept elsewhere?)", code="file_missing")
+    g.audit_rows = snapshot["features"]
+    response = send_file(
+        path,
+        mimetype=described["media_type"],
+        as_attachment=True,
+        download_name=name,
+        conditional=True,
+        etag=described["sha256"],
+    )
+    immutable = when == snapshot["label"]
+    response.headers["Cache-Control"] = (
+        "private, max-age=31536000, immutable" if immutable else "private, no-cache"
+    )
+    digest = base64.b64encode(bytes.fromhex(described["sha256"])).decode()
+    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"  # (RFC 9530)
+    return response

@@ -1,0 +1,228 @@
+"""Dated snapshots: a dataset's files as they stood at one point of the change feed.
+
+A snapshot is written inside one ``REPEATABLE READ`` transaction, so every file (GeoPackage,
+GeoParquet, FlatGeobuf, CSV) holds the same rows, and the transaction's snapshot gives the
+feed position the files are consistent with (:func:`geo.changes.feed.feed_position`): every
+change of a transaction older than the snapshot is in the files. Changes after the position
+may include a few already in them (transactions that committed while older ones were still
+running); a copy applies a change by its entity (a parcel's agency:village:number) to the
+state its ``after`` gives, so applying one twice changes nothing.
+
+The files go to ``<downloads>/<dataset>/<label>/`` (the label is the Tehran date and time),
+written into a staging folder first and renamed whole, then recorded with their sizes and
+SHA-256 in ``snapshot``; nothing is ever rewritten. The newest ``keep`` snapshots of each
+dataset are kept; older ones are removed, row and folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from geo.changes.feed import feed_position
+from geo.errors import InvalidParameter, NotFound
+from geo.geodata.features.collections import get_collection
+from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
+from geo.geodata.features.query import FeatureQuery
+from geo.models.changes import SNAPSHOT_DATASETS
+from geo.platform.config import settings
+from geo.platform.database import Database
+from geo.platform.jobs import periodic, worker_database
+
+__all__ = [
+    "DAILY_UTC",
+    "SNAPSHOT_FORMATS",
+    "find_snapshot",
+    "list_snapshots",
+    "take_snapshot",
+]
+
+SNAPSHOT_FORMATS = ("gpkg", "parquet", "fgb", "csv")
+KEEP = 7  # snapshots kept per dataset, by default
+DAILY_UTC = "30 23 * * *"  # 03:00 in Tehran (UTC+3:30; no daylight saving since 1401)
+TEHRAN = ZoneInfo("Asia/Tehran")
+_COLUMNS = "id, dataset, label, taken_at, position, features, files, taken_by"
+
+
+def take_snapshot(
+    db: Database,
+    dataset: str,
+    folder: Path,
+    *,
+    formats: Sequence[str] = SNAPSHOT_FORMATS,
+    taken_by: str = "schedule",
+    keep: int = KEEP,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Write ``dataset``'s files under ``folder`` and record them; returns the snapshot."""
+    if dataset not in SNAPSHOT_DATASETS:
+        raise InvalidParameter(
+            f"dataset is one of {', '.join(SNAPSHOT_DATASETS)}", code="unknown_dataset"
+        )
+    unknown = [f for f in formats if f not in SNAPSHOT_FORMATS]
+    if unknown or not formats:
+        raise InvalidParameter(
+            f"formats are among {', '.join(SNAPSHOT_FORMATS)}", code="unknown_format"
+        )
+    if keep < 1:
+        raise InvalidParameter("keep at least one snapshot", field="keep")
+    label = (now or datetime.now(UTC)).astimezone(TEHRAN).strftime("%Y-%m-%dT%H%M%S")
+    home = folder / dataset
+    home.mkdir(parents=True, exist_ok=True)
+    staging = home / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        position, features = _write(db, dataset, formats, staging)
+        files = [_described(staging / _file_name(dataset, fmt), fmt) for fmt in formats]
+        final = home / label
+        if final.exists():
+            raise InvalidParameter(
+                f"{dataset} already has a snapshot labelled {label}", code="snapshot_exists"
+            )
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        with db.begin() as conn:
+            row = (
+                conn.execute(
+                    text(
+                        "INSERT INTO snapshot (dataset, label, position, features, files,"
+                        " taken_by) VALUES (:d, :l, :p, :n, CAST(:f AS jsonb), :by)"
+                        f" RETURNING {_COLUMNS}"
+                    ),
+                    {
+                        "d": dataset,
+                        "l": label,
+                        "p": position,
+                        "n": features,
+                        "f": json.dumps(files),
+                        "by": taken_by,
+                    },
+                )
+                .mappings()
+                .one()
+            )
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    _prune(db, dataset, folder, keep)
+    return dict(row)
+
+
+def _write(db: Database, dataset: str, formats: Sequence[str], into: Path) -> tuple[str, int]:
+    """Every format from one REPEATABLE READ snapshot; (its feed position, features)."""
+    q = FeatureQuery(collection=get_collection(dataset), limit=None)
+    counts: set[int] = set()
+    with db.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            position = feed_position(conn)
+            for fmt in formats:
+                target = into / _file_name(dataset, fmt)
+                if fmt == "csv":
+                    with target.open("wb") as out:
+                        lines = -1  # (the header)
+                        for chunk in csv_chunks(conn, q):
+                            out.write(chunk)
+                            lines += chunk.count(b"\n")
+                    counts.add(lines)
+                    continue
+                download = write_file(conn, q, fmt)
+                try:
+                    shutil.move(download.path, target)
+                finally:
+                    shutil.rmtree(download.folder, ignore_errors=True)
+                counts.add(download.features)
+    features = max(counts)
+    return position, features
+
+
+def _file_name(dataset: str, fmt: str) -> str:
+    return f"{dataset}.{FORMATS[fmt].extension}"
+
+
+def _described(path: Path, fmt: str) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return {
+        "name": path.name,
+        "format": fmt,
+        "media_type": FORMATS[fmt].media_type,
+        "size": path.stat().st_size,
+        "sha256": digest.hexdigest(),
+    }
+
+
+def _prune(db: Database, dataset: str, folder: Path, keep: int) -> None:
+    """Remove the snapshots of ``dataset`` past the newest ``keep`` (rows, then folders)."""
+    with db.begin() as conn:
+        gone = conn.execute(
+            text(
+                "DELETE FROM snapshot WHERE dataset = :d AND id NOT IN ("
+                " SELECT id FROM snapshot WHERE dataset = :d ORDER BY taken_at DESC, id DESC"
+                " LIMIT :k) RETURNING label"
+            ),
+            {"d": dataset, "k": keep},
+        ).scalars()
+        labels = list(gone)
+    for label in labels:
+        shutil.rmtree(folder / dataset / label, ignore_errors=True)
+
+
+def list_snapshots(db: Database, dataset: str | None = None) -> list[dict[str, Any]]:
+    """The snapshots kept, newest first (of one dataset, or of all)."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM snapshot WHERE (CAST(:d AS text) IS NULL OR dataset = :d)"
+                " ORDER BY dataset, taken_at DESC, id DESC"
+            ),
+            {"d": dataset},
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def find_snapshot(db: Database, dataset: str, when: str) -> dict[str, Any]:
+    """The snapshot ``when`` names: ``latest``, a date (``2026-12-05``: that day's last, in
+    Tehran) or a label (``2026-12-05T101500``)."""
+    kept = list_snapshots(db, dataset)
+    if when == "latest":
+        found = kept[:1]
+    elif len(when) == 10:
+        found = [s for s in kept if s["label"].startswith(when + "T")][:1]
+    else:
+        found = [s for s in kept if s["label"] == when]
+    if not found:
+        raise NotFound(
+            f"no snapshot of {dataset} at {when!r}; ask /downloads for the list",
+            code="unknown_snapshot",
+        )
+    return found[0]
+
+
+@periodic("snapshots", DAILY_UTC)
+def scheduled_snapshots(context: Any, timestamp: int) -> None:
+    """The daily snapshot of every dataset, taken by whichever worker is running at 03:00
+    Tehran time; a dataset that fails does not keep the others from theirs."""
+    db, taken = worker_database(), datetime.fromtimestamp(timestamp, UTC)
+    failed = []
+    for dataset in SNAPSHOT_DATASETS:
+        try:
+            take_snapshot(db, dataset, settings().downloads_folder, now=taken)
+        except Exception as exc:  # (reported below, after the other datasets)
+            failed.append(f"{dataset}: {exc}")
+    if failed:
+        raise RuntimeError("snapshots failed: " + "; ".join(failed))

@@ -1,0 +1,194 @@
+"""Dated snapshots (issue 25): files of a dataset at a point of the change feed, served with
+ETags and ranges under the dataset's policy; checked against PostGIS and read back by
+geopandas and GDAL."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pyogrio
+import pytest
+from sqlalchemy import text
+
+from api import create_app
+from geo.access.control import create_key, set_policy
+from geo.changes import snapshots
+from geo.changes.feed import read_changes
+from geo.changes.snapshots import find_snapshot, list_snapshots, take_snapshot
+from geo.errors import GeoError
+from geo.platform.database import Database
+from tests.helpers import republish_village
+
+
+def _current_ids(url: str) -> set[int]:
+    with Database(url).connect() as c:
+        return set(c.execute(text("SELECT id FROM parcel WHERE valid_to IS NULL")).scalars())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_snapshot_holds_the_dataset_in_every_format(sample_url: str, tmp_path: Path) -> None:
+    db = Database(sample_url)
+    made = take_snapshot(db, "parcels", tmp_path, taken_by="test")
+    folder = tmp_path / "parcels" / made["label"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f["name"] for f in made["files"])
+    ids = _current_ids(sample_url)
+    assert made["features"] == len(ids) > 0
+    for f in made["files"]:
+        path = folder / f["name"]
+        assert f["size"] == path.stat().st_size and f["sha256"] == _sha256(path)
+    parquet = gpd.read_parquet(folder / "parcels.parquet")
+    assert parquet.crs.to_epsg() == 4326 and set(parquet["fid"]) == ids
+    gpkg = pyogrio.read_dataframe(folder / "parcels.gpkg", fid_as_index=True)
+    assert len(gpkg) == len(ids) and "مسکونی" in set(gpkg["land_use"])
+    assert len(pyogrio.read_dataframe(folder / "parcels.fgb")) == len(ids)
+    rows = (folder / "parcels.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(rows) == len(ids) + 1
+    assert not [p for p in (tmp_path / "parcels").iterdir() if p.name.startswith(".staging")]
+
+
+def test_the_feed_continues_exactly_where_the_snapshot_stands(
+    sample_url: str, tmp_path: Path
+) -> None:
+    """The changes after a snapshot's position are the ones it does not hold: none at
+    first; after a publish, that publish's, each meeting the snapshot's state as its
+    ``before``."""
+    db = Database(sample_url)
+    made = take_snapshot(db, "parcels", tmp_path, formats=["parquet"], taken_by="test")
+    with db.connect() as c:
+        assert read_changes(c, made["position"], kinds=["parcel"])["count"] == 0
+    held = gpd.read_parquet(tmp_path / "parcels" / made["label"] / "parcels.parquet")
+    state = {
+        f"{a}:{v}:{n}": use
+        for a, v, n, use in zip(
+            held["village_agency"],
+            held["village_code"],
+            held["parcel_no"],
+            held["land_use"],
+            strict=True,
+        )
+    }
+    village, changed, removed, _ = republish_village(sample_url)
+    with db.connect() as c:
+        after = read_changes(c, made["position"], kinds=["parcel"], limit=10_000)["changes"]
+    by_key = {c["entity_id"]: c for c in after}
+    assert by_key and all(k.split(":")[1] == village for k in by_key)
+    for key, change in by_key.items():
+        if change["operation"] == "insert":
+            assert key not in state
+        else:  # an update or a removal starts from what the snapshot holds
+            assert state[key] == change["before"]["land_use"], key
+    operations = {k.rsplit(":", 1)[1]: c["operation"] for k, c in by_key.items()}
+    assert operations[changed] == "update" and operations[removed] == "delete"
+
+
+class _Closing:
+    """A test client whose answers are read whole and closed (files are streamed)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        answer = self.client.get(url, **kwargs)
+        answer.get_data()
+        answer.close()
+        return answer
+
+
+def test_downloads_serve_a_file_with_its_etag_ranges_and_policy(
+    sample_url: str, tmp_path: Path
+) -> None:
+    db = Database(sample_url)
+    made = take_snapshot(db, "plates", tmp_path, formats=["gpkg", "csv"], taken_by="test")
+    with db.begin() as c:
+        reader = create_key(c, "sci", "reader", "downloads")["key"]
+        outsider = create_key(c, "hf", "reader", "downloads")["key"]
+    app = create_app({"DATABASE_URL": sample_url, "DOWNLOADS_DIR": str(tmp_path)})
+    client = _Closing(app.test_client())
+    auth = {"Authorization": f"Bearer {reader}"}
+    index = client.get("/downloads", headers=auth).json["datasets"]
+    plates = next(d for d in index if d["id"] == "plates")
+    listed = plates["snapshots"][0]
+    assert listed["label"] == made["label"] and listed["position"] == made["position"]
+    gpkg = next(f for f in listed["files"] if f["name"] == "plates.gpkg")
+    url = gpkg["href"].removeprefix("http://localhost")
+    assert url == f"/downloads/plates/{made['label']}/plates.gpkg"
+    whole = client.get("/downloads/plates/latest/plates.gpkg", headers=auth)
+    assert whole.status_code == 200 and whole.headers["ETag"] == f'"{gpkg["sha256"]}"'
+    assert hashlib.sha256(whole.data).hexdigest() == gpkg["sha256"]
+    assert whole.headers["Cache-Control"] == "private, no-cache"
+    by_label = client.get(url, headers=auth)
+    assert "immutable" in by_label.headers["Cache-Control"]
+    day = made["label"][:10]
+    assert client.get(f"/downloads/plates/{day}/plates.gpkg", headers=auth).data == whole.data
+    part = client.get(url, headers={**auth, "Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.data == whole.data[100:200]
+    again = client.get(url, headers={**auth, "If-None-Match": f'"{gpkg["sha256"]}"'})
+    assert again.status_code == 304
+    for missing, code in (
+        ("/downloads/plates/latest/plates.fgb", "unknown_file"),
+        ("/downloads/plates/1999-01-01/plates.gpkg", "unknown_snapshot"),
+        ("/downloads/nothing/latest/nothing.gpkg", "unknown_collection"),
+    ):
+        got = client.get(missing, headers=auth)
+        assert got.status_code == 404 and got.json["code"] == code, missing
+    assert client.get(url).status_code == 401
+    with db.begin() as c:
+        set_policy(c, "plates", "all_except", ["hf"], public=False)
+    try:
+        assert client.get(url, headers={"Authorization": f"Bearer {outsider}"}).status_code == 403
+    finally:
+        with db.begin() as c:
+            set_policy(c, "plates", "all", [], public=False)
+    with db.connect() as c:
+        audited = c.execute(
+            text(
+                "SELECT count(*) FROM audit WHERE endpoint = 'downloads.get_download'"
+                " AND status = 200 AND row_count = :n"
+            ),
+            {"n": made["features"]},
+        ).scalar_one()
+    assert audited >= 1
+
+
+def test_old_snapshots_go_by_the_retention_rule(sample_url: str, tmp_path: Path) -> None:
+    db = Database(sample_url)
+    start = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    labels = [
+        take_snapshot(
+            db, "guide_plans", tmp_path, formats=["csv"], keep=2, now=start + timedelta(days=d)
+        )["label"]
+        for d in range(3)
+    ]
+    kept = [s["label"] for s in list_snapshots(db, "guide_plans")]
+    assert kept == labels[:0:-1]  # the two newest, newest first
+    assert sorted(p.name for p in (tmp_path / "guide_plans").iterdir()) == sorted(kept)
+    assert find_snapshot(db, "guide_plans", "2026-12-02")["label"] == labels[1]
+    with pytest.raises(GeoError) as refused:
+        take_snapshot(db, "guide_plans", tmp_path, formats=["csv"], now=start + timedelta(days=2))
+    assert refused.value.code == "snapshot_exists"
+
+
+def test_a_failed_snapshot_leaves_nothing(
+    sample_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(sample_url)
+    before = len(list_snapshots(db, "divisions"))
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(snapshots, "write_file", broken)
+    with pytest.raises(OSError):
+        take_snapshot(db, "divisions", tmp_path, formats=["csv", "gpkg"])
+    assert len(list_snapshots(db, "divisions")) == before
+    assert list((tmp_path / "divisions").iterdir()) == []
+    with pytest.raises(GeoError) as bad:
+        take_snapshot(db, "nothing", tmp_path)
+    assert bad.value.code == "unknown_dataset"
