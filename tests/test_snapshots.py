@@ -192,3 +192,19 @@ def test_a_failed_snapshot_leaves_nothing(
     with pytest.raises(GeoError) as bad:
         take_snapshot(db, "nothing", tmp_path)
     assert bad.value.code == "unknown_dataset"
+
+
+def test_the_daily_run_takes_every_dataset(
+    sample_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers' 03:00 (Tehran) tick: one snapshot per dataset, labelled by the tick."""
+    from geo.platform import jobs
+
+    monkeypatch.setattr(jobs, "_worker_db", Database(sample_url))
+    monkeypatch.setenv("TAGSIM_DOWNLOADS_DIR", str(tmp_path))
+    tick = datetime(2026, 12, 9, 23, 30, tzinfo=UTC)  # 03:00 on 10 December in Tehran
+    snapshots.scheduled_snapshots(None, int(tick.timestamp()))
+    for dataset in ("parcels", "guide_plans", "plates", "divisions"):
+        made = find_snapshot(Database(sample_url), dataset, "2026-12-10")
+        assert made["label"] == "2026-12-10T030000" and made["taken_by"] == "schedule"
+        assert (tmp_path / dataset / made["label"] / f"{dataset}.parquet").is_file()

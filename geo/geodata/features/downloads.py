@@ -171,6 +171,13 @@ def write_file(conn: Connection, q: FeatureQuery, fmt: str) -> Download:
             geometry_type="Unknown" if c.geometry_type == "Geometry" else c.geometry_type,
             crs=f"EPSG:{q.crs.epsg}",
             **({"encoding": "UTF-8"} if shapefile else {}),
+            # divisions mix points, polygons and units with neither: FlatGeobuf's spatial
+            # index refuses a NULL geometry ("NULL geometry not supported")
+            **(
+                {"layer_options": {"SPATIAL_INDEX": "NO"}}
+                if fmt == "fgb" and c.geometry_type == "Geometry"
+                else {}
+            ),
         )
         if shapefile:
             archive = folder / f"{c.id}.zip"
