@@ -54,3 +54,19 @@ def list_() -> None:
     for s in list_snapshots(ready_db()):
         files = ", ".join(f"{f['name']} ({f['size']:,} B)" for f in s["files"])
         click.echo(f"{s['dataset']:<12} {s['label']}  {s['features']:>9,}  {files}")
+
+
+@snapshot.command("changes")
+@click.argument("granularity", type=click.Choice(("hourly", "daily")))
+@reports_errors
+def changes(granularity: str) -> None:
+    """Write the next numbered change file of GRANULARITY now (the workers write them on
+    the hour and at 03:00 Tehran time)."""
+    from geo.changes.change_files import write_change_file
+    from geo.platform.config import settings
+
+    made = write_change_file(ready_db(), settings().downloads_folder, granularity)
+    click.echo(
+        f"{granularity} {made['sequence']}: {made['changes']:,} changes,"
+        f" {made['size']:,} bytes, {made['from_position']} → {made['to_position']}"
+    )

@@ -13,9 +13,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fi
 
 from api.database import app_db
 from api.endpoints import BY_COLLECTION, Text, declare
+from geo.changes.change_files import change_file, change_state, list_change_files
 from geo.changes.snapshots import find_snapshot, list_snapshots
 from geo.errors import NotFound
 from geo.geodata.features.collections import COLLECTIONS, get_collection
+from geo.models.changes import CHANGE_FILE_GRANULARITIES
 from geo.platform.config import settings
 
 bp = Blueprint("downloads", __name__)
@@ -61,7 +63,64 @@ def get_downloads() -> Response:
         }
         for name in COLLECTIONS
     ]
-    return jsonify({"datasets": datasets})
+    changes = {}
+    for granularity in CHANGE_FILE_GRANULARITIES:
+        files = list_change_files(app_db(), granularity, limit=50)
+        base = f"{request.url_root}downloads/changes/{granularity}/"
+        changes[granularity] = {
+            "state": base + "state.json",
+            "files": [
+                {
+                    "sequence": f["sequence"],
+                    "from": f["from_position"],
+                    "to": f["to_position"],
+                    "made_at": f["made_at"].isoformat(),
+                    "changes": f["changes"],
+                    "size": f["size"],
+                    "sha256": f["sha256"],
+                    "href": base + f["name"],
+                }
+                for f in files
+            ],
+        }
+    return jsonify({"datasets": datasets, "changes": changes})
+
+
+GRANULARITY = Text("granularity", enum=CHANGE_FILE_GRANULARITIES)
+
+
+@bp.get("/downloads/changes/<granularity>/state.json")
+@declare(service="changes", path=[GRANULARITY])
+def get_change_state(granularity: str) -> Response:
+    """The last change file of ``hourly`` or ``daily``: its sequence, the feed position it
+    ends at, when it was made (OpenStreetMap's ``state.txt``)."""
+    GRANULARITY.parse(granularity)
+    response = jsonify(change_state(app_db(), granularity))
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@bp.get("/downloads/changes/<granularity>/<int:sequence>.jsonl.gz")
+@declare(service="changes", path=[GRANULARITY], media="application/gzip")
+def get_change_file(granularity: str, sequence: int) -> Response:
+    """Change file ``sequence`` (gzipped JSON Lines, one change a line as ``/changes``
+    gives it), with its ETag (SHA-256) and ranges; it never changes."""
+    GRANULARITY.parse(granularity)
+    made = change_file(app_db(), granularity, sequence)
+    path = downloads_folder() / "changes" / granularity / made["name"]
+    if not path.is_file():
+        raise NotFound("the change file is gone (kept elsewhere?)", code="file_missing")
+    g.audit_rows = made["changes"]
+    response = send_file(
+        path,
+        mimetype="application/gzip",
+        as_attachment=True,
+        download_name=made["name"],
+        conditional=True,
+        etag=made["sha256"],
+    )
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
 
 
 @bp.get("/downloads/<collection_id>/<when>/<name>")

@@ -23,6 +23,13 @@ from geo.errors import GeoError
 from geo.platform.database import Database
 from tests.helpers import republish_village
 
+_MOMENTS = iter(range(1, 10_000))
+
+
+def _moment() -> datetime:
+    """A moment of its own for each snapshot a test takes (labels are per second)."""
+    return datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=next(_MOMENTS))
+
 
 def _current_ids(url: str) -> set[int]:
     with Database(url).connect() as c:
@@ -35,7 +42,7 @@ def _sha256(path: Path) -> str:
 
 def test_a_snapshot_holds_the_dataset_in_every_format(sample_url: str, tmp_path: Path) -> None:
     db = Database(sample_url)
-    made = take_snapshot(db, "parcels", tmp_path, taken_by="test")
+    made = take_snapshot(db, "parcels", tmp_path, taken_by="test", now=_moment())
     folder = tmp_path / "parcels" / made["label"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(f["name"] for f in made["files"])
     ids = _current_ids(sample_url)
@@ -60,7 +67,9 @@ def test_the_feed_continues_exactly_where_the_snapshot_stands(
     first; after a publish, that publish's, each meeting the snapshot's state as its
     ``before``."""
     db = Database(sample_url)
-    made = take_snapshot(db, "parcels", tmp_path, formats=["parquet"], taken_by="test")
+    made = take_snapshot(
+        db, "parcels", tmp_path, formats=["parquet"], taken_by="test", now=_moment()
+    )
     with db.connect() as c:
         assert read_changes(c, made["position"], kinds=["parcel"])["count"] == 0
     held = gpd.read_parquet(tmp_path / "parcels" / made["label"] / "parcels.parquet")
@@ -105,7 +114,9 @@ def test_downloads_serve_a_file_with_its_etag_ranges_and_policy(
     sample_url: str, tmp_path: Path
 ) -> None:
     db = Database(sample_url)
-    made = take_snapshot(db, "plates", tmp_path, formats=["gpkg", "csv"], taken_by="test")
+    made = take_snapshot(
+        db, "plates", tmp_path, formats=["gpkg", "csv"], taken_by="test", now=_moment()
+    )
     with db.begin() as c:
         reader = create_key(c, "sci", "reader", "downloads")["key"]
         outsider = create_key(c, "hf", "reader", "downloads")["key"]

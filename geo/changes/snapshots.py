@@ -27,9 +27,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from geo.changes.feed import feed_position
-from geo.errors import InvalidParameter, NotFound
+from geo.errors import Conflict, InvalidParameter, NotFound
 from geo.geodata.features.collections import get_collection
 from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
 from geo.geodata.features.query import FeatureQuery
@@ -76,6 +77,13 @@ def take_snapshot(
     if keep < 1:
         raise InvalidParameter("keep at least one snapshot", field="keep")
     label = (now or datetime.now(UTC)).astimezone(TEHRAN).strftime("%Y-%m-%dT%H%M%S")
+    with db.connect() as conn:
+        taken = conn.execute(
+            text("SELECT 1 FROM snapshot WHERE dataset = :d AND label = :l"),
+            {"d": dataset, "l": label},
+        ).first()
+    if taken is not None:
+        raise _exists(dataset, label)
     home = folder / dataset
     home.mkdir(parents=True, exist_ok=True)
     staging = home / f".staging-{uuid.uuid4().hex}"
@@ -85,9 +93,7 @@ def take_snapshot(
         files = [_described(staging / _file_name(dataset, fmt), fmt) for fmt in formats]
         final = home / label
         if final.exists():
-            raise InvalidParameter(
-                f"{dataset} already has a snapshot labelled {label}", code="snapshot_exists"
-            )
+            raise _exists(dataset, label)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -113,11 +119,21 @@ def take_snapshot(
                 .mappings()
                 .one()
             )
+    except IntegrityError:  # (the same label recorded meanwhile, by another process)
+        shutil.rmtree(final, ignore_errors=True)
+        raise _exists(dataset, label) from None
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise
     _prune(db, dataset, folder, keep)
     return dict(row)
+
+
+def _exists(dataset: str, label: str) -> Conflict:
+    return Conflict(
+        f"{dataset} already has a snapshot labelled {label} (one a second at most)",
+        code="snapshot_exists",
+    )
 
 
 def _write(db: Database, dataset: str, formats: Sequence[str], into: Path) -> tuple[str, int]:

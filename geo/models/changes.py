@@ -123,3 +123,28 @@ class Snapshot(Base):
     # [{name, format, media_type, size, sha256}]
     files: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     taken_by: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+CHANGE_FILE_GRANULARITIES = ("hourly", "daily")
+
+
+class ChangeFile(Base):
+    """A numbered change file: exactly the feed's changes between two positions, in
+    sequence with the file before it (OpenStreetMap's replication diffs)."""
+
+    __tablename__ = "change_file"
+    __table_args__ = (
+        CheckConstraint(
+            f"granularity IN ({sql_in(CHANGE_FILE_GRANULARITIES)})", name="granularity"
+        ),
+    )
+
+    granularity: Mapped[str] = mapped_column(Text, primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    from_position: Mapped[str] = mapped_column(Text, nullable=False)
+    to_position: Mapped[str] = mapped_column(Text, nullable=False)
+    made_at: Mapped[datetime] = now_column()
+    changes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
