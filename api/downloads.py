@@ -6,6 +6,8 @@ policy, audited like every read (`geo.changes.snapshots` writes them)."""
 from __future__ import annotations
 
 import base64
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from geo.platform.config import settings
 bp = Blueprint("downloads", __name__)
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 WHEN = r"^(latest|\d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}T\d{6})$"
 FILE = r"^[a-z_]+\.(gpkg|parquet|fgb|csv|zip)$"
 
@@ -84,6 +87,75 @@ def get_downloads() -> Response:
             ],
         }
     return jsonify({"datasets": datasets, "changes": changes})
+
+
+@bp.get("/downloads.atom")
+@declare(key_only=True, media="application/atom+xml")
+def get_downloads_atom() -> Response:
+    """The same as ``/downloads`` as an Atom feed (INSPIRE download-service style): an entry
+    per snapshot and per change file, each file a link with its type and length."""
+    root = request.url_root
+    feed = ET.Element("feed", xmlns=ATOM_NS)
+    ET.SubElement(feed, "id").text = f"{root}downloads.atom"
+    ET.SubElement(feed, "title").text = "tagsim downloads: snapshots and change files"
+    ET.SubElement(feed, "link", rel="self", href=f"{root}downloads.atom")
+    ET.SubElement(feed, "link", rel="alternate", type="application/json", href=f"{root}downloads")
+    entries: list[tuple[str, ET.Element]] = []
+    for snapshot in list_snapshots(app_db()):
+        dataset, label = snapshot["dataset"], snapshot["label"]
+        entry = _entry(
+            f"urn:tagsim:snapshot:{dataset}:{label}",
+            f"{dataset} {label}",
+            snapshot["taken_at"].isoformat(),
+            f"{snapshot['features']} features at feed position {snapshot['position']}",
+        )
+        ET.SubElement(entry, "category", term=dataset)
+        for f in snapshot["files"]:
+            ET.SubElement(
+                entry,
+                "link",
+                rel="enclosure",
+                type=f["media_type"],
+                length=str(f["size"]),
+                title=f"sha256:{f['sha256']}",
+                href=f"{root}downloads/{dataset}/{label}/{f['name']}",
+            )
+        entries.append((snapshot["taken_at"].isoformat(), entry))
+    for granularity in CHANGE_FILE_GRANULARITIES:
+        for f in list_change_files(app_db(), granularity, limit=50):
+            entry = _entry(
+                f"urn:tagsim:changes:{granularity}:{f['sequence']}",
+                f"{granularity} change file {f['sequence']}",
+                f["made_at"].isoformat(),
+                f"{f['changes']} changes from {f['from_position']} to {f['to_position']}",
+            )
+            ET.SubElement(entry, "category", term=f"changes-{granularity}")
+            ET.SubElement(
+                entry,
+                "link",
+                rel="enclosure",
+                type="application/gzip",
+                length=str(f["size"]),
+                title=f"sha256:{f['sha256']}",
+                href=f"{root}downloads/changes/{granularity}/{f['name']}",
+            )
+            entries.append((f["made_at"].isoformat(), entry))
+    entries.sort(key=lambda pair: pair[0], reverse=True)
+    updated = entries[0][0] if entries else datetime.now(UTC).isoformat()
+    ET.SubElement(feed, "updated").text = updated
+    for _, entry in entries:
+        feed.append(entry)
+    body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return Response(body, mimetype="application/atom+xml")
+
+
+def _entry(ident: str, title: str, updated: str, summary: str) -> ET.Element:
+    entry = ET.Element("entry")
+    ET.SubElement(entry, "id").text = ident
+    ET.SubElement(entry, "title").text = title
+    ET.SubElement(entry, "updated").text = updated
+    ET.SubElement(entry, "summary").text = summary
+    return entry
 
 
 GRANULARITY = Text("granularity", enum=CHANGE_FILE_GRANULARITIES)

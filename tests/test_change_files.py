@@ -16,8 +16,8 @@ from sqlalchemy import text
 from api import create_app
 from geo.access.control import create_key, set_policy
 from geo.changes.change_files import change_state, list_change_files, write_change_file
-from geo.changes.feed import read_changes
-from geo.changes.snapshots import take_snapshot
+from geo.changes.feed import decode_cursor, read_changes
+from geo.changes.snapshots import list_snapshots, take_snapshot
 from geo.errors import GeoError
 from geo.platform.database import Database
 from tests.helpers import republish_village
@@ -27,23 +27,30 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
 
 
+def _holds_the_feed(db: Database, folder: Path, made: dict[str, Any]) -> list[dict[str, Any]]:
+    """The file is the feed from its ``from`` to its ``to``, cursor for cursor."""
+    path = folder / "changes" / made["granularity"] / made["name"]
+    assert made["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    lines = _lines(path)
+    with db.connect() as c:
+        feed = read_changes(c, made["from_position"], limit=10_000)
+    assert [x["cursor"] for x in lines] == [x["cursor"] for x in feed["changes"]]
+    assert len(lines) == made["changes"] and made["to_position"] == feed["next"]
+    return lines
+
+
 def test_files_follow_each_other_and_hold_exactly_the_feed(sample_url: str, tmp_path: Path) -> None:
     db = Database(sample_url)
-    snapshot = take_snapshot(db, "parcels", tmp_path, formats=["csv"], taken_by="test")
-    # (the only snapshot of this module's database: the first file starts at it)
-    first = write_change_file(db, tmp_path, "daily")
-    assert first["sequence"] == 1 and first["from_position"] == snapshot["position"]
-    assert first["changes"] == 0  # nothing happened after the snapshot
+    take_snapshot(db, "parcels", tmp_path, formats=["csv"], taken_by="test")
+    earliest = min((s["position"] for s in list_snapshots(db)), key=decode_cursor)
+    first = write_change_file(db, tmp_path, "daily")  # (the only test writing daily files)
+    assert first["sequence"] == 1 and first["from_position"] == earliest
+    _holds_the_feed(db, tmp_path, first)
     _village, changed, removed, _ = republish_village(sample_url)
     second = write_change_file(db, tmp_path, "daily")
     assert second["sequence"] == 2 and second["from_position"] == first["to_position"]
-    path = tmp_path / "changes" / "daily" / second["name"]
-    assert second["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    lines = _lines(path)
-    with db.connect() as c:
-        feed = read_changes(c, first["to_position"], limit=10_000)
-    assert [x["cursor"] for x in lines] == [x["cursor"] for x in feed["changes"]]
-    assert len(lines) == second["changes"] > 0 and second["to_position"] == feed["next"]
+    lines = _holds_the_feed(db, tmp_path, second)
+    assert len(lines) > 0
     parcels = {x["entity_id"].rsplit(":", 1)[1]: x for x in lines if x["entity_kind"] == "parcel"}
     assert parcels[changed]["operation"] == "update" and parcels[removed]["after"] is None
     third = write_change_file(db, tmp_path, "daily")
@@ -94,3 +101,30 @@ def test_change_files_are_served_under_the_changes_policy(sample_url: str, tmp_p
             text("SELECT count(*) FROM audit WHERE endpoint = 'downloads.get_change_file'")
         ).scalar_one()
     assert audited >= 1
+
+
+def test_the_atom_feed_lists_snapshots_and_change_files(sample_url: str, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    db = Database(sample_url)
+    snapshot = take_snapshot(db, "plates", tmp_path, formats=["gpkg"], taken_by="test")
+    made = write_change_file(db, tmp_path, "hourly")
+    with db.begin() as c:
+        key = create_key(c, "sci", "reader", "atom")["key"]
+    client = create_app({"DATABASE_URL": sample_url}).test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    landing = client.get("/").json["links"]
+    assert any(lk["href"].endswith("/downloads.atom") for lk in landing)
+    got = client.get("/downloads.atom", headers=auth)
+    assert got.status_code == 200 and got.mimetype == "application/atom+xml"
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    feed = ET.fromstring(got.data)
+    entries = {e.findtext("a:id", namespaces=ns): e for e in feed.findall("a:entry", ns)}
+    shot = entries[f"urn:tagsim:snapshot:plates:{snapshot['label']}"]
+    (gpkg,) = shot.findall("a:link[@rel='enclosure']", ns)
+    assert int(gpkg.get("length")) == snapshot["files"][0]["size"]
+    assert gpkg.get("href").endswith(f"/downloads/plates/{snapshot['label']}/plates.gpkg")
+    changes = entries[f"urn:tagsim:changes:hourly:{made['sequence']}"]
+    (file,) = changes.findall("a:link[@rel='enclosure']", ns)
+    assert file.get("title") == f"sha256:{made['sha256']}"
+    assert client.get("/downloads.atom").status_code == 401

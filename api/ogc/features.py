@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 GEOJSON = "application/geo+json"
+ATOM = "application/atom+xml"
 
 # The items answer as the OpenAPI document states it: numberMatched is exact when present
 # and left out past COUNT_AT_MOST features, so that no page pays for counting a whole layer.
@@ -175,6 +176,8 @@ def landing(req: OgcRequest) -> OgcResponse:
                 link(req.href("api"), "service-desc", OPENAPI, "API"),
                 link(req.href("conformance"), "conformance", JSON, "conformance classes"),
                 link(req.href("collections"), "data", JSON, "collections"),
+                link(req.href("downloads"), "related", JSON, "dated snapshots, change files"),
+                link(req.href("downloads.atom"), "related", ATOM, "downloads (Atom feed)"),
             ],
         }
     )
