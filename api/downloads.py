@@ -180,18 +180,26 @@ def get_change_file(granularity: str, sequence: int) -> Response:
     GRANULARITY.parse(granularity)
     made = change_file(app_db(), granularity, sequence)
     path = downloads_folder() / "changes" / granularity / made["name"]
+    return _send(path, "application/gzip", made["sha256"], made["changes"], immutable=True)
+
+
+def _send(path: Path, media_type: str, sha256: str, rows: int, *, immutable: bool) -> Response:
+    """A kept file with its ETag (its SHA-256) and ranges, audited as ``rows`` features;
+    ``immutable`` when the URL names it for ever (a label, a sequence)."""
     if not path.is_file():
-        raise NotFound("the change file is gone (kept elsewhere?)", code="file_missing")
-    g.audit_rows = made["changes"]
+        raise NotFound("the file is gone from the downloads folder", code="file_missing")
+    g.audit_rows = rows
     response = send_file(
         path,
-        mimetype="application/gzip",
+        mimetype=media_type,
         as_attachment=True,
-        download_name=made["name"],
+        download_name=path.name,
         conditional=True,
-        etag=made["sha256"],
+        etag=sha256,
     )
-    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    response.headers["Cache-Control"] = (
+        "private, max-age=31536000, immutable" if immutable else "private, no-cache"
+    )
     return response
 
 
@@ -219,20 +227,12 @@ def get_download(collection_id: str, when: str, name: str) -> Response:
         names = ", ".join(f["name"] for f in snapshot["files"])
         raise NotFound(f"the snapshot has {names}", code="unknown_file")
     path = downloads_folder() / collection_id / snapshot["label"] / name
-    if not path.is_file():
-        raise NotFound("the snapshot's file is gone (kept elsewhere?)", code="file_missing")
-    g.audit_rows = snapshot["features"]
-    response = send_file(
+    response = _send(
         path,
-        mimetype=described["media_type"],
-        as_attachment=True,
-        download_name=name,
-        conditional=True,
-        etag=described["sha256"],
-    )
-    immutable = when == snapshot["label"]
-    response.headers["Cache-Control"] = (
-        "private, max-age=31536000, immutable" if immutable else "private, no-cache"
+        described["media_type"],
+        described["sha256"],
+        snapshot["features"],
+        immutable=when == snapshot["label"],
     )
     digest = base64.b64encode(bytes.fromhex(described["sha256"])).decode()
     response.headers["Repr-Digest"] = f"sha-256=:{digest}:"  # (RFC 9530)

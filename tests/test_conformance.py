@@ -378,11 +378,15 @@ def _tilesets(client: FlaskClient) -> list[dict[str, Any]]:
     return got.json["tilesets"]
 
 
-def _a_tile(client: FlaskClient, url: str) -> tuple[Any, int, int]:
+def _tileset_doc(client: FlaskClient) -> dict[str, Any]:
+    """The parcels' one tileset, by its own link."""
     (tileset,) = _tilesets(client)
     (self_link,) = _rel(tileset["links"], "self")
-    doc = client.get(_local(self_link["href"])).json
-    (template,) = _rel(doc["links"], "item")
+    return client.get(_local(self_link["href"])).json
+
+
+def _a_tile(client: FlaskClient, url: str) -> tuple[Any, int, int]:
+    (template,) = _rel(_tileset_doc(client)["links"], "item")
     lon, lat = _a_point(url)
     n = 1 << 16
     x = int((lon + 180) / 360 * n)
@@ -395,18 +399,14 @@ def _a_tile(client: FlaskClient, url: str) -> tuple[Any, int, int]:
 def _tiles_core(client: FlaskClient, url: str) -> None:
     tile, _, _ = _a_tile(client, url)  # /req/core/tc-success
     assert tile.status_code == 200 and len(tile.data) > 0
-    (tileset,) = _tilesets(client)
-    (self_link,) = _rel(tileset["links"], "self")
-    (template,) = _rel(client.get(_local(self_link["href"])).json["links"], "item")
+    (template,) = _rel(_tileset_doc(client)["links"], "item")
     outside = template["href"].format(tileMatrix=3, tileCol=99, tileRow=0)
     assert client.get(_local(outside)).status_code in {400, 404}  # /req/core/tc-error
 
 
 @walks(TILES + "tileset")
 def _tileset(client: FlaskClient, url: str) -> None:
-    (tileset,) = _tilesets(client)
-    (self_link,) = _rel(tileset["links"], "self")
-    doc = client.get(_local(self_link["href"])).json  # /req/tileset/tileset-response
+    doc = _tileset_doc(client)  # /req/tileset/tileset-response
     assert doc["dataType"] == "vector" and doc["crs"]
     assert _rel(doc["links"], "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme")
     assert [lk for lk in doc["links"] if lk["rel"] == "item" and lk.get("templated")]

@@ -44,10 +44,11 @@ from bench.cases.serving import (
     _tile,
     _villages,
     _wait,
+    _wanted,
+    load_setup,
 )
 from bench.datasets import CACHE
 from bench.harness import Outcome
-from geo.access.control import create_key
 from geo.platform.database import Database
 
 TIPG_VENV = CACHE / "tipg-venv"
@@ -232,15 +233,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
         return []
     if not _tipg_ready():
         return []
-    with Database(url).begin() as c:
-        key = create_key(c, "sci", "reader", "bench")["key"]
-    seconds, rounds = (2, 2) if quick else (10, 3)
-    env = {
-        "TAGSIM_DATABASE_URL": url,
-        "TAGSIM_RATE_LIMIT": "100000000 per minute",
-        "THIN_DATABASE_URL": url,
-    }
-    wanted = [w.strip() for w in os.environ.get("BENCH_SHAPES", "").split(",") if w.strip()]
+    key, seconds, rounds, env = load_setup(url, quick)
     outcomes: list[Outcome] = []
     # quick mode (the test suite runs it): the generator's small map only
     for dataset in ("generator",) if quick else ("generator", "tiling"):
@@ -258,9 +251,7 @@ def run(url: str, quick: bool) -> list[Outcome]:
             _tipg(url, ports[3]) as tipg,
         ):
             bases = {"tagsim": ours, "cold": cold, "thin": thin, "tipg": tipg}
-            for shape, servers in _shapes(bases, key, villages, uses):
-                if wanted and not any(w in shape for w in wanted):
-                    continue
+            for shape, servers in _wanted(_shapes(bases, key, villages, uses)):
                 case = f"{shape} [{dataset}, c={CONCURRENCY}]"
                 results = _rounds(case, servers, rounds, seconds)
                 for label, *_ in servers[1:]:

@@ -528,10 +528,9 @@ def _wanted(shapes: list[Any]) -> list[Any]:
     return [s for s in shapes if not wanted or any(w in s[0] for w in wanted)]
 
 
-def run(url: str, quick: bool) -> list[Outcome]:
-    if shutil.which("ogr2ogr") is None or shutil.which("wrk") is None:
-        print("  ogr2ogr or wrk missing (apt-get install gdal-bin wrk): serving case skipped")
-        return []
+def load_setup(url: str, quick: bool) -> tuple[str, int, int, dict[str, str]]:
+    """What a load case needs: a reader key, seconds and rounds per server, and the
+    servers' environment (the database, a rate limit no load reaches)."""
     with Database(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench")["key"]
     seconds, rounds = (2, 2) if quick else (10, 3)
@@ -540,6 +539,14 @@ def run(url: str, quick: bool) -> list[Outcome]:
         "TAGSIM_RATE_LIMIT": "100000000 per minute",
         "THIN_DATABASE_URL": url,
     }
+    return key, seconds, rounds, env
+
+
+def run(url: str, quick: bool) -> list[Outcome]:
+    if shutil.which("ogr2ogr") is None or shutil.which("wrk") is None:
+        print("  ogr2ogr or wrk missing (apt-get install gdal-bin wrk): serving case skipped")
+        return []
+    key, seconds, rounds, env = load_setup(url, quick)
     outcomes: list[Outcome] = []
     for dataset in ("generator", "tiling"):
         parcels = _load(url, quick, dataset)

@@ -16,7 +16,6 @@ file's size and SHA-256 are recorded in ``change_file``.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ import orjson
 from sqlalchemy import text
 
 from geo.changes.feed import decode_cursor, feed_position, read_changes
+from geo.changes.snapshots import sha256_of
 from geo.errors import InvalidParameter, NotFound
 from geo.models.changes import CHANGE_FILE_GRANULARITIES
 from geo.platform.config import settings
@@ -67,7 +67,6 @@ def write_change_file(
         name = f"{sequence:09d}.jsonl.gz"
         path = home / name
         position, count = start, 0
-        digest = hashlib.sha256()
         with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
             while True:
                 page = read_changes(conn, position, limit=PAGE)
@@ -77,7 +76,6 @@ def write_change_file(
                 position = page["next"]
                 if page["count"] < PAGE:
                     break
-        digest.update(path.read_bytes())
         row = (
             conn.execute(
                 text(
@@ -95,7 +93,7 @@ def write_change_file(
                     "n": count,
                     "name": name,
                     "size": path.stat().st_size,
-                    "sha": digest.hexdigest(),
+                    "sha": sha256_of(path),
                 },
             )
             .mappings()

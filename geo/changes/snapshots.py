@@ -44,6 +44,7 @@ __all__ = [
     "SNAPSHOT_FORMATS",
     "find_snapshot",
     "list_snapshots",
+    "sha256_of",
     "take_snapshot",
 ]
 
@@ -168,17 +169,22 @@ def _file_name(dataset: str, fmt: str) -> str:
     return f"{dataset}.{FORMATS[fmt].extension}"
 
 
-def _described(path: Path, fmt: str) -> dict[str, Any]:
+def sha256_of(path: Path) -> str:
+    """A file's SHA-256 (hex), read a megabyte at a time."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def _described(path: Path, fmt: str) -> dict[str, Any]:
     return {
         "name": path.name,
         "format": fmt,
         "media_type": FORMATS[fmt].media_type,
         "size": path.stat().st_size,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256_of(path),
     }
 
 

@@ -106,8 +106,9 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     first = q.after is None and q.after_key is None
     by_window = bounded and first
     total = "count(*) OVER ()" if by_window else "NULL::bigint"
+    by_count = bool(q.sort) and first and not by_window
     matched_sql = "max(total)"
-    if q.sort and first and not by_window:
+    if by_count:
         matched_sql = (
             f"(SELECT count(*) FROM (SELECT 1 FROM {q.collection.table} WHERE {where}"
             f" LIMIT {COUNT_AT_MOST + 1}) c)"
@@ -136,7 +137,7 @@ def page(conn: Connection, q: FeatureQuery) -> Page:
     )
     assert row is not None  # (an aggregate: always one row)
     features, returned, last_seen, more, matched = row
-    counted = by_window or matched_sql != "max(total)"
+    counted = by_window or by_count
     if counted and matched is None:  # nothing in the box
         matched = 0
     if matched is not None and matched > COUNT_AT_MOST:

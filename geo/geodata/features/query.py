@@ -217,7 +217,7 @@ class FeatureQuery:
             params.update(self.condition[1])
         lookups = Lookups()
         for name, value in self.filters.items():
-            parts.append(self._filter(conn, name, c.filters[name], value, params, lookups))
+            parts.append(self._filter(name, c.filters[name], value, params, lookups))
         if c.base_table == "parcel":
             parts.extend(self._provinces(lookups))
         lookups.run(conn, params)
@@ -275,7 +275,6 @@ class FeatureQuery:
 
     def _filter(
         self,
-        conn: Connection,
         name: str,
         flt: Filter,
         value: str,
