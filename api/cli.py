@@ -263,6 +263,7 @@ from api.cli_divisions import divisions  # noqa: E402
 from api.cli_keys import keys, secrets  # noqa: E402
 from api.cli_parcels import parcels  # noqa: E402
 from api.cli_plates import plates  # noqa: E402
+from api.cli_replicate import replicate  # noqa: E402
 from api.cli_snapshots import snapshot  # noqa: E402
 
 main.add_command(divisions)
@@ -272,6 +273,7 @@ main.add_command(secrets)
 main.add_command(crosswalk)
 main.add_command(plates)
 main.add_command(snapshot)
+main.add_command(replicate)
 # the two table commands a user reaches for first, also at the top level
 main.add_command(divisions.commands["match"], "match")
 main.add_command(divisions.commands["convert"], "convert")

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fi
 
 from api.database import app_db
 from api.endpoints import BY_COLLECTION, Text, declare
-from geo.changes.change_files import change_file, change_state, list_change_files
+from geo.changes.change_files import change_file, change_state, file_state, list_change_files
 from geo.changes.snapshots import find_snapshot, list_snapshots
 from geo.errors import NotFound
 from geo.geodata.features.collections import COLLECTIONS, get_collection
@@ -181,6 +181,17 @@ def get_change_file(granularity: str, sequence: int) -> Response:
     made = change_file(app_db(), granularity, sequence)
     path = downloads_folder() / "changes" / granularity / made["name"]
     return _send(path, "application/gzip", made["sha256"], made["changes"], immutable=True)
+
+
+@bp.get("/downloads/changes/<granularity>/<int:sequence>.state.json")
+@declare(service="changes", path=[GRANULARITY])
+def get_change_file_state(granularity: str, sequence: int) -> Response:
+    """Change file ``sequence``'s own state: the positions it runs ``from`` and to
+    (``position``), its size and SHA-256 (what a copy checks before applying it)."""
+    GRANULARITY.parse(granularity)
+    response = jsonify(file_state(change_file(app_db(), granularity, sequence)))
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
 
 
 def _send(path: Path, media_type: str, sha256: str, rows: int, *, immutable: bool) -> Response:

@@ -5,6 +5,7 @@ geopandas and GDAL."""
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ def test_a_snapshot_holds_the_dataset_in_every_format(sample_url: str, tmp_path:
     db = Database(sample_url)
     made = take_snapshot(db, "parcels", tmp_path, taken_by="test", now=_moment())
     folder = tmp_path / "parcels" / made["label"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f["name"] for f in made["files"])
+    names = sorted(f["name"] for f in made["files"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*names, "snapshot.json"])
+    manifest = json.loads((folder / "snapshot.json").read_text())  # (the folder says itself)
+    assert manifest["files"] == made["files"] and manifest["position"] == made["position"]
     ids = _current_ids(sample_url)
     assert made["features"] == len(ids) > 0
     for f in made["files"]:

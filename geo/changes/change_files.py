@@ -9,8 +9,10 @@ snapshot is kept), so a copy made from any snapshot finds the file to continue w
 A file is gzipped GeoJSON-style JSON Lines, one change a line, exactly as ``GET /changes``
 gives it: ``id``, ``cursor``, ``entity_kind``, ``entity_id``, ``operation``,
 ``occurred_at``, ``cause``, ``before`` and ``after``. ``state.json`` beside the files says
-the last sequence, its position and time (OSM's ``state.txt``). Nothing is rewritten: a
-file's size and SHA-256 are recorded in ``change_file``.
+the last sequence, its position and time (OSM's ``state.txt``); ``NNNNNNNNN.state.json``
+beside each file says its own sequence, ``from`` and ``to`` positions, size and SHA-256, so
+a folder copied as it is (an air-gapped agency's) is enough for ``tagsim replicate``.
+Nothing is rewritten: a file's size and SHA-256 are also recorded in ``change_file``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from geo.platform.config import settings
 from geo.platform.database import Database
 from geo.platform.jobs import periodic, worker_database
 
-__all__ = ["change_file", "change_state", "list_change_files", "write_change_file"]
+__all__ = [
+    "change_file",
+    "change_state",
+    "file_state",
+    "list_change_files",
+    "state_name",
+    "write_change_file",
+]
 
 PAGE = 10_000
 _COLUMNS = "granularity, sequence, from_position, to_position, made_at, changes, name, size, sha256"
@@ -100,7 +109,8 @@ def write_change_file(
             .one()
         )
     made = dict(row)
-    _write_state(home, made)
+    _write_json(home / state_name(sequence), file_state(made))
+    _write_json(home / "state.json", _state(made))
     return made
 
 
@@ -128,11 +138,27 @@ def _state(made: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_state(home: Path, made: dict[str, Any]) -> None:
-    """``state.json`` beside the files, replaced whole (a folder copied as is stays usable)."""
-    temporary = home / f".state-{os.getpid()}.json"
-    temporary.write_text(json.dumps(_state(made)))
-    temporary.replace(home / "state.json")
+def state_name(sequence: int) -> str:
+    """The name of file ``sequence``'s own state document."""
+    return f"{sequence:09d}.state.json"
+
+
+def file_state(made: dict[str, Any]) -> dict[str, Any]:
+    """One file's state: its sequence, the positions it runs between, its size and SHA-256."""
+    return {
+        **_state(made),
+        "from": made["from_position"],
+        "name": made["name"],
+        "size": made["size"],
+        "sha256": made["sha256"],
+    }
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    """A JSON document replaced whole (a folder copied meanwhile never holds half of one)."""
+    temporary = path.with_name(f".{path.name}-{os.getpid()}")
+    temporary.write_text(json.dumps(document))
+    temporary.replace(path)
 
 
 def change_state(db: Database, granularity: str) -> dict[str, Any]:

@@ -187,10 +187,16 @@ def _row(line: int, props: dict[str, Any], geometry: Any, epsg: int) -> PlateRow
     return PlateRow(line, numbers["unit"], numbers["main"], numbers["sub"], action, wkb, attrs)
 
 
+# a plate's whole feature, exactly (every property the ``plates`` collection publishes, the
+# version id, the geometry with 15 decimals: bit for bit, see migration 0028), so that a
+# copy kept from the change files equals the service
 _STATE = (
-    "jsonb_build_object('registration_unit', {t}.registration_unit, 'main_plate',"
-    " {t}.main_plate, 'sub_plate', {t}.sub_plate, 'attrs', {t}.attrs,"
-    " 'geometry', ST_AsGeoJSON({t}.geom, 7)::jsonb)"
+    "jsonb_build_object('id', {t}.id, 'registration_unit', {t}.registration_unit,"
+    " 'main_plate', {t}.main_plate, 'sub_plate', {t}.sub_plate,"
+    " 'area_m2', round(ST_Area({t}.geom::geography)::numeric, 2),"
+    " 'source_notice', {t}.source_notice, 'valid_from', {t}.valid_from,"
+    " 'valid_to', {t}.valid_to, 'attrs', {t}.attrs,"
+    " 'geometry', ST_AsGeoJSON({t}.geom, 15)::jsonb)"
 )
 
 

@@ -8,10 +8,12 @@ may include a few already in them (transactions that committed while older ones 
 running); a copy applies a change by its entity (a parcel's agency:village:number) to the
 state its ``after`` gives, so applying one twice changes nothing.
 
-The files go to ``<downloads>/<dataset>/<label>/`` (the label is the Tehran date and time),
-written into a staging folder first and renamed whole, then recorded with their sizes and
-SHA-256 in ``snapshot``; nothing is ever rewritten. The newest ``keep`` snapshots of each
-dataset are kept; older ones are removed, row and folder.
+The files go to ``<downloads>/<dataset>/<label>/`` (the label is the Tehran date and time)
+with ``snapshot.json`` (the position, each file's size and SHA-256: the folder describes
+itself, for a copy carried on a disk), written into a staging folder first and renamed
+whole, then recorded with their sizes and SHA-256 in ``snapshot``; nothing is ever
+rewritten. The newest ``keep`` snapshots of each dataset are kept; older ones are removed,
+row and folder.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from geo.platform.jobs import periodic, worker_database
 
 __all__ = [
     "DAILY_UTC",
+    "MANIFEST",
     "SNAPSHOT_FORMATS",
     "find_snapshot",
     "list_snapshots",
@@ -49,6 +52,7 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMATS = ("gpkg", "parquet", "fgb", "csv")
+MANIFEST = "snapshot.json"  # in each snapshot's folder: its position, files and checksums
 KEEP = 7  # snapshots kept per dataset, by default
 DAILY_UTC = "30 23 * * *"  # 03:00 in Tehran (UTC+3:30; no daylight saving since 1401)
 TEHRAN = ZoneInfo("Asia/Tehran")
@@ -92,6 +96,10 @@ def take_snapshot(
     try:
         position, features = _write(db, dataset, formats, staging)
         files = [_described(staging / _file_name(dataset, fmt), fmt) for fmt in formats]
+        manifest = {"dataset": dataset, "label": label, "position": position}
+        (staging / MANIFEST).write_text(
+            json.dumps({**manifest, "features": features, "files": files})
+        )
         final = home / label
         if final.exists():
             raise _exists(dataset, label)

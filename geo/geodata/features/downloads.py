@@ -29,7 +29,7 @@ from geo.errors import InvalidParameter
 from geo.geodata.features.collections import Collection
 from geo.geodata.features.query import FeatureQuery
 
-__all__ = ["FORMATS", "Download", "can_write", "csv_chunks", "write_file"]
+__all__ = ["FORMATS", "Download", "can_write", "csv_chunks", "file_schema", "write_file"]
 
 CHUNK = 20_000
 
@@ -93,6 +93,21 @@ def _columns(c: Collection, *, for_shapefile: bool) -> list[tuple[str, str, Any]
     return out
 
 
+def file_schema(c: Collection, *, for_shapefile: bool = False) -> pa.Schema:
+    """The Arrow schema of a file of ``c``: ``fid`` (the row's id), its properties, WKB
+    ``geometry`` (the replication client writes its rows with it too)."""
+    return pa.schema(
+        [
+            pa.field("fid", pa.int64()),
+            *(
+                pa.field(name, arrow_type)
+                for name, _, arrow_type in _columns(c, for_shapefile=for_shapefile)
+            ),
+            pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}),
+        ]
+    )
+
+
 def _select(
     conn: Connection, q: FeatureQuery, columns: list[tuple[str, str, Any]], geometry: str
 ) -> tuple[str, dict[str, Any]]:
@@ -137,13 +152,7 @@ def write_file(conn: Connection, q: FeatureQuery, fmt: str) -> Download:
             field="f",
         )
     columns = _columns(c, for_shapefile=shapefile)
-    schema = pa.schema(
-        [
-            pa.field("fid", pa.int64()),
-            *(pa.field(name, arrow_type) for name, _, arrow_type in columns),
-            pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}),
-        ]
-    )
+    schema = file_schema(c, for_shapefile=shapefile)
     geometry = f"ST_AsBinary({q.crs.wrap(c.geometry)})"
     if q.crs.lat_first:  # files keep the GIS (lon, lat) order whatever the URI says
         geometry = f"ST_AsBinary({c.geometry})"
