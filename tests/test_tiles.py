@@ -101,6 +101,12 @@ def test_tiles_below_the_minimum_zoom_are_empty_and_divisions_show_early(
     divisions = client.get(f"/tiles/divisions/6/{x}/{y}.mvt?agency=sci&level=county")
     frame = _decode(divisions.data, "divisions", 6, x, y)
     assert len(frame) > 0 and set(frame["level"]) == {"county"}
+    # every zoom shows them, the world's halves too: at zoom 1 the east tile's margin
+    # crosses the antimeridian, and once wrapped to -177° it missed Iran (an empty tile)
+    for z in range(0, 6):
+        x, y = _tile_of(lon, lat, z)
+        whole = client.get(f"/tiles/divisions/{z}/{x}/{y}.mvt?agency=sci&level=province")
+        assert len(_decode(whole.data, "divisions", z, x, y)) > 0, z
     tilejson = client.get("/tiles/divisions.json").json
     assert tilejson["tiles"][0].endswith("/tiles/divisions/{z}/{x}/{y}.mvt")
     assert tilejson["vector_layers"][0]["id"] == "divisions"

@@ -55,7 +55,9 @@ def tile_sql(c: Collection, where: str, z: int) -> str:
     return f"""
         WITH box AS (
             SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326) AS env4326),
+                   -- (the margin clipped to the world: past the antimeridian it would wrap)
+                   ST_Transform(ST_ClipByBox2D(ST_TileEnvelope(:z, :x, :y, margin => :margin),
+                     ST_TileEnvelope(0, 0, 0)), 4326) AS env4326),
         mvt AS (
             SELECT t.id, {props},
                 ST_AsMVTGeom(ST_Transform({geometry}, 3857), box.env, {EXTENT}, {BUFFER}, true)
