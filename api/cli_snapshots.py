@@ -7,7 +7,7 @@ import click
 from api.cli_common import ready_db, reports_errors
 
 DATASETS = ("parcels", "guide_plans", "plates", "divisions")
-FORMATS = ("gpkg", "parquet", "fgb", "csv")
+FORMATS = ("gpkg", "parquet", "fgb", "csv", "pmtiles")
 
 
 @click.group()
@@ -21,19 +21,19 @@ def snapshot() -> None:
 @click.option(
     "--format",
     "formats",
-    default=",".join(FORMATS),
-    show_default=True,
-    help="comma-separated formats",
+    default=None,
+    help=f"comma-separated, among {','.join(FORMATS)} (default: all; PMTiles of parcels and"
+    " divisions)",
 )
 @click.option("--keep", default=7, show_default=True, help="snapshots kept per dataset")
 @reports_errors
-def take(datasets: tuple[str, ...], formats: str, keep: int) -> None:
+def take(datasets: tuple[str, ...], formats: str | None, keep: int) -> None:
     """Take a snapshot of DATASETS (default: all of them)."""
     from geo.changes.snapshots import take_snapshot  # (not loaded for --help)
     from geo.platform.config import settings
 
     db = ready_db()
-    asked = [f.strip() for f in formats.split(",") if f.strip()]
+    asked = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
     for dataset in datasets or DATASETS:
         made = take_snapshot(
             db, dataset, settings().downloads_folder, formats=asked, taken_by="cli", keep=keep

@@ -27,7 +27,7 @@ bp = Blueprint("downloads", __name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 WHEN = r"^(latest|\d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}T\d{6})$"
-FILE = r"^[a-z_]+\.(gpkg|parquet|fgb|csv|zip)$"
+FILE = r"^[a-z_]+\.(gpkg|parquet|fgb|csv|zip|pmtiles)$"
 
 
 def downloads_folder() -> Path:
@@ -226,6 +226,7 @@ def _send(path: Path, media_type: str, sha256: str, rows: int, *, immutable: boo
         "application/vnd.apache.parquet",
         "application/flatgeobuf",
         "text/csv",
+        "application/vnd.pmtiles",
     ],
 )
 def get_download(collection_id: str, when: str, name: str) -> Response:

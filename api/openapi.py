@@ -53,6 +53,7 @@ GEOJSON_MEDIA = "application/geo+json"
 # A collection filter's schema by its kind (geo.geodata.features.collections.Filter)
 FILTER_SCHEMAS: dict[str, dict[str, Any]] = {
     "village": UNIT_REF_SCHEMA,
+    "within": UNIT_REF_SCHEMA,
     "code": CODE_SCHEMA,
     "int": {"type": "integer", "minimum": 0, "maximum": MAX_WHOLE},
 }

@@ -376,3 +376,37 @@ def test_divisions_download_as_flatgeobuf_with_units_that_have_no_geometry(
         read = pyogrio.read_dataframe(path)
     assert len(read) == int(got.headers["X-Feature-Count"])
     assert int(read.geometry.isna().sum()) >= min(shapeless, 1)
+
+
+def test_within_a_county_takes_the_parcels_of_its_villages(
+    client: FlaskClient, sample_url: str
+) -> None:
+    """``within=AGENCY:CODE``: the villages inside a division (codes nest), e.g. a county's
+    parcels as one file (the web page's downloads of a county)."""
+    village = _scalar(sample_url, "SELECT min(village_code) FROM parcel WHERE valid_to IS NULL")
+    counties = _scalar(
+        sample_url,
+        "SELECT count(DISTINCT left(village_code, 5)) FROM parcel WHERE valid_to IS NULL",
+    )
+    county = village[:5]  # (an HF code: 2 digits of province, 3 of county, then the rest)
+    expected = _scalar(
+        sample_url,
+        "SELECT count(*) FROM parcel WHERE valid_to IS NULL AND village_code LIKE :p",
+        p=county + "%",
+    )
+    page = client.get(f"/collections/parcels/items?within=hf:{county}&limit=1").json
+    assert page["numberMatched"] == expected > 0
+    file = client.get(f"/collections/parcels/items?within=hf:{county}&f=gpkg")
+    assert file.status_code == 200
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "county.gpkg"
+        path.write_bytes(file.data)
+        codes = set(pyogrio.read_dataframe(path)["village_code"])
+    assert len(codes) > 0 and all(c.startswith(county) for c in codes)
+    if counties > 1:  # another county's villages stay out
+        total = client.get("/collections/parcels/items?limit=1").json["numberMatched"]
+        assert expected < total
+    province = client.get(f"/collections/parcels/items?within=hf:{county[:2]}&limit=1").json
+    assert province["numberMatched"] >= expected
+    nothing = client.get("/collections/guide_plans/items?within=hf:99999&limit=1").json
+    assert nothing["numberMatched"] == 0

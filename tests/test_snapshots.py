@@ -4,8 +4,10 @@ geopandas and GDAL."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from geo.changes.feed import read_changes
 from geo.changes.snapshots import find_snapshot, list_snapshots, take_snapshot
 from geo.errors import GeoError
 from geo.platform.database import Database
-from tests.helpers import republish_village
+from tests.helpers import client_for, republish_village
 
 _MOMENTS = iter(range(1, 10_000))
 
@@ -62,6 +64,39 @@ def test_a_snapshot_holds_the_dataset_in_every_format(sample_url: str, tmp_path:
     rows = (folder / "parcels.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(rows) == len(ids) + 1
     assert not [p for p in (tmp_path / "parcels").iterdir() if p.name.startswith(".staging")]
+    _tiles_are_the_served_ones(sample_url, folder / "parcels.pmtiles", "parcels", 12, 15)
+
+
+def _mvt_ids(data: bytes, layer: str, z: int, x: int, y: int) -> set[int]:
+    """The feature ids of a vector tile, as GDAL reads it."""
+    if not data:
+        return set()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{y}.mvt"
+        path.write_bytes(data)
+        return set(pyogrio.read_dataframe(path, layer=layer, X=x, Y=y, Z=z)["mvt_id"])
+
+
+def _tiles_are_the_served_ones(url: str, path: Path, layer: str, low: int, high: int) -> None:
+    """The archive, read with the PMTiles reader: its zooms, its layer, and in each of a
+    sample of its tiles exactly the features of the service's own tile."""
+    from pmtiles.reader import MmapSource, Reader, all_tiles
+    from pmtiles.tile import Compression, TileType
+
+    client = client_for(url, "reader", "sci")
+    with path.open("rb") as f:
+        reader = Reader(MmapSource(f))
+        header = reader.header()
+        assert (header["min_zoom"], header["max_zoom"]) == (low, high)
+        assert header["tile_type"] == TileType.MVT
+        assert header["tile_compression"] == Compression.GZIP
+        assert reader.metadata()["vector_layers"][0]["id"] == layer
+        tiles = sorted(all_tiles(reader.get_bytes))
+    assert tiles and {z for (z, _, _), _ in tiles} == set(range(low, high + 1))
+    for (z, x, y), data in tiles[:: max(1, len(tiles) // 12)]:
+        served = client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+        mine = _mvt_ids(gzip.decompress(data), layer, z, x, y)
+        assert mine == _mvt_ids(served.data, layer, z, x, y) and mine, (z, x, y)
 
 
 def test_the_feed_continues_exactly_where_the_snapshot_stands(
@@ -223,3 +258,8 @@ def test_the_daily_run_takes_every_dataset(
         made = find_snapshot(Database(sample_url), dataset, "2026-12-10")
         assert made["label"] == "2026-12-10T030000" and made["taken_by"] == "schedule"
         assert (tmp_path / dataset / made["label"] / f"{dataset}.parquet").is_file()
+        tiled = (tmp_path / dataset / made["label"] / f"{dataset}.pmtiles").is_file()
+        assert tiled == (dataset in ("parcels", "divisions"))
+    divisions = find_snapshot(Database(sample_url), "divisions", "2026-12-10")["label"]
+    archive = tmp_path / "divisions" / divisions / "divisions.pmtiles"
+    _tiles_are_the_served_ones(sample_url, archive, "divisions", 0, 10)

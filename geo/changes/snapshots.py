@@ -36,6 +36,7 @@ from geo.errors import Conflict, InvalidParameter, NotFound
 from geo.geodata.features.collections import get_collection
 from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
 from geo.geodata.features.query import FeatureQuery
+from geo.geodata.features.tile_archive import PMTILES_MEDIA_TYPE, write_pmtiles
 from geo.models.changes import SNAPSHOT_DATASETS
 from geo.platform.config import settings
 from geo.platform.database import Database
@@ -45,13 +46,16 @@ __all__ = [
     "DAILY_UTC",
     "MANIFEST",
     "SNAPSHOT_FORMATS",
+    "default_formats",
     "find_snapshot",
     "list_snapshots",
     "sha256_of",
     "take_snapshot",
 ]
 
-SNAPSHOT_FORMATS = ("gpkg", "parquet", "fgb", "csv")
+SNAPSHOT_FORMATS = ("gpkg", "parquet", "fgb", "csv", "pmtiles")
+# PMTiles (a map without a tile server) of the layers a map shows whole: parcels, divisions
+TILED = ("parcels", "divisions")
 MANIFEST = "snapshot.json"  # in each snapshot's folder: its position, files and checksums
 KEEP = 7  # snapshots kept per dataset, by default
 DAILY_UTC = "30 23 * * *"  # 03:00 in Tehran (UTC+3:30; no daylight saving since 1401)
@@ -64,16 +68,19 @@ def take_snapshot(
     dataset: str,
     folder: Path,
     *,
-    formats: Sequence[str] = SNAPSHOT_FORMATS,
+    formats: Sequence[str] | None = None,
     taken_by: str = "schedule",
     keep: int = KEEP,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Write ``dataset``'s files under ``folder`` and record them; returns the snapshot."""
+    """Write ``dataset``'s files under ``folder`` and record them; returns the snapshot.
+    ``formats`` by default: every format, PMTiles for the datasets of :data:`TILED`."""
     if dataset not in SNAPSHOT_DATASETS:
         raise InvalidParameter(
             f"dataset is one of {', '.join(SNAPSHOT_DATASETS)}", code="unknown_dataset"
         )
+    if formats is None:
+        formats = default_formats(dataset)
     unknown = [f for f in formats if f not in SNAPSHOT_FORMATS]
     if unknown or not formats:
         raise InvalidParameter(
@@ -138,6 +145,10 @@ def take_snapshot(
     return dict(row)
 
 
+def default_formats(dataset: str) -> tuple[str, ...]:
+    return tuple(f for f in SNAPSHOT_FORMATS if f != "pmtiles" or dataset in TILED)
+
+
 def _exists(dataset: str, label: str) -> Conflict:
     return Conflict(
         f"{dataset} already has a snapshot labelled {label} (one a second at most)",
@@ -163,18 +174,27 @@ def _write(db: Database, dataset: str, formats: Sequence[str], into: Path) -> tu
                             lines += chunk.count(b"\n")
                     counts.add(lines)
                     continue
+                if fmt == "pmtiles":
+                    write_pmtiles(conn, q, target)
+                    continue
                 download = write_file(conn, q, fmt)
                 try:
                     shutil.move(download.path, target)
                 finally:
                     shutil.rmtree(download.folder, ignore_errors=True)
                 counts.add(download.features)
-    features = max(counts)
-    return position, features
+            if not counts:  # (PMTiles alone: the features counted, not the tiles)
+                where, params = q.where(conn)
+                counts.add(
+                    conn.execute(
+                        text(f"SELECT count(*) FROM {q.collection.table} WHERE {where}"), params
+                    ).scalar_one()
+                )
+    return position, max(counts)
 
 
 def _file_name(dataset: str, fmt: str) -> str:
-    return f"{dataset}.{FORMATS[fmt].extension}"
+    return f"{dataset}.{'pmtiles' if fmt == 'pmtiles' else FORMATS[fmt].extension}"
 
 
 def sha256_of(path: Path) -> str:
@@ -190,7 +210,7 @@ def _described(path: Path, fmt: str) -> dict[str, Any]:
     return {
         "name": path.name,
         "format": fmt,
-        "media_type": FORMATS[fmt].media_type,
+        "media_type": PMTILES_MEDIA_TYPE if fmt == "pmtiles" else FORMATS[fmt].media_type,
         "size": path.stat().st_size,
         "sha256": sha256_of(path),
     }

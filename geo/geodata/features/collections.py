@@ -20,7 +20,8 @@ class Filter:
     """A query parameter that filters a collection.
 
     ``kind``: ``text`` (equality), ``code`` (digits folded), ``name`` (compared through the
-    Persian match key), ``int``, or ``village`` (``AGENCY:CODE``, any agency's code).
+    Persian match key), ``int``, ``village`` (``AGENCY:CODE``, any agency's code) or
+    ``within`` (the villages inside a division, any agency's code).
     """
 
     column: str
@@ -96,6 +97,13 @@ _VILLAGE = Filter(
     "the village by any agency's code, AGENCY:CODE (e.g. sci:2301010001000101 or hf:…)",
 )
 
+_WITHIN = Filter(
+    "village",
+    "within",
+    "the villages inside a division (a county, a province…) by any agency's code,"
+    " AGENCY:CODE (e.g. sci:2310): codes nest",
+)
+
 PARCELS = Collection(
     id="parcels",
     dataset="parcels",
@@ -118,6 +126,7 @@ PARCELS = Collection(
     ),
     filters={
         "village": _VILLAGE,
+        "within": _WITHIN,
         "land_use": Filter("t.land_use", "name", "land use (کاربری), e.g. مسکونی"),
         "parcel_no": Filter("t.parcel_no", "text", "parcel number"),
         "upload_id": Filter("t.upload_id", "int", "the upload that published it"),
@@ -154,7 +163,7 @@ GUIDE_PLANS = Collection(
         ("upload_id", "t.upload_id", "integer"),
         *_VERSION_PROPS,
     ),
-    filters={"village": _VILLAGE},
+    filters={"village": _VILLAGE, "within": _WITHIN},
     identity=("village_agency", "village_code"),
     entity_kind="guide_plan",
     titles_fa=_TITLES_FA,

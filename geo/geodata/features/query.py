@@ -282,8 +282,8 @@ class FeatureQuery:
         lookups: Lookups,
     ) -> str:
         key = f"f_{name}"
-        if flt.kind == "village":
-            return self._village(name, value, params, lookups)
+        if flt.kind in ("village", "within"):
+            return self._village(name, value, params, lookups, inside=flt.kind == "within")
         if flt.kind == "code":
             code = normalize_code(value)
             if not is_digits(code):
@@ -311,9 +311,19 @@ class FeatureQuery:
         params[key] = value.strip()
         return f"{flt.column} = :{key}"
 
-    def _village(self, name: str, value: str, params: dict[str, Any], lookups: Lookups) -> str:
+    def _village(
+        self,
+        name: str,
+        value: str,
+        params: dict[str, Any],
+        lookups: Lookups,
+        *,
+        inside: bool = False,
+    ) -> str:
         """The village asked by any agency's code: its units in every agency (through the
-        crosswalk, looked up on the way as ``u_<name>``), bound as two arrays."""
+        crosswalk, looked up on the way as ``u_<name>``), bound as two arrays. ``inside``:
+        the villages inside the unit asked (a county, a province…), whose codes begin with
+        one of those units' codes (every agency's codes nest)."""
         key = f"f_{name}"
         agency, code = parse_unit_ref(value, name)
         params[f"{key}_agency"], params[f"{key}_code"] = agency, code
@@ -327,6 +337,12 @@ class FeatureQuery:
             lookups.values[f"{key}_{suffix}"] = (
                 f"(SELECT coalesce(array_agg({column} ORDER BY agency, code), '{{}}')"
                 f" FROM u_{name})"
+            )
+        if inside:
+            return (
+                f"EXISTS (SELECT 1 FROM unnest(CAST(:{key}_a AS text[]),"
+                f" CAST(:{key}_c AS text[])) AS u(a, c) WHERE u.a = t.village_agency"
+                f" AND left(t.village_code, length(u.c)) = u.c)"
             )
         return (
             f"(t.village_agency, t.village_code) IN (SELECT * FROM"
