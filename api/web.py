@@ -1,6 +1,7 @@
 """The web page (`/` for browsers): plain HTML, CSS and JavaScript in ``api/web/static``, and
 the front-end libraries npm installed into ``api/web/node_modules`` at set-up time (MapLibre
-GL JS, the Vazirmatn font), served from here: nothing comes from a CDN at run time.
+GL JS, the PMTiles reader, the Vazirmatn font), served from here: nothing comes from a CDN
+at run time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ VENDOR = {
     "maplibre-gl.js": "maplibre-gl/dist/maplibre-gl-csp.js",
     "maplibre-gl-worker.js": "maplibre-gl/dist/maplibre-gl-csp-worker.js",
     "maplibre-gl.css": "maplibre-gl/dist/maplibre-gl.css",
+    "pmtiles.js": "pmtiles/dist/pmtiles.js",
     "Vazirmatn-Regular.woff2": "vazirmatn/fonts/webfonts/Vazirmatn-Regular.woff2",
     "Vazirmatn-Bold.woff2": "vazirmatn/fonts/webfonts/Vazirmatn-Bold.woff2",
 }

@@ -169,6 +169,11 @@ def test_downloads_serve_a_file_with_its_etag_ranges_and_policy(
     gpkg = next(f for f in listed["files"] if f["name"] == "plates.gpkg")
     url = gpkg["href"].removeprefix("http://localhost")
     assert url == f"/downloads/plates/{made['label']}/plates.gpkg"
+    # the collection links its latest snapshot's files, with their lengths
+    links = client.get("/collections/plates", headers=auth).json["links"]
+    enclosures = {x["href"]: x for x in links if x["rel"] == "enclosure" and "length" in x}
+    assert enclosures[gpkg["href"]]["length"] == gpkg["size"]
+    assert enclosures[gpkg["href"]]["type"] == "application/geopackage+sqlite3"
     whole = client.get("/downloads/plates/latest/plates.gpkg", headers=auth)
     assert whole.status_code == 200 and whole.headers["ETag"] == f'"{gpkg["sha256"]}"'
     assert hashlib.sha256(whole.data).hexdigest() == gpkg["sha256"]

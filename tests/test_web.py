@@ -39,7 +39,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def site(sample_url: str) -> Iterator[dict[str, Any]]:
+def site(sample_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from crosswalk.build import build, start_run
 
     build(Database(sample_url), start_run(Database(sample_url)))
@@ -53,8 +53,10 @@ def site(sample_url: str) -> Iterator[dict[str, Any]]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    with live_server(sample_url, RATE_LIMIT="100000 per minute") as base:
-        yield {"base": base, "key": key, "url": sample_url}
+    downloads = tmp_path_factory.mktemp("downloads")
+    config = {"RATE_LIMIT": "100000 per minute", "DOWNLOADS_DIR": str(downloads)}
+    with live_server(sample_url, **config) as base:
+        yield {"base": base, "key": key, "url": sample_url, "downloads": downloads}
     worker.terminate()
     worker.wait(timeout=30)
     log.close()
@@ -425,3 +427,56 @@ def test_a_code_resolves_at_a_date_and_shows_its_lineage(page: Any, site: dict[s
     page.wait_for_selector("#search-results li.gone")
     gone = page.inner_text("#search-results li.gone")
     assert "231110501" in gone and "کنگ" in gone
+
+
+def test_downloads_of_the_country_and_a_county_and_a_pmtiles_map(
+    page: Any, site: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 25: the country's snapshot files (one downloaded with the key, the PMTiles
+    archive opened by MapLibre on the map), then a county's parcels as one file."""
+    from geo.changes.snapshots import take_snapshot
+
+    take_snapshot(Database(site["url"]), "parcels", site["downloads"], formats=["gpkg", "pmtiles"])
+    _show(page, "downloads")
+    page.fill("#dl-place", "")
+    page.click("#dl-go")
+    page.wait_for_selector("#dl-list li[data-format=pmtiles]")
+    with page.expect_download() as got:
+        page.click("#dl-list li[data-format=gpkg] button[data-href]")
+    assert Path(got.value.path()).read_bytes()[:16] == b"SQLite format 3\x00"
+    _shot(page, "downloads")
+    page.click("#dl-list li[data-format=pmtiles] button[data-archive]")
+    page.wait_for_function(
+        "() => window.tagsimArchive && window.tagsimMap.getSource(window.tagsimArchive)"
+    )
+    _idle(page)
+    drawn = page.evaluate(
+        "() => window.tagsimMap.querySourceFeatures(window.tagsimArchive,"
+        " {sourceLayer: 'parcels'}).map((f) => f.properties.parcel_no)"
+    )
+    assert len(drawn) > 0 and all(drawn)
+    _shot(page, "pmtiles")
+    page.evaluate(  # (the map as the other tests expect it)
+        "() => { const m = window.tagsimMap, id = window.tagsimArchive;"
+        " for (const l of [id + '-fill', id + '-line']) m.removeLayer(l); m.removeSource(id); }"
+    )
+    with Database(site["url"]).connect() as c:
+        village = c.execute(
+            text("SELECT min(village_code) FROM parcel WHERE valid_to IS NULL")
+        ).scalar_one()
+        county = village[:5]
+        expected = c.execute(
+            text("SELECT count(*) FROM parcel WHERE valid_to IS NULL AND village_code LIKE :p"),
+            {"p": county + "%"},
+        ).scalar_one()
+    _show(page, "downloads")
+    page.fill("#dl-place", f"hf:{county}")
+    page.click("#dl-go")
+    count = page.wait_for_selector("#dl-list h4[data-collection=parcels] [data-count]")
+    assert int(count.get_attribute("data-count")) == expected
+    with page.expect_download() as got:
+        page.click("#dl-list h4[data-collection=parcels] + p button >> nth=0")
+    path = tmp_path / "county.gpkg"  # (GDAL wants a GeoPackage's name to say so)
+    got.value.save_as(path)
+    saved = gpd.read_file(path)
+    assert len(saved) == expected and all(saved["village_code"].str.startswith(county))

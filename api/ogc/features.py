@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from api.ogc.request import OgcRequest, OgcResponse, dumps, link
 from api.parameters import Choice, Int, Param, Text
 from geo.access.ownership import owner_of
+from geo.changes.snapshots import latest_snapshot
 from geo.errors import InvalidParameter
 from geo.geodata.bbox import BBOX_PATTERN, BBox, check_projected, parse_bbox
 from geo.geodata.features.collections import COLLECTIONS, Collection, get_collection
@@ -236,6 +237,7 @@ def _collection_doc(req: OgcRequest, c: Collection) -> dict[str, Any]:
         links.append(
             link(f"{items_url}?f={fmt}", "enclosure", spec.media_type, f"download ({fmt})")
         )
+    links.extend(_snapshot_links(req, c))
     links.append(
         link(req.href(f"tiles/{c.id}.json"), "describedby", JSON, "vector tiles (TileJSON)")
     )
@@ -256,6 +258,22 @@ def _collection_doc(req: OgcRequest, c: Collection) -> dict[str, Any]:
         "owner": _owner(req, c),
         "links": links,
     }
+
+
+def _snapshot_links(req: OgcRequest, c: Collection) -> list[dict[str, Any]]:
+    """The latest snapshot's files (``enclosure``, with their length) and the downloads'
+    Atom feed: the whole collection in one file, at a known feed position."""
+    links: list[dict[str, Any]] = [
+        link(req.href("downloads.atom"), "related", "application/atom+xml", "downloads (Atom)")
+    ]
+    latest = latest_snapshot(req.conn(), c.id)
+    if latest is None:
+        return links
+    for f in latest["files"]:
+        href = req.href(f"downloads/{c.id}/{latest['label']}/{f['name']}")
+        title = f"snapshot {latest['label']} ({f['format']})"
+        links.append({**link(href, "enclosure", f["media_type"], title), "length": f["size"]})
+    return links
 
 
 def _owner(req: OgcRequest, c: Collection) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from geo.changes.feed import feed_position
@@ -48,6 +48,7 @@ __all__ = [
     "SNAPSHOT_FORMATS",
     "default_formats",
     "find_snapshot",
+    "latest_snapshot",
     "list_snapshots",
     "sha256_of",
     "take_snapshot",
@@ -243,6 +244,22 @@ def list_snapshots(db: Database, dataset: str | None = None) -> list[dict[str, A
             {"d": dataset},
         ).mappings()
         return [dict(r) for r in rows]
+
+
+def latest_snapshot(conn: Connection, dataset: str) -> dict[str, Any] | None:
+    """The newest snapshot of ``dataset`` (None: none kept), on a connection at hand."""
+    row = (
+        conn.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM snapshot WHERE dataset = :d"
+                " ORDER BY taken_at DESC, id DESC LIMIT 1"
+            ),
+            {"d": dataset},
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
 
 
 def find_snapshot(db: Database, dataset: str, when: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@
 const T = {
   fa: {
     title: "تقسیمات", tab_map: "نقشه", tab_upload: "بارگذاری", tab_review: "بازبینی تناظر",
-    tab_changes: "تغییرات", signout: "خروج", key_label: "کلید دسترسی (API key)", signin: "ورود",
+    tab_changes: "تغییرات", tab_downloads: "دریافت‌ها", signout: "خروج", key_label: "کلید دسترسی (API key)", signin: "ورود",
     search_hint: "نام یا کد (هر سازمان)", click_hint: "روی قطعه یا تقسیمات کلیک کنید.",
     coverage: "پوشش پلاک", draw: "رسم محدوده", draw_done: "پایان و محاسبه", clear: "پاک کردن",
     unit: "حوزه", main: "اصلی", sub: "فرعی", ask: "پرسش", paste_hint: "GeoJSON چندضلعی",
@@ -22,6 +22,9 @@ const T = {
     processing: "پردازش", status: "وضعیت", errors: "خطا", warnings: "هشدار",
     published: "منتشر شد", inserted: "افزوده", updated: "تغییر یافته", removed: "حذف شده",
     queue: "صف بازبینی", of: "از", confirmed: "تأیید شد", rejected: "رد شد", linked: "پیوند شد", evidence: "شواهد",
+    dl_hint: "کد روستا، شهرستان یا استان", dl_explain: "بدون کد: پرونده‌های همهٔ کشور. با کد روستا، شهرستان یا استان (هر سازمان): قطعه‌ها و محدوده‌های همان‌جا.",
+    whole_country: "همهٔ کشور", show_on_map: "نمایش روی نقشه", change_files: "پرونده‌های تغییرات", no_snapshot: "هنوز نسخه‌ای گرفته نشده",
+    get_file: "دریافت", parcels_of: "قطعه‌ها", zones_of: "محدوده‌های طرح هادی", features: "عارضه", taken: "گرفته‌شده در", latest_file: "آخرین پرونده",
     bad_key: "کلید پذیرفته نشد", none: "موردی نیست", m2: "متر مربع",
     tab_tables: "جدول‌ها", at_hint: "در تاریخ (۱۴۰۰-۰۶-۰۱)", match_title: "تطبیق جدول نام‌ها",
     table_file: "جدول (CSV یا XLSX)", agency: "سازمان", columns_hint: "ستون هر نقش (خالی: از سرستون‌ها شناخته می‌شود)",
@@ -38,7 +41,7 @@ const T = {
   },
   en: {
     title: "tagsim", tab_map: "Map", tab_upload: "Upload", tab_review: "Crosswalk review",
-    tab_changes: "Changes", signout: "Sign out", key_label: "API key", signin: "Sign in",
+    tab_changes: "Changes", tab_downloads: "Downloads", signout: "Sign out", key_label: "API key", signin: "Sign in",
     search_hint: "Name or code (any agency)", click_hint: "Click a parcel or a division.",
     coverage: "Plot coverage", draw: "Draw a plot", draw_done: "Finish and ask", clear: "Clear",
     unit: "unit", main: "main", sub: "sub", ask: "Ask", paste_hint: "GeoJSON polygon",
@@ -55,6 +58,9 @@ const T = {
     errors: "errors", warnings: "warnings", published: "Published", inserted: "added",
     updated: "modified", removed: "removed", queue: "Review queue", of: "of",
     confirmed: "confirmed", rejected: "rejected", linked: "linked", evidence: "Evidence",
+    dl_hint: "Code of a village, county or province", dl_explain: "Without a code: the whole country's files. With a village, county or province code (any agency): its parcels and zones.",
+    whole_country: "The whole country", show_on_map: "Show on the map", change_files: "Change files", no_snapshot: "No snapshot yet",
+    get_file: "Download", parcels_of: "Parcels", zones_of: "Guide-plan zones", features: "features", taken: "taken", latest_file: "latest file",
     bad_key: "The key was refused", none: "Nothing", m2: "m²",
     tab_tables: "Tables", at_hint: "at a date (1400-06-01)", match_title: "Match a table of names",
     table_file: "Table (CSV or XLSX)", agency: "Agency", columns_hint: "Each role's column (empty: recognised from the headers)",
@@ -104,7 +110,7 @@ async function signIn(candidate) {
   try {
     const me = await api("/me");
     const can = (service, role) => (me.services[service]?.can || []).includes(role);
-    const allowed = { map: true, upload: can("uploads", "uploader"), review: can("crosswalk", "reviewer"), changes: can("changes", "reader"), tables: can("divisions", "reader") };
+    const allowed = { map: true, upload: can("uploads", "uploader"), review: can("crosswalk", "reviewer"), changes: can("changes", "reader"), tables: can("divisions", "reader"), downloads: true };
     document.querySelectorAll("#tabs button").forEach((b) => { b.hidden = !allowed[b.dataset.tab]; });
     $("#signin").hidden = true; $("#app").hidden = false; $("#signout").hidden = false;
     $("#who").textContent = `${me.agency} · ${me.role}`;
@@ -549,6 +555,73 @@ async function sendConvert(ev) {
   } catch (e) { $("#convert-status").textContent = e.message; }
 }
 
+// -- downloads: the country's snapshots, or a place's parcels and zones --------------------
+const FILE_FORMATS = [["gpkg", "GeoPackage"], ["fgb", "FlatGeobuf"], ["csv", "CSV"], ["json", "GeoJSON"]];
+const size = (n) => (n >= 1e6 ? `${fmt(n / 1e6)} MB` : `${fmt(n / 1e3)} KB`);
+async function loadDownloads() {
+  const out = $("#dl-list");
+  const place = $("#dl-place").value.trim();
+  out.innerHTML = "";
+  try {
+    out.innerHTML = place ? await placeDownloads(place) : await countryDownloads();
+  } catch (e) { out.innerHTML = `<p class="error">${esc(e.message)}</p>`; }
+  out.querySelectorAll("button[data-href]").forEach((b) => { b.onclick = () => download(b.dataset.href, b.dataset.name); });
+  out.querySelectorAll("button[data-archive]").forEach((b) => { b.onclick = () => showArchive(b.dataset.dataset, b.dataset.archive); });
+}
+async function countryDownloads() {
+  const index = await api("/downloads");
+  const parts = [`<h3>${t("whole_country")}</h3>`];
+  for (const d of index.datasets) {
+    const s = d.snapshots[0];
+    if (!s) { parts.push(`<h4>${esc(state.lang === "fa" ? d.title_fa : d.title)}</h4><p class="hint">${t("no_snapshot")}</p>`); continue; }
+    const files = s.files.map((f) => `<li data-format="${esc(f.format)}"><span class="ltr">${esc(f.name)}</span> ${size(f.size)} <code title="SHA-256">${esc(f.sha256.slice(0, 12))}…</code>`
+      + ` <button data-href="${esc(f.href)}" data-name="${esc(f.name)}">${t("get_file")}</button>`
+      + (f.format === "pmtiles" ? ` <button data-archive="${esc(f.href)}" data-dataset="${esc(d.id)}">${t("show_on_map")}</button>` : "") + "</li>").join("");
+    parts.push(`<h4 data-dataset="${esc(d.id)}">${esc(state.lang === "fa" ? d.title_fa : d.title)}</h4><p class="hint">${t("taken")} ${when(s.taken_at)} · ${fmt(s.features, 0)} ${t("features")}</p><ul class="files">${files}</ul>`);
+  }
+  for (const [granularity, c] of Object.entries(index.changes)) {
+    const last = c.files[0];
+    if (last) parts.push(`<h4>${t("change_files")} (${esc(granularity)})</h4><p class="hint">${t("latest_file")}: ${fmt(last.sequence, 0)} · ${when(last.made_at)} · ${fmt(last.changes, 0)}</p>`);
+  }
+  return parts.join("");
+}
+async function placeDownloads(place) {
+  const m = CODE.exec(place);
+  if (!m || !m[1]) throw new Error(t("dl_hint"));
+  const agency = m[1].toLowerCase(), code = m[2].replace(/[\s-]/g, "");
+  const unit = await api(`/divisions/${agency}/${encodeURIComponent(code)}`);
+  const filter = `${unit.level === "village" ? "village" : "within"}=${agency}:${encodeURIComponent(unit.code)}`;
+  const parts = [`<h3>${esc(unit.name)} <span class="hint">${esc(unit.level)} · <span class="ltr">${esc(agency)}:${esc(unit.code)}</span></span></h3>`];
+  for (const [collection, label] of [["parcels", "parcels_of"], ["guide_plans", "zones_of"]]) {
+    const page = await api(`/collections/${collection}/items?${filter}&limit=1`);
+    const n = page.numberMatched ?? page.numberReturned;
+    const buttons = FILE_FORMATS.map(([f, name]) => `<button data-href="/collections/${collection}/items?${filter}&f=${f}" data-name="${collection}-${esc(unit.code)}.${f === "json" ? "geojson" : f}">${name}</button>`).join(" ");
+    parts.push(`<h4 data-collection="${collection}">${t(label)} <span class="hint" data-count="${n}">${fmt(n, 0)} ${t("features")}</span></h4><p>${n ? buttons : t("none")}</p>`);
+  }
+  return parts.join("");
+}
+async function download(href, name) {
+  const r = await fetch(href, { headers: { Authorization: `Bearer ${key()}` } });
+  if (!r.ok) throw new Error(r.statusText);
+  saveFile(await r.blob(), fileName(r, name));
+}
+// A snapshot's PMTiles on the map: read by range requests, no tile server.
+async function showArchive(dataset, href) {
+  if (!state.pmtiles) { state.pmtiles = new pmtiles.Protocol(); maplibregl.addProtocol("pmtiles", state.pmtiles.tile); }
+  const archive = new pmtiles.PMTiles(new pmtiles.FetchSource(href, new Headers({ Authorization: `Bearer ${key()}` })));
+  state.pmtiles.add(archive);
+  const header = await archive.getHeader();
+  showTab("map");
+  const map = state.map, id = `archive-${dataset}`;
+  for (const layer of [`${id}-fill`, `${id}-line`]) if (map.getLayer(layer)) map.removeLayer(layer);
+  if (map.getSource(id)) map.removeSource(id);
+  map.addSource(id, { type: "vector", url: `pmtiles://${href}` });
+  map.addLayer({ id: `${id}-fill`, type: "fill", source: id, "source-layer": dataset, paint: { "fill-color": "#7e57c2", "fill-opacity": 0.35 } });
+  map.addLayer({ id: `${id}-line`, type: "line", source: id, "source-layer": dataset, paint: { "line-color": "#4527a0", "line-width": 1 } });
+  window.tagsimArchive = id; // for the end-to-end tests
+  map.jumpTo({ center: [header.centerLon, header.centerLat], zoom: header.centerZoom }); // (a feature of it)
+}
+
 // -- wiring --------------------------------------------------------------------------------
 function showTab(name) {
   document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
@@ -556,6 +629,7 @@ function showTab(name) {
   state.tab = name;
   if (name === "review") loadReview();
   if (name === "changes") loadChanges();
+  if (name === "downloads") loadDownloads();
   if (name === "map" && state.map) state.map.resize();
 }
 
@@ -578,6 +652,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#review-next").onclick = () => { state.index = Math.min(state.index + 1, state.review.length - 1); renderReview(); };
   $("#review-others").onclick = otherCandidates;
   $("#changes-go").onclick = loadChanges;
+  $("#dl-go").onclick = loadDownloads;
   $("#match-file").onchange = (e) => readHeaders(e.target.files[0]);
   $("#match-form").onsubmit = sendMatch;
   $("#convert-form").onsubmit = sendConvert;

@@ -48,6 +48,15 @@ def write_pmtiles(conn: Connection, q: FeatureQuery, path: Path) -> int:
         ),
         params,
     ).one()
+    # the default view: on a feature (a tiling's bounding box centre may fall between them)
+    center = conn.execute(
+        text(
+            f"SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface({c.geometry}) AS p"
+            f" FROM {c.table} WHERE {where} AND {c.geometry} IS NOT NULL"
+            f" AND ST_Dimension({c.geometry}) = 2 ORDER BY t.id LIMIT 1) f"
+        ),
+        params,
+    ).first()
     with path.open("wb") as out:
         writer = Writer(out)
         for z in range(c.min_zoom, top + 1):
@@ -60,7 +69,7 @@ def write_pmtiles(conn: Connection, q: FeatureQuery, path: Path) -> int:
                 written += 1
         if written == 0:  # (a reader needs one tile at least: an empty one)
             writer.write_tile(zxy_to_tileid(c.min_zoom, 0, 0), gzip.compress(b"", mtime=0))
-        writer.finalize(_header(bounds, c.min_zoom, top), _metadata(q, top))
+        writer.finalize(_header(bounds, center, c.min_zoom, top), _metadata(q, top))
     return written
 
 
@@ -99,10 +108,10 @@ def _zoom_sql(q: FeatureQuery, where: str, z: int) -> str:
         """
 
 
-def _header(bounds: Any, min_zoom: int, max_zoom: int) -> dict[str, Any]:
-    x0, y0, x1, y1 = (
-        v if v is not None else d for v, d in zip(bounds, (-180, -85, 180, 85), strict=True)
-    )
+def _header(bounds: Any, center: Any, min_zoom: int, max_zoom: int) -> dict[str, Any]:
+    world = (-180, -85, 180, 85)  # (no feature: the whole map)
+    x0, y0, x1, y1 = (v if v is not None else d for v, d in zip(bounds, world, strict=True))
+    cx, cy = center if center is not None else ((x0 + x1) / 2, (y0 + y1) / 2)
     return {
         "tile_type": TileType.MVT,
         "tile_compression": Compression.GZIP,
@@ -112,9 +121,9 @@ def _header(bounds: Any, min_zoom: int, max_zoom: int) -> dict[str, Any]:
         "min_lat_e7": int(y0 * 1e7),
         "max_lon_e7": int(x1 * 1e7),
         "max_lat_e7": int(y1 * 1e7),
-        "center_zoom": min_zoom,
-        "center_lon_e7": int((x0 + x1) / 2 * 1e7),
-        "center_lat_e7": int((y0 + y1) / 2 * 1e7),
+        "center_zoom": min(min_zoom + 2, max_zoom) if min_zoom else 5,
+        "center_lon_e7": int(cx * 1e7),
+        "center_lat_e7": int(cy * 1e7),
     }
 
 
