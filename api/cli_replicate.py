@@ -4,8 +4,6 @@ snapshot and the numbered change files, read from a tagsim service or a download
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from api.cli_common import reports_errors
@@ -25,14 +23,14 @@ KEY = click.option(
 
 @click.group()
 def replicate() -> None:
-    """Keep a GeoPackage copy of parcels or plates in step with the service: `init` takes
+    """Keep a copy of parcels or plates (a GeoPackage, or a table in PostGIS) in step: `init` takes
     the latest snapshot, `update` applies the change files after it, in order, refusing a
     missing, repeated or misplaced file."""
 
 
 @replicate.command("init")
 @click.argument("dataset", type=click.Choice(("parcels", "plates")))
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target")
 @SOURCE
 @KEY
 @click.option(
@@ -43,8 +41,9 @@ def replicate() -> None:
     help="which change files the copy follows",
 )
 @reports_errors
-def init(dataset: str, target: Path, source: str, key: str | None, granularity: str) -> None:
-    """Make TARGET (a new GeoPackage) from the latest snapshot of DATASET."""
+def init(dataset: str, target: str, source: str, key: str | None, granularity: str) -> None:
+    """Make TARGET from the latest snapshot of DATASET: a new GeoPackage file, or a
+    PostGIS database (postgresql://…) where the copy becomes table DATASET."""
     from geo.changes.replica import init_replica
     from geo.changes.replica_sources import open_source
 
@@ -52,12 +51,12 @@ def init(dataset: str, target: Path, source: str, key: str | None, granularity: 
 
 
 @replicate.command("update")
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target")
 @SOURCE
 @KEY
 @click.option("--until", type=int, default=None, help="stop after this sequence")
 @reports_errors
-def update(target: Path, source: str, key: str | None, until: int | None) -> None:
+def update(target: str, source: str, key: str | None, until: int | None) -> None:
     """Apply the change files after TARGET's, in order (run it again after a stop: it
     starts from the last file recorded)."""
     from geo.changes.replica import update_replica
@@ -70,9 +69,9 @@ def update(target: Path, source: str, key: str | None, until: int | None) -> Non
 
 
 @replicate.command("status")
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target")
 @reports_errors
-def status(target: Path) -> None:
+def status(target: str) -> None:
     """Where TARGET stands: its snapshot, last change file and feed position."""
     from geo.changes.replica import read_replica
 

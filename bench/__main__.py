@@ -11,7 +11,7 @@ import sys
 import uuid
 
 from bench import harness
-from bench.cases import crosswalk, feed, filters, parcels, registry, replica, serving
+from bench.cases import crosswalk, feed, filters, parcels, registry, replica, serving, snapshots
 from crosswalk.partners import CROSSWALK
 from geo.geodata.registry.partners import install_partners
 from geo.platform import migrate
@@ -25,6 +25,7 @@ CASES = {
     "filters": filters.run,
     "feed": feed.run,
     "replica": replica.run,
+    "snapshots": snapshots.run,
 }
 
 

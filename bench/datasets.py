@@ -60,17 +60,22 @@ def world(quick: bool, *, maps: bool) -> Path:
     return out
 
 
+def pg_dsn(url: str) -> str:
+    """GDAL's ``PG:`` connection string for the database at ``url``."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return (
+        f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
+        f"password={u.password}"
+    )
+
+
 def ogr2ogr_load(url: str, path: Path, layer: str, table: str) -> None:
     """``ogr2ogr`` one layer of ``path`` (a GeoPackage, or a zip of shapefiles read in
     place through ``/vsizip/``) into ``table`` of the database at ``url`` (COPY mode, lon/lat
     multipolygons in a ``geom`` column), replacing the table."""
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    dsn = (
-        f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username} "
-        f"password={u.password}"
-    )
+    dsn = pg_dsn(url)
     subprocess.run(
         [
             "ogr2ogr",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import psycopg
 import pyarrow as pa
 import pyogrio
 import pytest
@@ -23,7 +24,7 @@ from sqlalchemy import text
 
 from data.sample import SAMPLE_UPLOAD
 from geo.access.control import create_key
-from geo.changes import replica as replica_module
+from geo.changes import replica_targets
 from geo.changes.change_files import state_name, write_change_file
 from geo.changes.plate_notices import apply_notice
 from geo.changes.replica import ReplicaRefused, init_replica, read_replica, update_replica
@@ -180,7 +181,9 @@ def world(sample_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     day, editions between), then the snapshots of the end."""
     folder = tmp_path_factory.mktemp("downloads")
     db = Database(sample_url)
-    start = {d: take_snapshot(db, d, folder, formats=["gpkg"]) for d in ("parcels", "plates")}
+    start = {
+        d: take_snapshot(db, d, folder, formats=["gpkg", "parquet"]) for d in ("parcels", "plates")
+    }
     # files of the days before this test's snapshots (another test's) are skipped by init
     write_change_file(db, folder, "daily")
     w = World(sample_url, seed=25)
@@ -244,10 +247,10 @@ def test_a_copy_killed_mid_apply_is_right_after_resuming(
             raise KeyboardInterrupt
         real(*args, **kwargs)
 
-    monkeypatch.setattr(replica_module.pyogrio, "write_arrow", dies_on_the_third)
+    monkeypatch.setattr(replica_targets.pyogrio, "write_arrow", dies_on_the_third)
     with pytest.raises(KeyboardInterrupt):
         update_replica(source, copy)
-    monkeypatch.setattr(replica_module.pyogrio, "write_arrow", real)
+    monkeypatch.setattr(replica_targets.pyogrio, "write_arrow", real)
     stopped = read_replica(copy)
     assert stopped.sequence == made.sequence + 2
     # the third file's features are gone from the copy, not yet written back
@@ -363,3 +366,79 @@ def test_the_command_line_keeps_a_copy(world: dict[str, Any], tmp_path: Path) ->
         main, ["replicate", "init", "parcels", str(copy), "--source", folder]
     )
     assert again.exit_code == 1 and "[replica_exists]" in again.output
+
+
+def _service_rows(url: str, dataset: str) -> set[tuple[Any, ...]]:
+    """The service's current rows as the copy holds them (every published property)."""
+    table, keys = ("parcel", PARCEL_COLUMNS) if dataset == "parcels" else ("plate", PLATE_COLUMNS)
+    with Database(url).connect() as c:
+        return {
+            (*row[:-1], bytes(row[-1]))
+            for row in c.execute(
+                text(f"SELECT id, {keys}, ST_AsBinary(geom) FROM {table} WHERE valid_to IS NULL")
+            ).all()
+        }
+
+
+PARCEL_COLUMNS = (
+    "village_agency, village_code, parcel_no, land_use, area_declared,"
+    " round(area_m2::numeric, 2)::float8, upload_id, valid_from, valid_to"
+)
+PLATE_COLUMNS = (
+    "registration_unit, main_plate, sub_plate, round(ST_Area(geom::geography)::numeric, 2)"
+    "::float8, source_notice, valid_from, valid_to"
+)
+
+
+def _copy_rows(url: str, dataset: str) -> set[tuple[Any, ...]]:
+    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(libpq) as conn:
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                " ORDER BY ordinal_position",
+                (dataset,),
+            ).fetchall()
+        ]
+        assert columns[0] == "fid" and columns[-1] == "geometry"  # the properties between
+        rows = conn.execute(
+            f"SELECT {', '.join(columns[:-1])}, ST_AsBinary(geometry) FROM {dataset}"
+        ).fetchall()
+    return {(*r[:-1], bytes(r[-1])) for r in rows}
+
+
+@pytest.mark.parametrize("dataset", ["parcels", "plates"])
+def test_a_copy_in_postgis_equals_the_service_row_for_row(
+    world: dict[str, Any],
+    sample_url: str,
+    empty_db_url: str,
+    dataset: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = FolderSource(world["folder"])
+    made = init_replica(source, dataset, empty_db_url)
+    assert made.position == world["start"][dataset]["position"]
+    # each file is one transaction: a copy killed inside the third is left after the second
+    inserts = {"n": 0}
+    real = replica_targets.PostGISCopy._insert
+
+    def dies_on_the_third(self: Any, *args: Any) -> None:
+        inserts["n"] += 1
+        if inserts["n"] == 3:
+            raise KeyboardInterrupt
+        real(self, *args)
+
+    monkeypatch.setattr(replica_targets.PostGISCopy, "_insert", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        update_replica(source, empty_db_url)
+    monkeypatch.setattr(replica_targets.PostGISCopy, "_insert", real)
+    stopped = read_replica(empty_db_url)
+    assert made.sequence < stopped.sequence < source.change_state("daily")["sequence"]
+    done = update_replica(source, empty_db_url)
+    assert done.sequence == source.change_state("daily")["sequence"]
+    mine, theirs = _copy_rows(empty_db_url, dataset), _service_rows(sample_url, dataset)
+    assert len(mine) == len(theirs) > 0 and mine == theirs
+    with pytest.raises(GeoError) as caught:
+        init_replica(source, dataset, empty_db_url)
+    assert caught.value.code == "replica_exists"
