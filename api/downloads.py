@@ -199,7 +199,9 @@ def _send(path: Path, media_type: str, sha256: str, rows: int, *, immutable: boo
     ``immutable`` when the URL names it for ever (a label, a sequence)."""
     if not path.is_file():
         raise NotFound("the file is gone from the downloads folder", code="file_missing")
-    g.audit_rows = rows
+    # the whole file names its features; a range of it (a map reading a PMTiles archive
+    # tile by tile) is recorded as an access without a count
+    g.audit_rows = None if request.range else rows
     response = send_file(
         path,
         mimetype=media_type,
