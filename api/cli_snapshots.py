@@ -6,8 +6,8 @@ import click
 
 from api.cli_common import ready_db, reports_errors
 
-DATASETS = ("parcels", "guide_plans", "plates", "divisions")
-FORMATS = ("gpkg", "parquet", "fgb", "csv", "pmtiles")
+DATASETS = ("parcels", "guide_plans", "plates", "divisions", "crosswalk")
+FORMATS = ("gpkg", "parquet", "fgb", "csv", "pmtiles", "xlsx")
 
 
 @click.group()
@@ -23,18 +23,20 @@ def snapshot() -> None:
     "formats",
     default=None,
     help=f"comma-separated, among {','.join(FORMATS)} (default: all; PMTiles of parcels and"
-    " divisions)",
+    " divisions; the crosswalk's newest release as CSV and XLSX)",
 )
 @click.option("--keep", default=7, show_default=True, help="snapshots kept per dataset")
 @reports_errors
 def take(datasets: tuple[str, ...], formats: str | None, keep: int) -> None:
     """Take a snapshot of DATASETS (default: all of them)."""
-    from geo.changes.snapshots import take_snapshot  # (not loaded for --help)
+    from geo.changes.snapshots import new_release, take_snapshot  # (not loaded for --help)
     from geo.platform.config import settings
 
     db = ready_db()
     asked = [f.strip() for f in formats.split(",") if f.strip()] if formats else None
     for dataset in datasets or DATASETS:
+        if not datasets and dataset == "crosswalk" and not new_release(db):
+            continue  # (all datasets: the crosswalk when a release has no snapshot yet)
         made = take_snapshot(
             db, dataset, settings().downloads_folder, formats=asked, taken_by="cli", keep=keep
         )

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fi
 from api.database import app_db
 from api.endpoints import BY_COLLECTION, Text, declare
 from geo.changes.change_files import change_file, change_state, file_state, list_change_files
-from geo.changes.snapshots import find_snapshot, list_snapshots
+from geo.changes.snapshots import XLSX, find_snapshot, list_snapshots
 from geo.errors import NotFound
 from geo.geodata.features.collections import COLLECTIONS, get_collection
 from geo.models.changes import CHANGE_FILE_GRANULARITIES
@@ -27,7 +27,12 @@ bp = Blueprint("downloads", __name__)
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 WHEN = r"^(latest|\d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}T\d{6})$"
-FILE = r"^[a-z_]+\.(gpkg|parquet|fgb|csv|zip|pmtiles)$"
+FILE = r"^[a-z_]+\.(gpkg|parquet|fgb|csv|zip|pmtiles|xlsx)$"
+# the datasets with snapshots: the collections, and the crosswalk's releases (a table)
+TITLES = {
+    **{c.id: (c.title, c.title_fa) for c in COLLECTIONS.values()},
+    "crosswalk": ("Crosswalk releases (MOI, SCI, HF codes)", "جدول تناظر کدها"),
+}
 
 
 def downloads_folder() -> Path:
@@ -43,7 +48,7 @@ def _described(snapshot: dict[str, Any]) -> dict[str, Any]:
         "taken_at": snapshot["taken_at"].isoformat(),
         "position": snapshot["position"],
         "features": snapshot["features"],
-        "crs": CRS84,
+        **({} if dataset == "crosswalk" else {"crs": CRS84}),
         "files": [{**f, "href": base + f["name"]} for f in snapshot["files"]],
     }
 
@@ -53,18 +58,18 @@ def _described(snapshot: dict[str, Any]) -> dict[str, Any]:
 def get_downloads() -> Response:
     """Every dataset's snapshots kept, newest first: files with size, SHA-256 and link,
     the feed position each is consistent with (continue with ``/changes?since=``)."""
-    kept: dict[str, list[dict[str, Any]]] = {name: [] for name in COLLECTIONS}
+    kept: dict[str, list[dict[str, Any]]] = {name: [] for name in TITLES}
     for snapshot in list_snapshots(app_db()):
         kept[snapshot["dataset"]].append(_described(snapshot))
     datasets = [
         {
             "id": name,
-            "title": COLLECTIONS[name].title,
-            "title_fa": COLLECTIONS[name].title_fa,
+            "title": title,
+            "title_fa": title_fa,
             "latest": f"{request.url_root}downloads/{name}/latest/" if kept[name] else None,
             "snapshots": kept[name],
         }
-        for name in COLLECTIONS
+        for name, (title, title_fa) in TITLES.items()
     ]
     changes = {}
     for granularity in CHANGE_FILE_GRANULARITIES:
@@ -194,6 +199,37 @@ def get_change_file_state(granularity: str, sequence: int) -> Response:
     return response
 
 
+@bp.get("/downloads/crosswalk/<when>/<name>")
+@declare(
+    service="crosswalk",
+    path=[Text("when", pattern=WHEN), Text("name", pattern=FILE)],
+    media=["text/csv", XLSX],
+)
+def get_crosswalk_download(when: str, name: str) -> Response:
+    """A crosswalk release's table (CSV or XLSX) as it was snapshotted (``latest``, a Tehran
+    date's last, or a label), under the crosswalk's policy."""
+    return _snapshot_file("crosswalk", when, name)
+
+
+def _snapshot_file(dataset: str, when: str, name: str) -> Response:
+    snapshot = find_snapshot(app_db(), dataset, when)
+    described = next((f for f in snapshot["files"] if f["name"] == name), None)
+    if described is None:
+        names = ", ".join(f["name"] for f in snapshot["files"])
+        raise NotFound(f"the snapshot has {names}", code="unknown_file")
+    path = downloads_folder() / dataset / snapshot["label"] / name
+    response = _send(
+        path,
+        described["media_type"],
+        described["sha256"],
+        snapshot["features"],
+        immutable=when == snapshot["label"],
+    )
+    digest = base64.b64encode(bytes.fromhex(described["sha256"])).decode()
+    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"  # (RFC 9530)
+    return response
+
+
 def _send(path: Path, media_type: str, sha256: str, rows: int, *, immutable: bool) -> Response:
     """A kept file with its ETag (its SHA-256) and ranges, audited as ``rows`` features;
     ``immutable`` when the URL names it for ever (a label, a sequence)."""
@@ -235,19 +271,4 @@ def get_download(collection_id: str, when: str, name: str) -> Response:
     """One file of a snapshot (``latest``, a Tehran date's last, or a label), with an ETag
     (its SHA-256) and range requests; a label's file never changes."""
     get_collection(collection_id)  # (404 unknown_collection)
-    snapshot = find_snapshot(app_db(), collection_id, when)
-    described = next((f for f in snapshot["files"] if f["name"] == name), None)
-    if described is None:
-        names = ", ".join(f["name"] for f in snapshot["files"])
-        raise NotFound(f"the snapshot has {names}", code="unknown_file")
-    path = downloads_folder() / collection_id / snapshot["label"] / name
-    response = _send(
-        path,
-        described["media_type"],
-        described["sha256"],
-        snapshot["features"],
-        immutable=when == snapshot["label"],
-    )
-    digest = base64.b64encode(bytes.fromhex(described["sha256"])).decode()
-    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"  # (RFC 9530)
-    return response
+    return _snapshot_file(collection_id, when, name)

@@ -9,6 +9,7 @@ make codes equivalent; the partners shown with a unit include those waiting for 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -189,6 +190,25 @@ class CrosswalkPartners:
                         found["method"] = r["method"]
                     links.setdefault(r["code"], []).append(found)
         return links
+
+    def latest_release(self, conn: Connection) -> int | None:
+        number: int | None = conn.execute(
+            text("SELECT max(number) FROM crosswalk_release")
+        ).scalar_one()
+        return number
+
+    def write_release(self, conn: Connection, release: int, folder: Path) -> int:
+        """The release's table as the export gives it (one row per MOI unit)."""
+        from crosswalk.export import export_rows, to_csv, to_xlsx
+        from crosswalk.release import run_of_release
+
+        run = run_of_release(conn, release)
+        rows = list(export_rows(conn, run))
+        with (folder / "crosswalk.csv").open("w", encoding="utf-8", newline="") as out:
+            for chunk in to_csv(iter(rows)):
+                out.write(chunk)
+        (folder / "crosswalk.xlsx").write_bytes(to_xlsx(iter(rows)))
+        return len(rows)
 
 
 CROSSWALK = CrosswalkPartners()

@@ -274,3 +274,57 @@ def test_the_daily_run_takes_every_dataset(
     divisions = find_snapshot(Database(sample_url), "divisions", "2026-12-10")["label"]
     archive = tmp_path / "divisions" / divisions / "divisions.pmtiles"
     _tiles_are_the_served_ones(sample_url, archive, "divisions", 0, 10)
+
+
+def test_a_crosswalk_release_is_snapshotted_once_as_csv_and_xlsx(
+    sample_url: str, tmp_path: Path
+) -> None:
+    """Each crosswalk release as a snapshot: the CSV is the release's export byte for byte,
+    the XLSX holds the same rows; served under the crosswalk's policy; the daily run takes
+    a release once."""
+    from openpyxl import load_workbook
+
+    from crosswalk.build import build, start_run
+    from crosswalk.release import publish
+
+    db = Database(sample_url)
+    with db.connect() as c:
+        released = c.execute(text("SELECT count(*) FROM crosswalk_release")).scalar_one()
+    if not released:
+        with pytest.raises(GeoError) as caught:
+            take_snapshot(db, "crosswalk", tmp_path, now=_moment())
+        assert caught.value.code == "no_release" and not snapshots.new_release(db)
+    build(db, start_run(db))
+    with db.begin() as c:
+        release = publish(c, by="test")["number"]
+    assert snapshots.new_release(db)
+    made = take_snapshot(db, "crosswalk", tmp_path, now=_moment())
+    assert not snapshots.new_release(db)  # (the daily run will not take it again)
+    files = {f["name"]: f for f in made["files"]}
+    assert set(files) == {"crosswalk.csv", "crosswalk.xlsx"}
+    assert {f["release"] for f in files.values()} == {release}
+    folder = tmp_path / "crosswalk" / made["label"]
+    client = client_for(sample_url, "reader", "sci", DOWNLOADS_DIR=str(tmp_path))
+    export = client.get(f"/crosswalk/export.csv?release={release}")
+    assert (folder / "crosswalk.csv").read_bytes() == export.data
+    assert made["features"] == export.data.decode("utf-8-sig").count("\r\n") - 1 > 0
+    served = client.get("/downloads/crosswalk/latest/crosswalk.xlsx")
+    assert served.status_code == 200
+    assert hashlib.sha256(served.data).hexdigest() == files["crosswalk.xlsx"]["sha256"]
+    served.close()
+    book = load_workbook(folder / "crosswalk.xlsx", read_only=True)
+    try:
+        assert sum(1 for _ in book["crosswalk"].iter_rows()) == made["features"] + 1
+    finally:
+        book.close()
+    index = client.get("/downloads").json["datasets"]
+    listed = next(d for d in index if d["id"] == "crosswalk")["snapshots"][0]
+    assert listed["label"] == made["label"] and "crs" not in listed
+    with db.begin() as c:
+        set_policy(c, "crosswalk", "all_except", ["sci"], public=False)
+    try:
+        refused = client.get("/downloads/crosswalk/latest/crosswalk.csv")
+        assert refused.status_code == 403
+    finally:
+        with db.begin() as c:
+            set_policy(c, "crosswalk", "all", [], public=False)

@@ -37,6 +37,7 @@ from geo.geodata.features.collections import get_collection
 from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
 from geo.geodata.features.query import FeatureQuery
 from geo.geodata.features.tile_archive import PMTILES_MEDIA_TYPE, write_pmtiles
+from geo.geodata.registry.partners import partners
 from geo.models.changes import SNAPSHOT_DATASETS
 from geo.platform.config import settings
 from geo.platform.database import Database
@@ -54,7 +55,9 @@ __all__ = [
     "take_snapshot",
 ]
 
-SNAPSHOT_FORMATS = ("gpkg", "parquet", "fgb", "csv", "pmtiles")
+SNAPSHOT_FORMATS = ("gpkg", "parquet", "fgb", "csv", "pmtiles", "xlsx")
+TABLE_FORMATS = ("csv", "xlsx")  # the crosswalk's: a table, no geometry
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # PMTiles (a map without a tile server) of the layers a map shows whole: parcels, divisions
 TILED = ("parcels", "divisions")
 MANIFEST = "snapshot.json"  # in each snapshot's folder: its position, files and checksums
@@ -82,10 +85,11 @@ def take_snapshot(
         )
     if formats is None:
         formats = default_formats(dataset)
-    unknown = [f for f in formats if f not in SNAPSHOT_FORMATS]
+    allowed = TABLE_FORMATS if dataset == "crosswalk" else SNAPSHOT_FORMATS[:-1]
+    unknown = [f for f in formats if f not in allowed]
     if unknown or not formats:
         raise InvalidParameter(
-            f"formats are among {', '.join(SNAPSHOT_FORMATS)}", code="unknown_format"
+            f"{dataset}'s formats are among {', '.join(allowed)}", code="unknown_format"
         )
     if keep < 1:
         raise InvalidParameter("keep at least one snapshot", field="keep")
@@ -102,8 +106,14 @@ def take_snapshot(
     staging = home / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        position, features = _write(db, dataset, formats, staging)
-        files = [_described(staging / _file_name(dataset, fmt), fmt) for fmt in formats]
+        if dataset == "crosswalk":
+            position, features, release = _write_release(db, formats, staging)
+        else:
+            (position, features), release = _write(db, dataset, formats, staging), None
+        files = [
+            {**_described(staging / _file_name(dataset, fmt), fmt), **release_of(release)}
+            for fmt in formats
+        ]
         manifest = {"dataset": dataset, "label": label, "position": position}
         (staging / MANIFEST).write_text(
             json.dumps({**manifest, "features": features, "files": files})
@@ -147,7 +157,33 @@ def take_snapshot(
 
 
 def default_formats(dataset: str) -> tuple[str, ...]:
-    return tuple(f for f in SNAPSHOT_FORMATS if f != "pmtiles" or dataset in TILED)
+    if dataset == "crosswalk":
+        return TABLE_FORMATS
+    return tuple(
+        f for f in SNAPSHOT_FORMATS if f != "xlsx" and (f != "pmtiles" or dataset in TILED)
+    )
+
+
+def release_of(release: int | None) -> dict[str, int]:
+    """What a crosswalk snapshot's file says of its release (nothing for other datasets)."""
+    return {} if release is None else {"release": release}
+
+
+def _write_release(db: Database, formats: Sequence[str], into: Path) -> tuple[str, int, int]:
+    """The newest crosswalk release's table (CSV and XLSX), from one snapshot; (its feed
+    position, rows, release number)."""
+    with db.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            position = feed_position(conn)
+            release = partners().latest_release(conn)
+            if release is None:
+                raise NotFound("no crosswalk release yet", code="no_release")
+            rows = partners().write_release(conn, release, into)
+    for fmt in TABLE_FORMATS:
+        if fmt not in formats:
+            (into / _file_name("crosswalk", fmt)).unlink()
+    return position, rows, release
 
 
 def _exists(dataset: str, label: str) -> Conflict:
@@ -195,7 +231,7 @@ def _write(db: Database, dataset: str, formats: Sequence[str], into: Path) -> tu
 
 
 def _file_name(dataset: str, fmt: str) -> str:
-    return f"{dataset}.{'pmtiles' if fmt == 'pmtiles' else FORMATS[fmt].extension}"
+    return f"{dataset}.{fmt if fmt in ('pmtiles', 'xlsx') else FORMATS[fmt].extension}"
 
 
 def sha256_of(path: Path) -> str:
@@ -211,7 +247,8 @@ def _described(path: Path, fmt: str) -> dict[str, Any]:
     return {
         "name": path.name,
         "format": fmt,
-        "media_type": PMTILES_MEDIA_TYPE if fmt == "pmtiles" else FORMATS[fmt].media_type,
+        "media_type": {"pmtiles": PMTILES_MEDIA_TYPE, "xlsx": XLSX}.get(fmt)
+        or FORMATS[fmt].media_type,
         "size": path.stat().st_size,
         "sha256": sha256_of(path),
     }
@@ -280,6 +317,15 @@ def find_snapshot(db: Database, dataset: str, when: str) -> dict[str, Any]:
     return found[0]
 
 
+def new_release(db: Database) -> bool:
+    """Whether a crosswalk release has no snapshot yet."""
+    with db.connect() as conn:
+        release = partners().latest_release(conn)
+    kept = list_snapshots(db, "crosswalk")
+    held = kept[0]["files"][0].get("release") if kept else None
+    return release is not None and release != held
+
+
 @periodic("snapshots", DAILY_UTC)
 def scheduled_snapshots(context: Any, timestamp: int) -> None:
     """The daily snapshot of every dataset, taken by whichever worker is running at 03:00
@@ -287,6 +333,8 @@ def scheduled_snapshots(context: Any, timestamp: int) -> None:
     db, taken = worker_database(), datetime.fromtimestamp(timestamp, UTC)
     failed = []
     for dataset in SNAPSHOT_DATASETS:
+        if dataset == "crosswalk" and not new_release(db):
+            continue  # (a snapshot per release, not one a day of the same)
         try:
             take_snapshot(db, dataset, settings().downloads_folder, now=taken)
         except Exception as exc:  # (reported below, after the other datasets)

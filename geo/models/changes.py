@@ -101,7 +101,7 @@ class DataChangeArea(Base):
     y1: Mapped[float | None] = mapped_column(Float)
 
 
-SNAPSHOT_DATASETS = ("parcels", "guide_plans", "plates", "divisions")
+SNAPSHOT_DATASETS = ("parcels", "guide_plans", "plates", "divisions", "crosswalk")
 
 
 class Snapshot(Base):

@@ -11,9 +11,12 @@ installed, a unit has no partners (geo on its own: a migration, a bare script).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
+
+from geo.errors import NotFound
 
 __all__ = ["NoPartners", "Partners", "codes_json_sql", "install_partners", "partners"]
 
@@ -68,6 +71,15 @@ class Partners(Protocol):
         ``(code, relation)`` pairs, the relations of both links composed."""
         ...
 
+    def latest_release(self, conn: Connection) -> int | None:
+        """The newest published crosswalk release's number (None: none yet)."""
+        ...
+
+    def write_release(self, conn: Connection, release: int, folder: Path) -> int:
+        """Release ``release``'s table into ``folder`` as ``crosswalk.csv`` and
+        ``crosswalk.xlsx`` (a snapshot's files); the number of rows."""
+        ...
+
 
 class NoPartners:
     """No crosswalk: every unit stands alone."""
@@ -104,6 +116,12 @@ class NoPartners:
         self, conn: Connection, run: int, agency: str, codes: Sequence[str], to_agency: str
     ) -> dict[str, list[tuple[str, str]]]:
         return {}
+
+    def latest_release(self, conn: Connection) -> int | None:
+        return None
+
+    def write_release(self, conn: Connection, release: int, folder: Path) -> int:
+        raise NotFound("no crosswalk is installed", code="no_release")
 
 
 def codes_json_sql(units: str) -> str:
