@@ -67,6 +67,7 @@ def get_downloads() -> Response:
             "title": title,
             "title_fa": title_fa,
             "latest": f"{request.url_root}downloads/{name}/latest/" if kept[name] else None,
+            "license": settings().downloads_license,
             "snapshots": kept[name],
         }
         for name, (title, title_fa) in TITLES.items()
@@ -91,7 +92,9 @@ def get_downloads() -> Response:
                 for f in files
             ],
         }
-    return jsonify({"datasets": datasets, "changes": changes})
+    return jsonify(
+        {"license": settings().downloads_license, "datasets": datasets, "changes": changes}
+    )
 
 
 @bp.get("/downloads.atom")
@@ -105,6 +108,7 @@ def get_downloads_atom() -> Response:
     ET.SubElement(feed, "title").text = "tagsim downloads: snapshots and change files"
     ET.SubElement(feed, "link", rel="self", href=f"{root}downloads.atom")
     ET.SubElement(feed, "link", rel="alternate", type="application/json", href=f"{root}downloads")
+    ET.SubElement(feed, "rights").text = settings().downloads_license
     entries: list[tuple[str, ET.Element]] = []
     for snapshot in list_snapshots(app_db()):
         dataset, label = snapshot["dataset"], snapshot["label"]

@@ -127,4 +127,9 @@ def test_the_atom_feed_lists_snapshots_and_change_files(sample_url: str, tmp_pat
     changes = entries[f"urn:tagsim:changes:hourly:{made['sequence']}"]
     (file,) = changes.findall("a:link[@rel='enclosure']", ns)
     assert file.get("title") == f"sha256:{made['sha256']}"
+    # the terms, said once for the feed and for each dataset of the JSON index
+    assert "Restricted" in feed.findtext("a:rights", namespaces=ns)
+    index = client.get("/downloads", headers=auth).json
+    assert index["license"] == feed.findtext("a:rights", namespaces=ns)
+    assert {d["license"] for d in index["datasets"]} == {index["license"]}
     assert client.get("/downloads.atom").status_code == 401

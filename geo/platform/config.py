@@ -20,6 +20,14 @@ def project_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+# The terms /downloads states for every file (an agency's copy is for its own work):
+# aggregated data is confidential (e-Government Interoperability WG, 35th session).
+DOWNLOADS_LICENSE = (
+    "Restricted: for the agencies the dataset's access policy admits, for their own work;"
+    " passing it on needs the owner agency's consent. محرمانه: فقط برای دستگاه‌های مجاز."
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the service and the command line need to know.
@@ -45,6 +53,7 @@ class Settings:
     audit_flush_s: float = AUDIT_FLUSH_S
     behind_front: bool = False  # TAGSIM_BEHIND_FRONT=1: served behind api.front's nginx
     downloads_dir: Path | None = None  # TAGSIM_DOWNLOADS_DIR: snapshots' files
+    downloads_license: str = DOWNLOADS_LICENSE  # TAGSIM_DOWNLOADS_LICENSE: what /downloads says
 
     @property
     def cluster_dir(self) -> Path:
@@ -92,6 +101,7 @@ def settings(env: dict[str, str] | None = None) -> Settings:
         downloads_dir=(
             Path(env["TAGSIM_DOWNLOADS_DIR"]).resolve() if env.get("TAGSIM_DOWNLOADS_DIR") else None
         ),
+        downloads_license=env.get("TAGSIM_DOWNLOADS_LICENSE") or DOWNLOADS_LICENSE,
     )
 
 
