@@ -13,14 +13,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 
-from api.database import app_db
-from api.endpoints import BY_COLLECTION, Text, declare
+from api.database import app_db, get_conn
+from api.endpoints import BY_COLLECTION, Text, declare, json_object
+from api.params import json_body
 from geo.changes.change_files import change_file, change_state, file_state, list_change_files
-from geo.changes.snapshots import XLSX, find_snapshot, list_snapshots
-from geo.errors import NotFound
+from geo.changes.snapshots import XLSX, check_request, find_snapshot, list_snapshots
+from geo.errors import InvalidParameter, NotFound
 from geo.geodata.features.collections import COLLECTIONS, get_collection
-from geo.models.changes import CHANGE_FILE_GRANULARITIES
+from geo.models.changes import CHANGE_FILE_GRANULARITIES, SNAPSHOT_DATASETS
 from geo.platform.config import settings
+from geo.platform.jobs import enqueue, job_state
 
 bp = Blueprint("downloads", __name__)
 
@@ -201,6 +203,55 @@ def get_change_file_state(granularity: str, sequence: int) -> Response:
     response = jsonify(file_state(change_file(app_db(), granularity, sequence)))
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
+
+
+DATASET = Text("dataset", enum=SNAPSHOT_DATASETS)
+
+
+@bp.post("/downloads/<dataset>")
+@declare(
+    service="changes",
+    role="admin",
+    success=202,
+    path=[DATASET],
+    body=json_object(body_required=False, formats={"type": "array", "items": {"type": "string"}}),
+)
+def post_snapshot(dataset: str) -> tuple[Response, int]:
+    """Take a snapshot of ``dataset`` now (an admin's; the workers take one daily): queued
+    as a job, 202 with the job to follow; ``formats`` (default: all of the dataset's)."""
+    body = json_body(required=False)
+    formats = body.get("formats")
+    if formats is not None and not all(isinstance(f, str) for f in formats):
+        raise InvalidParameter("formats is a list of format names", field="formats")
+    check_request(dataset, formats)
+    job_id = enqueue(
+        get_conn(),
+        "tagsim:snapshot",
+        kind="snapshot",
+        dataset=dataset,
+        folder=str(downloads_folder()),
+        formats=formats,
+        by=f"{g.principal.agency} admin",
+    )
+    href = f"{request.url_root}downloads/jobs/{job_id}"
+    return jsonify({"job_id": job_id, "status": "queued", "href": href}), 202
+
+
+@bp.get("/downloads/jobs/<int:job_id>")
+@declare(service="changes", role="admin")
+def get_snapshot_job(job_id: int) -> Response:
+    """How an asked-for snapshot is going: the job's status and, once done, its label."""
+    state = job_state(app_db(), job_id)
+    if state["kind"] != "snapshot":
+        raise NotFound(f"no snapshot job {job_id}", code="unknown_job")
+    return jsonify(
+        {
+            "job_id": job_id,
+            "status": state["status"],
+            "result": state["result"],
+            "message": state["message"],
+        }
+    )
 
 
 @bp.get("/downloads/crosswalk/<when>/<name>")

@@ -328,3 +328,31 @@ def test_a_crosswalk_release_is_snapshotted_once_as_csv_and_xlsx(
     finally:
         with db.begin() as c:
             set_policy(c, "crosswalk", "all", [], public=False)
+
+
+def test_an_admin_asks_for_a_snapshot_and_a_worker_takes_it(
+    sample_url: str, tmp_path: Path
+) -> None:
+    from geo.platform.jobs import run_worker
+
+    db = Database(sample_url)
+    with db.begin() as c:
+        admin = create_key(c, "hf", "admin", "snapshot admin")["key"]
+        reader = create_key(c, "hf", "reader", "snapshot reader")["key"]
+    client = create_app({"DATABASE_URL": sample_url, "DOWNLOADS_DIR": str(tmp_path)}).test_client()
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    refused = client.post("/downloads/plates", headers={"Authorization": f"Bearer {reader}"})
+    assert refused.status_code == 403 and refused.json["code"] == "role_too_low"
+    wrong = client.post("/downloads/plates", json={"formats": ["xlsx"]}, headers=as_admin)
+    assert wrong.status_code == 400 and wrong.json["code"] == "unknown_format"
+    asked = client.post("/downloads/plates", json={"formats": ["gpkg"]}, headers=as_admin)
+    assert asked.status_code == 202
+    job = asked.json["href"].removeprefix("http://localhost")
+    assert client.get(job, headers=as_admin).json["status"] == "todo"
+    run_worker(db, wait=False)
+    done = client.get(job, headers=as_admin).json
+    assert done["status"] == "succeeded", done
+    made = find_snapshot(db, "plates", done["result"]["label"])
+    assert [f["name"] for f in made["files"]] == ["plates.gpkg"]
+    assert made["taken_by"] == "hf admin"
+    assert (tmp_path / "plates" / made["label"] / "plates.gpkg").is_file()

@@ -41,7 +41,7 @@ from geo.geodata.registry.partners import partners
 from geo.models.changes import SNAPSHOT_DATASETS
 from geo.platform.config import settings
 from geo.platform.database import Database
-from geo.platform.jobs import periodic, worker_database
+from geo.platform.jobs import periodic, task, worker_database
 
 __all__ = [
     "DAILY_UTC",
@@ -324,6 +324,34 @@ def new_release(db: Database) -> bool:
     kept = list_snapshots(db, "crosswalk")
     held = kept[0]["files"][0].get("release") if kept else None
     return release is not None and release != held
+
+
+def check_request(dataset: str, formats: Sequence[str] | None) -> None:
+    """Refuse now (not in the job) a snapshot that could never be taken."""
+    if dataset not in SNAPSHOT_DATASETS:
+        raise InvalidParameter(
+            f"dataset is one of {', '.join(SNAPSHOT_DATASETS)}", code="unknown_dataset"
+        )
+    allowed = TABLE_FORMATS if dataset == "crosswalk" else SNAPSHOT_FORMATS[:-1]
+    if formats is not None and (not formats or set(formats) - set(allowed)):
+        raise InvalidParameter(
+            f"{dataset}'s formats are among {', '.join(allowed)}", code="unknown_format"
+        )
+
+
+@task("snapshot")
+def snapshot_job(
+    context: Any, dataset: str, folder: str, formats: list[str] | None = None, by: str = "admin"
+) -> None:
+    """A snapshot an admin asked for (``POST /downloads/{dataset}``), taken by a worker."""
+    db = worker_database()
+    made = take_snapshot(db, dataset, Path(folder), formats=formats, taken_by=by)
+    with db.begin() as conn:
+        conn.execute(
+            text("UPDATE job_progress SET done = 1, total = 1, result = CAST(:r AS jsonb)"
+                 " WHERE job_id = :id"),
+            {"id": context.job.id, "r": json.dumps({"dataset": dataset, "label": made["label"]})},
+        )  # fmt: skip
 
 
 @periodic("snapshots", DAILY_UTC)
