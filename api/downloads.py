@@ -17,7 +17,13 @@ from api.database import app_db, get_conn
 from api.endpoints import BY_COLLECTION, Text, declare, json_object
 from api.params import json_body
 from geo.changes.change_files import change_file, change_state, file_state, list_change_files
-from geo.changes.snapshots import XLSX, check_request, find_snapshot, list_snapshots
+from geo.changes.snapshots import (
+    SNAPSHOT_FORMATS,
+    XLSX,
+    check_request,
+    find_snapshot,
+    list_snapshots,
+)
 from geo.errors import InvalidParameter, NotFound
 from geo.geodata.features.collections import COLLECTIONS, get_collection
 from geo.models.changes import CHANGE_FILE_GRANULARITIES, SNAPSHOT_DATASETS
@@ -214,15 +220,28 @@ DATASET = Text("dataset", enum=SNAPSHOT_DATASETS)
     role="admin",
     success=202,
     path=[DATASET],
-    body=json_object(body_required=False, formats={"type": "array", "items": {"type": "string"}}),
+    body=json_object(
+        body_required=False,
+        formats={
+            "type": "array",
+            "items": {"type": "string", "enum": list(SNAPSHOT_FORMATS)},
+            "minItems": 1,
+        },
+    ),
 )
 def post_snapshot(dataset: str) -> tuple[Response, int]:
     """Take a snapshot of ``dataset`` now (an admin's; the workers take one daily): queued
     as a job, 202 with the job to follow; ``formats`` (default: all of the dataset's)."""
     body = json_body(required=False)
     formats = body.get("formats")
-    if formats is not None and not all(isinstance(f, str) for f in formats):
-        raise InvalidParameter("formats is a list of format names", field="formats")
+    if formats is not None and (
+        not isinstance(formats, list) or not all(f in SNAPSHOT_FORMATS for f in formats)
+    ):
+        raise InvalidParameter(
+            f"formats is a list among {', '.join(SNAPSHOT_FORMATS)}",
+            field="formats",
+            code="unknown_format",
+        )
     check_request(dataset, formats)
     job_id = enqueue(
         get_conn(),

@@ -48,8 +48,8 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
         raise InvalidParameter(_TOO_DEEP, field="body", code="too_deep") from None
     if _depth(body) > MAX_DEPTH:
         raise InvalidParameter(_TOO_DEEP, field="body", code="too_deep")
-    if body is None and not required:
-        return {}
+    if body is None and not required and not request.get_data(cache=True).strip():
+        return {}  # (absent; a body that is there but no JSON is refused below)
     if not isinstance(body, dict):
         raise InvalidParameter("send a JSON object", field="body")
     # The body decoded as UTF-8: only a \u escape can bring in a lone surrogate or a NUL

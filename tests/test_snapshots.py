@@ -344,7 +344,9 @@ def test_an_admin_asks_for_a_snapshot_and_a_worker_takes_it(
     refused = client.post("/downloads/plates", headers={"Authorization": f"Bearer {reader}"})
     assert refused.status_code == 403 and refused.json["code"] == "role_too_low"
     wrong = client.post("/downloads/plates", json={"formats": ["xlsx"]}, headers=as_admin)
-    assert wrong.status_code == 400 and wrong.json["code"] == "unknown_format"
+    assert wrong.status_code == 422 and wrong.json["code"] == "format_not_offered"
+    unknown = client.post("/downloads/plates", json={"formats": ["shp"]}, headers=as_admin)
+    assert unknown.status_code == 400
     asked = client.post("/downloads/plates", json={"formats": ["gpkg"]}, headers=as_admin)
     assert asked.status_code == 202
     job = asked.json["href"].removeprefix("http://localhost")

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from geo.changes.feed import feed_position
-from geo.errors import Conflict, InvalidParameter, NotFound
+from geo.errors import Conflict, InvalidParameter, NotFound, ValidationError
 from geo.geodata.features.collections import get_collection
 from geo.geodata.features.downloads import FORMATS, csv_chunks, write_file
 from geo.geodata.features.query import FeatureQuery
@@ -334,8 +334,10 @@ def check_request(dataset: str, formats: Sequence[str] | None) -> None:
         )
     allowed = TABLE_FORMATS if dataset == "crosswalk" else SNAPSHOT_FORMATS[:-1]
     if formats is not None and (not formats or set(formats) - set(allowed)):
-        raise InvalidParameter(
-            f"{dataset}'s formats are among {', '.join(allowed)}", code="unknown_format"
+        raise ValidationError(  # (well-formed names: not ones this dataset is made in)
+            f"{dataset}'s formats are among {', '.join(allowed)}",
+            code="format_not_offered",
+            field="formats",
         )
 
 
