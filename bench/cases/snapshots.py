@@ -25,7 +25,7 @@ import pyogrio
 from shapely.geometry import box
 from sqlalchemy import create_engine, text
 
-from bench.cases.serving import _load
+from bench.cases.serving import _load, _wanted
 from bench.datasets import pg_dsn
 from bench.harness import Outcome, pair
 from geo.changes.change_files import write_change_file
@@ -108,11 +108,17 @@ BASELINES: dict[str, tuple[str, Any]] = {
 SUFFIX = {"gpkg": "gpkg", "fgb": "fgb", "csv": "csv", "parquet": "parquet", "pmtiles": "pmtiles"}
 
 
+def _cases(dataset: str, quick: bool) -> list[str]:
+    """The formats measured on ``dataset``: ``BENCH_SHAPES`` picks among the case names
+    (``snapshot gpkg [tiling]``, ``change file``) by parts of them."""
+    formats = ("gpkg", "pmtiles") if quick else tuple(BASELINES)
+    return [f for f, _ in _wanted([(f"snapshot {f} [{dataset}]", None) for f in formats])]
+
+
 def _formats(url: str, folder: Path, dataset: str, parcels: int, quick: bool) -> list[Outcome]:
     db, outcomes = Database(url), []
-    for fmt, (name, baseline) in BASELINES.items():
-        if quick and fmt not in ("gpkg", "pmtiles"):
-            continue
+    for fmt in _cases(dataset, quick):
+        name, baseline = BASELINES[fmt]
         sizes: dict[str, int] = {}
 
         def ours(fmt: str = fmt, sizes: dict[str, int] = sizes) -> None:
@@ -205,8 +211,11 @@ def run(url: str, quick: bool) -> list[Outcome]:
     with tempfile.TemporaryDirectory(prefix="tagsim-bench-snapshots-") as tmp:
         folder = Path(tmp)
         for dataset in ("generator",) if quick else ("generator", "tiling"):
+            if not _cases(dataset, quick):
+                continue
             parcels = _load(url, quick, dataset)
             print(f"  {dataset}: {parcels} parcels", flush=True)
             outcomes += _formats(url, folder, dataset, parcels, quick)
-        outcomes.append(_change_file(url, folder, quick))
+        if _wanted([("change file", None)]):
+            outcomes.append(_change_file(url, folder, quick))
     return outcomes
