@@ -112,7 +112,7 @@ def _cases(dataset: str, quick: bool) -> list[str]:
     """The formats measured on ``dataset``: ``BENCH_SHAPES`` picks among the case names
     (``snapshot gpkg [tiling]``, ``change file``) by parts of them."""
     formats = ("gpkg", "pmtiles") if quick else tuple(BASELINES)
-    return [f for f, _ in _wanted([(f"snapshot {f} [{dataset}]", None) for f in formats])]
+    return [f for _, f in _wanted([(f"snapshot {f} [{dataset}]", f) for f in formats])]
 
 
 def _formats(url: str, folder: Path, dataset: str, parcels: int, quick: bool) -> list[Outcome]:
