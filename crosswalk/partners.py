@@ -200,9 +200,10 @@ class CrosswalkPartners:
     def write_release(self, conn: Connection, release: int, folder: Path) -> int:
         """The release's table as the export gives it (one row per MOI unit)."""
         from crosswalk.export import export_rows, to_csv, to_xlsx
-        from crosswalk.release import run_of_release
 
-        run = run_of_release(conn, release)
+        run = conn.execute(
+            text("SELECT run_id FROM crosswalk_release WHERE number = :n"), {"n": release}
+        ).scalar_one()
         rows = list(export_rows(conn, run))
         with (folder / "crosswalk.csv").open("w", encoding="utf-8", newline="") as out:
             for chunk in to_csv(iter(rows)):

@@ -36,6 +36,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "geo.platform",
         "geo.geodata",
         "geo.access",
+        "geo.changes",  # (a collection links its latest snapshot's files)
         "api.parameters",
     },
     "api": {

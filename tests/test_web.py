@@ -268,7 +268,7 @@ def test_a_reader_sees_only_what_the_key_allows(site: dict[str, Any], browser: A
     visible = tab.eval_on_selector_all(
         "#tabs button", "bs => bs.filter(b => !b.hidden).map(b => b.dataset.tab)"
     )
-    assert visible == ["map", "changes", "tables"]  # (tables: a reader of divisions)
+    assert visible == ["map", "changes", "tables", "downloads"]  # (tables: a reader of divisions)
     assert "sci" in tab.inner_text("#who")
     tab.goto(site["base"] + "/")  # the key stays for the session, not in the URL
     tab.wait_for_selector("#map canvas")

@@ -43,8 +43,8 @@ def write_pmtiles(conn: Connection, q: FeatureQuery, path: Path) -> int:
     written = 0
     # generate_series' guess (1,000 tiles a feature) makes the plan look huge, and JIT then
     # spent ~1 s compiling each zoom's statement, for 1,000 parcels as for a million
-    if conn.in_transaction():
-        conn.execute(text("SET LOCAL jit = off"))
+    if conn.in_transaction():  # (on the driver: the connection may be set to stream)
+        conn.connection.driver_connection.execute("SET LOCAL jit = off")  # type: ignore[union-attr]
     bounds = conn.execute(
         text(
             f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
