@@ -15,17 +15,20 @@ from geo.changes.plate_notices import apply_notice
 from geo.platform.database import Database
 
 
-def _notice(n: int) -> bytes:
+def notice(n: int, unit: str = "77") -> bytes:
+    """A plate notice of ``n`` new plates of registration unit ``unit``."""
     lines = ["unit,main,sub,wkt"]
     for i in range(n):
         lon, lat = 50 + (i % 500) * 0.01, 33 + (i // 500) * 0.01
-        lines.append(f'77,{i // 100},{i % 100},"{box(lon, lat, lon + 0.0004, lat + 0.0004).wkt}"')
+        lines.append(
+            f'{unit},{i // 100},{i % 100},"{box(lon, lat, lon + 0.0004, lat + 0.0004).wkt}"'
+        )
     return ("\n".join(lines) + "\n").encode()
 
 
 def run(url: str, quick: bool) -> list[Outcome]:
     n = 5_000 if quick else 100_000
-    apply_notice(Database(url), _notice(n), "bench notice")
+    apply_notice(Database(url), notice(n), "bench notice")
     with Database(url).begin() as c:
         key = create_key(c, "sci", "reader", "bench feed")["key"]
     client = create_app({"DATABASE_URL": url, "RATE_LIMIT": "100000000 per minute"}).test_client()

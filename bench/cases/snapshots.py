@@ -22,9 +22,9 @@ import geopandas as gpd
 import psycopg
 import pyarrow as pa
 import pyogrio
-from shapely.geometry import box
 from sqlalchemy import create_engine, text
 
+from bench.cases.feed import notice
 from bench.cases.serving import _load, _wanted
 from bench.datasets import pg_dsn
 from bench.harness import Outcome, pair
@@ -152,20 +152,12 @@ def _formats(url: str, folder: Path, dataset: str, parcels: int, quick: bool) ->
     return outcomes
 
 
-def _notice(n: int) -> bytes:
-    lines = ["unit,main,sub,wkt"]
-    for i in range(n):
-        lon, lat = 50 + (i % 500) * 0.01, 33 + (i // 500) * 0.01
-        lines.append(f'78,{i // 100},{i % 100},"{box(lon, lat, lon + 4e-4, lat + 4e-4).wkt}"')
-    return ("\n".join(lines) + "\n").encode()
-
-
 def _change_file(url: str, folder: Path, quick: bool) -> Outcome:
     """A day of ``CHANGES`` plate changes written as the day's file, again each round."""
     db = Database(url)
     n = 1_000 if quick else CHANGES
     take_snapshot(db, "plates", folder / "ours", formats=["csv"], keep=1, now=_moment())
-    apply_notice(db, _notice(n), "bench day")
+    apply_notice(db, notice(n, unit="78"), "bench day")
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
 
     def again() -> None:

@@ -85,7 +85,7 @@ def take_snapshot(
         )
     if formats is None:
         formats = default_formats(dataset)
-    allowed = TABLE_FORMATS if dataset == "crosswalk" else SNAPSHOT_FORMATS[:-1]
+    allowed = offered_formats(dataset)
     unknown = [f for f in formats if f not in allowed]
     if unknown or not formats:
         raise InvalidParameter(
@@ -154,6 +154,12 @@ def take_snapshot(
         raise
     _prune(db, dataset, folder, keep)
     return dict(row)
+
+
+def offered_formats(dataset: str) -> tuple[str, ...]:
+    """What ``dataset`` can be written in: a table (the crosswalk) as CSV and XLSX, a layer
+    in every feature format."""
+    return TABLE_FORMATS if dataset == "crosswalk" else SNAPSHOT_FORMATS[:-1]
 
 
 def default_formats(dataset: str) -> tuple[str, ...]:
@@ -332,7 +338,7 @@ def check_request(dataset: str, formats: Sequence[str] | None) -> None:
         raise InvalidParameter(
             f"dataset is one of {', '.join(SNAPSHOT_DATASETS)}", code="unknown_dataset"
         )
-    allowed = TABLE_FORMATS if dataset == "crosswalk" else SNAPSHOT_FORMATS[:-1]
+    allowed = offered_formats(dataset)
     if formats is not None and (not formats or set(formats) - set(allowed)):
         raise ValidationError(  # (well-formed names: not ones this dataset is made in)
             f"{dataset}'s formats are among {', '.join(allowed)}",

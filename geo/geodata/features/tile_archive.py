@@ -20,7 +20,7 @@ from pmtiles.writer import Writer
 from sqlalchemy import Connection, text
 
 from geo.geodata.features.query import FeatureQuery
-from geo.geodata.features.tiles import BUFFER, EXTENT
+from geo.geodata.features.tiles import BUFFER, EXTENT, tile_columns, tile_geometry
 
 __all__ = ["PMTILES_MEDIA_TYPE", "max_zoom_of", "write_pmtiles"]
 
@@ -80,12 +80,7 @@ def write_pmtiles(conn: Connection, q: FeatureQuery, path: Path) -> int:
 def _zoom_sql(q: FeatureQuery, where: str, z: int) -> str:
     c = q.collection
     props = [name for name, _, _ in c.properties if name in c.tile_properties]
-    exprs = ", ".join(
-        f"{expr} AS {name}" for name, expr, _ in c.properties if name in c.tile_properties
-    )
-    geometry = c.geometry
-    if not c.versioned:  # divisions: simplified to about a pixel, as the served tiles
-        geometry = f"ST_Simplify({geometry}, {360.0 / (1 << z) / EXTENT})"
+    exprs, geometry = tile_columns(c), tile_geometry(c, z)  # (as the served tiles)
     width = 2 * HALF / (1 << z)
     last = (1 << z) - 1
     row = ", ".join(f"m.{p}" for p in ["id", *props, "geom"])

@@ -19,7 +19,15 @@ from geo.geodata.features.query import FeatureQuery
 from geo.geodata.features.tile_cache import TileCache
 from geo.platform.database import read_row
 
-__all__ = ["MAX_ZOOM", "Tile", "parcel_tile_cache", "tile", "tile_sql"]
+__all__ = [
+    "MAX_ZOOM",
+    "Tile",
+    "parcel_tile_cache",
+    "tile",
+    "tile_columns",
+    "tile_geometry",
+    "tile_sql",
+]
 
 MAX_ZOOM = 22
 EXTENT = 4096
@@ -43,15 +51,25 @@ def _check(z: int, x: int, y: int) -> None:
         )
 
 
+def tile_columns(c: Collection) -> str:
+    """The properties a tile of ``c`` carries, as SQL select items."""
+    return ", ".join(
+        f"{expr} AS {name}" for name, expr, _ in c.properties if name in c.tile_properties
+    )
+
+
+def tile_geometry(c: Collection, z: int) -> str:
+    """``c``'s geometry as zoom ``z``'s tiles draw it (EPSG:4326): divisions' boundaries
+    simplified to about a pixel."""
+    if c.versioned:
+        return c.geometry
+    return f"ST_Simplify({c.geometry}, {360.0 / (1 << z) / EXTENT})"
+
+
 def tile_sql(c: Collection, where: str, z: int) -> str:
     """The statement making one tile of ``c`` (parameters ``z``, ``x``, ``y``, ``margin``,
     ``layer`` and those of ``where``); the bench's thin wrapper runs it too."""
-    props = ", ".join(
-        f"{expr} AS {name}" for name, expr, _ in c.properties if name in c.tile_properties
-    )
-    geometry = c.geometry
-    if not c.versioned:  # divisions: boundaries simplified to about a pixel
-        geometry = f"ST_Simplify({geometry}, {360.0 / (1 << z) / EXTENT})"
+    props, geometry = tile_columns(c), tile_geometry(c, z)
     return f"""
         WITH box AS (
             SELECT ST_TileEnvelope(:z, :x, :y) AS env,
