@@ -129,12 +129,22 @@ def _rows(response: Response) -> int | None:
     return 1
 
 
+# On every answer, unless its view set its own (e.g. a tile's Cache-Control).
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'self'"),
+    ("Cache-Control", "no-store"),
+)
+
+
 def _after(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Content-Security-Policy", "default-src 'self'")
-    response.headers.setdefault("Cache-Control", "no-store")
+    headers = response.headers
+    present = {name.lower() for name, _ in headers.items()}
+    for name, value in _SECURITY_HEADERS:
+        if name.lower() not in present:
+            headers.add(name, value)
     origins = current_app.config.get("CORS_ORIGINS") or []
     origin = request.headers.get("Origin")
     if origin and origin in origins:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,11 +40,17 @@ class OgcRequest:
         tail = f"?{urlencode({k: str(v) for k, v in query.items()})}" if query else ""
         return f"{self.root}{path.lstrip('/')}{tail}"
 
+    @cached_property
+    def _encoded_args(self) -> dict[str, str]:
+        """Each query parameter as ``name=value``, encoded once (a page writes its URL with
+        one parameter changed for each of its links: ~10 µs each to encode the whole)."""
+        return {k: urlencode({k: v}) for k, v in self.args.items()}
+
     def this_page(self, **changes: Any) -> str:
         """This request's URL with some query parameters changed."""
-        args = dict(self.args)
-        args.update({k: str(v) for k, v in changes.items()})
-        return f"{self.url}?{urlencode(args)}"
+        parts = dict(self._encoded_args)
+        parts.update({k: urlencode({k: str(v)}) for k, v in changes.items()})
+        return f"{self.url}?{'&'.join(parts.values())}"
 
 
 @dataclass

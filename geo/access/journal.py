@@ -25,7 +25,6 @@ moves it again (at least once, never lost).
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import threading
@@ -34,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from geo.platform.config import AUDIT_FLUSH_S
@@ -101,10 +101,9 @@ class AuditJournal:
     # -- the request side ----------------------------------------------------------------
     def append(self, entry: dict[str, Any]) -> None:
         """Keep one audit row (a `geo.access.control.audit_entry`), stamped with the time now."""
-        line = json.dumps(
-            {**entry, "at": entry.get("at") or datetime.now(UTC).isoformat()},
-            ensure_ascii=False,
-        )
+        line = orjson.dumps(  # (UTF-8, not escaped: Persian stays as typed)
+            {**entry, "at": entry.get("at") or datetime.now(UTC).isoformat()}
+        ).decode()
         with self._lock:
             self._ensure_open()
             assert self._file is not None
