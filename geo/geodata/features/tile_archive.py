@@ -69,6 +69,8 @@ def write_pmtiles(conn: Connection, q: FeatureQuery, path: Path) -> int:
                 {**params, "z": z, "layer": c.id, "margin": BUFFER / EXTENT},
             )
             for x, y, data in rows:
+                if not data:  # every feature clipped away (ST_AsMVT leaves NULLs out)
+                    continue
                 writer.write_tile(zxy_to_tileid(z, x, y), gzip.compress(bytes(data), mtime=0))
                 written += 1
         if written == 0:  # (a reader needs one tile at least: an empty one)
@@ -78,6 +80,9 @@ def write_pmtiles(conn: Connection, q: FeatureQuery, path: Path) -> int:
 
 
 def _zoom_sql(q: FeatureQuery, where: str, z: int) -> str:
+    """Every tile of zoom ``z`` as (x, y, MVT); a tile whose features all clipped away is
+    empty (no "WHERE geom IS NOT NULL": pushed into the scan, it ran ST_AsMVTGeom twice;
+    see `tiles.tile_sql`)."""
     c = q.collection
     props = [name for name, _, _ in c.properties if name in c.tile_properties]
     exprs, geometry = tile_columns(c), tile_geometry(c, z)  # (as the served tiles)
@@ -102,7 +107,6 @@ def _zoom_sql(q: FeatureQuery, where: str, z: int) -> str:
         )
         SELECT m.x, m.y, ST_AsMVT(feature, :layer, {EXTENT}, 'geom', 'id')
         FROM m CROSS JOIN LATERAL (SELECT {row}) feature
-        WHERE m.geom IS NOT NULL
         GROUP BY m.x, m.y
         """
 

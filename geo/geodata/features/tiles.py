@@ -70,6 +70,10 @@ def tile_sql(c: Collection, where: str, z: int) -> str:
     """The statement making one tile of ``c`` (parameters ``z``, ``x``, ``y``, ``margin``,
     ``layer`` and those of ``where``); the bench's thin wrapper runs it too."""
     props, geometry = tile_columns(c), tile_geometry(c, z)
+    # No "WHERE geom IS NOT NULL" on the features: ST_AsMVT leaves out a feature whose
+    # clipped geometry is NULL by itself, and PostgreSQL pushed that filter down into the
+    # scan, so ST_AsMVTGeom ran twice per feature (a z14 tile of a tiling 11.4 -> 7.0 ms;
+    # the tiles are byte for byte the same).
     return f"""
         WITH box AS (
             SELECT ST_TileEnvelope(:z, :x, :y) AS env,
@@ -84,7 +88,7 @@ def tile_sql(c: Collection, where: str, z: int) -> str:
             WHERE {where} AND {c.geometry} && box.env4326
         )
         SELECT coalesce(ST_AsMVT(mvt, :layer, {EXTENT}, 'geom', 'id'), '')
-        FROM mvt WHERE geom IS NOT NULL
+        FROM mvt
         """
 
 
