@@ -4,8 +4,10 @@ Query parameters are declared with each endpoint and read by `api.endpoints.arg`
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import orjson
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -43,7 +45,7 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     object of valid Unicode, nested at most ``MAX_DEPTH`` deep (400 ``too_deep``)."""
     read_body()  # (413 when the body passes the endpoint's limit, before any parsing)
     try:
-        body = request.get_json(silent=True)
+        body = _parsed_json()
     except RecursionError:  # (the parser's own limit, far beyond ours)
         raise InvalidParameter(_TOO_DEEP, field="body", code="too_deep") from None
     if _depth(body) > MAX_DEPTH:
@@ -56,6 +58,25 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     if b"\\u" not in request.get_data(cache=True):
         return body
     return _clean_json(body, "body")
+
+
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def _parsed_json() -> Any:
+    """The body as Flask's ``get_json(silent=True)`` reads it (``None`` unless the request
+    is JSON), parsed by orjson (~10× faster). What orjson refuses (non-UTF-8, NaN, a lone
+    surrogate, deep nesting) or might read otherwise (an integer past 64 bits) is left to
+    Flask's parser, so the answer is the same either way."""
+    if not request.is_json:
+        return None
+    data = request.get_data(cache=True)
+    if _LONG_NUMBER.search(data) is None:  # (orjson reads an integer past 64 bits as a float)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return request.get_json(silent=True)
 
 
 def form_flag(name: str) -> bool:

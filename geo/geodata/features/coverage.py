@@ -8,6 +8,7 @@ are cut in lon/lat (``ST_Intersection``), exact for plots of a few km².
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -147,9 +148,10 @@ FROM plot, covered
 """
 
 
+@functools.lru_cache(maxsize=64)
 def overlay_sql(parcel_valid: str, plan_valid: str, crosswalk: Partners) -> str:
     """The overlay statement for the validity conditions given, its villages' codes in
-    every agency read through ``crosswalk``."""
+    every agency read through ``crosswalk`` (written once per set of arguments: ~50 µs)."""
     return OVERLAY_SQL.format(
         parcel_valid=parcel_valid,
         plan_valid=plan_valid,

@@ -206,6 +206,9 @@ def _nested_numbers(value: Any, depth: int) -> bool:
 
 
 def _build(geometry: dict[str, Any]) -> BaseGeometry:
+    built = _built_at_once(geometry)
+    if built is not None:
+        return built
     try:
         return shape(geometry)
     except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
@@ -215,6 +218,31 @@ def _build(geometry: dict[str, Any]) -> BaseGeometry:
     raise ValidationError(
         f"the plot is not a valid polygon: {reason}", code="invalid_geometry", reason=reason
     )
+
+
+def _built_at_once(geometry: dict[str, Any]) -> BaseGeometry | None:
+    """The common plot — flat (x, y) rings of four or more positions, each closed — built
+    from arrays in one call (``shape`` builds each ring as an object: ~0.1 ms for a round
+    plot); anything else (``None``) is left to ``shape`` and its errors."""
+    coordinates = geometry["coordinates"]
+    polygons = [coordinates] if geometry["type"] == "Polygon" else coordinates
+    built = []
+    for rings in polygons:
+        if not rings:
+            return None
+        try:
+            arrays = [np.asarray(ring, dtype=float) for ring in rings]
+        except ValueError:  # (positions of 2 and 3 numbers mixed)
+            return None
+        for ring in arrays:
+            if ring.ndim != 2 or ring.shape[0] < 4 or ring.shape[1] != 2:
+                return None
+            if not (ring[0] == ring[-1]).all():
+                return None
+        built.append(shapely.polygons(arrays[0], holes=arrays[1:] or None))
+    if geometry["type"] == "Polygon":
+        return built[0]  # type: ignore[no-any-return]
+    return shapely.multipolygons(built) if built else None
 
 
 def _check_size(geom: BaseGeometry) -> None:

@@ -22,7 +22,10 @@ __all__ = ["NoPartners", "Partners", "codes_json_sql", "install_partners", "part
 
 
 class Partners(Protocol):
-    """What geo may ask of the crosswalk."""
+    """What geo may ask of the crosswalk (hashable: statements written through it are
+    kept per partner source)."""
+
+    def __hash__(self) -> int: ...
 
     def latest_run_sql(self) -> str:
         """A scalar SQL expression for the run that answers (NULL: none), to embed."""
