@@ -72,7 +72,8 @@ plot AS (
     SELECT g, ST_Area(g::geography) AS m2 FROM (SELECT ST_GeomFromWKB(:plot, 4326) AS g) p),
 editions AS (
     SELECT * FROM ({IN_FORCE_SQL}) e WHERE agency IN ({sql_in(LINK_AGENCIES)})),
-parcels AS (
+parcels AS MATERIALIZED (  -- (hit_parcels' filter on overlap_m2 would
+    -- be pushed into the scan: each parcel's intersection computed twice)
     SELECT t.id, t.village_agency, t.village_code, t.parcel_no, t.land_use, t.upload_id,
            t.valid_from, t.geom,
            ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, plot.g), 3)::geography)
@@ -80,7 +81,7 @@ parcels AS (
            ST_Area(t.geom::geography) AS parcel_m2
     FROM parcel t, plot
     WHERE t.geom && plot.g AND ST_Intersects(t.geom, plot.g) AND {{parcel_valid}}),
-plans AS (
+plans AS MATERIALIZED (
     SELECT t.id, t.village_agency, t.village_code, t.plan_year, t.valid_from, t.zone,
            ST_Area(ST_CollectionExtract(ST_Intersection(t.zone, plot.g), 3)::geography)
              AS overlap_m2,
