@@ -8,7 +8,9 @@ database and table, and is loaded from 127.0.0.1 only, for a bounded time, at co
 Shapes: items by bbox (one village's extent, ``limit=500``), one item by id, a village's
 parcels (``village=hf:CODE``, ``limit=1000``), MVT tiles at zoom 14 over villages, coverage
 of a 2–5 ha round plot; each at concurrency 8 and 1, on two maps: the generator's
-(parcels apart) and the tiling (:mod:`bench.tiling`, neighbours sharing edges).
+(parcels apart) and the tiling (:mod:`bench.tiling`, neighbours sharing edges). One item by
+id is also asked of the thin wrapper's query behind a bare Flask route (`bench.thin_flask`):
+the floor a Flask app stands on.
 """
 
 from __future__ import annotations
@@ -459,10 +461,17 @@ def _outcome(
 
 
 def _shapes(
-    ours: str, cold: str, thin: str, key: str, villages: list[tuple[Any, ...]], ids: list[int]
+    ours: str,
+    cold: str,
+    thin: str,
+    key: str,
+    villages: list[tuple[Any, ...]],
+    ids: list[int],
+    floor: str | None = None,
 ) -> list[tuple[str, list[tuple[str, str, list[str], str, list[str] | None]]]]:
     """Each request shape: its name and (label, base, paths, key, bodies) per server
-    (``cold``: tagsim without its tile cache)."""
+    (``cold``: tagsim without its tile cache; ``floor``: the thin wrapper's item query
+    behind a bare Flask route, `bench.thin_flask`)."""
     items = [f"?bbox={x0},{y0},{x1},{y1}&limit=500" for x0, y0, x1, y1, *_ in villages]
     codes = [v[6] for v in villages]
     tiles = sorted({_tile(v[4], v[5], 14) for v in villages})
@@ -483,6 +492,7 @@ def _shapes(
             [
                 ("tagsim", ours, [f"/collections/parcels/items/{i}" for i in ids], key, None),
                 ("thin", thin, [f"/items/{i}" for i in ids], "", None),
+                *([("flask", floor, [f"/items/{i}" for i in ids], "", None)] if floor else []),
             ],
         ),
         (
@@ -555,13 +565,17 @@ def run(url: str, quick: bool) -> list[Outcome]:
         size = {"dataset": dataset, "parcels": parcels, "villages": len(villages)}
         print(f"  {dataset}: {parcels} parcels", flush=True)
         ours_port, cold_port, thin_port = _free_port(), _free_port(), _free_port()
+        floor_port = _free_port()
         uncached = {**env, "TAGSIM_TILE_CACHE_MB": "0"}
         with (
             _gunicorn(VENV_BIN, "api.app:create_app()", env, "/healthz", ours_port) as ours,
             _gunicorn(VENV_BIN, "api.app:create_app()", uncached, "/healthz", cold_port) as cold,
             _gunicorn(VENV_BIN, "bench.thin:app", env, "/items?bbox=0,0,0,0", thin_port) as thin,
+            _gunicorn(
+                VENV_BIN, "bench.thin_flask:app", env, f"/items/{ids[0]}", floor_port
+            ) as floor,
         ):
-            shapes = _wanted(_shapes(ours, cold, thin, key, villages, ids))
+            shapes = _wanted(_shapes(ours, cold, thin, key, villages, ids, floor))
             if dataset == "generator" and shapes and shapes[0][0] == "items by bbox":
                 outcomes += _against_pygeoapi(url, shapes[0][1], rounds, seconds, size)
             for concurrency in (CONCURRENCY,) if quick else (CONCURRENCY, 1):
@@ -569,6 +583,11 @@ def run(url: str, quick: bool) -> list[Outcome]:
                     case = f"{shape} vs thin [{dataset}, c={concurrency}]"
                     results = _rounds(case, servers, rounds, seconds, concurrency)
                     outcomes.append(_outcome(case, results, "tagsim", "thin", size, concurrency))
+                    if "flask" in results:  # what a bare Flask route reaches on this shape
+                        floor_case = f"{shape}, bare Flask vs thin [{dataset}, c={concurrency}]"
+                        outcomes.append(
+                            _outcome(floor_case, results, "flask", "thin", size, concurrency)
+                        )
             if dataset == "generator" and not os.environ.get("BENCH_SHAPES"):
                 *_, lon, lat, _code, _id = villages[0]
                 picture = plot(sweep(ours, thin, key, lon, lat), "quick" if quick else "full")
