@@ -72,8 +72,9 @@ plot AS (
     SELECT g, ST_Area(g::geography) AS m2 FROM (SELECT ST_GeomFromWKB(:plot, 4326) AS g) p),
 editions AS (
     SELECT * FROM ({IN_FORCE_SQL}) e WHERE agency IN ({sql_in(LINK_AGENCIES)})),
-parcels AS MATERIALIZED (  -- (hit_parcels' filter on overlap_m2 would
-    -- be pushed into the scan: each parcel's intersection computed twice)
+-- (parcels and plans MATERIALIZED: else hit_parcels' filter on overlap_m2 is pushed into
+-- the scan and each intersection and its area are computed twice)
+parcels AS MATERIALIZED (
     SELECT t.id, t.village_agency, t.village_code, t.parcel_no, t.land_use, t.upload_id,
            t.valid_from, t.geom,
            ST_Area(ST_CollectionExtract(ST_Intersection(t.geom, plot.g), 3)::geography)
